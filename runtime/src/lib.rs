@@ -1,0 +1,39 @@
+//! wasmtel host runtime: loads OpenTelemetry processor components
+//! (`wasmtel:plugin` WIT world) into a hermetic wasmtime sandbox and runs OTLP
+//! batches through them under per-plugin limits and an error policy.
+//!
+//! ```no_run
+//! use wasmtel_runtime::{Runtime, PluginConfig, Signal, ComponentSource};
+//! # fn main() -> anyhow::Result<()> {
+//! let runtime = Runtime::new(Default::default())?;
+//! let plugin = runtime.load_plugin(
+//!     "redact",
+//!     ComponentSource::Path("redact.wasm".into()),
+//!     PluginConfig::default(),
+//! )?;
+//! let outcome = plugin.process(Signal::Traces, &[], None)?;
+//! # Ok(()) }
+//! ```
+
+mod bindings;
+mod cache;
+pub mod config;
+mod error;
+mod host;
+pub mod inspect;
+mod manifest;
+pub mod metrics;
+pub mod otlp;
+mod plugin;
+mod runtime;
+
+pub use config::{Grants, Limits, OnError, PluginConfig, RuntimeConfig};
+pub use error::{FailureKind, LoadError, ProcessError};
+pub use manifest::Manifest;
+pub use metrics::MetricsSnapshot;
+pub use otlp::Signal;
+pub use plugin::{Outcome, Plugin};
+pub use runtime::{ComponentSource, LoadedComponent, Runtime};
+
+/// The `wasmtel:plugin` WIT package version this runtime implements.
+pub const WIT_VERSION: &str = "0.1.0";

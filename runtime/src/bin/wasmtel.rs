@@ -1,1 +1,267 @@
-fn main() {}
+//! `wasmtel`: run and inspect processor components locally, before deploying them.
+//!
+//! Exit codes: 0 success; 1 the batch failed in the plugin; 2 bad usage, input
+//! or configuration; 3 the component could not be loaded.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use wasmtel_runtime::inspect::Inspection;
+use wasmtel_runtime::otlp::{count_items, json_to_protobuf, protobuf_to_json};
+use wasmtel_runtime::{ComponentSource, LoadError, OnError, Outcome, PluginConfig, Runtime, RuntimeConfig, Signal};
+
+#[derive(Parser)]
+#[command(name = "wasmtel", version, about = "Run and inspect sandboxed OpenTelemetry processor components")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Do not use or fill the precompiled-component cache.
+    #[arg(long, global = true)]
+    no_cache: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one OTLP batch through a component and print the result as OTLP/JSON.
+    Run(RunArgs),
+    /// Show a component's manifest, digest, imports, exports and grants.
+    Inspect {
+        component: PathBuf,
+        /// Plugin settings whose `grants` to show (YAML or JSON).
+        #[arg(long)]
+        plugin_config: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    component: PathBuf,
+    /// The guest's config: a YAML/JSON file or inline JSON.
+    #[arg(long)]
+    config: Option<String>,
+    /// Host-side plugin settings (limits, on_error, grants, quarantine_dir) as YAML or JSON.
+    #[arg(long)]
+    plugin_config: Option<PathBuf>,
+    #[arg(long, default_value = "traces")]
+    signal: Signal,
+    /// OTLP/JSON (`.json`) or OTLP/protobuf (any other extension) request.
+    #[arg(long)]
+    input: PathBuf,
+    /// Write the output here as OTLP/protobuf instead of printing JSON.
+    #[arg(long)]
+    output_pb: Option<PathBuf>,
+    #[arg(long, value_enum)]
+    on_error: Option<OnErrorArg>,
+    /// Per-batch time limit, e.g. `200ms`.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    timeout: Option<Duration>,
+    /// Print the plugin's metrics (JSON) to stderr after the run.
+    #[arg(long)]
+    metrics: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum OnErrorArg {
+    Pass,
+    Drop,
+    Fail,
+}
+
+/// An error with the exit code it maps to.
+struct Failure(u8, anyhow::Error);
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(error: E) -> Self {
+        let error = error.into();
+        let code = if error.downcast_ref::<LoadError>().is_some() {
+            3
+        } else if error.downcast_ref::<wasmtel_runtime::ProcessError>().is_some() {
+            1
+        } else {
+            2
+        };
+        Failure(code, error)
+    }
+}
+
+fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WASMTEL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(code, error)) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    let mut runtime_config = RuntimeConfig { max_total_instances: 8, ..RuntimeConfig::default() };
+    if cli.no_cache {
+        runtime_config.cache_dir = None;
+    }
+    let runtime = Runtime::new(runtime_config)?;
+    match cli.command {
+        Command::Run(args) => run_batch(&runtime, args),
+        Command::Inspect { component, plugin_config, json } => {
+            let grants = match plugin_config {
+                Some(path) => read_plugin_config(&path)?.grants,
+                None => Default::default(),
+            };
+            let loaded = runtime.load_component(&component_name(&component), ComponentSource::Path(component))?;
+            let inspection = Inspection::new(&loaded, &grants);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&inspection)?);
+            } else {
+                print_inspection(&inspection);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn run_batch(runtime: &Runtime, args: RunArgs) -> Result<(), Failure> {
+    let mut plugin_config = match &args.plugin_config {
+        Some(path) => read_plugin_config(path)?,
+        None => PluginConfig::default(),
+    };
+    if let Some(config) = &args.config {
+        plugin_config.config = read_guest_config(config)?;
+    }
+    if let Some(on_error) = args.on_error {
+        plugin_config.on_error = match on_error {
+            OnErrorArg::Pass => OnError::Pass,
+            OnErrorArg::Drop => OnError::Drop,
+            OnErrorArg::Fail => OnError::Fail,
+        };
+    }
+    if let Some(timeout) = args.timeout {
+        plugin_config.limits.timeout = timeout;
+    }
+    let input = read_input(&args.input, args.signal)?;
+    let name = component_name(&args.component);
+    let plugin = runtime.load_plugin(&name, ComponentSource::Path(args.component.clone()), plugin_config)?;
+    let outcome = plugin.process(args.signal, &input, None);
+    if args.metrics {
+        eprintln!("{}", serde_json::to_string_pretty(&plugin.metrics())?);
+    }
+    let items_in = count_items(args.signal, &input)?;
+    let output = match outcome? {
+        Outcome::Unchanged => {
+            eprintln!("outcome: unchanged ({items_in} {})", item_noun(args.signal));
+            Some(input)
+        }
+        Outcome::Replaced(bytes) => {
+            let items_out = count_items(args.signal, &bytes)?;
+            eprintln!(
+                "outcome: replaced ({items_in} -> {items_out} {}, {} -> {} bytes)",
+                item_noun(args.signal),
+                input.len(),
+                bytes.len()
+            );
+            Some(bytes)
+        }
+        Outcome::Dropped => {
+            eprintln!("outcome: dropped (all {items_in} {})", item_noun(args.signal));
+            None
+        }
+    };
+    if let Some(output) = output {
+        match &args.output_pb {
+            Some(path) => std::fs::write(path, &output).with_context(|| format!("writing {}", path.display()))?,
+            None => println!("{}", protobuf_to_json(args.signal, &output)?),
+        }
+    }
+    Ok(())
+}
+
+fn item_noun(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Traces => "spans",
+        Signal::Metrics => "data points",
+        Signal::Logs => "log records",
+    }
+}
+
+/// The plugin's name in logs and errors: the file name without extension.
+fn component_name(path: &Path) -> String {
+    path.file_stem().map_or_else(|| path.display().to_string(), |stem| stem.to_string_lossy().into_owned())
+}
+
+fn read_input(path: &Path, signal: Signal) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading input {}", path.display()))?;
+    let is_json = path.extension().is_some_and(|ext| ext == "json");
+    if is_json {
+        Ok(json_to_protobuf(signal, &bytes).with_context(|| format!("input {}", path.display()))?)
+    } else {
+        wasmtel_runtime::otlp::validate(signal, &bytes)
+            .with_context(|| format!("input {} is not an OTLP/protobuf {signal} request", path.display()))?;
+        Ok(bytes)
+    }
+}
+
+/// YAML is a superset of JSON, so one parser reads both.
+fn read_yaml_value(text: &str) -> Result<serde_json::Value> {
+    Ok(serde_yaml::from_str(text)?)
+}
+
+fn read_guest_config(arg: &str) -> Result<serde_json::Value> {
+    let path = Path::new(arg);
+    if path.is_file() {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading config {arg}"))?;
+        read_yaml_value(&text).with_context(|| format!("config {arg}"))
+    } else {
+        serde_json::from_str(arg).with_context(|| format!("--config {arg:?} is neither a file nor valid JSON"))
+    }
+}
+
+fn read_plugin_config(path: &Path) -> Result<PluginConfig> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading plugin config {}", path.display()))?;
+    let value = read_yaml_value(&text).with_context(|| format!("plugin config {}", path.display()))?;
+    serde_json::from_value(value).with_context(|| format!("plugin config {}", path.display()))
+}
+
+fn print_inspection(inspection: &Inspection) {
+    println!("component:   {}", inspection.name);
+    println!("digest:      {}", inspection.digest);
+    println!("wit:         wasmtel:plugin@{}", inspection.wit_version);
+    match &inspection.manifest {
+        Some(manifest) => {
+            println!("name:        {} {}", manifest.name, manifest.version);
+            let signals: Vec<&str> = manifest.signals.iter().map(|s| s.as_str()).collect();
+            println!("signals:     {}", if signals.is_empty() { "all".to_string() } else { signals.join(", ") });
+            if let Some(sdk) = &manifest.sdk {
+                println!("sdk:         {sdk}");
+            }
+            if let Some(schema) = &manifest.config_schema {
+                println!("config schema:\n{}", serde_json::to_string_pretty(schema).unwrap_or_default());
+            }
+        }
+        None => println!("manifest:    none (not built with wasmtel-sdk)"),
+    }
+    println!("exports:");
+    for export in &inspection.exports {
+        println!("  {export}");
+    }
+    println!("imports:");
+    for import in &inspection.imports {
+        let note = if import.starts_with("wasi:") { "  (hermetic)" } else { "" };
+        println!("  {import}{note}");
+    }
+    let grants = &inspection.grants;
+    println!(
+        "grants:      clocks={} random={} env={}",
+        grants.clocks,
+        grants.random,
+        if grants.env.is_empty() { "none".to_string() } else { grants.env.keys().cloned().collect::<Vec<_>>().join(",") }
+    );
+}

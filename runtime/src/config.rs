@@ -1,0 +1,106 @@
+//! Per-plugin and per-runtime configuration, with the defaults operators get
+//! when they say nothing.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytesize::ByteSize;
+use serde::{Deserialize, Serialize};
+
+/// How one plugin runs: the guest's own config plus the host's limits and policy.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginConfig {
+    /// Passed to the guest's `init` as JSON; its schema is in the component's manifest.
+    pub config: serde_json::Value,
+    pub limits: Limits,
+    pub on_error: OnError,
+    pub grants: Grants,
+    /// When set, each batch that fails in the sandbox is written here for replay.
+    pub quarantine_dir: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Cap on the guest's linear memory.
+    pub max_memory: ByteSize,
+    /// Wall-clock budget for one batch (enforced by epoch interruption).
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Largest `replaced` output accepted from the guest.
+    pub max_output_bytes: ByteSize,
+    /// Warm instances kept for concurrent callers; more callers wait.
+    pub max_instances: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_memory: ByteSize::mib(128),
+            timeout: Duration::from_secs(1),
+            max_output_bytes: ByteSize::mib(32),
+            max_instances: std::thread::available_parallelism().map_or(2, |n| n.get()).max(2),
+        }
+    }
+}
+
+/// What happens to a batch when the sandbox fails on it (trap, timeout,
+/// memory cap, invalid or oversized output). Errors the guest returns on
+/// purpose (`permanent` / `retryable`) always reach the caller.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// Forward the original batch unchanged (fail open).
+    #[default]
+    Pass,
+    /// Count and discard the batch.
+    Drop,
+    /// Return the error to the caller (fail closed; the collector retries or refuses).
+    Fail,
+}
+
+/// Capabilities beyond the hermetic default. Without a grant the guest sees a
+/// clock frozen at the Unix epoch and a fixed-seed random source, so its output
+/// is a pure function of its input and config.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Grants {
+    /// Real wall and monotonic clocks.
+    pub clocks: bool,
+    /// Real entropy for `wasi:random`.
+    pub random: bool,
+    /// Environment variables visible to the guest.
+    pub env: BTreeMap<String, String>,
+}
+
+/// Process-wide settings of the runtime that hosts every plugin.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// Where precompiled components are cached; `None` disables the disk cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Upper bound on instances alive at once across all plugins (pooling allocator slots).
+    pub max_total_instances: u32,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig { cache_dir: Some(default_home().join("cache")), max_total_instances: 256 }
+    }
+}
+
+/// `$WASMTEL_HOME`, else `$XDG_CACHE_HOME/wasmtel`, else `~/.cache/wasmtel`.
+pub fn default_home() -> PathBuf {
+    if let Some(home) = std::env::var_os("WASMTEL_HOME") {
+        return PathBuf::from(home);
+    }
+    if let Some(cache) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(cache).join("wasmtel");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".cache").join("wasmtel"),
+        None => std::env::temp_dir().join("wasmtel"),
+    }
+}

@@ -1,0 +1,119 @@
+//! Typed errors: callers (the CLI, the Go bridge, the otap-dataflow node) match
+//! on these to decide exit codes, retry semantics and nack reasons.
+
+use std::fmt;
+
+use crate::Signal;
+
+/// Why a component could not be loaded. Every variant names the component.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("component {component}: cannot read {path}: {source}")]
+    Read { component: String, path: String, source: std::io::Error },
+    #[error("component {component}: not a WebAssembly file ({detail})")]
+    NotWasm { component: String, detail: String },
+    #[error(
+        "component {component}: is a core WebAssembly module, not a component; build it for wasm32-wasip2 (or wrap it with `wasm-tools component new`)"
+    )]
+    CoreModule { component: String },
+    #[error("component {component}: invalid component: {detail}")]
+    Invalid { component: String, detail: String },
+    #[error("component {component}: does not export `wasmtel:plugin/processor`; its exports are: {exports}")]
+    NotAPlugin { component: String, exports: String },
+    #[error(
+        "component {component}: built against wasmtel:plugin@{found}, but this runtime implements wasmtel:plugin@{supported}; rebuild it with a compatible SDK"
+    )]
+    IncompatibleWit { component: String, found: String, supported: String },
+    #[error("component {component}: imports `{import}`, which the sandbox does not provide ({why})")]
+    ForbiddenImport { component: String, import: String, why: String },
+    #[error("component {component}: invalid plugin configuration: {detail}")]
+    Config { component: String, detail: String },
+    #[error("component {component}: init rejected the configuration: {message}")]
+    InitRejected { component: String, message: String },
+    #[error("component {component}: {context}: {detail}")]
+    Instantiate { component: String, context: &'static str, detail: String },
+    #[error("wasmtel runtime: {0}")]
+    Engine(String),
+}
+
+/// The kinds of failure a batch can meet, as counted in plugin metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The guest trapped (panic, unreachable, stack overflow, out-of-bounds access).
+    Trap,
+    /// The batch exceeded its time budget.
+    Timeout,
+    /// The guest tried to grow its memory past the cap.
+    Memory,
+    /// The guest returned bytes that are not OTLP of the batch's signal.
+    InvalidOutput,
+    /// The guest returned more bytes than `max_output_bytes`.
+    OutputTooLarge,
+    /// The guest returned `permanent`: the same input will fail again.
+    GuestPermanent,
+    /// The guest returned `retryable`.
+    GuestRetryable,
+    /// A fresh instance could not be created to replace a failed one.
+    Instantiate,
+}
+
+impl FailureKind {
+    pub const ALL: [FailureKind; 8] = [
+        FailureKind::Trap,
+        FailureKind::Timeout,
+        FailureKind::Memory,
+        FailureKind::InvalidOutput,
+        FailureKind::OutputTooLarge,
+        FailureKind::GuestPermanent,
+        FailureKind::GuestRetryable,
+        FailureKind::Instantiate,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Trap => "trap",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Memory => "memory",
+            FailureKind::InvalidOutput => "invalid_output",
+            FailureKind::OutputTooLarge => "output_too_large",
+            FailureKind::GuestPermanent => "guest_permanent",
+            FailureKind::GuestRetryable => "guest_retryable",
+            FailureKind::Instantiate => "instantiate",
+        }
+    }
+
+    /// Whether the same batch will fail the same way again; callers must not
+    /// retry it (the collector's `consumererror.NewPermanent`).
+    pub fn is_permanent(self) -> bool {
+        !matches!(self, FailureKind::GuestRetryable | FailureKind::Timeout | FailureKind::Instantiate)
+    }
+
+    /// Failures of the sandbox rather than deliberate answers of the guest;
+    /// `on_error` applies to these.
+    pub fn is_sandbox_failure(self) -> bool {
+        !matches!(self, FailureKind::GuestPermanent | FailureKind::GuestRetryable)
+    }
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A batch the plugin could not process and the policy did not absorb.
+#[derive(Debug, thiserror::Error)]
+#[error("plugin {plugin}: {signal} batch failed ({kind}): {message}")]
+pub struct ProcessError {
+    pub plugin: String,
+    pub signal: Signal,
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+impl ProcessError {
+    pub fn is_permanent(&self) -> bool {
+        self.kind.is_permanent()
+    }
+}

@@ -1,0 +1,160 @@
+//! Plugin metrics: every call and what became of its batch, so nothing is lost
+//! silently. Lock-free counters on the hot path; a snapshot for exporters.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::FailureKind;
+
+/// Upper bounds (µs) of the latency histogram buckets; the last bucket is open.
+pub const LATENCY_BUCKETS_US: [u64; 12] = [10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 100_000, 1_000_000];
+
+#[derive(Default)]
+pub(crate) struct PluginMetrics {
+    calls: AtomicU64,
+    unchanged: AtomicU64,
+    replaced: AtomicU64,
+    dropped: AtomicU64,
+    skipped: AtomicU64,
+    errors: [AtomicU64; FailureKind::ALL.len()],
+    policy_passed: AtomicU64,
+    policy_dropped: AtomicU64,
+    policy_failed: AtomicU64,
+    quarantined: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    latency_sum_us: AtomicU64,
+    latency_buckets: [AtomicU64; LATENCY_BUCKETS_US.len() + 1],
+    pub instances_created: AtomicU64,
+    pub instances_discarded: AtomicU64,
+}
+
+/// What the policy did with a batch the sandbox failed on.
+#[derive(Clone, Copy)]
+pub(crate) enum PolicyAction {
+    Passed,
+    Dropped,
+    Failed,
+}
+
+impl PluginMetrics {
+    pub fn call(&self, bytes_in: usize) {
+        self.calls.fetch_add(1, Relaxed);
+        self.bytes_in.fetch_add(bytes_in as u64, Relaxed);
+    }
+
+    pub fn unchanged(&self) {
+        self.unchanged.fetch_add(1, Relaxed);
+    }
+
+    pub fn skipped(&self) {
+        self.skipped.fetch_add(1, Relaxed);
+    }
+
+    pub fn replaced(&self, bytes_out: usize) {
+        self.replaced.fetch_add(1, Relaxed);
+        self.bytes_out.fetch_add(bytes_out as u64, Relaxed);
+    }
+
+    pub fn dropped(&self) {
+        self.dropped.fetch_add(1, Relaxed);
+    }
+
+    pub fn error(&self, kind: FailureKind) {
+        let index = FailureKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+        self.errors[index].fetch_add(1, Relaxed);
+    }
+
+    pub fn policy(&self, action: PolicyAction) {
+        match action {
+            PolicyAction::Passed => &self.policy_passed,
+            PolicyAction::Dropped => &self.policy_dropped,
+            PolicyAction::Failed => &self.policy_failed,
+        }
+        .fetch_add(1, Relaxed);
+    }
+
+    pub fn quarantined(&self) {
+        self.quarantined.fetch_add(1, Relaxed);
+    }
+
+    pub fn latency(&self, elapsed: Duration) {
+        let us = elapsed.as_micros().min(u64::MAX as u128) as u64;
+        self.latency_sum_us.fetch_add(us, Relaxed);
+        let bucket = LATENCY_BUCKETS_US.iter().position(|bound| us <= *bound).unwrap_or(LATENCY_BUCKETS_US.len());
+        self.latency_buckets[bucket].fetch_add(1, Relaxed);
+    }
+
+    pub fn snapshot(&self, plugin: &str, live_instances: usize, guest_counters: BTreeMap<String, u64>) -> MetricsSnapshot {
+        let load = |counter: &AtomicU64| counter.load(Relaxed);
+        MetricsSnapshot {
+            plugin: plugin.to_string(),
+            calls: load(&self.calls),
+            unchanged: load(&self.unchanged),
+            replaced: load(&self.replaced),
+            dropped: load(&self.dropped),
+            skipped: load(&self.skipped),
+            errors: FailureKind::ALL
+                .iter()
+                .zip(&self.errors)
+                .map(|(kind, count)| (kind.as_str().to_string(), load(count)))
+                .collect(),
+            policy_passed: load(&self.policy_passed),
+            policy_dropped: load(&self.policy_dropped),
+            policy_failed: load(&self.policy_failed),
+            quarantined: load(&self.quarantined),
+            bytes_in: load(&self.bytes_in),
+            bytes_out: load(&self.bytes_out),
+            latency_sum_us: load(&self.latency_sum_us),
+            latency_buckets_us: LATENCY_BUCKETS_US.to_vec(),
+            latency_counts: self.latency_buckets.iter().map(load).collect(),
+            instances_live: live_instances as u64,
+            instances_created: load(&self.instances_created),
+            instances_discarded: load(&self.instances_discarded),
+            guest_counters,
+        }
+    }
+}
+
+/// A point-in-time copy of one plugin's metrics.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
+pub struct MetricsSnapshot {
+    pub plugin: String,
+    /// Batches offered to the plugin.
+    pub calls: u64,
+    pub unchanged: u64,
+    pub replaced: u64,
+    pub dropped: u64,
+    /// Batches of signals the manifest does not list, passed without entering the sandbox.
+    pub skipped: u64,
+    /// Failures by kind (see [`FailureKind`]).
+    pub errors: BTreeMap<String, u64>,
+    /// Failed batches forwarded unchanged / discarded / returned as errors by `on_error`.
+    pub policy_passed: u64,
+    pub policy_dropped: u64,
+    pub policy_failed: u64,
+    pub quarantined: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub latency_sum_us: u64,
+    pub latency_buckets_us: Vec<u64>,
+    pub latency_counts: Vec<u64>,
+    pub instances_live: u64,
+    pub instances_created: u64,
+    pub instances_discarded: u64,
+    /// Counters the guest reported through `add-counter`.
+    pub guest_counters: BTreeMap<String, u64>,
+}
+
+impl MetricsSnapshot {
+    pub fn errors_total(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    pub fn error_count(&self, kind: FailureKind) -> u64 {
+        self.errors.get(kind.as_str()).copied().unwrap_or(0)
+    }
+}

@@ -1,0 +1,136 @@
+//! OTLP signals and the protobuf/JSON encodings the host reads and writes.
+
+use std::fmt;
+use std::str::FromStr;
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+use serde::{Deserialize, Serialize};
+
+/// One OTLP signal; its bytes are the matching `Export*ServiceRequest`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Signal {
+    Traces,
+    Metrics,
+    Logs,
+}
+
+impl Signal {
+    pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Traces => "traces",
+            Signal::Metrics => "metrics",
+            Signal::Logs => "logs",
+        }
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Signal {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "traces" | "trace" | "spans" => Ok(Signal::Traces),
+            "metrics" | "metric" => Ok(Signal::Metrics),
+            "logs" | "log" => Ok(Signal::Logs),
+            other => Err(format!("unknown signal {other:?} (expected traces, metrics or logs)")),
+        }
+    }
+}
+
+/// Checks that `bytes` decode as the OTLP request of `signal`.
+pub fn validate(signal: Signal, bytes: &[u8]) -> Result<(), prost::DecodeError> {
+    match signal {
+        Signal::Traces => ExportTraceServiceRequest::decode(bytes).map(drop),
+        Signal::Metrics => ExportMetricsServiceRequest::decode(bytes).map(drop),
+        Signal::Logs => ExportLogsServiceRequest::decode(bytes).map(drop),
+    }
+}
+
+/// Counts the telemetry items (spans, data points, log records) in a request.
+pub fn count_items(signal: Signal, bytes: &[u8]) -> Result<usize, prost::DecodeError> {
+    Ok(match signal {
+        Signal::Traces => ExportTraceServiceRequest::decode(bytes)?
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len())
+            .sum(),
+        Signal::Logs => ExportLogsServiceRequest::decode(bytes)?
+            .resource_logs
+            .iter()
+            .flat_map(|r| &r.scope_logs)
+            .map(|s| s.log_records.len())
+            .sum(),
+        Signal::Metrics => {
+            use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+            ExportMetricsServiceRequest::decode(bytes)?
+                .resource_metrics
+                .iter()
+                .flat_map(|r| &r.scope_metrics)
+                .flat_map(|s| &s.metrics)
+                .map(|m| match &m.data {
+                    Some(Data::Gauge(g)) => g.data_points.len(),
+                    Some(Data::Sum(s)) => s.data_points.len(),
+                    Some(Data::Histogram(h)) => h.data_points.len(),
+                    Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
+                    Some(Data::Summary(s)) => s.data_points.len(),
+                    None => 0,
+                })
+                .sum()
+        }
+    })
+}
+
+/// Errors converting between OTLP/JSON and OTLP/protobuf.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodingError {
+    #[error("not valid OTLP/JSON {signal}: {source}")]
+    Json { signal: Signal, source: serde_json::Error },
+    #[error("not valid OTLP/protobuf {signal}: {source}")]
+    Protobuf { signal: Signal, source: prost::DecodeError },
+}
+
+/// OTLP/JSON (as the collector's file exporter writes it) to OTLP/protobuf.
+pub fn json_to_protobuf(signal: Signal, json: &[u8]) -> Result<Vec<u8>, EncodingError> {
+    fn encode<M: Message + serde::de::DeserializeOwned>(
+        signal: Signal,
+        json: &[u8],
+    ) -> Result<Vec<u8>, EncodingError> {
+        let message: M =
+            serde_json::from_slice(json).map_err(|source| EncodingError::Json { signal, source })?;
+        Ok(message.encode_to_vec())
+    }
+    match signal {
+        Signal::Traces => encode::<ExportTraceServiceRequest>(signal, json),
+        Signal::Metrics => encode::<ExportMetricsServiceRequest>(signal, json),
+        Signal::Logs => encode::<ExportLogsServiceRequest>(signal, json),
+    }
+}
+
+/// OTLP/protobuf to pretty OTLP/JSON.
+pub fn protobuf_to_json(signal: Signal, bytes: &[u8]) -> Result<String, EncodingError> {
+    fn render<M: Message + Default + Serialize>(
+        signal: Signal,
+        bytes: &[u8],
+    ) -> Result<String, EncodingError> {
+        let message =
+            M::decode(bytes).map_err(|source| EncodingError::Protobuf { signal, source })?;
+        serde_json::to_string_pretty(&message).map_err(|source| EncodingError::Json { signal, source })
+    }
+    match signal {
+        Signal::Traces => render::<ExportTraceServiceRequest>(signal, bytes),
+        Signal::Metrics => render::<ExportMetricsServiceRequest>(signal, bytes),
+        Signal::Logs => render::<ExportLogsServiceRequest>(signal, bytes),
+    }
+}

@@ -1,0 +1,338 @@
+//! The process-wide runtime: one wasmtime `Engine`, one `Linker`, the compile
+//! caches, and component loading with its admission checks.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::types::{ComponentExtern, ComponentItem};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::bindings::{ProcessorPlugin, ProcessorPluginPre};
+use crate::cache::{CompileCache, CompiledFrom};
+use crate::host::HostState;
+use crate::{LoadError, Manifest, Plugin, PluginConfig, RuntimeConfig, WIT_VERSION};
+
+/// Granularity of batch timeouts: the epoch advances this often.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
+/// Largest linear memory a plugin may be configured with (the wasm32 maximum).
+pub(crate) const MAX_PLUGIN_MEMORY: u64 = 4 << 30;
+
+const PROCESSOR_INTERFACE: &str = "wasmtel:plugin/processor";
+const HOST_INTERFACES: [&str; 2] = ["wasmtel:plugin/host", "wasmtel:plugin/types"];
+/// WASI interfaces Rust's std imports even when a plugin never uses them; the
+/// sandbox answers them without granting anything (no preopens, no env,
+/// frozen clock and fixed randomness unless granted, output into the host log).
+const HERMETIC_WASI: &[&str] = &[
+    "wasi:cli/environment",
+    "wasi:cli/exit",
+    "wasi:cli/stdin",
+    "wasi:cli/stdout",
+    "wasi:cli/stderr",
+    "wasi:cli/terminal-input",
+    "wasi:cli/terminal-output",
+    "wasi:cli/terminal-stdin",
+    "wasi:cli/terminal-stdout",
+    "wasi:cli/terminal-stderr",
+    "wasi:io/error",
+    "wasi:io/poll",
+    "wasi:io/streams",
+    "wasi:clocks/wall-clock",
+    "wasi:clocks/monotonic-clock",
+    "wasi:random/random",
+    "wasi:random/insecure",
+    "wasi:random/insecure-seed",
+    "wasi:filesystem/types",
+    "wasi:filesystem/preopens",
+];
+
+/// Where a component's bytes come from.
+#[derive(Clone, Debug)]
+pub enum ComponentSource {
+    Path(PathBuf),
+    Bytes(Vec<u8>),
+}
+
+/// A shareable handle to the runtime; cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    pub(crate) inner: Arc<RuntimeInner>,
+}
+
+pub(crate) struct RuntimeInner {
+    pub engine: Engine,
+    linker: Linker<HostState>,
+    cache: Option<CompileCache>,
+    compiled: Mutex<HashMap<String, Component>>,
+}
+
+/// A compiled, admitted component, ready to be instantiated by plugins.
+#[derive(Clone)]
+pub struct LoadedComponent {
+    pub name: String,
+    /// `sha256:<hex>` of the component bytes.
+    pub digest: String,
+    pub manifest: Option<Manifest>,
+    /// The `wasmtel:plugin` version the component was built against.
+    pub wit_version: String,
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
+    pub compiled_from: CompiledFrom,
+    pub(crate) pre: ProcessorPluginPre<HostState>,
+}
+
+impl Runtime {
+    pub fn new(config: RuntimeConfig) -> Result<Runtime, LoadError> {
+        let engine_error = |e: wasmtime::Error| LoadError::Engine(format!("{e:#}"));
+        let mut wasm = wasmtime::Config::new();
+        wasm.wasm_component_model(true).epoch_interruption(true);
+        let slots = config.max_total_instances.max(1);
+        let mut pool = PoolingAllocationConfig::default();
+        // A Rust component instantiates a handful of core modules (the program
+        // plus wit-component's shims), hence the per-instance multipliers.
+        pool.total_component_instances(slots)
+            .total_core_instances(slots * 8)
+            .total_memories(slots * 2)
+            .total_tables(slots * 8)
+            .max_memory_size(MAX_PLUGIN_MEMORY as usize)
+            // Keep a little of each slot's memory mapped so re-instantiation is cheap.
+            .linear_memory_keep_resident(1 << 20)
+            .table_keep_resident(1 << 16);
+        wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&wasm).map_err(engine_error)?;
+        spawn_epoch_ticker(&engine);
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_error)?;
+        ProcessorPlugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
+            .map_err(engine_error)?;
+
+        let cache = config.cache_dir.map(|dir| CompileCache::new(dir, &engine));
+        Ok(Runtime { inner: Arc::new(RuntimeInner { engine, linker, cache, compiled: Mutex::default() }) })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    pub fn cache_dir(&self) -> Option<&std::path::Path> {
+        self.inner.cache.as_ref().map(CompileCache::dir)
+    }
+
+    /// Reads, compiles (or loads from cache) and admits a component.
+    pub fn load_component(&self, name: &str, source: ComponentSource) -> Result<LoadedComponent, LoadError> {
+        let bytes = match source {
+            ComponentSource::Bytes(bytes) => bytes,
+            ComponentSource::Path(path) => std::fs::read(&path).map_err(|source| LoadError::Read {
+                component: name.to_string(),
+                path: path.display().to_string(),
+                source,
+            })?,
+        };
+        check_header(name, &bytes)?;
+        let manifest = Manifest::from_component(&bytes)
+            .map_err(|detail| LoadError::Invalid { component: name.to_string(), detail })?;
+        let digest_hex = hex::encode(Sha256::digest(&bytes));
+        let (component, compiled_from) = self.compile(name, &digest_hex, &bytes)?;
+
+        let engine = &self.inner.engine;
+        let ty = component.component_type();
+        let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+        let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
+        let wit_version = check_exports(name, &exports)?;
+        for (import, item) in ty.imports(engine) {
+            check_import(name, import, &item)?;
+        }
+        let pre = self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .and_then(ProcessorPluginPre::new)
+            .map_err(|e| LoadError::Instantiate {
+                component: name.to_string(),
+                context: "cannot link against the host",
+                detail: format!("{e:#}"),
+            })?;
+        Ok(LoadedComponent {
+            name: name.to_string(),
+            digest: format!("sha256:{digest_hex}"),
+            manifest,
+            wit_version,
+            imports,
+            exports,
+            compiled_from,
+            pre,
+        })
+    }
+
+    /// Loads a component and starts a plugin on it; the plugin's first
+    /// instance is created (and its `init` run) now, so a configuration the
+    /// guest rejects fails here rather than on the first batch.
+    pub fn load_plugin(&self, name: &str, source: ComponentSource, config: PluginConfig) -> Result<Plugin, LoadError> {
+        let component = self.load_component(name, source)?;
+        Plugin::start(self.clone(), component, config)
+    }
+
+    fn compile(&self, name: &str, digest_hex: &str, bytes: &[u8]) -> Result<(Component, CompiledFrom), LoadError> {
+        let mut compiled = self.inner.compiled.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(component) = compiled.get(digest_hex) {
+            return Ok((component.clone(), CompiledFrom::Memory));
+        }
+        let engine = &self.inner.engine;
+        let cached = self.inner.cache.as_ref().and_then(|cache| cache.load(engine, digest_hex));
+        let (component, from) = match cached {
+            Some(component) => (component, CompiledFrom::Disk),
+            None => {
+                let component = Component::new(engine, bytes)
+                    .map_err(|e| LoadError::Invalid { component: name.to_string(), detail: format!("{e:#}") })?;
+                if let Some(cache) = &self.inner.cache {
+                    cache.store(digest_hex, &component);
+                }
+                (component, CompiledFrom::Compiled)
+            }
+        };
+        compiled.insert(digest_hex.to_string(), component.clone());
+        Ok((component, from))
+    }
+}
+
+/// Advances the engine's epoch so per-batch deadlines fire; stops with the engine.
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    let spawned = thread::Builder::new().name("wasmtel-epoch".into()).spawn(move || {
+        loop {
+            thread::sleep(EPOCH_TICK);
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => break,
+            }
+        }
+    });
+    if let Err(error) = spawned {
+        tracing::error!("cannot start the epoch thread; batch timeouts will not fire: {error}");
+    }
+}
+
+/// Tells a wasm component apart from a core module and from non-wasm files
+/// before Cranelift sees it, for errors a person can act on.
+fn check_header(name: &str, bytes: &[u8]) -> Result<(), LoadError> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        let head: String = bytes.iter().take(16).map(|b| if b.is_ascii_graphic() { *b as char } else { '.' }).collect();
+        let detail = if bytes.is_empty() {
+            "the file is empty".to_string()
+        } else {
+            format!("missing the \\0asm magic number; the file starts with {head:?}")
+        };
+        return Err(LoadError::NotWasm { component: name.to_string(), detail });
+    }
+    // Bytes 6..8 are the layer: 0 for core modules, 1 for components.
+    match bytes[6..8] {
+        [0, 0] => Err(LoadError::CoreModule { component: name.to_string() }),
+        [1, 0] => Ok(()),
+        _ => Err(LoadError::NotWasm {
+            component: name.to_string(),
+            detail: format!("unknown wasm encoding version/layer {:02x?}", &bytes[4..8]),
+        }),
+    }
+}
+
+fn split_version(name: &str) -> (&str, Option<&str>) {
+    match name.split_once('@') {
+        Some((interface, version)) => (interface, Some(version)),
+        None => (name, None),
+    }
+}
+
+/// Same major version (same minor while the major is 0), as Cargo's caret rule.
+fn wit_compatible(found: &str) -> bool {
+    let (Ok(found), Ok(ours)) = (semver::Version::parse(found), semver::Version::parse(WIT_VERSION)) else {
+        return false;
+    };
+    found.major == ours.major && (ours.major != 0 || found.minor == ours.minor)
+}
+
+/// Finds the processor export and checks its WIT version; returns that version.
+fn check_exports(name: &str, exports: &[String]) -> Result<String, LoadError> {
+    let processor = exports.iter().find_map(|export| match split_version(export) {
+        (PROCESSOR_INTERFACE, version) => Some(version.unwrap_or("unversioned")),
+        _ => None,
+    });
+    match processor {
+        None => Err(LoadError::NotAPlugin {
+            component: name.to_string(),
+            exports: if exports.is_empty() { "(none)".to_string() } else { exports.join(", ") },
+        }),
+        Some(found) if !wit_compatible(found) => Err(LoadError::IncompatibleWit {
+            component: name.to_string(),
+            found: found.to_string(),
+            supported: WIT_VERSION.to_string(),
+        }),
+        Some(found) => Ok(found.to_string()),
+    }
+}
+
+fn check_import(name: &str, import: &str, item: &ComponentExtern<'_>) -> Result<(), LoadError> {
+    let (interface, version) = split_version(import);
+    let forbidden = |why: &str| LoadError::ForbiddenImport {
+        component: name.to_string(),
+        import: import.to_string(),
+        why: why.to_string(),
+    };
+    if !matches!(item.ty, ComponentItem::ComponentInstance(_)) {
+        return Err(forbidden("plugins may import only interfaces"));
+    }
+    if HOST_INTERFACES.contains(&interface) {
+        return match version {
+            Some(v) if wit_compatible(v) => Ok(()),
+            _ => Err(LoadError::IncompatibleWit {
+                component: name.to_string(),
+                found: version.unwrap_or("unversioned").to_string(),
+                supported: WIT_VERSION.to_string(),
+            }),
+        };
+    }
+    if HERMETIC_WASI.contains(&interface) {
+        return Ok(());
+    }
+    if interface.starts_with("wasi:sockets/") {
+        return Err(forbidden("plugins get no network access"));
+    }
+    if interface.starts_with("wasi:http/") {
+        return Err(forbidden("plugins get no HTTP access"));
+    }
+    Err(forbidden("it is not part of the plugin sandbox"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_distinguishes_text_core_modules_and_components() {
+        assert!(matches!(check_header("x", b"hello world"), Err(LoadError::NotWasm { .. })));
+        assert!(matches!(check_header("x", b""), Err(LoadError::NotWasm { .. })));
+        assert!(matches!(check_header("x", b"\0asm\x01\0\0\0"), Err(LoadError::CoreModule { .. })));
+        assert!(check_header("x", b"\0asm\x0d\0\x01\0").is_ok());
+    }
+
+    #[test]
+    fn wit_versions_follow_the_caret_rule() {
+        assert!(wit_compatible("0.1.0"));
+        assert!(wit_compatible("0.1.7"));
+        assert!(!wit_compatible("0.2.0"));
+        assert!(!wit_compatible("1.0.0"));
+        assert!(!wit_compatible("garbage"));
+    }
+
+    #[test]
+    fn exports_without_the_processor_are_refused_with_the_list() {
+        let err = check_exports("p", &["wasi:cli/run@0.2.0".to_string()]).unwrap_err();
+        assert!(err.to_string().contains("wasi:cli/run@0.2.0"), "{err}");
+        let err = check_exports("p", &["wasmtel:plugin/processor@1.0.0".to_string()]).unwrap_err();
+        assert!(err.to_string().contains("1.0.0") && err.to_string().contains(WIT_VERSION), "{err}");
+    }
+}
