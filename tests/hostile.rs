@@ -1,0 +1,236 @@
+//! Hostile guests: each failure gets a clear error naming the plugin and the
+//! cause, the policy decides the batch's fate, and the same `Plugin` keeps
+//! serving good batches afterwards.
+
+use std::time::Duration;
+
+use bytesize::ByteSize;
+use prost::Message;
+use wasmtel_runtime::{ComponentSource, FailureKind, LoadError, OnError, Outcome, Plugin, PluginConfig, Signal};
+use wasmtel_tests::{load, logs, runtime, span_named};
+
+const HOSTILE: &str = "wasmtel-test-hostile";
+
+fn hostile(on_error: OnError) -> (Plugin, tempfile::TempDir) {
+    let (runtime, cache) = runtime();
+    let mut config = PluginConfig { on_error, ..PluginConfig::default() };
+    config.limits.timeout = Duration::from_millis(300);
+    config.limits.max_memory = ByteSize::mib(64);
+    config.limits.max_output_bytes = ByteSize::mib(1);
+    config.limits.max_instances = 2;
+    (load(&runtime, HOSTILE, config).expect("hostile component loads"), cache)
+}
+
+/// A good batch still comes back unchanged from the same plugin.
+fn assert_still_serves(plugin: &Plugin) {
+    let outcome = plugin.process(Signal::Traces, &span_named("GET /checkout"), None).expect("good batch");
+    assert_eq!(outcome, Outcome::Unchanged);
+}
+
+/// Runs a failing batch under `on_error: fail` and returns the error.
+fn fail_with(trigger: &str) -> (wasmtel_runtime::ProcessError, Plugin, tempfile::TempDir) {
+    let (plugin, cache) = hostile(OnError::Fail);
+    let error = plugin.process(Signal::Traces, &span_named(trigger), None).expect_err(trigger);
+    assert_eq!(error.plugin, HOSTILE, "error names the plugin: {error}");
+    assert!(error.to_string().contains(HOSTILE), "{error}");
+    assert_still_serves(&plugin);
+    (error, plugin, cache)
+}
+
+#[test]
+fn infinite_loop_is_interrupted_by_the_timeout() {
+    let (error, plugin, _cache) = fail_with("loop");
+    assert_eq!(error.kind, FailureKind::Timeout, "{error}");
+    assert!(error.to_string().contains("time limit"), "{error}");
+    let metrics = plugin.metrics();
+    assert_eq!(metrics.error_count(FailureKind::Timeout), 1);
+    assert_eq!(metrics.instances_discarded, 1);
+    assert_eq!(metrics.policy_failed, 1);
+}
+
+#[test]
+fn caller_deadline_shorter_than_the_limit_wins() {
+    let (plugin, _cache) = hostile(OnError::Fail);
+    let error = plugin.process(Signal::Traces, &span_named("loop"), Some(Duration::from_millis(20))).unwrap_err();
+    assert_eq!(error.kind, FailureKind::Timeout);
+}
+
+#[test]
+fn memory_bomb_hits_the_memory_cap() {
+    let (error, _plugin, _cache) = fail_with("memory-bomb");
+    assert_eq!(error.kind, FailureKind::Memory, "{error}");
+    assert!(error.to_string().contains("memory limit"), "{error}");
+}
+
+#[test]
+fn stack_overflow_traps() {
+    let (error, _plugin, _cache) = fail_with("stack-overflow");
+    assert_eq!(error.kind, FailureKind::Trap, "{error}");
+    assert!(error.message.contains("stack"), "{error}");
+}
+
+#[test]
+fn panic_traps_and_reports_the_panic_message() {
+    let (error, _plugin, _cache) = fail_with("panic");
+    assert_eq!(error.kind, FailureKind::Trap, "{error}");
+    assert!(error.message.contains("panicked"), "guest stderr is part of the error: {error}");
+}
+
+#[test]
+fn garbage_output_is_refused() {
+    let (error, _plugin, _cache) = fail_with("garbage");
+    assert_eq!(error.kind, FailureKind::InvalidOutput, "{error}");
+    assert!(error.message.contains("not an OTLP traces request"), "{error}");
+}
+
+#[test]
+fn oversized_output_is_refused() {
+    let (error, _plugin, _cache) = fail_with("oversized");
+    assert!(
+        matches!(error.kind, FailureKind::OutputTooLarge | FailureKind::Memory),
+        "either the output cap or the memory cap stops it: {error}"
+    );
+}
+
+#[test]
+fn oversized_output_within_memory_hits_the_output_cap() {
+    let (runtime, _cache) = runtime();
+    let mut config = PluginConfig { on_error: OnError::Fail, ..PluginConfig::default() };
+    config.limits.max_memory = ByteSize::mib(512);
+    config.limits.max_output_bytes = ByteSize::mib(1);
+    config.limits.timeout = Duration::from_secs(10);
+    let plugin = load(&runtime, HOSTILE, config).unwrap();
+    let error = plugin.process(Signal::Traces, &span_named("oversized"), None).unwrap_err();
+    assert_eq!(error.kind, FailureKind::OutputTooLarge, "{error}");
+    assert!(error.message.contains("max_output_bytes"), "{error}");
+    assert_still_serves(&plugin);
+}
+
+#[test]
+fn guest_cannot_read_host_files() {
+    let (plugin, _cache) = hostile(OnError::Fail);
+    let result = plugin.process(Signal::Traces, &span_named("open-file"), None);
+    let error = result.expect_err("no filesystem in the sandbox");
+    assert_eq!(error.kind, FailureKind::GuestPermanent, "{error}");
+    assert!(!error.message.contains("root:"), "host file content leaked: {error}");
+    assert_still_serves(&plugin);
+}
+
+#[test]
+fn guest_errors_keep_their_retry_semantics() {
+    let (plugin, _cache) = hostile(OnError::Pass);
+    let permanent = plugin.process(Signal::Traces, &span_named("permanent-error"), None).unwrap_err();
+    assert_eq!(permanent.kind, FailureKind::GuestPermanent);
+    assert!(permanent.is_permanent());
+    let retryable = plugin.process(Signal::Traces, &span_named("retryable-error"), None).unwrap_err();
+    assert_eq!(retryable.kind, FailureKind::GuestRetryable);
+    assert!(!retryable.is_permanent());
+    // Deliberate errors do not cost the instance.
+    assert_eq!(plugin.metrics().instances_discarded, 0);
+}
+
+#[test]
+fn on_error_pass_forwards_the_original_batch() {
+    let (plugin, _cache) = hostile(OnError::Pass);
+    for trigger in ["panic", "garbage", "loop"] {
+        let outcome = plugin.process(Signal::Traces, &span_named(trigger), None).expect(trigger);
+        assert_eq!(outcome, Outcome::Unchanged, "{trigger}");
+    }
+    let metrics = plugin.metrics();
+    assert_eq!(metrics.policy_passed, 3);
+    assert_eq!(metrics.errors_total(), 3);
+    assert_still_serves(&plugin);
+}
+
+#[test]
+fn on_error_drop_discards_and_counts() {
+    let (plugin, _cache) = hostile(OnError::Drop);
+    let outcome = plugin.process(Signal::Logs, &logs(&[("panic", vec![])]).encode_to_vec(), None).unwrap();
+    assert_eq!(outcome, Outcome::Dropped);
+    let metrics = plugin.metrics();
+    assert_eq!(metrics.policy_dropped, 1);
+    assert_eq!(metrics.error_count(FailureKind::Trap), 1);
+}
+
+#[test]
+fn failing_batches_are_quarantined() {
+    let (runtime, _cache) = runtime();
+    let quarantine = tempfile::tempdir().unwrap();
+    let config = PluginConfig {
+        on_error: OnError::Drop,
+        quarantine_dir: Some(quarantine.path().to_path_buf()),
+        ..PluginConfig::default()
+    };
+    let plugin = load(&runtime, HOSTILE, config).unwrap();
+    let batch = span_named("garbage");
+    assert_eq!(plugin.process(Signal::Traces, &batch, None).unwrap(), Outcome::Dropped);
+    let mut files: Vec<_> = std::fs::read_dir(quarantine.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let saved = files.iter().find(|p| p.extension().is_some_and(|e| e == "pb")).unwrap();
+    assert_eq!(std::fs::read(saved).unwrap(), batch, "the quarantined batch is the input, byte for byte");
+    let note = files.iter().find(|p| p.to_string_lossy().ends_with(".error.txt")).unwrap();
+    assert!(std::fs::read_to_string(note).unwrap().contains("invalid_output"));
+    assert_eq!(plugin.metrics().quarantined, 1);
+}
+
+#[test]
+fn config_rejected_by_init_fails_the_load() {
+    let (runtime, _cache) = runtime();
+    let config = PluginConfig { config: serde_json::json!({"reject": "ratio must be below 1"}), ..Default::default() };
+    let error = load(&runtime, HOSTILE, config).err().expect("init rejects");
+    assert!(matches!(error, LoadError::InitRejected { .. }), "{error}");
+    let text = error.to_string();
+    assert!(text.contains(HOSTILE) && text.contains("ratio must be below 1"), "{text}");
+}
+
+#[test]
+fn socket_imports_are_refused_at_load() {
+    let (runtime, _cache) = runtime();
+    let error = load(&runtime, "wasmtel-test-socket", PluginConfig::default()).err().expect("refused");
+    assert!(matches!(error, LoadError::ForbiddenImport { .. }), "{error}");
+    let text = error.to_string();
+    assert!(text.contains("wasmtel-test-socket") && text.contains("wasi:sockets/"), "{text}");
+}
+
+#[test]
+fn incompatible_wit_major_is_refused_naming_both_versions() {
+    let (runtime, _cache) = runtime();
+    let error = load(&runtime, "wasmtel-test-future-major", PluginConfig::default()).err().expect("refused");
+    assert!(matches!(error, LoadError::IncompatibleWit { .. }), "{error}");
+    let text = error.to_string();
+    assert!(text.contains("1.0.0") && text.contains(wasmtel_runtime::WIT_VERSION), "{text}");
+}
+
+#[test]
+fn files_that_are_not_components_are_refused() {
+    let (runtime, _cache) = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &[u8], fn(&LoadError) -> bool); 4] = [
+        ("text", b"processors:\n  redact: {}\n", |e| matches!(e, LoadError::NotWasm { .. })),
+        ("empty", b"", |e| matches!(e, LoadError::NotWasm { .. })),
+        ("core-module", b"\0asm\x01\0\0\0", |e| matches!(e, LoadError::CoreModule { .. })),
+        ("truncated", b"\0asm\x0d\0\x01\0\x07\xff", |e| matches!(e, LoadError::Invalid { .. })),
+    ];
+    for (name, bytes, expected) in cases {
+        let path = dir.path().join(format!("{name}.wasm"));
+        std::fs::write(&path, bytes).unwrap();
+        let error = runtime.load_component(name, ComponentSource::Path(path)).err().expect(name);
+        assert!(expected(&error), "{name}: {error}");
+        assert!(error.to_string().contains(name), "names the component: {error}");
+    }
+    let missing = runtime.load_component("ghost", ComponentSource::Path(dir.path().join("ghost.wasm"))).err().unwrap();
+    assert!(matches!(missing, LoadError::Read { .. }) && missing.to_string().contains("ghost"), "{missing}");
+}
+
+#[test]
+fn bad_plugin_limits_are_refused() {
+    let (runtime, _cache) = runtime();
+    let mut config = PluginConfig::default();
+    config.limits.max_instances = 0;
+    let error = load(&runtime, HOSTILE, config).err().unwrap();
+    assert!(matches!(error, LoadError::Config { .. }) && error.to_string().contains("max_instances"), "{error}");
+    // Unknown keys are a typo, not something to ignore.
+    let parsed: Result<PluginConfig, _> = serde_json::from_value(serde_json::json!({"limts": {}}));
+    assert!(parsed.unwrap_err().to_string().contains("limts"));
+}

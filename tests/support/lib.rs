@@ -1,0 +1,142 @@
+//! Shared helpers for the cross-crate tests: where the built components are,
+//! and small OTLP batches to feed them.
+
+use std::path::PathBuf;
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::metrics::v1::{metric, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use prost::Message;
+use wasmtel_runtime::{ComponentSource, LoadError, Plugin, PluginConfig, Runtime, RuntimeConfig};
+
+/// Directory of the guest components built by `scripts/build-components.sh`.
+pub fn components_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("WASMTEL_COMPONENTS_DIR") {
+        return PathBuf::from(dir);
+    }
+    let target = option_env!("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("wasm32-wasip2/release")
+}
+
+/// Path of a built component; panics with the command to build it if missing.
+pub fn component(crate_name: &str) -> PathBuf {
+    let path = components_dir().join(format!("{}.wasm", crate_name.replace('-', "_")));
+    assert!(
+        path.is_file(),
+        "{} is missing: build the guests first with scripts/build-components.sh",
+        path.display()
+    );
+    path
+}
+
+/// A runtime with its own cache directory, so tests never share state.
+pub fn runtime() -> (Runtime, tempfile::TempDir) {
+    let cache = tempfile::tempdir().expect("temp dir");
+    let runtime = Runtime::new(RuntimeConfig { cache_dir: Some(cache.path().to_path_buf()), max_total_instances: 64 })
+        .expect("runtime starts");
+    (runtime, cache)
+}
+
+pub fn load(runtime: &Runtime, crate_name: &str, config: PluginConfig) -> Result<Plugin, LoadError> {
+    runtime.load_plugin(crate_name, ComponentSource::Path(component(crate_name)), config)
+}
+
+pub fn string_attr(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.to_string(),
+        value: Some(AnyValue { value: Some(any_value::Value::StringValue(value.to_string())) }),
+        ..Default::default()
+    }
+}
+
+/// One resource with the given spans, each `(name, attributes)`.
+pub fn traces(spans: &[(&str, Vec<KeyValue>)]) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource { attributes: vec![string_attr("service.name", "checkout")], ..Default::default() }),
+            scope_spans: vec![ScopeSpans {
+                spans: spans
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (name, attributes))| Span {
+                        trace_id: [i as u8 + 1; 16].to_vec(),
+                        span_id: [i as u8 + 1; 8].to_vec(),
+                        name: name.to_string(),
+                        start_time_unix_nano: 1_700_000_000_000_000_000,
+                        end_time_unix_nano: 1_700_000_000_100_000_000,
+                        attributes: attributes.clone(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+pub fn traces_bytes(spans: &[(&str, Vec<KeyValue>)]) -> Vec<u8> {
+    traces(spans).encode_to_vec()
+}
+
+/// A traces batch with one span of that name: how the hostile component is steered.
+pub fn span_named(name: &str) -> Vec<u8> {
+    traces_bytes(&[(name, vec![])])
+}
+
+pub fn logs(bodies: &[(&str, Vec<KeyValue>)]) -> ExportLogsServiceRequest {
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(Resource { attributes: vec![string_attr("service.name", "checkout")], ..Default::default() }),
+            scope_logs: vec![ScopeLogs {
+                log_records: bodies
+                    .iter()
+                    .map(|(body, attributes)| LogRecord {
+                        time_unix_nano: 1_700_000_000_000_000_000,
+                        severity_number: 9,
+                        severity_text: "INFO".into(),
+                        body: Some(AnyValue { value: Some(any_value::Value::StringValue(body.to_string())) }),
+                        attributes: attributes.clone(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+pub fn gauge(name: &str, points: &[(f64, Vec<KeyValue>)]) -> ExportMetricsServiceRequest {
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource { attributes: vec![string_attr("service.name", "checkout")], ..Default::default() }),
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: name.to_string(),
+                    data: Some(metric::Data::Gauge(Gauge {
+                        data_points: points
+                            .iter()
+                            .map(|(value, attributes)| NumberDataPoint {
+                                attributes: attributes.clone(),
+                                time_unix_nano: 1_700_000_000_000_000_000,
+                                value: Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsDouble(*value)),
+                                ..Default::default()
+                            })
+                            .collect(),
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
