@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every test: guest components are built once, then the whole Rust
+# workspace is tested with the one dev profile, then the Go module.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+stage() { printf '\n== %s (%ss elapsed)\n' "$1" "$SECONDS"; }
+
+stage "setup"
+scripts/setup.sh
+stage "guest components"
+scripts/build-components.sh
+stage "rust workspace tests"
+cargo test --workspace --locked
+if [ -x scripts/test-go.sh ]; then
+    stage "go tests"
+    scripts/test-go.sh
+fi
+stage "done"
