@@ -1,8 +1,6 @@
 //! Shared helpers for the cross-crate tests: where the built components are,
 //! and small OTLP batches to feed them.
 
-use std::path::PathBuf;
-
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -14,27 +12,9 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 use wasmtel_runtime::{ComponentSource, LoadError, Plugin, PluginConfig, Runtime, RuntimeConfig};
 
-/// Directory of the guest components built by `scripts/build-components.sh`.
-pub fn components_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("WASMTEL_COMPONENTS_DIR") {
-        return PathBuf::from(dir);
-    }
-    let target = option_env!("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    target.join("wasm32-wasip2/release")
-}
-
-/// Path of a built component; panics with the command to build it if missing.
-pub fn component(crate_name: &str) -> PathBuf {
-    let path = components_dir().join(format!("{}.wasm", crate_name.replace('-', "_")));
-    assert!(
-        path.is_file(),
-        "{} is missing: build the guests first with scripts/build-components.sh",
-        path.display()
-    );
-    path
-}
+#[path = "paths.rs"]
+mod paths;
+pub use paths::{component, components_dir};
 
 /// A runtime with its own cache directory, so tests never share state.
 pub fn runtime() -> (Runtime, tempfile::TempDir) {
