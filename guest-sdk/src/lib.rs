@@ -1,0 +1,313 @@
+//! The wasmtel guest SDK: write an OpenTelemetry processor as a plain Rust
+//! type, export it as a `wasmtel:plugin` component with one macro.
+//!
+//! ```
+//! use wasmtel_sdk::prelude::*;
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Config { min_severity: i32 }
+//!
+//! struct DropDebug { config: Config }
+//!
+//! impl Processor for DropDebug {
+//!     type Config = Config;
+//!     fn new(config: Config) -> Result<Self, String> { Ok(DropDebug { config }) }
+//!     fn logs(&mut self, logs: &mut ExportLogsServiceRequest) -> Result<Action, ProcessError> {
+//!         retain_log_records(logs, |_resource, record| record.severity_number >= self.config.min_severity)
+//!     }
+//! }
+//!
+//! wasmtel_sdk::export_processor!(DropDebug, signals: [logs], config_schema: "config.schema.json");
+//! ```
+//!
+//! Everything but the export compiles natively too, so a processor's logic is
+//! unit-tested with plain `cargo test` (see [`testing`]).
+
+pub mod attributes;
+pub mod host;
+#[doc(hidden)]
+pub mod manifest;
+pub mod testing;
+mod walk;
+
+pub use walk::*;
+
+use prost::Message;
+use serde::de::DeserializeOwned;
+
+pub use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+pub use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+pub use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+/// The OTLP data model (spans, log records, metrics, attributes, …).
+pub use opentelemetry_proto::tonic as otlp;
+
+/// The `wasmtel:plugin` WIT version this SDK builds against.
+pub const WIT_VERSION: &str = "0.1.0";
+/// This SDK's version, recorded in every component's manifest.
+pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "processor-plugin",
+        pub_export_macro: true,
+        export_macro_name: "__export_processor_plugin",
+        default_bindings_module: "wasmtel_sdk::bindings",
+    });
+}
+
+/// Which OTLP request a batch holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Signal {
+    Traces,
+    Metrics,
+    Logs,
+}
+
+/// What a raw processor did with a batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Forward the input as is; the host copies nothing back.
+    Unchanged,
+    /// Forward these OTLP bytes (same signal) instead.
+    Replaced(Vec<u8>),
+    /// Forward nothing.
+    Dropped,
+}
+
+/// What a typed processor did with the decoded request it was handed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Nothing changed: no re-encoding, nothing copied back.
+    Unchanged,
+    /// The request was edited in place; the SDK re-encodes it (or reports
+    /// `Dropped` when no resource is left).
+    Modified,
+    /// Drop the whole batch.
+    Dropped,
+}
+
+/// A failure the processor reports on purpose.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProcessError {
+    /// The same input will fail again: the collector must not retry it.
+    Permanent(String),
+    /// The failure may pass; the collector may retry.
+    Retryable(String),
+}
+
+impl ProcessError {
+    pub fn permanent(message: impl Into<String>) -> Self {
+        ProcessError::Permanent(message.into())
+    }
+    pub fn retryable(message: impl Into<String>) -> Self {
+        ProcessError::Retryable(message.into())
+    }
+}
+
+/// A telemetry processor. Implement the signals you handle; the others
+/// default to `Unchanged` (and the manifest's `signals` list lets the host
+/// skip the call entirely).
+pub trait Processor: Sized + 'static {
+    /// The plugin's `config` from the operator, decoded from JSON. A missing
+    /// config (`null`) is read as `{}`, so `#[serde(default)]` fields work.
+    type Config: DeserializeOwned;
+
+    /// Builds the processor once per instance; an `Err` refuses the
+    /// configuration with a message the operator sees at load time.
+    fn new(config: Self::Config) -> Result<Self, String>;
+
+    fn traces(&mut self, _request: &mut ExportTraceServiceRequest) -> Result<Action, ProcessError> {
+        Ok(Action::Unchanged)
+    }
+
+    fn metrics(&mut self, _request: &mut ExportMetricsServiceRequest) -> Result<Action, ProcessError> {
+        Ok(Action::Unchanged)
+    }
+
+    fn logs(&mut self, _request: &mut ExportLogsServiceRequest) -> Result<Action, ProcessError> {
+        Ok(Action::Unchanged)
+    }
+
+    /// The raw entry point: decodes, dispatches to the typed methods and
+    /// re-encodes only when they modified the request. Override it to work on
+    /// bytes directly (a pass-through never needs to decode).
+    fn process_raw(&mut self, signal: Signal, otlp: Vec<u8>) -> Result<Outcome, ProcessError> {
+        match signal {
+            Signal::Traces => {
+                let mut request = decode::<ExportTraceServiceRequest>(signal, &otlp)?;
+                let action = self.traces(&mut request)?;
+                Ok(finish(action, &request, request.resource_spans.is_empty()))
+            }
+            Signal::Metrics => {
+                let mut request = decode::<ExportMetricsServiceRequest>(signal, &otlp)?;
+                let action = self.metrics(&mut request)?;
+                Ok(finish(action, &request, request.resource_metrics.is_empty()))
+            }
+            Signal::Logs => {
+                let mut request = decode::<ExportLogsServiceRequest>(signal, &otlp)?;
+                let action = self.logs(&mut request)?;
+                Ok(finish(action, &request, request.resource_logs.is_empty()))
+            }
+        }
+    }
+}
+
+/// Decodes an OTLP request; failure is a permanent error (the same bytes
+/// will never decode).
+pub fn decode<M: Message + Default>(signal: Signal, bytes: &[u8]) -> Result<M, ProcessError> {
+    M::decode(bytes).map_err(|e| ProcessError::permanent(format!("input is not an OTLP {signal:?} request: {e}")))
+}
+
+/// Encodes an OTLP request (for processors that return `Outcome::Replaced` themselves).
+pub fn encode<M: Message>(request: &M) -> Vec<u8> {
+    request.encode_to_vec()
+}
+
+fn finish<M: Message>(action: Action, request: &M, empty: bool) -> Outcome {
+    match action {
+        Action::Unchanged => Outcome::Unchanged,
+        Action::Dropped => Outcome::Dropped,
+        Action::Modified if empty => Outcome::Dropped,
+        Action::Modified => Outcome::Replaced(request.encode_to_vec()),
+    }
+}
+
+/// Decodes the operator's config JSON the way `init` does.
+pub fn parse_config<C: DeserializeOwned>(config_json: &str) -> Result<C, String> {
+    let trimmed = config_json.trim();
+    let json = if trimmed.is_empty() || trimmed == "null" { "{}" } else { trimmed };
+    serde_json::from_str(json).map_err(|e| format!("invalid config: {e}"))
+}
+
+/// Commonly used names, for `use wasmtel_sdk::prelude::*`.
+pub mod prelude {
+    pub use crate::attributes::{string_value, AttributesExt};
+    pub use crate::otlp::common::v1::{any_value, AnyValue, KeyValue};
+    pub use crate::{
+        host, Action, ExportLogsServiceRequest, ExportMetricsServiceRequest, ExportTraceServiceRequest, Outcome,
+        ProcessError, Processor, Signal,
+    };
+    pub use crate::walk::*;
+}
+
+/// Glue the export macro expands to; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    use std::cell::RefCell;
+
+    use crate::bindings::exports::wasmtel::plugin::processor as wit;
+    use crate::{parse_config, Outcome, ProcessError, Processor, Signal};
+
+    pub use crate::bindings::__export_processor_plugin;
+
+    /// The instance's processor: a component instance is single-threaded.
+    pub struct Slot<P>(RefCell<Option<P>>);
+
+    // SAFETY: wasm32 components are single-threaded; natively the slot is never used.
+    unsafe impl<P> Sync for Slot<P> {}
+
+    impl<P: Processor> Slot<P> {
+        pub const fn new() -> Self {
+            Slot(RefCell::new(None))
+        }
+
+        pub fn init(&self, config_json: &str) -> Result<(), String> {
+            let processor = P::new(parse_config(config_json)?)?;
+            *self.0.borrow_mut() = Some(processor);
+            Ok(())
+        }
+
+        pub fn process(&self, signal: wit::Signal, otlp: Vec<u8>) -> Result<wit::Outcome, wit::ProcessError> {
+            let mut slot = self.0.borrow_mut();
+            let processor = slot
+                .as_mut()
+                .ok_or_else(|| wit::ProcessError::Permanent("process called before init".to_string()))?;
+            let signal = match signal {
+                wit::Signal::Traces => Signal::Traces,
+                wit::Signal::Metrics => Signal::Metrics,
+                wit::Signal::Logs => Signal::Logs,
+            };
+            match processor.process_raw(signal, otlp) {
+                Ok(Outcome::Unchanged) => Ok(wit::Outcome::Unchanged),
+                Ok(Outcome::Replaced(bytes)) => Ok(wit::Outcome::Replaced(bytes)),
+                Ok(Outcome::Dropped) => Ok(wit::Outcome::Dropped),
+                Err(ProcessError::Permanent(m)) => Err(wit::ProcessError::Permanent(m)),
+                Err(ProcessError::Retryable(m)) => Err(wit::ProcessError::Retryable(m)),
+            }
+        }
+    }
+}
+
+/// Exports a [`Processor`] as the component's `wasmtel:plugin/processor` and
+/// writes its manifest (name and version from Cargo, the signals it handles,
+/// its config JSON Schema) into the `wasmtel-manifest` custom section.
+///
+/// ```text
+/// wasmtel_sdk::export_processor!(Redact, signals: [traces, logs, metrics], config_schema: "config.schema.json");
+/// ```
+/// `signals` defaults to all three; `config_schema` is a path relative to the
+/// crate's `Cargo.toml`. Only wasm32 builds export anything, so several
+/// processors can be linked into one native test or benchmark binary.
+#[macro_export]
+macro_rules! export_processor {
+    ($processor:ty $(, signals: [$($signal:ident),* $(,)?])? $(, config_schema: $schema:literal)? $(,)?) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            static SLOT: $crate::__private::Slot<$processor> = $crate::__private::Slot::new();
+
+            struct Export;
+
+            impl $crate::bindings::exports::wasmtel::plugin::processor::Guest for Export {
+                fn init(config_json: ::std::string::String) -> ::std::result::Result<(), ::std::string::String> {
+                    SLOT.init(&config_json)
+                }
+                fn process(
+                    signal: $crate::bindings::exports::wasmtel::plugin::processor::Signal,
+                    otlp: ::std::vec::Vec<u8>,
+                ) -> ::std::result::Result<
+                    $crate::bindings::exports::wasmtel::plugin::processor::Outcome,
+                    $crate::bindings::exports::wasmtel::plugin::processor::ProcessError,
+                > {
+                    SLOT.process(signal, otlp)
+                }
+            }
+
+            $crate::__private::__export_processor_plugin!(Export with_types_in $crate::bindings);
+
+            const SIGNALS: &[&str] = &[$($($crate::__signal_name!($signal)),*)?];
+            const SCHEMA: &str = $crate::__schema!($($schema)?);
+            const LEN: usize = $crate::manifest::len(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"), SIGNALS, SCHEMA);
+            #[used]
+            #[unsafe(link_section = "wasmtel-manifest")]
+            static MANIFEST: [u8; LEN] =
+                $crate::manifest::bytes::<LEN>(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"), SIGNALS, SCHEMA);
+        };
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __signal_name {
+    (traces) => {
+        "traces"
+    };
+    (metrics) => {
+        "metrics"
+    };
+    (logs) => {
+        "logs"
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __schema {
+    () => {
+        "null"
+    };
+    ($schema:literal) => {
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/", $schema))
+    };
+}

@@ -40,14 +40,14 @@ impl CompileCache {
     /// Loads a cached artifact; a corrupt or stale one is removed and ignored.
     pub fn load(&self, engine: &Engine, digest_hex: &str) -> Option<Component> {
         let path = self.path(digest_hex);
-        if !path.exists() {
-            return None;
-        }
+        // Read into memory rather than mmap the file: a file rewritten in place
+        // under a mapping would crash the process with SIGBUS.
+        let bytes = std::fs::read(&path).ok()?;
         // SAFETY: the file is one this cache wrote (atomically, under a name
         // derived from the input digest and engine settings) into the
         // runtime's own cache directory; wasmtime also checks its header and
         // engine compatibility before using it.
-        match unsafe { Component::deserialize_file(engine, &path) } {
+        match unsafe { Component::deserialize(engine, &bytes) } {
             Ok(component) => Some(component),
             Err(error) => {
                 tracing::warn!(path = %path.display(), "discarding unusable compile cache entry: {error:#}");
