@@ -1,0 +1,344 @@
+//! `filter`: drops spans, log records and metric data points that match any
+//! configured condition (e.g. health-check spans, debug logs), then the
+//! scopes and resources left empty.
+
+use regex::Regex;
+use wasmtel_sdk::otlp::common::v1::{any_value::Value, AnyValue, KeyValue};
+use wasmtel_sdk::prelude::*;
+
+#[derive(serde::Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub spans: SpanRules,
+    #[serde(default)]
+    pub logs: LogRules,
+    #[serde(default)]
+    pub data_points: DataPointRules,
+    /// Drops all telemetry of resources with a matching attribute.
+    #[serde(default)]
+    pub resource_attributes: Vec<AttributeRule>,
+}
+
+#[derive(serde::Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SpanRules {
+    #[serde(default)]
+    pub names: Vec<String>,
+    #[serde(default)]
+    pub name_patterns: Vec<String>,
+    #[serde(default)]
+    pub attributes: Vec<AttributeRule>,
+}
+
+#[derive(serde::Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LogRules {
+    /// Drops records whose severity number is set and below this (9 = INFO).
+    #[serde(default)]
+    pub min_severity: Option<i32>,
+    #[serde(default)]
+    pub body_patterns: Vec<String>,
+    #[serde(default)]
+    pub attributes: Vec<AttributeRule>,
+}
+
+#[derive(serde::Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DataPointRules {
+    #[serde(default)]
+    pub metric_names: Vec<String>,
+    #[serde(default)]
+    pub metric_name_patterns: Vec<String>,
+    #[serde(default)]
+    pub attributes: Vec<AttributeRule>,
+}
+
+/// Matches an attribute by key and either an exact `value` or a `pattern`.
+#[derive(serde::Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct AttributeRule {
+    pub key: String,
+    #[serde(default)]
+    pub value: Option<serde_json::Value>,
+    #[serde(default)]
+    pub pattern: Option<String>,
+}
+
+#[derive(Debug)]
+enum Match {
+    Exists,
+    Equals(serde_json::Value),
+    Pattern(Regex),
+}
+
+#[derive(Debug)]
+struct AttributeMatcher {
+    key: String,
+    matcher: Match,
+}
+
+impl AttributeMatcher {
+    fn compile(rules: Vec<AttributeRule>) -> Result<Vec<Self>, String> {
+        rules
+            .into_iter()
+            .map(|rule| {
+                let matcher = match (rule.value, rule.pattern) {
+                    (Some(_), Some(_)) => return Err(format!("attribute rule for {:?}: give value or pattern, not both", rule.key)),
+                    (Some(value), None) => Match::Equals(value),
+                    (None, Some(pattern)) => Match::Pattern(compile(&pattern)?),
+                    (None, None) => Match::Exists,
+                };
+                Ok(AttributeMatcher { key: rule.key, matcher })
+            })
+            .collect()
+    }
+
+    fn matches(&self, attributes: &[KeyValue]) -> bool {
+        let Some(value) = attributes.iter().find(|kv| kv.key == self.key).and_then(|kv| kv.value.as_ref()) else {
+            return false;
+        };
+        match &self.matcher {
+            Match::Exists => true,
+            Match::Equals(expected) => json_equals(value, expected),
+            Match::Pattern(regex) => string_value(value).is_some_and(|s| regex.is_match(s)),
+        }
+    }
+}
+
+fn json_equals(value: &AnyValue, expected: &serde_json::Value) -> bool {
+    match (&value.value, expected) {
+        (Some(Value::StringValue(s)), serde_json::Value::String(e)) => s == e,
+        (Some(Value::BoolValue(b)), serde_json::Value::Bool(e)) => b == e,
+        (Some(Value::IntValue(i)), serde_json::Value::Number(e)) => e.as_i64() == Some(*i),
+        (Some(Value::DoubleValue(d)), serde_json::Value::Number(e)) => e.as_f64() == Some(*d),
+        _ => false,
+    }
+}
+
+fn compile(pattern: &str) -> Result<Regex, String> {
+    Regex::new(pattern).map_err(|e| format!("invalid pattern {pattern:?}: {e}"))
+}
+
+fn compile_all(patterns: &[String]) -> Result<Vec<Regex>, String> {
+    patterns.iter().map(|p| compile(p)).collect()
+}
+
+#[derive(Debug)]
+pub struct Filter {
+    span_names: Vec<String>,
+    span_name_patterns: Vec<Regex>,
+    span_attributes: Vec<AttributeMatcher>,
+    min_severity: Option<i32>,
+    body_patterns: Vec<Regex>,
+    log_attributes: Vec<AttributeMatcher>,
+    metric_names: Vec<String>,
+    metric_name_patterns: Vec<Regex>,
+    point_attributes: Vec<AttributeMatcher>,
+    resource_attributes: Vec<AttributeMatcher>,
+}
+
+impl Processor for Filter {
+    type Config = Config;
+
+    fn new(config: Config) -> Result<Self, String> {
+        let filter = Filter {
+            span_names: config.spans.names,
+            span_name_patterns: compile_all(&config.spans.name_patterns)?,
+            span_attributes: AttributeMatcher::compile(config.spans.attributes)?,
+            min_severity: config.logs.min_severity,
+            body_patterns: compile_all(&config.logs.body_patterns)?,
+            log_attributes: AttributeMatcher::compile(config.logs.attributes)?,
+            metric_names: config.data_points.metric_names,
+            metric_name_patterns: compile_all(&config.data_points.metric_name_patterns)?,
+            point_attributes: AttributeMatcher::compile(config.data_points.attributes)?,
+            resource_attributes: AttributeMatcher::compile(config.resource_attributes)?,
+        };
+        Ok(filter)
+    }
+
+    fn traces(&mut self, request: &mut ExportTraceServiceRequest) -> Result<Action, ProcessError> {
+        let action = retain_spans(request, |resource, span| !(self.drops_resource(resource) || self.drops_span(span)))?;
+        Ok(self.count(action, "filtered_spans"))
+    }
+
+    fn logs(&mut self, request: &mut ExportLogsServiceRequest) -> Result<Action, ProcessError> {
+        let action = retain_log_records(request, |resource, record| {
+            !(self.drops_resource(resource) || self.drops_log(record))
+        })?;
+        Ok(self.count(action, "filtered_log_records"))
+    }
+
+    fn metrics(&mut self, request: &mut ExportMetricsServiceRequest) -> Result<Action, ProcessError> {
+        let action = retain_data_points(request, |resource, metric, attributes| {
+            !(self.drops_resource(resource) || self.drops_point(metric, attributes))
+        })?;
+        Ok(self.count(action, "filtered_data_points"))
+    }
+}
+
+impl Filter {
+    fn count(&self, action: Action, counter: &str) -> Action {
+        if action != Action::Unchanged {
+            host::counter(counter, 1);
+        }
+        action
+    }
+
+    fn drops_resource(&self, attributes: &[KeyValue]) -> bool {
+        self.resource_attributes.iter().any(|m| m.matches(attributes))
+    }
+
+    fn drops_span(&self, span: &wasmtel_sdk::otlp::trace::v1::Span) -> bool {
+        self.span_names.iter().any(|n| *n == span.name)
+            || self.span_name_patterns.iter().any(|p| p.is_match(&span.name))
+            || self.span_attributes.iter().any(|m| m.matches(&span.attributes))
+    }
+
+    fn drops_log(&self, record: &wasmtel_sdk::otlp::logs::v1::LogRecord) -> bool {
+        // Severity 0 means "unspecified": never dropped by min_severity.
+        let too_low = self.min_severity.is_some_and(|min| record.severity_number > 0 && record.severity_number < min);
+        let body = record.body.as_ref().and_then(string_value);
+        too_low
+            || body.is_some_and(|b| self.body_patterns.iter().any(|p| p.is_match(b)))
+            || self.log_attributes.iter().any(|m| m.matches(&record.attributes))
+    }
+
+    fn drops_point(&self, metric: &str, attributes: &[KeyValue]) -> bool {
+        self.metric_names.iter().any(|n| n == metric)
+            || self.metric_name_patterns.iter().any(|p| p.is_match(metric))
+            || self.point_attributes.iter().any(|m| m.matches(attributes))
+    }
+}
+
+wasmtel_sdk::export_processor!(Filter, signals: [traces, metrics, logs], config_schema: "config.schema.json");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtel_sdk::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use wasmtel_sdk::otlp::metrics::v1::{metric::Data, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics};
+    use wasmtel_sdk::otlp::resource::v1::Resource;
+    use wasmtel_sdk::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use wasmtel_sdk::testing;
+
+    fn attrs(pairs: &[(&str, &str)]) -> Vec<KeyValue> {
+        let mut out = Vec::new();
+        for (k, v) in pairs {
+            out.set_str(k, *v);
+        }
+        out
+    }
+
+    fn traces(spans: &[(&str, &[(&str, &str)])]) -> ExportTraceServiceRequest {
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource { attributes: attrs(&[("service.name", "checkout")]), ..Default::default() }),
+                scope_spans: vec![ScopeSpans {
+                    spans: spans
+                        .iter()
+                        .map(|(name, a)| Span { name: name.to_string(), attributes: attrs(a), ..Default::default() })
+                        .collect(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    fn filter(config: serde_json::Value) -> Filter {
+        testing::new(&config.to_string()).unwrap()
+    }
+
+    fn span_names(request: &ExportTraceServiceRequest) -> Vec<String> {
+        request.resource_spans.iter().flat_map(|r| &r.scope_spans).flat_map(|s| &s.spans).map(|s| s.name.clone()).collect()
+    }
+
+    #[test]
+    fn drops_health_checks_by_attribute_and_name_pattern() {
+        let mut f = filter(serde_json::json!({
+            "spans": { "attributes": [{ "key": "http.route", "value": "/health" }], "name_patterns": ["^GET /readyz"] }
+        }));
+        let input = traces(&[("POST /api", &[("http.route", "/api")]), ("GET /health", &[("http.route", "/health")]), ("GET /readyz", &[])]);
+        let (outcome, out) = testing::run_typed(&mut f, Signal::Traces, &input).unwrap();
+        assert!(matches!(outcome, Outcome::Replaced(_)));
+        assert_eq!(span_names(&out.unwrap()), vec!["POST /api"]);
+    }
+
+    #[test]
+    fn all_filtered_is_dropped_and_none_filtered_is_unchanged() {
+        let mut f = filter(serde_json::json!({ "spans": { "names": ["GET /health"] } }));
+        let health = traces(&[("GET /health", &[])]);
+        assert_eq!(testing::run_typed(&mut f, Signal::Traces, &health).unwrap().0, Outcome::Dropped);
+        let other = traces(&[("GET /", &[])]);
+        assert_eq!(testing::run_typed(&mut f, Signal::Traces, &other).unwrap().0, Outcome::Unchanged);
+    }
+
+    #[test]
+    fn resource_rules_drop_whole_resources() {
+        let mut f = filter(serde_json::json!({ "resource_attributes": [{ "key": "service.name", "pattern": "^check" }] }));
+        assert_eq!(testing::run_typed(&mut f, Signal::Traces, &traces(&[("a", &[])])).unwrap().0, Outcome::Dropped);
+    }
+
+    #[test]
+    fn logs_by_severity_and_body() {
+        let record = |severity: i32, body: &str| LogRecord {
+            severity_number: severity,
+            body: Some(AnyValue { value: Some(Value::StringValue(body.into())) }),
+            ..Default::default()
+        };
+        let input = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![record(5, "debug"), record(9, "info"), record(0, "unspecified"), record(17, "GET /health ok")],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let mut f = filter(serde_json::json!({ "logs": { "min_severity": 9, "body_patterns": ["/health"] } }));
+        let (_, out) = testing::run_typed(&mut f, Signal::Logs, &input).unwrap();
+        let bodies: Vec<String> = out.unwrap().resource_logs[0].scope_logs[0]
+            .log_records
+            .iter()
+            .map(|r| string_value(r.body.as_ref().unwrap()).unwrap().to_string())
+            .collect();
+        assert_eq!(bodies, vec!["info", "unspecified"]);
+    }
+
+    #[test]
+    fn data_points_and_emptied_metrics() {
+        let point = |route: &str| NumberDataPoint { attributes: attrs(&[("http.route", route)]), ..Default::default() };
+        let gauge = |name: &str, routes: &[&str]| Metric {
+            name: name.into(),
+            data: Some(Data::Gauge(Gauge { data_points: routes.iter().map(|r| point(r)).collect() })),
+            ..Default::default()
+        };
+        let input = ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![gauge("latency", &["/api", "/health"]), gauge("debug.internal", &["/api"])],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let mut f = filter(serde_json::json!({
+            "data_points": { "metric_name_patterns": ["^debug\\."], "attributes": [{ "key": "http.route", "value": "/health" }] }
+        }));
+        let (_, out) = testing::run_typed(&mut f, Signal::Metrics, &input).unwrap();
+        let metrics = &out.unwrap().resource_metrics[0].scope_metrics[0].metrics;
+        assert_eq!(metrics.len(), 1, "the emptied metric is removed");
+        let Some(Data::Gauge(g)) = &metrics[0].data else { panic!("gauge") };
+        assert_eq!(g.data_points.len(), 1);
+    }
+
+    #[test]
+    fn bad_configs_are_refused() {
+        assert!(testing::new::<Filter>(r#"{"spans": {"name_patterns": ["["]}}"#).unwrap_err().contains("invalid pattern"));
+        assert!(testing::new::<Filter>(r#"{"spans": {"attributes": [{"key": "a", "value": "x", "pattern": "y"}]}}"#)
+            .unwrap_err()
+            .contains("not both"));
+        assert!(testing::new::<Filter>(r#"{"span": {}}"#).unwrap_err().contains("span"));
+    }
+}
