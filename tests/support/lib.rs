@@ -14,7 +14,7 @@ use wasmtel_runtime::{ComponentSource, LoadError, Plugin, PluginConfig, Runtime,
 
 #[path = "paths.rs"]
 mod paths;
-pub use paths::{component, components_dir};
+pub use paths::{component, components_dir, workspace_root};
 
 /// A runtime with its own cache directory, so tests never share state.
 pub fn runtime() -> (Runtime, tempfile::TempDir) {
