@@ -234,3 +234,28 @@ fn bad_plugin_limits_are_refused() {
     let parsed: Result<PluginConfig, _> = serde_json::from_value(serde_json::json!({"limts": {}}));
     assert!(parsed.unwrap_err().to_string().contains("limts"));
 }
+
+/// Time, entropy and environment as the guest sees them, from the hostile
+/// component's `report-env` trigger (returned as a retryable error message).
+fn guest_view(grants: wasmtel_runtime::Grants) -> String {
+    let (runtime, _cache) = runtime();
+    let plugin = load(&runtime, HOSTILE, PluginConfig { grants, ..Default::default() }).unwrap();
+    plugin.process(Signal::Traces, &span_named("report-env"), None).unwrap_err().message
+}
+
+#[test]
+fn guests_are_hermetic_unless_granted() {
+    let hermetic = guest_view(Default::default());
+    assert!(hermetic.starts_with("clock=0 "), "the clock is frozen at the epoch: {hermetic}");
+    assert!(hermetic.ends_with("env=[]"), "no host environment: {hermetic}");
+    assert_eq!(guest_view(Default::default()), hermetic, "without grants the guest is deterministic");
+
+    let mut grants = wasmtel_runtime::Grants { clocks: true, random: true, ..Default::default() };
+    grants.env.insert("REGION".into(), "eu-west-1".into());
+    let granted = guest_view(grants.clone());
+    let clock: u64 = granted.strip_prefix("clock=").and_then(|s| s.split(' ').next()).unwrap().parse().unwrap();
+    assert!(clock > 1_700_000_000, "a granted clock is real: {granted}");
+    assert!(granted.ends_with("env=[REGION=eu-west-1]"), "{granted}");
+    let random = |view: &str| view.split(' ').nth(1).unwrap().to_string();
+    assert_ne!(random(&granted), random(&guest_view(grants)), "granted entropy differs between instances");
+}
