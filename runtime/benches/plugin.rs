@@ -94,5 +94,139 @@ fn instance_lifecycle(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, identity_call, instance_lifecycle);
+/// A 10k-item batch like a busy service's: a few resources, spans (or logs)
+/// with HTTP attributes, every tenth carrying an email to redact and a
+/// health-check route to filter.
+fn big_batch(signal: Signal, items: usize) -> Vec<u8> {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use prost::Message;
+
+    let kv = |k: &str, v: String| KeyValue {
+        key: k.to_string(),
+        value: Some(AnyValue { value: Some(Value::StringValue(v)) }),
+        ..Default::default()
+    };
+    let attributes = |i: usize| {
+        let route = if i % 10 == 3 { "/health".to_string() } else { format!("/api/orders/{}", i % 50) };
+        let mut attrs = vec![
+            kv("http.request.method", "GET".into()),
+            kv("http.route", route),
+            kv("url.full", format!("https://shop.example.com/api/orders/{i}?page=2")),
+            kv("user_agent.original", "Mozilla/5.0 (X11; Linux x86_64)".into()),
+            kv("server.address", "shop.example.com".into()),
+        ];
+        if i % 10 == 0 {
+            attrs.push(kv("user.email", format!("user{i}@example.com")));
+        }
+        attrs
+    };
+    let resource = |r: usize| Some(Resource { attributes: vec![kv("service.name", format!("svc-{r}"))], ..Default::default() });
+    let per_resource = items / 4;
+    match signal {
+        Signal::Logs => ExportLogsServiceRequest {
+            resource_logs: (0..4)
+                .map(|r| ResourceLogs {
+                    resource: resource(r),
+                    scope_logs: vec![ScopeLogs {
+                        log_records: (0..per_resource)
+                            .map(|i| LogRecord {
+                                time_unix_nano: 1_700_000_000_000_000_000 + i as u64,
+                                severity_number: if i % 10 == 5 { 5 } else { 9 },
+                                body: Some(AnyValue { value: Some(Value::StringValue(format!("handled request {i}"))) }),
+                                attributes: attributes(i),
+                                trace_id: vec![(i % 251) as u8; 16],
+                                ..Default::default()
+                            })
+                            .collect(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                })
+                .collect(),
+        }
+        .encode_to_vec(),
+        _ => ExportTraceServiceRequest {
+            resource_spans: (0..4)
+                .map(|r| ResourceSpans {
+                    resource: resource(r),
+                    scope_spans: vec![ScopeSpans {
+                        spans: (0..per_resource)
+                            .map(|i| Span {
+                                trace_id: (i as u128).to_be_bytes().to_vec(),
+                                span_id: (i as u64).to_be_bytes().to_vec(),
+                                name: format!("GET /api/orders/{}", i % 50),
+                                start_time_unix_nano: 1_700_000_000_000_000_000 + i as u64,
+                                end_time_unix_nano: 1_700_000_000_000_100_000 + i as u64,
+                                attributes: attributes(i),
+                                ..Default::default()
+                            })
+                            .collect(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                })
+                .collect(),
+        }
+        .encode_to_vec(),
+    }
+}
+
+fn sdk_signal(signal: Signal) -> wasmtel_sdk::Signal {
+    match signal {
+        Signal::Traces => wasmtel_sdk::Signal::Traces,
+        Signal::Metrics => wasmtel_sdk::Signal::Metrics,
+        Signal::Logs => wasmtel_sdk::Signal::Logs,
+    }
+}
+
+/// The same processor compiled natively (baseline) and as a wasm component.
+fn wasm_vs_native<P: wasmtel_sdk::Processor>(c: &mut Criterion, crate_name: &str, config: serde_json::Value) {
+    let runtime = runtime(None);
+    let plugin_config = PluginConfig { config: config.clone(), ..Default::default() };
+    let plugin = runtime
+        .load_plugin(crate_name, ComponentSource::Path(paths::component(crate_name)), plugin_config)
+        .expect("component loads");
+    let mut native: P = wasmtel_sdk::testing::new(&config.to_string()).expect("native config");
+    let mut group = c.benchmark_group(crate_name.trim_start_matches("wasmtel-"));
+    group.sample_size(20).measurement_time(Duration::from_secs(8));
+    for signal in [Signal::Traces, Signal::Logs] {
+        let batch = big_batch(signal, 10_000);
+        group.throughput(Throughput::Elements(10_000));
+        group.bench_with_input(BenchmarkId::new("native", format!("{signal}_10k")), &batch, |b, batch| {
+            b.iter(|| black_box(wasmtel_sdk::testing::run(&mut native, sdk_signal(signal), batch).unwrap()))
+        });
+        group.bench_with_input(BenchmarkId::new("wasm", format!("{signal}_10k")), &batch, |b, batch| {
+            b.iter(|| black_box(plugin.process(signal, batch, None).unwrap()))
+        });
+    }
+    group.finish();
+}
+
+fn components(c: &mut Criterion) {
+    wasm_vs_native::<wasmtel_redact::Redact>(
+        c,
+        "wasmtel-redact",
+        serde_json::json!({
+            "keys": ["user.email"],
+            "key_patterns": ["(?i)authorization|password|token"],
+            "value_patterns": [r"[\w.+-]+@[\w-]+\.[\w.]+"],
+            "action": "hash",
+        }),
+    );
+    wasm_vs_native::<wasmtel_filter::Filter>(
+        c,
+        "wasmtel-filter",
+        serde_json::json!({
+            "spans": { "attributes": [{ "key": "http.route", "value": "/health" }] },
+            "logs": { "min_severity": 9 },
+        }),
+    );
+}
+
+criterion_group!(benches, identity_call, instance_lifecycle, components);
 criterion_main!(benches);
