@@ -135,3 +135,23 @@ fn guest_counters_reach_plugin_metrics() {
     let redacted = plugin.metrics().guest_counters.get("redacted_values").copied().unwrap_or(0);
     assert!(redacted >= 5, "redact reports what it redacted: {redacted}");
 }
+
+#[test]
+fn redacted_output_feeds_otap_stages() {
+    use wasmtel_otap::{otlp_to_otap, ArrowPayloadType};
+    let (runtime, _cache) = runtime();
+    let plugin = load(&runtime, "wasmtel-redact", PluginConfig { config: redact_config(), ..Default::default() }).unwrap();
+    let Outcome::Replaced(bytes) = plugin.process(Signal::Traces, &sample(Signal::Traces), None).unwrap() else {
+        panic!("the sample carries emails")
+    };
+    let otap = otlp_to_otap(Signal::Traces, bytes).unwrap();
+    assert_eq!(otap.get(ArrowPayloadType::Spans).map(|b| b.num_rows()), Some(4));
+    let attrs = otap.get(ArrowPayloadType::SpanAttrs).expect("span attributes batch");
+    let rendered = format!("{attrs:?}");
+    assert!(rendered.contains("user.email"), "the key stays");
+    assert!(!rendered.contains("ada@example.com"), "the value does not");
+    // The same rendering of the unredacted batch does show the value.
+    let original = otlp_to_otap(Signal::Traces, sample(Signal::Traces)).unwrap();
+    let original_attrs = format!("{:?}", original.get(ArrowPayloadType::SpanAttrs).unwrap());
+    assert!(original_attrs.contains("ada@example.com"));
+}
