@@ -1,0 +1,446 @@
+//! The C ABI of the wasmtel runtime, for the Go collector processor (cgo).
+//!
+//! Conventions: every function returns a [`WasmtelStatus`]; on failure it
+//! fills the caller's [`WasmtelError`] (its `message` is owned by Rust: free it
+//! with [`wasmtel_string_free`]). Inputs are borrowed pointer + length, never
+//! copied here; a `replaced` output is a Rust buffer the caller reads once and
+//! frees with [`wasmtel_bytes_free`]. Panics never cross the boundary.
+
+use std::ffi::{c_char, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::ptr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use wasmtel_runtime::{
+    ComponentSource, FailureKind, LoadError, Outcome, Plugin, PluginConfig, Runtime, RuntimeConfig, Signal,
+};
+
+/// Opaque runtime handle: one per process is enough; plugins share its engine and caches.
+pub struct WasmtelRuntime(Runtime);
+
+/// Opaque plugin handle; safe to use from many threads at once.
+pub struct WasmtelPlugin(Plugin);
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WasmtelStatus {
+    Ok = 0,
+    Error = 1,
+}
+
+/// Why a call failed; batch failures keep the runtime's [`FailureKind`].
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WasmtelErrorKind {
+    None = 0,
+    /// The component or its configuration was refused at load.
+    Load = 1,
+    /// A null pointer, bad UTF-8, unknown signal or malformed JSON from the caller.
+    InvalidArgument = 2,
+    /// A bug: Rust panicked; the panic was caught at the boundary.
+    Panic = 3,
+    Trap = 10,
+    Timeout = 11,
+    Memory = 12,
+    InvalidOutput = 13,
+    OutputTooLarge = 14,
+    GuestPermanent = 15,
+    GuestRetryable = 16,
+    Instantiate = 17,
+}
+
+#[repr(C)]
+pub struct WasmtelError {
+    pub kind: WasmtelErrorKind,
+    /// The collector must not retry (maps to `consumererror.NewPermanent`).
+    pub permanent: bool,
+    /// NUL-terminated, owned by Rust; NULL when there is no error.
+    pub message: *mut c_char,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WasmtelOutcome {
+    Unchanged = 0,
+    Replaced = 1,
+    Dropped = 2,
+}
+
+/// A batch's result; `data` is set only for `Replaced`.
+#[repr(C)]
+pub struct WasmtelOutput {
+    pub outcome: WasmtelOutcome,
+    pub data: *mut u8,
+    pub len: usize,
+    pub capacity: usize,
+}
+
+/// Runtime and plugin handles alive now: tests assert it returns to zero.
+static LIVE_HANDLES: AtomicU64 = AtomicU64::new(0);
+
+fn fail(error: *mut WasmtelError, kind: WasmtelErrorKind, permanent: bool, message: String) -> WasmtelStatus {
+    if !error.is_null() {
+        // Interior NULs would truncate the C string; replace them.
+        let message = CString::new(message.replace('\0', "\u{fffd}")).unwrap_or_default();
+        // SAFETY: the caller passes a valid, writable WasmtelError or NULL (checked above).
+        unsafe {
+            *error = WasmtelError { kind, permanent, message: message.into_raw() };
+        }
+    }
+    WasmtelStatus::Error
+}
+
+fn invalid(error: *mut WasmtelError, message: impl Into<String>) -> WasmtelStatus {
+    fail(error, WasmtelErrorKind::InvalidArgument, true, message.into())
+}
+
+/// Runs `body`, turning a panic into an error instead of unwinding into C.
+fn guard(error: *mut WasmtelError, body: impl FnOnce() -> WasmtelStatus) -> WasmtelStatus {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(status) => status,
+        Err(panic) => {
+            let detail = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            fail(error, WasmtelErrorKind::Panic, true, format!("wasmtel runtime panicked: {detail}"))
+        }
+    }
+}
+
+/// Borrows `len` bytes at `data` (an empty slice for len 0, whatever `data` is).
+///
+/// # Safety
+/// `data` must point to `len` readable bytes that outlive the returned slice.
+unsafe fn bytes<'a>(data: *const u8, len: usize) -> Option<&'a [u8]> {
+    if len == 0 {
+        return Some(&[]);
+    }
+    if data.is_null() {
+        return None;
+    }
+    // SAFETY: upheld by the caller.
+    Some(unsafe { std::slice::from_raw_parts(data, len) })
+}
+
+/// # Safety
+/// As [`bytes`].
+unsafe fn text<'a>(data: *const u8, len: usize, what: &str) -> Result<&'a str, String> {
+    // SAFETY: upheld by the caller.
+    let raw = unsafe { bytes(data, len) }.ok_or_else(|| format!("{what} is NULL"))?;
+    std::str::from_utf8(raw).map_err(|e| format!("{what} is not UTF-8: {e}"))
+}
+
+fn load_error_kind(error: &LoadError) -> WasmtelErrorKind {
+    match error {
+        LoadError::Engine(_) => WasmtelErrorKind::Instantiate,
+        _ => WasmtelErrorKind::Load,
+    }
+}
+
+fn failure_kind(kind: FailureKind) -> WasmtelErrorKind {
+    match kind {
+        FailureKind::Trap => WasmtelErrorKind::Trap,
+        FailureKind::Timeout => WasmtelErrorKind::Timeout,
+        FailureKind::Memory => WasmtelErrorKind::Memory,
+        FailureKind::InvalidOutput => WasmtelErrorKind::InvalidOutput,
+        FailureKind::OutputTooLarge => WasmtelErrorKind::OutputTooLarge,
+        FailureKind::GuestPermanent => WasmtelErrorKind::GuestPermanent,
+        FailureKind::GuestRetryable => WasmtelErrorKind::GuestRetryable,
+        FailureKind::Instantiate => WasmtelErrorKind::Instantiate,
+    }
+}
+
+/// Creates a runtime. `config_json` is a `RuntimeConfig` (`{"cache_dir": …,
+/// "max_total_instances": …}`) or empty for the defaults.
+///
+/// # Safety
+/// `config_json` points to `config_len` bytes; `out` and `error` are writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wasmtel_runtime_new(
+    config_json: *const u8,
+    config_len: usize,
+    out: *mut *mut WasmtelRuntime,
+    error: *mut WasmtelError,
+) -> WasmtelStatus {
+    guard(error, || {
+        if out.is_null() {
+            return invalid(error, "out is NULL");
+        }
+        // SAFETY: upheld by the caller.
+        let config = match unsafe { text(config_json, config_len, "runtime config") } {
+            Ok("") => RuntimeConfig::default(),
+            Ok(json) => match serde_json::from_str(json) {
+                Ok(config) => config,
+                Err(e) => return invalid(error, format!("invalid runtime config: {e}")),
+            },
+            Err(message) => return invalid(error, message),
+        };
+        match Runtime::new(config) {
+            Ok(runtime) => {
+                LIVE_HANDLES.fetch_add(1, Ordering::SeqCst);
+                // SAFETY: `out` is non-null and writable (checked / upheld by the caller).
+                unsafe { *out = Box::into_raw(Box::new(WasmtelRuntime(runtime))) };
+                WasmtelStatus::Ok
+            }
+            Err(e) => fail(error, load_error_kind(&e), true, e.to_string()),
+        }
+    })
+}
+
+/// Frees a runtime. Plugins loaded from it stay valid (they share its engine).
+///
+/// # Safety
+/// `runtime` came from [`wasmtel_runtime_new`] and is not used afterwards; NULL is ignored.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wasmtel_runtime_free(runtime: *mut WasmtelRuntime) {
+    if runtime.is_null() {
+        return;
+    }
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: upheld by the caller.
+        drop(unsafe { Box::from_raw(runtime) });
+        LIVE_HANDLES.fetch_sub(1, Ordering::SeqCst);
+    }));
+}
+
+/// Loads a component from `path` as plugin `name` with a `PluginConfig` JSON
+/// (`{"config": …, "limits": …, "on_error": …, "grants": …}`). Runs the
+/// guest's `init`, so a configuration it rejects fails here.
+///
+/// # Safety
+/// Pointers point to the given lengths of readable bytes; `out`, `error` are writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wasmtel_plugin_load(
+    runtime: *const WasmtelRuntime,
+    name: *const u8,
+    name_len: usize,
+    path: *const u8,
+    path_len: usize,
+    config_json: *const u8,
+    config_len: usize,
+    out: *mut *mut WasmtelPlugin,
+    error: *mut WasmtelError,
+) -> WasmtelStatus {
+    guard(error, || {
+        if runtime.is_null() || out.is_null() {
+            return invalid(error, "runtime or out is NULL");
+        }
+        // SAFETY: upheld by the caller for all three strings.
+        let (name, path, config) = match unsafe {
+            (text(name, name_len, "name"), text(path, path_len, "path"), text(config_json, config_len, "plugin config"))
+        } {
+            (Ok(name), Ok(path), Ok(config)) => (name, path, config),
+            (Err(m), _, _) | (_, Err(m), _) | (_, _, Err(m)) => return invalid(error, m),
+        };
+        let config: PluginConfig = if config.is_empty() {
+            PluginConfig::default()
+        } else {
+            match serde_json::from_str(config) {
+                Ok(config) => config,
+                Err(e) => {
+                    return fail(error, WasmtelErrorKind::Load, true, format!("component {name}: invalid plugin configuration: {e}"));
+                }
+            }
+        };
+        // SAFETY: `runtime` is a live handle (upheld by the caller).
+        let runtime = unsafe { &(*runtime).0 };
+        match runtime.load_plugin(name, ComponentSource::Path(PathBuf::from(path)), config) {
+            Ok(plugin) => {
+                LIVE_HANDLES.fetch_add(1, Ordering::SeqCst);
+                // SAFETY: `out` is non-null and writable.
+                unsafe { *out = Box::into_raw(Box::new(WasmtelPlugin(plugin))) };
+                WasmtelStatus::Ok
+            }
+            Err(e) => fail(error, load_error_kind(&e), true, e.to_string()),
+        }
+    })
+}
+
+/// Frees a plugin and its warm instances.
+///
+/// # Safety
+/// `plugin` came from [`wasmtel_plugin_load`], no call on it is in flight, and
+/// it is not used afterwards; NULL is ignored.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wasmtel_plugin_free(plugin: *mut WasmtelPlugin) {
+    if plugin.is_null() {
+        return;
+    }
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: upheld by the caller.
+        drop(unsafe { Box::from_raw(plugin) });
+        LIVE_HANDLES.fetch_sub(1, Ordering::SeqCst);
+    }));
+}
+
+/// Runs one OTLP batch (`signal`: 0 traces, 1 metrics, 2 logs). `deadline_ns`
+/// > 0 bounds the batch when shorter than the plugin's timeout. Under
+/// `on_error: pass | drop` sandbox failures come back as `Unchanged` /
+/// `Dropped` with status OK.
+///
+/// # Safety
+/// `input` points to `input_len` readable bytes for the duration of the call;
+/// `output` and `error` are writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wasmtel_plugin_process(
+    plugin: *const WasmtelPlugin,
+    signal: u32,
+    input: *const u8,
+    input_len: usize,
+    deadline_ns: u64,
+    output: *mut WasmtelOutput,
+    error: *mut WasmtelError,
+) -> WasmtelStatus {
+    guard(error, || {
+        if plugin.is_null() || output.is_null() {
+            return invalid(error, "plugin or output is NULL");
+        }
+        let signal = match signal {
+            0 => Signal::Traces,
+            1 => Signal::Metrics,
+            2 => Signal::Logs,
+            other => return invalid(error, format!("unknown signal {other}")),
+        };
+        // SAFETY: upheld by the caller.
+        let Some(input) = (unsafe { bytes(input, input_len) }) else {
+            return invalid(error, "input is NULL");
+        };
+        let deadline = (deadline_ns > 0).then(|| Duration::from_nanos(deadline_ns));
+        // SAFETY: `plugin` is a live handle.
+        let plugin = unsafe { &(*plugin).0 };
+        let result = match plugin.process(signal, input, deadline) {
+            Ok(Outcome::Unchanged) => WasmtelOutput { outcome: WasmtelOutcome::Unchanged, data: ptr::null_mut(), len: 0, capacity: 0 },
+            Ok(Outcome::Dropped) => WasmtelOutput { outcome: WasmtelOutcome::Dropped, data: ptr::null_mut(), len: 0, capacity: 0 },
+            Ok(Outcome::Replaced(bytes)) => {
+                let mut bytes = std::mem::ManuallyDrop::new(bytes);
+                WasmtelOutput { outcome: WasmtelOutcome::Replaced, data: bytes.as_mut_ptr(), len: bytes.len(), capacity: bytes.capacity() }
+            }
+            Err(e) => return fail(error, failure_kind(e.kind), e.is_permanent(), e.to_string()),
+        };
+        // SAFETY: `output` is non-null and writable.
+        unsafe { *output = result };
+        WasmtelStatus::Ok
+    })
+}
+
+/// The plugin's metrics as JSON (a `MetricsSnapshot`); free with [`wasmtel_string_free`].
+///
+/// # Safety
+/// `plugin` is a live handle; `out_json` and `error` are writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wasmtel_plugin_metrics_json(
+    plugin: *const WasmtelPlugin,
+    out_json: *mut *mut c_char,
+    error: *mut WasmtelError,
+) -> WasmtelStatus {
+    guard(error, || {
+        if plugin.is_null() || out_json.is_null() {
+            return invalid(error, "plugin or out_json is NULL");
+        }
+        // SAFETY: `plugin` is a live handle.
+        let snapshot = unsafe { &(*plugin).0 }.metrics();
+        match serde_json::to_string(&snapshot).map(CString::new) {
+            Ok(Ok(json)) => {
+                // SAFETY: `out_json` is non-null and writable.
+                unsafe { *out_json = json.into_raw() };
+                WasmtelStatus::Ok
+            }
+            _ => fail(error, WasmtelErrorKind::Panic, true, "metrics are not serializable".into()),
+        }
+    })
+}
+
+/// Frees a string returned by this library (error messages, metrics JSON).
+///
+/// # Safety
+/// `s` came from this library and is not used afterwards; NULL is ignored.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wasmtel_string_free(s: *mut c_char) {
+    if !s.is_null() {
+        // SAFETY: upheld by the caller.
+        drop(unsafe { CString::from_raw(s) });
+    }
+}
+
+/// Frees a `Replaced` output buffer.
+///
+/// # Safety
+/// The three values are exactly those of one [`WasmtelOutput`], freed once.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wasmtel_bytes_free(data: *mut u8, len: usize, capacity: usize) {
+    if !data.is_null() {
+        // SAFETY: upheld by the caller: this is a leaked Vec<u8>.
+        drop(unsafe { Vec::from_raw_parts(data, len, capacity) });
+    }
+}
+
+/// Runtime and plugin handles currently alive (for leak tests).
+#[unsafe(no_mangle)]
+pub extern "C" fn wasmtel_live_handles() -> u64 {
+    LIVE_HANDLES.load(Ordering::SeqCst)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = include_str!("../include/wasmtel.h");
+
+    #[test]
+    fn checked_in_header_is_current() {
+        let generated = include_str!(concat!(env!("OUT_DIR"), "/wasmtel.h"));
+        assert!(
+            generated == HEADER,
+            "runtime/ffi/include/wasmtel.h is stale: run scripts/update-ffi-header.sh and commit it"
+        );
+    }
+
+    fn empty_error() -> WasmtelError {
+        WasmtelError { kind: WasmtelErrorKind::None, permanent: false, message: ptr::null_mut() }
+    }
+
+    fn message(error: &WasmtelError) -> String {
+        // SAFETY: set by `fail` from a CString.
+        unsafe { std::ffi::CStr::from_ptr(error.message) }.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn bad_arguments_are_errors_not_crashes() {
+        let mut error = empty_error();
+        let mut runtime = ptr::null_mut();
+        let json = b"{\"cache_dir\": null, \"max_total_instances\": 4}";
+        // SAFETY: valid pointers to locals.
+        let status = unsafe { wasmtel_runtime_new(json.as_ptr(), json.len(), &mut runtime, &mut error) };
+        assert_eq!(status, WasmtelStatus::Ok);
+        let before = wasmtel_live_handles();
+        assert!(before >= 1);
+
+        let mut plugin = ptr::null_mut();
+        let (name, path) = ("ghost", "/nonexistent/ghost.wasm");
+        // SAFETY: valid pointers to locals.
+        let status = unsafe {
+            wasmtel_plugin_load(runtime, name.as_ptr(), name.len(), path.as_ptr(), path.len(), ptr::null(), 0, &mut plugin, &mut error)
+        };
+        assert_eq!(status, WasmtelStatus::Error);
+        assert_eq!(error.kind, WasmtelErrorKind::Load);
+        assert!(message(&error).contains("component ghost: cannot read"), "{}", message(&error));
+        // SAFETY: the message came from this library.
+        unsafe { wasmtel_string_free(error.message) };
+
+        let mut error = empty_error();
+        let mut output = WasmtelOutput { outcome: WasmtelOutcome::Unchanged, data: ptr::null_mut(), len: 0, capacity: 0 };
+        // SAFETY: a NULL plugin is what is being tested.
+        let status = unsafe { wasmtel_plugin_process(ptr::null(), 0, ptr::null(), 0, 0, &mut output, &mut error) };
+        assert_eq!((status, error.kind), (WasmtelStatus::Error, WasmtelErrorKind::InvalidArgument));
+        // SAFETY: as above.
+        unsafe { wasmtel_string_free(error.message) };
+
+        // SAFETY: `runtime` is live and not used again.
+        unsafe { wasmtel_runtime_free(runtime) };
+        assert_eq!(wasmtel_live_handles(), before - 1);
+    }
+}
