@@ -21,6 +21,20 @@ pub struct PluginConfig {
     pub quarantine_dir: Option<PathBuf>,
 }
 
+impl PluginConfig {
+    /// Parses plugin settings from JSON; errors name the offending key path
+    /// (e.g. `limits.max_memory: invalid value …`).
+    pub fn from_json(json: &str) -> Result<PluginConfig, String> {
+        let deserializer = &mut serde_json::Deserializer::from_str(json);
+        serde_path_to_error::deserialize(deserializer).map_err(|e| format!("{}: {}", e.path(), e.inner()))
+    }
+
+    /// As [`PluginConfig::from_json`], from an already parsed value (YAML files).
+    pub fn from_value(value: serde_json::Value) -> Result<PluginConfig, String> {
+        serde_path_to_error::deserialize(value).map_err(|e| format!("{}: {}", e.path(), e.inner()))
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {

@@ -227,7 +227,7 @@ fn read_guest_config(arg: &str) -> Result<serde_json::Value> {
 fn read_plugin_config(path: &Path) -> Result<PluginConfig> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading plugin config {}", path.display()))?;
     let value = read_yaml_value(&text).with_context(|| format!("plugin config {}", path.display()))?;
-    serde_json::from_value(value).with_context(|| format!("plugin config {}", path.display()))
+    PluginConfig::from_value(value).map_err(|e| anyhow::anyhow!("plugin config {}: {e}", path.display()))
 }
 
 fn print_inspection(inspection: &Inspection) {

@@ -239,7 +239,7 @@ pub unsafe extern "C" fn wasmtel_plugin_load(
         let config: PluginConfig = if config.is_empty() {
             PluginConfig::default()
         } else {
-            match serde_json::from_str(config) {
+            match PluginConfig::from_json(config) {
                 Ok(config) => config,
                 Err(e) => {
                     return fail(error, WasmtelErrorKind::Load, true, format!("component {name}: invalid plugin configuration: {e}"));

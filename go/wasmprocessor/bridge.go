@@ -1,0 +1,198 @@
+//go:build cgo
+
+package wasmprocessor
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/../../runtime/ffi/include
+#cgo LDFLAGS: ${SRCDIR}/../../target/debug/libwasmtel_ffi.a -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+#include <stdlib.h>
+#include "wasmtel.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"runtime"
+	"sync"
+	"time"
+	"unsafe"
+)
+
+// signal numbers of the C ABI.
+type signal uint32
+
+const (
+	signalTraces  signal = 0
+	signalMetrics signal = 1
+	signalLogs    signal = 2
+)
+
+type outcome int
+
+const (
+	outcomeUnchanged outcome = iota
+	outcomeReplaced
+	outcomeDropped
+)
+
+// bridgeError is a failure reported by the Rust runtime.
+type bridgeError struct {
+	kind      uint32 // a WasmtelErrorKind
+	permanent bool
+	message   string
+}
+
+func (e *bridgeError) Error() string { return e.message }
+
+// takeError converts and frees a C error.
+func takeError(cerr *C.WasmtelError) error {
+	message := "wasmtel: unknown error"
+	if cerr.message != nil {
+		message = C.GoString(cerr.message)
+		C.wasmtel_string_free(cerr.message)
+		cerr.message = nil
+	}
+	return &bridgeError{kind: uint32(cerr.kind), permanent: bool(cerr.permanent), message: message}
+}
+
+// The runtime (engine, compile cache) is shared by every plugin of the
+// process and freed with the last one, so Shutdown leaves no handle alive.
+var shared struct {
+	sync.Mutex
+	runtime *C.WasmtelRuntime
+	users   int
+}
+
+func acquireRuntime() (*C.WasmtelRuntime, error) {
+	shared.Lock()
+	defer shared.Unlock()
+	if shared.runtime == nil {
+		var cerr C.WasmtelError
+		var rt *C.WasmtelRuntime
+		if C.wasmtel_runtime_new(nil, 0, &rt, &cerr) != C.WASMTEL_STATUS_OK {
+			return nil, takeError(&cerr)
+		}
+		shared.runtime = rt
+	}
+	shared.users++
+	return shared.runtime, nil
+}
+
+func releaseRuntime() {
+	shared.Lock()
+	defer shared.Unlock()
+	shared.users--
+	if shared.users == 0 && shared.runtime != nil {
+		C.wasmtel_runtime_free(shared.runtime)
+		shared.runtime = nil
+	}
+}
+
+// plugin is a loaded component; safe for concurrent use until free.
+type plugin struct {
+	mu     sync.RWMutex // process holds it shared; free exclusively
+	handle *C.WasmtelPlugin
+}
+
+// cBytes points C at Go memory without copying; cgo's pointer rules allow
+// passing it for the duration of the call.
+func cBytes(b []byte) (*C.uint8_t, C.size_t) {
+	if len(b) == 0 {
+		return nil, 0
+	}
+	return (*C.uint8_t)(unsafe.Pointer(&b[0])), C.size_t(len(b))
+}
+
+func loadPlugin(name, path string, pluginConfigJSON []byte) (*plugin, error) {
+	rt, err := acquireRuntime()
+	if err != nil {
+		return nil, err
+	}
+	nameBytes, pathBytes := []byte(name), []byte(path)
+	namePtr, nameLen := cBytes(nameBytes)
+	pathPtr, pathLen := cBytes(pathBytes)
+	cfgPtr, cfgLen := cBytes(pluginConfigJSON)
+	var handle *C.WasmtelPlugin
+	var cerr C.WasmtelError
+	status := C.wasmtel_plugin_load(rt, namePtr, nameLen, pathPtr, pathLen, cfgPtr, cfgLen, &handle, &cerr)
+	runtime.KeepAlive(nameBytes)
+	runtime.KeepAlive(pathBytes)
+	runtime.KeepAlive(pluginConfigJSON)
+	if status != C.WASMTEL_STATUS_OK {
+		releaseRuntime()
+		return nil, takeError(&cerr)
+	}
+	return &plugin{handle: handle}, nil
+}
+
+var errPluginClosed = errors.New("wasm plugin is shut down")
+
+// process runs one OTLP batch. For outcomeReplaced it returns a Go copy of the output.
+func (p *plugin) process(sig signal, input []byte, deadline time.Duration) (outcome, []byte, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.handle == nil {
+		return outcomeUnchanged, nil, errPluginClosed
+	}
+	inPtr, inLen := cBytes(input)
+	var out C.WasmtelOutput
+	var cerr C.WasmtelError
+	deadlineNs := C.uint64_t(0)
+	if deadline > 0 {
+		deadlineNs = C.uint64_t(deadline.Nanoseconds())
+	}
+	status := C.wasmtel_plugin_process(p.handle, C.uint32_t(sig), inPtr, inLen, deadlineNs, &out, &cerr)
+	runtime.KeepAlive(input)
+	if status != C.WASMTEL_STATUS_OK {
+		return outcomeUnchanged, nil, takeError(&cerr)
+	}
+	switch out.outcome {
+	case C.WASMTEL_OUTCOME_REPLACED:
+		// The one copy of the output into Go memory; then Rust frees its buffer.
+		data := C.GoBytes(unsafe.Pointer(out.data), C.int(out.len))
+		C.wasmtel_bytes_free(out.data, out.len, out.capacity)
+		return outcomeReplaced, data, nil
+	case C.WASMTEL_OUTCOME_DROPPED:
+		return outcomeDropped, nil, nil
+	default:
+		return outcomeUnchanged, nil, nil
+	}
+}
+
+// metricsJSON returns the plugin's metrics snapshot as JSON.
+func (p *plugin) metricsJSON() ([]byte, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.handle == nil {
+		return nil, errPluginClosed
+	}
+	var out *C.char
+	var cerr C.WasmtelError
+	if C.wasmtel_plugin_metrics_json(p.handle, &out, &cerr) != C.WASMTEL_STATUS_OK {
+		return nil, takeError(&cerr)
+	}
+	defer C.wasmtel_string_free(out)
+	return []byte(C.GoString(out)), nil
+}
+
+// free releases the plugin; later calls fail with errPluginClosed. Idempotent.
+func (p *plugin) free() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.handle == nil {
+		return
+	}
+	C.wasmtel_plugin_free(p.handle)
+	p.handle = nil
+	releaseRuntime()
+}
+
+// liveHandles is the number of Rust runtime and plugin handles alive.
+func liveHandles() uint64 {
+	return uint64(C.wasmtel_live_handles())
+}
+
+func (e *bridgeError) isLoadError() bool {
+	return e.kind == uint32(C.WASMTEL_ERROR_KIND_LOAD)
+}
+

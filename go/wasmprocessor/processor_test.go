@@ -1,0 +1,344 @@
+package wasmprocessor
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/processor"
+	"go.opentelemetry.io/collector/processor/processortest"
+)
+
+// componentPath is a guest built by scripts/build-components.sh.
+func componentPath(t testing.TB, crate string) string {
+	t.Helper()
+	dir := os.Getenv("WASMTEL_COMPONENTS_DIR")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "target", "wasm32-wasip2", "release")
+	}
+	path := filepath.Join(dir, strings.ReplaceAll(crate, "-", "_")+".wasm")
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("%s is missing: build the guests first with scripts/build-components.sh", path)
+	}
+	return path
+}
+
+func traces(spans ...string) ptrace.Traces {
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "checkout")
+	ss := rs.ScopeSpans().AppendEmpty()
+	for i, name := range spans {
+		span := ss.Spans().AppendEmpty()
+		span.SetName(name)
+		span.SetTraceID([16]byte{byte(i + 1), 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15})
+		span.SetSpanID([8]byte{byte(i + 1), 1, 2, 3, 4, 5, 6, 7})
+		span.Attributes().PutStr("user.email", "ada@example.com")
+		if name == "GET /health" {
+			span.Attributes().PutStr("http.route", "/health")
+		}
+	}
+	return td
+}
+
+func logs(bodies ...string) plog.Logs {
+	ld := plog.NewLogs()
+	records := ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords()
+	for _, body := range bodies {
+		record := records.AppendEmpty()
+		record.Body().SetStr(body)
+		record.SetSeverityNumber(plog.SeverityNumberInfo)
+		record.Attributes().PutStr("user.email", "ada@example.com")
+	}
+	return ld
+}
+
+func metrics(names ...string) pmetric.Metrics {
+	md := pmetric.NewMetrics()
+	ms := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics()
+	for _, name := range names {
+		m := ms.AppendEmpty()
+		m.SetName(name)
+		dp := m.SetEmptyGauge().DataPoints().AppendEmpty()
+		dp.SetDoubleValue(1)
+		dp.Attributes().PutStr("user.email", "ada@example.com")
+	}
+	return md
+}
+
+type harness struct {
+	traces  processor.Traces
+	metrics processor.Metrics
+	logs    processor.Logs
+	tsink   *consumertest.TracesSink
+	msink   *consumertest.MetricsSink
+	lsink   *consumertest.LogsSink
+}
+
+// start creates and starts processors of all three signals for one config.
+func start(t *testing.T, cfg *Config) *harness {
+	t.Helper()
+	ctx := context.Background()
+	set := processortest.NewNopSettings(Type)
+	h := &harness{tsink: new(consumertest.TracesSink), msink: new(consumertest.MetricsSink), lsink: new(consumertest.LogsSink)}
+	var err error
+	factory := NewFactory()
+	if h.traces, err = factory.CreateTraces(ctx, set, cfg, h.tsink); err != nil {
+		t.Fatalf("create traces: %v", err)
+	}
+	if h.metrics, err = factory.CreateMetrics(ctx, set, cfg, h.msink); err != nil {
+		t.Fatalf("create metrics: %v", err)
+	}
+	if h.logs, err = factory.CreateLogs(ctx, set, cfg, h.lsink); err != nil {
+		t.Fatalf("create logs: %v", err)
+	}
+	host := componenttest.NewNopHost()
+	if err := h.traces.Start(ctx, host); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.metrics.Start(ctx, host); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.logs.Start(ctx, host); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.shutdown(t) })
+	return h
+}
+
+func (h *harness) shutdown(t *testing.T) {
+	ctx := context.Background()
+	for _, err := range []error{h.traces.Shutdown(ctx), h.metrics.Shutdown(ctx), h.logs.Shutdown(ctx)} {
+		if err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	}
+}
+
+func TestIdentityOutcomesForAllSignals(t *testing.T) {
+	ctx := context.Background()
+	for _, mode := range []string{"unchanged", "replace", "drop"} {
+		t.Run(mode, func(t *testing.T) {
+			h := start(t, &Config{Component: componentPath(t, "wasmtel-test-identity"), Config: map[string]any{"mode": mode}})
+			if err := h.traces.ConsumeTraces(ctx, traces("GET /a", "GET /b")); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.metrics.ConsumeMetrics(ctx, metrics("queue.depth")); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.logs.ConsumeLogs(ctx, logs("hello")); err != nil {
+				t.Fatal(err)
+			}
+			if mode == "drop" {
+				if n := len(h.tsink.AllTraces()) + len(h.msink.AllMetrics()) + len(h.lsink.AllLogs()); n != 0 {
+					t.Fatalf("dropped batches reached the next consumer: %d", n)
+				}
+				return
+			}
+			if h.tsink.SpanCount() != 2 || h.msink.DataPointCount() != 1 || h.lsink.LogRecordCount() != 1 {
+				t.Fatalf("got %d spans, %d points, %d logs", h.tsink.SpanCount(), h.msink.DataPointCount(), h.lsink.LogRecordCount())
+			}
+			got := h.tsink.AllTraces()[0].ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(1).Name()
+			if got != "GET /b" {
+				t.Fatalf("span name %q", got)
+			}
+		})
+	}
+}
+
+func attr(t *testing.T, value string, ok bool) string {
+	t.Helper()
+	if !ok {
+		t.Fatal("attribute missing")
+	}
+	return value
+}
+
+func TestRedactEverySignal(t *testing.T) {
+	ctx := context.Background()
+	h := start(t, &Config{
+		Component: componentPath(t, "wasmtel-redact"),
+		Config:    map[string]any{"keys": []any{"user.email"}, "action": "mask", "mask": "<redacted>"},
+	})
+	if err := h.traces.ConsumeTraces(ctx, traces("GET /")); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.metrics.ConsumeMetrics(ctx, metrics("m")); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.logs.ConsumeLogs(ctx, logs("x")); err != nil {
+		t.Fatal(err)
+	}
+	span := h.tsink.AllTraces()[0].ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0)
+	v, ok := span.Attributes().Get("user.email")
+	if got := attr(t, v.Str(), ok); got != "<redacted>" {
+		t.Fatalf("span attribute %q", got)
+	}
+	dp := h.msink.AllMetrics()[0].ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Gauge().DataPoints().At(0)
+	v, ok = dp.Attributes().Get("user.email")
+	if got := attr(t, v.Str(), ok); got != "<redacted>" {
+		t.Fatalf("data point attribute %q", got)
+	}
+	record := h.lsink.AllLogs()[0].ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(0)
+	v, ok = record.Attributes().Get("user.email")
+	if got := attr(t, v.Str(), ok); got != "<redacted>" {
+		t.Fatalf("log attribute %q", got)
+	}
+}
+
+func TestFilterDropsHealthChecks(t *testing.T) {
+	h := start(t, &Config{
+		Component: componentPath(t, "wasmtel-filter"),
+		Config:    map[string]any{"spans": map[string]any{"attributes": []any{map[string]any{"key": "http.route", "value": "/health"}}}},
+	})
+	if err := h.traces.ConsumeTraces(context.Background(), traces("GET /health", "POST /pay")); err != nil {
+		t.Fatal(err)
+	}
+	if h.tsink.SpanCount() != 1 {
+		t.Fatalf("want 1 span left, got %d", h.tsink.SpanCount())
+	}
+	if err := h.traces.ConsumeTraces(context.Background(), traces("GET /health")); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.tsink.AllTraces()) != 1 {
+		t.Fatal("an all-filtered batch must not reach the next consumer")
+	}
+}
+
+func TestOnErrorPolicies(t *testing.T) {
+	ctx := context.Background()
+	hostile := componentPath(t, "wasmtel-test-hostile")
+	limits := LimitsConfig{Timeout: 200 * time.Millisecond, MaxMemory: "64MiB"}
+
+	pass := start(t, &Config{Component: hostile, OnError: "pass", Limits: limits})
+	for _, trigger := range []string{"panic", "loop", "garbage"} {
+		if err := pass.traces.ConsumeTraces(ctx, traces(trigger)); err != nil {
+			t.Fatalf("%s under pass: %v", trigger, err)
+		}
+	}
+	if pass.tsink.SpanCount() != 3 {
+		t.Fatalf("pass forwards the original batches: got %d spans", pass.tsink.SpanCount())
+	}
+
+	drop := start(t, &Config{Component: hostile, OnError: "drop", Limits: limits})
+	if err := drop.logs.ConsumeLogs(ctx, logs("panic")); err != nil {
+		t.Fatal(err)
+	}
+	if drop.lsink.LogRecordCount() != 0 {
+		t.Fatal("drop discards the batch")
+	}
+
+	fail := start(t, &Config{Component: hostile, OnError: "fail", Limits: limits})
+	err := fail.metrics.ConsumeMetrics(ctx, metrics("panic"))
+	if err == nil || !consumererror.IsPermanent(err) || !strings.Contains(err.Error(), "trap") {
+		t.Fatalf("fail returns a permanent trap error, got %v", err)
+	}
+	// The failed instance was replaced: a good batch goes through.
+	if err := fail.metrics.ConsumeMetrics(ctx, metrics("fine")); err != nil || fail.msink.DataPointCount() != 1 {
+		t.Fatalf("after a trap the plugin keeps serving: %v", err)
+	}
+}
+
+func TestGuestErrorsKeepRetrySemantics(t *testing.T) {
+	ctx := context.Background()
+	h := start(t, &Config{Component: componentPath(t, "wasmtel-test-hostile")})
+	permanent := h.traces.ConsumeTraces(ctx, traces("permanent-error"))
+	if permanent == nil || !consumererror.IsPermanent(permanent) {
+		t.Fatalf("permanent guest error: %v", permanent)
+	}
+	retryable := h.traces.ConsumeTraces(ctx, traces("retryable-error"))
+	if retryable == nil || consumererror.IsPermanent(retryable) {
+		t.Fatalf("retryable guest error must not be permanent: %v", retryable)
+	}
+}
+
+func TestContextDeadlineBoundsTheBatch(t *testing.T) {
+	h := start(t, &Config{Component: componentPath(t, "wasmtel-test-hostile"), OnError: "fail", Limits: LimitsConfig{Timeout: 10 * time.Second}})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	err := h.traces.ConsumeTraces(ctx, traces("loop"))
+	if err == nil || !strings.Contains(err.Error(), "timeout") {
+		t.Fatalf("the 100ms context deadline interrupts the loop: %v", err)
+	}
+}
+
+func TestValidateRefusesBadComponentsAndConfigs(t *testing.T) {
+	dir := t.TempDir()
+	notWasm := filepath.Join(dir, "notes.wasm")
+	if err := os.WriteFile(notWasm, []byte("not wasm at all"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"no component", Config{}, "component: a path to a wasm component is required"},
+		{"missing file", Config{Component: filepath.Join(dir, "ghost.wasm")}, "component ghost.wasm: cannot read"},
+		{"not wasm", Config{Component: notWasm}, "component notes.wasm: not a WebAssembly file"},
+		{"rejected config", Config{Component: componentPath(t, "wasmtel-test-hostile"), Config: map[string]any{"reject": "ratio too high"}}, "init rejected the configuration: ratio too high"},
+		{"bad guest config", Config{Component: componentPath(t, "wasmtel-redact"), Config: map[string]any{"keyz": []any{"a"}}}, "keyz"},
+		{"bad policy", Config{Component: componentPath(t, "wasmtel-test-identity"), OnError: "ignore"}, `on_error: "ignore"`},
+		{"bad limit", Config{Component: componentPath(t, "wasmtel-test-identity"), Limits: LimitsConfig{MaxMemory: "lots"}}, "max_memory"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.cfg.Validate()
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("want an error containing %q, got %v", c.want, err)
+			}
+		})
+	}
+	good := Config{Component: componentPath(t, "wasmtel-test-identity")}
+	if err := good.Validate(); err != nil {
+		t.Fatalf("a good config validates: %v", err)
+	}
+	if n := liveHandles(); n != 0 {
+		t.Fatalf("Validate leaves %d Rust handles alive", n)
+	}
+}
+
+func TestNoHandlesLeakAfterShutdownOrUnderLoad(t *testing.T) {
+	ctx := context.Background()
+	set := processortest.NewNopSettings(Type)
+	cfg := &Config{Component: componentPath(t, "wasmtel-test-identity"), Config: map[string]any{"mode": "replace"}}
+	sink := new(consumertest.TracesSink)
+	p, err := NewFactory().CreateTraces(ctx, set, cfg, sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(ctx, componenttest.NewNopHost()); err != nil {
+		t.Fatal(err)
+	}
+	during := liveHandles()
+	batch := traces("GET /a")
+	for i := 0; i < 10_000; i++ {
+		if err := p.ConsumeTraces(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := liveHandles(); got != during {
+		t.Fatalf("handles grew under load: %d -> %d", during, got)
+	}
+	if sink.SpanCount() != 10_000 {
+		t.Fatalf("got %d spans", sink.SpanCount())
+	}
+	if err := p.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Shutdown(ctx); err != nil {
+		t.Fatalf("a second shutdown is harmless: %v", err)
+	}
+	if n := liveHandles(); n != 0 {
+		t.Fatalf("%d Rust handles alive after Shutdown", n)
+	}
+}
