@@ -4,9 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/setup.sh
-scripts/build-components.sh
-cargo build --locked -p wasmtel-cli
+scripts/build.sh
 wasmtel=target/debug/wasmtel
 components=${CARGO_TARGET_DIR:-target}/wasm32-wasip2/release
 export WASMTEL_HOME=${WASMTEL_HOME:-$PWD/target/wasmtel-home}

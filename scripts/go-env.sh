@@ -3,7 +3,7 @@
 # not track the .a file itself, only the flags).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cargo build --locked -p wasmtel-ffi --manifest-path "$root/Cargo.toml"
+"$root/scripts/build.sh" >&2
 lib="$root/target/debug/libwasmtel_ffi.a"
 export CGO_ENABLED=1
 export CGO_CFLAGS="-DWASMTEL_FFI_STAMP=$(stat -c %Y-%s "$lib")"

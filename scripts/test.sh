@@ -6,10 +6,8 @@ cd "$(dirname "$0")/.."
 
 stage() { printf '\n== %s (%ss elapsed)\n' "$1" "$SECONDS"; }
 
-stage "setup"
-scripts/setup.sh
-stage "guest components"
-scripts/build-components.sh
+stage "build (components, workspace, all targets)"
+scripts/build.sh
 stage "rust workspace tests"
 cargo test --workspace --locked
 if [ -x scripts/test-go.sh ]; then
