@@ -4,7 +4,6 @@ package wasmprocessor
 
 /*
 #cgo CFLAGS: -I${SRCDIR}/../../runtime/ffi/include
-#cgo LDFLAGS: ${SRCDIR}/../../target/debug/libwasmtel_ffi.a -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 #include <stdlib.h>
 #include "wasmtel.h"
 */
