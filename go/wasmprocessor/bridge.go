@@ -10,38 +10,11 @@ package wasmprocessor
 import "C"
 
 import (
-	"errors"
 	"runtime"
 	"sync"
 	"time"
 	"unsafe"
 )
-
-// signal numbers of the C ABI.
-type signal uint32
-
-const (
-	signalTraces  signal = 0
-	signalMetrics signal = 1
-	signalLogs    signal = 2
-)
-
-type outcome int
-
-const (
-	outcomeUnchanged outcome = iota
-	outcomeReplaced
-	outcomeDropped
-)
-
-// bridgeError is a failure reported by the Rust runtime.
-type bridgeError struct {
-	kind      uint32 // a WasmtelErrorKind
-	permanent bool
-	message   string
-}
-
-func (e *bridgeError) Error() string { return e.message }
 
 // takeError converts and frees a C error.
 func takeError(cerr *C.WasmtelError) error {
@@ -51,7 +24,7 @@ func takeError(cerr *C.WasmtelError) error {
 		C.wasmtel_string_free(cerr.message)
 		cerr.message = nil
 	}
-	return &bridgeError{kind: uint32(cerr.kind), permanent: bool(cerr.permanent), message: message}
+	return &bridgeError{permanent: bool(cerr.permanent), message: message}
 }
 
 // The runtime (engine, compile cache) is shared by every plugin of the
@@ -124,8 +97,6 @@ func loadPlugin(name, path string, pluginConfigJSON []byte) (*plugin, error) {
 	return &plugin{handle: handle}, nil
 }
 
-var errPluginClosed = errors.New("wasm plugin is shut down")
-
 // process runs one OTLP batch. For outcomeReplaced it returns a Go copy of the output.
 func (p *plugin) process(sig signal, input []byte, deadline time.Duration) (outcome, []byte, error) {
 	p.mu.RLock()
@@ -190,8 +161,3 @@ func (p *plugin) free() {
 func liveHandles() uint64 {
 	return uint64(C.wasmtel_live_handles())
 }
-
-func (e *bridgeError) isLoadError() bool {
-	return e.kind == uint32(C.WASMTEL_ERROR_KIND_LOAD)
-}
-

@@ -15,10 +15,10 @@ type Config struct {
 	Component string `mapstructure:"component"`
 	// Config is handed to the component's init as JSON.
 	Config map[string]any `mapstructure:"config"`
-	Limits LimitsConfig `mapstructure:"limits"`
+	Limits LimitsConfig   `mapstructure:"limits"`
 	// OnError decides the fate of a batch the sandbox fails on: pass, drop or fail.
-	OnError string `mapstructure:"on_error"`
-	Grants GrantsConfig `mapstructure:"grants"`
+	OnError string       `mapstructure:"on_error"`
+	Grants  GrantsConfig `mapstructure:"grants"`
 	// QuarantineDir, when set, keeps batches that failed in the sandbox.
 	QuarantineDir string `mapstructure:"quarantine_dir"`
 
