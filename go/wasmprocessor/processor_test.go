@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processortest"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
 // componentPath is a guest built by scripts/build-components.sh.
@@ -340,5 +341,54 @@ func TestNoHandlesLeakAfterShutdownOrUnderLoad(t *testing.T) {
 	}
 	if n := liveHandles(); n != 0 {
 		t.Fatalf("%d Rust handles alive after Shutdown", n)
+	}
+}
+
+func TestPluginMetricsAreCollectorTelemetry(t *testing.T) {
+	ctx := context.Background()
+	tel := componenttest.NewTelemetry()
+	defer func() { _ = tel.Shutdown(ctx) }()
+	set := processortest.NewNopSettings(Type)
+	set.TelemetrySettings = tel.NewTelemetrySettings()
+	cfg := &Config{Component: componentPath(t, "wasmtel-redact"), Config: map[string]any{"keys": []any{"user.email"}}}
+	p, err := NewFactory().CreateTraces(ctx, set, cfg, consumertest.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(ctx, componenttest.NewNopHost()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.Shutdown(ctx) }()
+	for i := 0; i < 3; i++ {
+		if err := p.ConsumeTraces(ctx, traces("GET /")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sumOf := func(name string, match func(metricdata.DataPoint[int64]) bool) int64 {
+		m, err := tel.GetMetric(name)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var total int64
+		for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+			if match(dp) {
+				total += dp.Value
+			}
+		}
+		return total
+	}
+	all := func(metricdata.DataPoint[int64]) bool { return true }
+	if calls := sumOf("wasmtel.plugin.calls", all); calls != 3 {
+		t.Fatalf("wasmtel.plugin.calls = %d, want 3", calls)
+	}
+	replaced := sumOf("wasmtel.plugin.outcomes", func(dp metricdata.DataPoint[int64]) bool {
+		v, _ := dp.Attributes.Value("outcome")
+		return v.AsString() == "replaced"
+	})
+	if replaced != 3 {
+		t.Fatalf("replaced outcomes = %d, want 3", replaced)
+	}
+	if redacted := sumOf("wasmtel.plugin.guest_counter", all); redacted != 3 {
+		t.Fatalf("guest counter redacted_values = %d, want 3", redacted)
 	}
 }
