@@ -259,3 +259,33 @@ fn guests_are_hermetic_unless_granted() {
     let random = |view: &str| view.split(' ').nth(1).unwrap().to_string();
     assert_ne!(random(&granted), random(&guest_view(grants)), "granted entropy differs between instances");
 }
+
+#[test]
+fn guest_stderr_reaches_the_host_log_tagged_with_the_plugin() {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+    let (plugin, _cache) = hostile(OnError::Pass);
+    tracing::subscriber::with_default(subscriber, || {
+        plugin.process(Signal::Traces, &span_named("panic"), None).unwrap();
+    });
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let panic_line = log.lines().find(|line| line.contains("panicked")).unwrap_or_else(|| panic!("no guest panic in:\n{log}"));
+    assert!(panic_line.contains(HOSTILE) && panic_line.contains("stderr"), "{panic_line}");
+    assert!(log.contains("on_error: pass"), "the policy decision is logged too:\n{log}");
+}
