@@ -90,64 +90,43 @@ var (
 )
 
 func (w *wasmProcessor) processTraces(ctx context.Context, td ptrace.Traces) (ptrace.Traces, error) {
-	input, err := tracesMarshaler.MarshalTraces(td)
-	if err != nil {
-		return td, consumererror.NewPermanent(fmt.Errorf("%s: marshal traces: %w", w.name, err))
-	}
-	result, output, err := w.run(ctx, signalTraces, input)
-	switch {
-	case err != nil:
-		return td, err
-	case result == outcomeDropped:
-		return td, processorhelper.ErrSkipProcessingData
-	case result == outcomeUnchanged:
-		return td, nil
-	}
-	out, err := tracesUnmarshaler.UnmarshalTraces(output)
-	if err != nil {
-		return td, consumererror.NewPermanent(fmt.Errorf("%s: plugin output: %w", w.name, err))
-	}
-	return out, nil
+	return processBatch(ctx, w, signalTraces, td, tracesMarshaler.MarshalTraces, tracesUnmarshaler.UnmarshalTraces)
 }
 
 func (w *wasmProcessor) processMetrics(ctx context.Context, md pmetric.Metrics) (pmetric.Metrics, error) {
-	input, err := metricsMarshaler.MarshalMetrics(md)
-	if err != nil {
-		return md, consumererror.NewPermanent(fmt.Errorf("%s: marshal metrics: %w", w.name, err))
-	}
-	result, output, err := w.run(ctx, signalMetrics, input)
-	switch {
-	case err != nil:
-		return md, err
-	case result == outcomeDropped:
-		return md, processorhelper.ErrSkipProcessingData
-	case result == outcomeUnchanged:
-		return md, nil
-	}
-	out, err := metricsUnmarshaler.UnmarshalMetrics(output)
-	if err != nil {
-		return md, consumererror.NewPermanent(fmt.Errorf("%s: plugin output: %w", w.name, err))
-	}
-	return out, nil
+	return processBatch(ctx, w, signalMetrics, md, metricsMarshaler.MarshalMetrics, metricsUnmarshaler.UnmarshalMetrics)
 }
 
 func (w *wasmProcessor) processLogs(ctx context.Context, ld plog.Logs) (plog.Logs, error) {
-	input, err := logsMarshaler.MarshalLogs(ld)
+	return processBatch(ctx, w, signalLogs, ld, logsMarshaler.MarshalLogs, logsUnmarshaler.UnmarshalLogs)
+}
+
+// processBatch is the one data path of all signals: marshal to OTLP, run the
+// plugin, and unmarshal only a `replaced` output.
+func processBatch[T any](
+	ctx context.Context,
+	w *wasmProcessor,
+	sig signal,
+	batch T,
+	marshal func(T) ([]byte, error),
+	unmarshal func([]byte) (T, error),
+) (T, error) {
+	input, err := marshal(batch)
 	if err != nil {
-		return ld, consumererror.NewPermanent(fmt.Errorf("%s: marshal logs: %w", w.name, err))
+		return batch, consumererror.NewPermanent(fmt.Errorf("%s: marshal: %w", w.name, err))
 	}
-	result, output, err := w.run(ctx, signalLogs, input)
+	result, output, err := w.run(ctx, sig, input)
 	switch {
 	case err != nil:
-		return ld, err
+		return batch, err
 	case result == outcomeDropped:
-		return ld, processorhelper.ErrSkipProcessingData
+		return batch, processorhelper.ErrSkipProcessingData
 	case result == outcomeUnchanged:
-		return ld, nil
+		return batch, nil
 	}
-	out, err := logsUnmarshaler.UnmarshalLogs(output)
+	out, err := unmarshal(output)
 	if err != nil {
-		return ld, consumererror.NewPermanent(fmt.Errorf("%s: plugin output: %w", w.name, err))
+		return batch, consumererror.NewPermanent(fmt.Errorf("%s: plugin output: %w", w.name, err))
 	}
 	return out, nil
 }
