@@ -203,6 +203,10 @@ fn wasm_vs_native<P: wasmtel_sdk::Processor>(c: &mut Criterion, crate_name: &str
         group.bench_with_input(BenchmarkId::new("wasm", format!("{signal}_10k")), &batch, |b, batch| {
             b.iter(|| black_box(plugin.process(signal, batch, None).unwrap()))
         });
+        // The host's share of the wasm path: validating `replaced` output.
+        group.bench_with_input(BenchmarkId::new("host_validate_output", format!("{signal}_10k")), &batch, |b, batch| {
+            b.iter(|| wasmtel_runtime::otlp::validate(signal, black_box(batch)).unwrap())
+        });
     }
     group.finish();
 }
