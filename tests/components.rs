@@ -13,7 +13,11 @@ fn sample(signal: Signal) -> Vec<u8> {
 }
 
 /// Runs the wasm component and the native library on the same batch.
-fn both<P: wasmtel_sdk::Processor>(crate_name: &str, config: serde_json::Value, signal: Signal) -> (Outcome, wasmtel_sdk::Outcome) {
+fn both<P: wasmtel_sdk::Processor>(
+    crate_name: &str,
+    config: serde_json::Value,
+    signal: Signal,
+) -> (Outcome, wasmtel_sdk::Outcome) {
     let (runtime, _cache) = runtime();
     let plugin = load(&runtime, crate_name, PluginConfig { config: config.clone(), ..Default::default() }).unwrap();
     let input = sample(signal);
@@ -93,14 +97,16 @@ fn sample_keeps_traces_and_their_logs_together() {
             Outcome::Dropped => return Vec::new(),
         };
         match signal {
-            Signal::Traces => opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(&bytes[..])
-                .unwrap()
-                .resource_spans
-                .into_iter()
-                .flat_map(|r| r.scope_spans)
-                .flat_map(|s| s.spans)
-                .map(|s| s.trace_id)
-                .collect(),
+            Signal::Traces => {
+                opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(&bytes[..])
+                    .unwrap()
+                    .resource_spans
+                    .into_iter()
+                    .flat_map(|r| r.scope_spans)
+                    .flat_map(|s| s.spans)
+                    .map(|s| s.trace_id)
+                    .collect()
+            }
             _ => opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest::decode(&bytes[..])
                 .unwrap()
                 .resource_logs
@@ -130,7 +136,8 @@ fn metrics_pass_the_sampler_without_entering_the_sandbox() {
 #[test]
 fn guest_counters_reach_plugin_metrics() {
     let (runtime, _cache) = runtime();
-    let plugin = load(&runtime, "wasmtel-redact", PluginConfig { config: redact_config(), ..Default::default() }).unwrap();
+    let plugin =
+        load(&runtime, "wasmtel-redact", PluginConfig { config: redact_config(), ..Default::default() }).unwrap();
     plugin.process(Signal::Traces, &sample(Signal::Traces), None).unwrap();
     let redacted = plugin.metrics().guest_counters.get("redacted_values").copied().unwrap_or(0);
     assert!(redacted >= 5, "redact reports what it redacted: {redacted}");
@@ -138,9 +145,10 @@ fn guest_counters_reach_plugin_metrics() {
 
 #[test]
 fn redacted_output_feeds_otap_stages() {
-    use wasmtel_otap::{otlp_to_otap, ArrowPayloadType};
+    use wasmtel_otap::{ArrowPayloadType, otlp_to_otap};
     let (runtime, _cache) = runtime();
-    let plugin = load(&runtime, "wasmtel-redact", PluginConfig { config: redact_config(), ..Default::default() }).unwrap();
+    let plugin =
+        load(&runtime, "wasmtel-redact", PluginConfig { config: redact_config(), ..Default::default() }).unwrap();
     let Outcome::Replaced(bytes) = plugin.process(Signal::Traces, &sample(Signal::Traces), None).unwrap() else {
         panic!("the sample carries emails")
     };

@@ -285,7 +285,8 @@ fn guest_stderr_reaches_the_host_log_tagged_with_the_plugin() {
         plugin.process(Signal::Traces, &span_named("panic"), None).unwrap();
     });
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    let panic_line = log.lines().find(|line| line.contains("panicked")).unwrap_or_else(|| panic!("no guest panic in:\n{log}"));
+    let panic_line =
+        log.lines().find(|line| line.contains("panicked")).unwrap_or_else(|| panic!("no guest panic in:\n{log}"));
     assert!(panic_line.contains(HOSTILE) && panic_line.contains("stderr"), "{panic_line}");
     assert!(log.contains("on_error: pass"), "the policy decision is logged too:\n{log}");
 }

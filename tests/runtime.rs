@@ -27,7 +27,10 @@ fn identity_outcomes_cross_the_boundary_intact() {
     assert_eq!(drop.process(Signal::Traces, &batch, None).unwrap(), Outcome::Dropped);
 
     let metrics = replace.metrics();
-    assert_eq!((metrics.calls, metrics.replaced, metrics.bytes_in, metrics.bytes_out), (1, 1, batch.len() as u64, batch.len() as u64));
+    assert_eq!(
+        (metrics.calls, metrics.replaced, metrics.bytes_in, metrics.bytes_out),
+        (1, 1, batch.len() as u64, batch.len() as u64)
+    );
     assert_eq!(metrics.latency_counts.iter().sum::<u64>(), 1);
 }
 

@@ -1,6 +1,6 @@
 //! Attribute helpers on OTLP `KeyValue` lists.
 
-use crate::otlp::common::v1::{any_value::Value, AnyValue, KeyValue};
+use crate::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
 
 /// The string inside an `AnyValue`, if it holds one.
 pub fn string_value(value: &AnyValue) -> Option<&str> {

@@ -35,11 +35,11 @@ pub use walk::*;
 use prost::Message;
 use serde::de::DeserializeOwned;
 
+/// The OTLP data model (spans, log records, metrics, attributes, …).
+pub use opentelemetry_proto::tonic as otlp;
 pub use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 pub use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 pub use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-/// The OTLP data model (spans, log records, metrics, attributes, …).
-pub use opentelemetry_proto::tonic as otlp;
 
 /// The `wasmtel:plugin` WIT version this SDK builds against.
 pub const WIT_VERSION: &str = "0.1.0";
@@ -183,13 +183,13 @@ pub fn parse_config<C: DeserializeOwned>(config_json: &str) -> Result<C, String>
 
 /// Commonly used names, for `use wasmtel_sdk::prelude::*`.
 pub mod prelude {
-    pub use crate::attributes::{string_value, AttributesExt};
-    pub use crate::otlp::common::v1::{any_value, AnyValue, KeyValue};
-    pub use crate::{
-        host, Action, ExportLogsServiceRequest, ExportMetricsServiceRequest, ExportTraceServiceRequest, Outcome,
-        ProcessError, Processor, Signal,
-    };
+    pub use crate::attributes::{AttributesExt, string_value};
+    pub use crate::otlp::common::v1::{AnyValue, KeyValue, any_value};
     pub use crate::walk::*;
+    pub use crate::{
+        Action, ExportLogsServiceRequest, ExportMetricsServiceRequest, ExportTraceServiceRequest, Outcome,
+        ProcessError, Processor, Signal, host,
+    };
 }
 
 /// Glue the export macro expands to; not a public API.
@@ -198,7 +198,7 @@ pub mod __private {
     use std::cell::RefCell;
 
     use crate::bindings::exports::wasmtel::plugin::processor as wit;
-    use crate::{parse_config, Outcome, ProcessError, Processor, Signal};
+    use crate::{Outcome, ProcessError, Processor, Signal, parse_config};
 
     pub use crate::bindings::__export_processor_plugin;
 
@@ -221,9 +221,8 @@ pub mod __private {
 
         pub fn process(&self, signal: wit::Signal, otlp: Vec<u8>) -> Result<wit::Outcome, wit::ProcessError> {
             let mut slot = self.0.borrow_mut();
-            let processor = slot
-                .as_mut()
-                .ok_or_else(|| wit::ProcessError::Permanent("process called before init".to_string()))?;
+            let processor =
+                slot.as_mut().ok_or_else(|| wit::ProcessError::Permanent("process called before init".to_string()))?;
             let signal = match signal {
                 wit::Signal::Traces => Signal::Traces,
                 wit::Signal::Metrics => Signal::Metrics,

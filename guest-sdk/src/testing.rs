@@ -2,7 +2,7 @@
 
 use prost::Message;
 
-use crate::{parse_config, Outcome, ProcessError, Processor, Signal};
+use crate::{Outcome, ProcessError, Processor, Signal, parse_config};
 
 /// Builds a processor from config JSON exactly as the component's `init` does.
 pub fn new<P: Processor>(config_json: &str) -> Result<P, String> {

@@ -3,7 +3,7 @@
 
 use crate::otlp::common::v1::KeyValue;
 use crate::otlp::logs::v1::LogRecord;
-use crate::otlp::metrics::v1::{metric::Data, Metric};
+use crate::otlp::metrics::v1::{Metric, metric::Data};
 use crate::otlp::trace::v1::Span;
 use crate::{Action, ExportLogsServiceRequest, ExportMetricsServiceRequest, ExportTraceServiceRequest, ProcessError};
 
@@ -21,7 +21,10 @@ pub enum AttributeSite {
 }
 
 /// Calls `visit` on every attribute list of a traces request.
-pub fn for_each_trace_attributes(request: &mut ExportTraceServiceRequest, mut visit: impl FnMut(AttributeSite, &mut Vec<KeyValue>)) {
+pub fn for_each_trace_attributes(
+    request: &mut ExportTraceServiceRequest,
+    mut visit: impl FnMut(AttributeSite, &mut Vec<KeyValue>),
+) {
     for resource_spans in &mut request.resource_spans {
         if let Some(resource) = &mut resource_spans.resource {
             visit(AttributeSite::Resource, &mut resource.attributes);
@@ -44,7 +47,10 @@ pub fn for_each_trace_attributes(request: &mut ExportTraceServiceRequest, mut vi
 }
 
 /// Calls `visit` on every attribute list of a logs request.
-pub fn for_each_log_attributes(request: &mut ExportLogsServiceRequest, mut visit: impl FnMut(AttributeSite, &mut Vec<KeyValue>)) {
+pub fn for_each_log_attributes(
+    request: &mut ExportLogsServiceRequest,
+    mut visit: impl FnMut(AttributeSite, &mut Vec<KeyValue>),
+) {
     for resource_logs in &mut request.resource_logs {
         if let Some(resource) = &mut resource_logs.resource {
             visit(AttributeSite::Resource, &mut resource.attributes);
@@ -62,7 +68,10 @@ pub fn for_each_log_attributes(request: &mut ExportLogsServiceRequest, mut visit
 
 /// Calls `visit` on every attribute list of a metrics request, including
 /// every data point kind and their exemplars.
-pub fn for_each_metric_attributes(request: &mut ExportMetricsServiceRequest, mut visit: impl FnMut(AttributeSite, &mut Vec<KeyValue>)) {
+pub fn for_each_metric_attributes(
+    request: &mut ExportMetricsServiceRequest,
+    mut visit: impl FnMut(AttributeSite, &mut Vec<KeyValue>),
+) {
     for resource_metrics in &mut request.resource_metrics {
         if let Some(resource) = &mut resource_metrics.resource {
             visit(AttributeSite::Resource, &mut resource.attributes);

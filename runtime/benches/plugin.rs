@@ -5,7 +5,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use wasmtel_runtime::{ComponentSource, Outcome, PluginConfig, Runtime, RuntimeConfig, Signal};
 
 #[path = "../../tests/support/paths.rs"]
@@ -34,7 +34,10 @@ fn payload(size: usize) -> Vec<u8> {
     }
     let overhead = 8;
     let request = ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans { schema_url: "x".repeat(size.saturating_sub(overhead)), ..Default::default() }],
+        resource_spans: vec![ResourceSpans {
+            schema_url: "x".repeat(size.saturating_sub(overhead)),
+            ..Default::default()
+        }],
     };
     request.encode_to_vec()
 }
@@ -51,7 +54,9 @@ fn identity_call(c: &mut Criterion) {
             b.iter(|| black_box(input.to_vec()))
         });
         group.bench_with_input(BenchmarkId::new("wasm_unchanged", size), &input, |b, input| {
-            b.iter(|| assert_eq!(unchanged.process(Signal::Traces, black_box(input), None).unwrap(), Outcome::Unchanged))
+            b.iter(|| {
+                assert_eq!(unchanged.process(Signal::Traces, black_box(input), None).unwrap(), Outcome::Unchanged)
+            })
         });
         group.bench_with_input(BenchmarkId::new("wasm_replace", size), &input, |b, input| {
             b.iter(|| black_box(replace.process(Signal::Traces, black_box(input), None).unwrap()))
@@ -67,9 +72,7 @@ fn instance_lifecycle(c: &mut Criterion) {
 
     let warm_runtime = runtime(None);
     let warm = identity(&warm_runtime, "unchanged");
-    group.bench_function("warm_checkout_and_call", |b| {
-        b.iter(|| warm.process(Signal::Traces, &[], None).unwrap())
-    });
+    group.bench_function("warm_checkout_and_call", |b| b.iter(|| warm.process(Signal::Traces, &[], None).unwrap()));
     // A plugin over an already compiled component: instantiate + init.
     group.bench_function("fresh_instantiation", |b| b.iter(|| black_box(identity(&warm_runtime, "unchanged"))));
 
@@ -100,7 +103,7 @@ fn instance_lifecycle(c: &mut Criterion) {
 fn big_batch(signal: Signal, items: usize) -> Vec<u8> {
     use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-    use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
     use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
     use opentelemetry_proto::tonic::resource::v1::Resource;
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
@@ -125,7 +128,8 @@ fn big_batch(signal: Signal, items: usize) -> Vec<u8> {
         }
         attrs
     };
-    let resource = |r: usize| Some(Resource { attributes: vec![kv("service.name", format!("svc-{r}"))], ..Default::default() });
+    let resource =
+        |r: usize| Some(Resource { attributes: vec![kv("service.name", format!("svc-{r}"))], ..Default::default() });
     let per_resource = items / 4;
     match signal {
         Signal::Logs => ExportLogsServiceRequest {
@@ -137,7 +141,9 @@ fn big_batch(signal: Signal, items: usize) -> Vec<u8> {
                             .map(|i| LogRecord {
                                 time_unix_nano: 1_700_000_000_000_000_000 + i as u64,
                                 severity_number: if i % 10 == 5 { 5 } else { 9 },
-                                body: Some(AnyValue { value: Some(Value::StringValue(format!("handled request {i}"))) }),
+                                body: Some(AnyValue {
+                                    value: Some(Value::StringValue(format!("handled request {i}"))),
+                                }),
                                 attributes: attributes(i),
                                 trace_id: vec![(i % 251) as u8; 16],
                                 ..Default::default()
@@ -204,9 +210,11 @@ fn wasm_vs_native<P: wasmtel_sdk::Processor>(c: &mut Criterion, crate_name: &str
             b.iter(|| black_box(plugin.process(signal, batch, None).unwrap()))
         });
         // The host's share of the wasm path: validating `replaced` output.
-        group.bench_with_input(BenchmarkId::new("host_validate_output", format!("{signal}_10k")), &batch, |b, batch| {
-            b.iter(|| wasmtel_runtime::otlp::validate(signal, black_box(batch)).unwrap())
-        });
+        group.bench_with_input(
+            BenchmarkId::new("host_validate_output", format!("{signal}_10k")),
+            &batch,
+            |b, batch| b.iter(|| wasmtel_runtime::otlp::validate(signal, black_box(batch)).unwrap()),
+        );
     }
     group.finish();
 }

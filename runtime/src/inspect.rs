@@ -20,8 +20,7 @@ pub struct Inspection {
 
 impl Inspection {
     pub fn new(component: &LoadedComponent, grants: &Grants) -> Self {
-        let hermetic_imports =
-            component.imports.iter().filter(|name| name.starts_with("wasi:")).cloned().collect();
+        let hermetic_imports = component.imports.iter().filter(|name| name.starts_with("wasi:")).cloned().collect();
         Inspection {
             name: component.name.clone(),
             digest: component.digest.clone(),

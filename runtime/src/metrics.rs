@@ -88,7 +88,12 @@ impl PluginMetrics {
         self.latency_buckets[bucket].fetch_add(1, Relaxed);
     }
 
-    pub fn snapshot(&self, plugin: &str, live_instances: usize, guest_counters: BTreeMap<String, u64>) -> MetricsSnapshot {
+    pub fn snapshot(
+        &self,
+        plugin: &str,
+        live_instances: usize,
+        guest_counters: BTreeMap<String, u64>,
+    ) -> MetricsSnapshot {
         let load = |counter: &AtomicU64| counter.load(Relaxed);
         MetricsSnapshot {
             plugin: plugin.to_string(),

@@ -103,12 +103,8 @@ pub enum EncodingError {
 
 /// OTLP/JSON (as the collector's file exporter writes it) to OTLP/protobuf.
 pub fn json_to_protobuf(signal: Signal, json: &[u8]) -> Result<Vec<u8>, EncodingError> {
-    fn encode<M: Message + serde::de::DeserializeOwned>(
-        signal: Signal,
-        json: &[u8],
-    ) -> Result<Vec<u8>, EncodingError> {
-        let message: M =
-            serde_json::from_slice(json).map_err(|source| EncodingError::Json { signal, source })?;
+    fn encode<M: Message + serde::de::DeserializeOwned>(signal: Signal, json: &[u8]) -> Result<Vec<u8>, EncodingError> {
+        let message: M = serde_json::from_slice(json).map_err(|source| EncodingError::Json { signal, source })?;
         Ok(message.encode_to_vec())
     }
     match signal {
@@ -120,12 +116,8 @@ pub fn json_to_protobuf(signal: Signal, json: &[u8]) -> Result<Vec<u8>, Encoding
 
 /// OTLP/protobuf to pretty OTLP/JSON.
 pub fn protobuf_to_json(signal: Signal, bytes: &[u8]) -> Result<String, EncodingError> {
-    fn render<M: Message + Default + Serialize>(
-        signal: Signal,
-        bytes: &[u8],
-    ) -> Result<String, EncodingError> {
-        let message =
-            M::decode(bytes).map_err(|source| EncodingError::Protobuf { signal, source })?;
+    fn render<M: Message + Default + Serialize>(signal: Signal, bytes: &[u8]) -> Result<String, EncodingError> {
+        let message = M::decode(bytes).map_err(|source| EncodingError::Protobuf { signal, source })?;
         serde_json::to_string_pretty(&message).map_err(|source| EncodingError::Json { signal, source })
     }
     match signal {

@@ -12,7 +12,9 @@ use crate::bindings::{GuestError, GuestOutcome, GuestSignal, ProcessorPlugin};
 use crate::host::{GuestCounters, HostState};
 use crate::metrics::{PluginMetrics, PolicyAction};
 use crate::runtime::{EPOCH_TICK, MAX_PLUGIN_MEMORY};
-use crate::{FailureKind, LoadError, LoadedComponent, MetricsSnapshot, OnError, PluginConfig, ProcessError, Runtime, Signal};
+use crate::{
+    FailureKind, LoadError, LoadedComponent, MetricsSnapshot, OnError, PluginConfig, ProcessError, Runtime, Signal,
+};
 
 /// Instantiation and `init` may build regexes or tables; give them more room than a batch.
 const MIN_INIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -71,7 +73,11 @@ struct Failure {
 }
 
 impl Plugin {
-    pub(crate) fn start(runtime: Runtime, component: LoadedComponent, config: PluginConfig) -> Result<Plugin, LoadError> {
+    pub(crate) fn start(
+        runtime: Runtime,
+        component: LoadedComponent,
+        config: PluginConfig,
+    ) -> Result<Plugin, LoadError> {
         let name = component.name.clone();
         let config_error = |detail: String| LoadError::Config { component: name.clone(), detail };
         let max_memory = config.limits.max_memory.as_u64();
@@ -179,7 +185,8 @@ impl PluginInner {
             context,
             detail: explain_trap(&error, store),
         };
-        let bindings = self.component.pre.instantiate(&mut store).map_err(|e| failed("instantiation failed", e, &store))?;
+        let bindings =
+            self.component.pre.instantiate(&mut store).map_err(|e| failed("instantiation failed", e, &store))?;
         match bindings.wasmtel_plugin_processor().call_init(&mut store, &self.config_json) {
             Ok(Ok(())) => {}
             Ok(Err(message)) => return Err(LoadError::InitRejected { component: self.name.to_string(), message }),
@@ -232,7 +239,8 @@ impl PluginInner {
     /// Applies `on_error` to a failed batch; counts and logs every outcome.
     fn resolve(&self, signal: Signal, input: &[u8], failure: Failure) -> Result<Outcome, ProcessError> {
         self.metrics.error(failure.kind);
-        let error = ProcessError { plugin: self.name.to_string(), signal, kind: failure.kind, message: failure.message };
+        let error =
+            ProcessError { plugin: self.name.to_string(), signal, kind: failure.kind, message: failure.message };
         if !failure.kind.is_sandbox_failure() {
             return Err(error);
         }
@@ -260,14 +268,19 @@ impl PluginInner {
         let Some(dir) = &self.config.quarantine_dir else { return };
         let seq = self.quarantine_seq.fetch_add(1, Ordering::Relaxed);
         let millis = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
-        let safe_name: String =
-            self.name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+        let safe_name: String = self
+            .name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .collect();
         let stem = format!("{safe_name}-{millis}-{seq}-{signal}-{}", error.kind);
         match write_atomically(dir, &format!("{stem}.pb"), input)
             .and_then(|()| write_atomically(dir, &format!("{stem}.error.txt"), error.to_string().as_bytes()))
         {
             Ok(()) => self.metrics.quarantined(),
-            Err(e) => tracing::error!(plugin = &*self.name, dir = %dir.display(), "cannot quarantine failed batch: {e}"),
+            Err(e) => {
+                tracing::error!(plugin = &*self.name, dir = %dir.display(), "cannot quarantine failed batch: {e}")
+            }
         }
     }
 

@@ -147,16 +147,13 @@ impl Runtime {
         for (import, item) in ty.imports(engine) {
             check_import(name, import, &item)?;
         }
-        let pre = self
-            .inner
-            .linker
-            .instantiate_pre(&component)
-            .and_then(ProcessorPluginPre::new)
-            .map_err(|e| LoadError::Instantiate {
+        let pre = self.inner.linker.instantiate_pre(&component).and_then(ProcessorPluginPre::new).map_err(|e| {
+            LoadError::Instantiate {
                 component: name.to_string(),
                 context: "cannot link against the host",
                 detail: format!("{e:#}"),
-            })?;
+            }
+        })?;
         Ok(LoadedComponent {
             name: name.to_string(),
             digest: format!("sha256:{digest_hex}"),

@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use wasmtel_runtime::otlp::{count_items, json_to_protobuf, protobuf_to_json};
 use wasmtel_runtime::Signal;
+use wasmtel_runtime::otlp::{count_items, json_to_protobuf, protobuf_to_json};
 
 fn sample(signal: Signal) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../examples/data/{signal}.json"));

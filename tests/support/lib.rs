@@ -4,9 +4,9 @@
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use opentelemetry_proto::tonic::metrics::v1::{metric, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics};
+use opentelemetry_proto::tonic::metrics::v1::{Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
@@ -40,7 +40,10 @@ pub fn string_attr(key: &str, value: &str) -> KeyValue {
 pub fn traces(spans: &[(&str, Vec<KeyValue>)]) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
-            resource: Some(Resource { attributes: vec![string_attr("service.name", "checkout")], ..Default::default() }),
+            resource: Some(Resource {
+                attributes: vec![string_attr("service.name", "checkout")],
+                ..Default::default()
+            }),
             scope_spans: vec![ScopeSpans {
                 spans: spans
                     .iter()
@@ -74,7 +77,10 @@ pub fn span_named(name: &str) -> Vec<u8> {
 pub fn logs(bodies: &[(&str, Vec<KeyValue>)]) -> ExportLogsServiceRequest {
     ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
-            resource: Some(Resource { attributes: vec![string_attr("service.name", "checkout")], ..Default::default() }),
+            resource: Some(Resource {
+                attributes: vec![string_attr("service.name", "checkout")],
+                ..Default::default()
+            }),
             scope_logs: vec![ScopeLogs {
                 log_records: bodies
                     .iter()
@@ -97,7 +103,10 @@ pub fn logs(bodies: &[(&str, Vec<KeyValue>)]) -> ExportLogsServiceRequest {
 pub fn gauge(name: &str, points: &[(f64, Vec<KeyValue>)]) -> ExportMetricsServiceRequest {
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
-            resource: Some(Resource { attributes: vec![string_attr("service.name", "checkout")], ..Default::default() }),
+            resource: Some(Resource {
+                attributes: vec![string_attr("service.name", "checkout")],
+                ..Default::default()
+            }),
             scope_metrics: vec![ScopeMetrics {
                 metrics: vec![Metric {
                     name: name.to_string(),
@@ -107,7 +116,9 @@ pub fn gauge(name: &str, points: &[(f64, Vec<KeyValue>)]) -> ExportMetricsServic
                             .map(|(value, attributes)| NumberDataPoint {
                                 attributes: attributes.clone(),
                                 time_unix_nano: 1_700_000_000_000_000_000,
-                                value: Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsDouble(*value)),
+                                value: Some(
+                                    opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsDouble(*value),
+                                ),
                                 ..Default::default()
                             })
                             .collect(),

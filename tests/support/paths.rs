@@ -25,11 +25,6 @@ pub fn workspace_root() -> PathBuf {
 /// Path of a built component; panics with the command to build it if missing.
 pub fn component(crate_name: &str) -> PathBuf {
     let path = components_dir().join(format!("{}.wasm", crate_name.replace('-', "_")));
-    assert!(
-        path.is_file(),
-        "{} is missing: build the guests first with scripts/build-components.sh",
-        path.display()
-    );
+    assert!(path.is_file(), "{} is missing: build the guests first with scripts/build-components.sh", path.display());
     path
 }
-

@@ -3,7 +3,7 @@
 //! scopes and resources left empty.
 
 use regex::Regex;
-use wasmtel_sdk::otlp::common::v1::{any_value::Value, AnyValue, KeyValue};
+use wasmtel_sdk::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
 use wasmtel_sdk::prelude::*;
 
 #[derive(serde::Deserialize, Debug, Default)]
@@ -84,7 +84,9 @@ impl AttributeMatcher {
             .into_iter()
             .map(|rule| {
                 let matcher = match (rule.value, rule.pattern) {
-                    (Some(_), Some(_)) => return Err(format!("attribute rule for {:?}: give value or pattern, not both", rule.key)),
+                    (Some(_), Some(_)) => {
+                        return Err(format!("attribute rule for {:?}: give value or pattern, not both", rule.key));
+                    }
                     (Some(value), None) => Match::Equals(value),
                     (None, Some(pattern)) => Match::Pattern(compile(&pattern)?),
                     (None, None) => Match::Exists,
@@ -163,9 +165,8 @@ impl Processor for Filter {
     }
 
     fn logs(&mut self, request: &mut ExportLogsServiceRequest) -> Result<Action, ProcessError> {
-        let action = retain_log_records(request, |resource, record| {
-            !(self.drops_resource(resource) || self.drops_log(record))
-        })?;
+        let action =
+            retain_log_records(request, |resource, record| !(self.drops_resource(resource) || self.drops_log(record)))?;
         Ok(self.count(action, "filtered_log_records"))
     }
 
@@ -217,7 +218,7 @@ wasmtel_sdk::export_processor!(Filter, signals: [traces, metrics, logs], config_
 mod tests {
     use super::*;
     use wasmtel_sdk::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-    use wasmtel_sdk::otlp::metrics::v1::{metric::Data, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics};
+    use wasmtel_sdk::otlp::metrics::v1::{Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data};
     use wasmtel_sdk::otlp::resource::v1::Resource;
     use wasmtel_sdk::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
     use wasmtel_sdk::testing;
@@ -251,7 +252,13 @@ mod tests {
     }
 
     fn span_names(request: &ExportTraceServiceRequest) -> Vec<String> {
-        request.resource_spans.iter().flat_map(|r| &r.scope_spans).flat_map(|s| &s.spans).map(|s| s.name.clone()).collect()
+        request
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| &s.spans)
+            .map(|s| s.name.clone())
+            .collect()
     }
 
     #[test]
@@ -259,7 +266,11 @@ mod tests {
         let mut f = filter(serde_json::json!({
             "spans": { "attributes": [{ "key": "http.route", "value": "/health" }], "name_patterns": ["^GET /readyz"] }
         }));
-        let input = traces(&[("POST /api", &[("http.route", "/api")]), ("GET /health", &[("http.route", "/health")]), ("GET /readyz", &[])]);
+        let input = traces(&[
+            ("POST /api", &[("http.route", "/api")]),
+            ("GET /health", &[("http.route", "/health")]),
+            ("GET /readyz", &[]),
+        ]);
         let (outcome, out) = testing::run_typed(&mut f, Signal::Traces, &input).unwrap();
         assert!(matches!(outcome, Outcome::Replaced(_)));
         assert_eq!(span_names(&out.unwrap()), vec!["POST /api"]);
@@ -276,7 +287,8 @@ mod tests {
 
     #[test]
     fn resource_rules_drop_whole_resources() {
-        let mut f = filter(serde_json::json!({ "resource_attributes": [{ "key": "service.name", "pattern": "^check" }] }));
+        let mut f =
+            filter(serde_json::json!({ "resource_attributes": [{ "key": "service.name", "pattern": "^check" }] }));
         assert_eq!(testing::run_typed(&mut f, Signal::Traces, &traces(&[("a", &[])])).unwrap().0, Outcome::Dropped);
     }
 
@@ -290,7 +302,12 @@ mod tests {
         let input = ExportLogsServiceRequest {
             resource_logs: vec![ResourceLogs {
                 scope_logs: vec![ScopeLogs {
-                    log_records: vec![record(5, "debug"), record(9, "info"), record(0, "unspecified"), record(17, "GET /health ok")],
+                    log_records: vec![
+                        record(5, "debug"),
+                        record(9, "info"),
+                        record(0, "unspecified"),
+                        record(17, "GET /health ok"),
+                    ],
                     ..Default::default()
                 }],
                 ..Default::default()
@@ -335,10 +352,14 @@ mod tests {
 
     #[test]
     fn bad_configs_are_refused() {
-        assert!(testing::new::<Filter>(r#"{"spans": {"name_patterns": ["["]}}"#).unwrap_err().contains("invalid pattern"));
-        assert!(testing::new::<Filter>(r#"{"spans": {"attributes": [{"key": "a", "value": "x", "pattern": "y"}]}}"#)
-            .unwrap_err()
-            .contains("not both"));
+        assert!(
+            testing::new::<Filter>(r#"{"spans": {"name_patterns": ["["]}}"#).unwrap_err().contains("invalid pattern")
+        );
+        assert!(
+            testing::new::<Filter>(r#"{"spans": {"attributes": [{"key": "a", "value": "x", "pattern": "y"}]}}"#)
+                .unwrap_err()
+                .contains("not both")
+        );
         assert!(testing::new::<Filter>(r#"{"span": {}}"#).unwrap_err().contains("span"));
     }
 }

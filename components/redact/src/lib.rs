@@ -3,7 +3,7 @@
 
 use regex::{Regex, RegexSet};
 use sha2::{Digest, Sha256};
-use wasmtel_sdk::otlp::common::v1::{any_value::Value, KeyValue};
+use wasmtel_sdk::otlp::common::v1::{KeyValue, any_value::Value};
 use wasmtel_sdk::prelude::*;
 
 #[derive(serde::Deserialize, Debug)]
@@ -104,7 +104,9 @@ impl Processor for Redact {
         let mut redacted = 0;
         for_each_log_attributes(request, |_, attributes| redacted += self.redact_attributes(attributes));
         if self.log_bodies {
-            for record in request.resource_logs.iter_mut().flat_map(|r| &mut r.scope_logs).flat_map(|s| &mut s.log_records) {
+            for record in
+                request.resource_logs.iter_mut().flat_map(|r| &mut r.scope_logs).flat_map(|s| &mut s.log_records)
+            {
                 if let Some(Value::StringValue(body)) = record.body.as_mut().and_then(|b| b.value.as_mut()) {
                     if let Some(new) = self.redact_matches(body) {
                         *body = new;
@@ -210,7 +212,7 @@ wasmtel_sdk::export_processor!(Redact, signals: [traces, metrics, logs], config_
 mod tests {
     use super::*;
     use wasmtel_sdk::otlp::common::v1::AnyValue;
-    use wasmtel_sdk::otlp::trace::v1::{span::Event, ResourceSpans, ScopeSpans, Span};
+    use wasmtel_sdk::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span, span::Event};
     use wasmtel_sdk::testing;
 
     fn attr(key: &str, value: &str) -> KeyValue {
@@ -237,7 +239,11 @@ mod tests {
                             attr("db.statement", "SELECT 1 WHERE email = 'ada@example.com'"),
                             attr("http.route", "/"),
                         ],
-                        events: vec![Event { name: "e".into(), attributes: vec![attr("user.email", "b@example.com")], ..Default::default() }],
+                        events: vec![Event {
+                            name: "e".into(),
+                            attributes: vec![attr("user.email", "b@example.com")],
+                            ..Default::default()
+                        }],
                         ..Default::default()
                     }],
                     ..Default::default()
@@ -247,7 +253,10 @@ mod tests {
         }
     }
 
-    fn run(config: serde_json::Value, input: &ExportTraceServiceRequest) -> (Outcome, Option<ExportTraceServiceRequest>) {
+    fn run(
+        config: serde_json::Value,
+        input: &ExportTraceServiceRequest,
+    ) -> (Outcome, Option<ExportTraceServiceRequest>) {
         let mut redact: Redact = testing::new(&config.to_string()).unwrap();
         testing::run_typed(&mut redact, Signal::Traces, input).unwrap()
     }

@@ -76,11 +76,7 @@ impl Processor for Sample {
 
     fn logs(&mut self, request: &mut ExportLogsServiceRequest) -> Result<Action, ProcessError> {
         let action = retain_log_records(request, |_, record| {
-            if record.trace_id.is_empty() {
-                self.keep_logs_without_trace
-            } else {
-                self.keeps(&record.trace_id)
-            }
+            if record.trace_id.is_empty() { self.keep_logs_without_trace } else { self.keeps(&record.trace_id) }
         })?;
         count(action, "sampled_out_batches");
         Ok(action)
@@ -145,7 +141,10 @@ mod tests {
         let spans = ExportTraceServiceRequest {
             resource_spans: vec![ResourceSpans {
                 scope_spans: vec![ScopeSpans {
-                    spans: ids.iter().map(|id| Span { trace_id: id.clone(), name: "s".into(), ..Default::default() }).collect(),
+                    spans: ids
+                        .iter()
+                        .map(|id| Span { trace_id: id.clone(), name: "s".into(), ..Default::default() })
+                        .collect(),
                     ..Default::default()
                 }],
                 ..Default::default()
@@ -168,7 +167,8 @@ mod tests {
         let span_ids: Vec<Vec<u8>> =
             kept_spans.unwrap().resource_spans[0].scope_spans[0].spans.iter().map(|s| s.trace_id.clone()).collect();
         let log_records = &kept_logs.unwrap().resource_logs[0].scope_logs[0].log_records;
-        let log_ids: Vec<Vec<u8>> = log_records.iter().filter(|r| !r.trace_id.is_empty()).map(|r| r.trace_id.clone()).collect();
+        let log_ids: Vec<Vec<u8>> =
+            log_records.iter().filter(|r| !r.trace_id.is_empty()).map(|r| r.trace_id.clone()).collect();
         assert_eq!(span_ids, log_ids);
         assert!(!span_ids.is_empty() && span_ids.len() < ids.len());
         assert!(log_records.iter().any(|r| r.trace_id.is_empty()), "logs without a trace are kept by default");

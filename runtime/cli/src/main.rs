@@ -262,6 +262,10 @@ fn print_inspection(inspection: &Inspection) {
         "grants:      clocks={} random={} env={}",
         grants.clocks,
         grants.random,
-        if grants.env.is_empty() { "none".to_string() } else { grants.env.keys().cloned().collect::<Vec<_>>().join(",") }
+        if grants.env.is_empty() {
+            "none".to_string()
+        } else {
+            grants.env.keys().cloned().collect::<Vec<_>>().join(",")
+        }
     );
 }

@@ -29,7 +29,16 @@ fn run_prints_the_output_as_otlp_json_and_the_outcome() {
     let identity = paths::component("wasmtel-test-identity");
     let traces = sample("traces");
     let out = wasmtel(
-        &["run", identity.to_str().unwrap(), "--config", r#"{"mode":"replace"}"#, "--signal", "traces", "--input", traces.to_str().unwrap()],
+        &[
+            "run",
+            identity.to_str().unwrap(),
+            "--config",
+            r#"{"mode":"replace"}"#,
+            "--signal",
+            "traces",
+            "--input",
+            traces.to_str().unwrap(),
+        ],
         home.path(),
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -56,7 +65,13 @@ fn inspect_shows_manifest_digest_and_imports() {
     assert!(json["digest"].as_str().unwrap().starts_with("sha256:"));
     assert_eq!(json["manifest"]["name"], "wasmtel-test-identity");
     assert_eq!(json["grants"]["clocks"], false);
-    assert!(json["exports"].as_array().unwrap().iter().any(|e| e.as_str().unwrap().starts_with("wasmtel:plugin/processor@0.1")));
+    assert!(
+        json["exports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e.as_str().unwrap().starts_with("wasmtel:plugin/processor@0.1"))
+    );
 
     let human = wasmtel(&["inspect", identity.to_str().unwrap()], home.path());
     assert!(text(&human.stdout).contains("digest:      sha256:"), "{}", text(&human.stdout));
@@ -73,7 +88,10 @@ fn exit_codes_tell_load_usage_and_batch_failures_apart() {
     assert!(text(&out.stderr).contains("component notes: not a WebAssembly file"), "{}", text(&out.stderr));
 
     let identity = paths::component("wasmtel-test-identity");
-    let out = wasmtel(&["run", identity.to_str().unwrap(), "--config", "{not json", "--input", traces.to_str().unwrap()], home.path());
+    let out = wasmtel(
+        &["run", identity.to_str().unwrap(), "--config", "{not json", "--input", traces.to_str().unwrap()],
+        home.path(),
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("neither a file nor valid JSON"), "{}", text(&out.stderr));
 
@@ -84,9 +102,16 @@ fn exit_codes_tell_load_usage_and_batch_failures_apart() {
         r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"panic"}]}]}]}"#,
     )
     .unwrap();
-    let out = wasmtel(&["run", hostile.to_str().unwrap(), "--on-error", "fail", "--input", panic_batch.to_str().unwrap()], home.path());
+    let out = wasmtel(
+        &["run", hostile.to_str().unwrap(), "--on-error", "fail", "--input", panic_batch.to_str().unwrap()],
+        home.path(),
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("plugin wasmtel_test_hostile: traces batch failed (trap)"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("plugin wasmtel_test_hostile: traces batch failed (trap)"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let out = wasmtel(&["run", hostile.to_str().unwrap(), "--input", panic_batch.to_str().unwrap()], home.path());
     assert!(out.status.success(), "on_error defaults to pass: {}", text(&out.stderr));

@@ -6,8 +6,8 @@
 //! copied here; a `replaced` output is a Rust buffer the caller reads once and
 //! frees with [`wasmtel_bytes_free`]. Panics never cross the boundary.
 
-use std::ffi::{c_char, CString};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ffi::{CString, c_char};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -242,7 +242,12 @@ pub unsafe extern "C" fn wasmtel_plugin_load(
             match PluginConfig::from_json(config) {
                 Ok(config) => config,
                 Err(e) => {
-                    return fail(error, WasmtelErrorKind::Load, true, format!("component {name}: invalid plugin configuration: {e}"));
+                    return fail(
+                        error,
+                        WasmtelErrorKind::Load,
+                        true,
+                        format!("component {name}: invalid plugin configuration: {e}"),
+                    );
                 }
             }
         };
@@ -313,11 +318,20 @@ pub unsafe extern "C" fn wasmtel_plugin_process(
         // SAFETY: `plugin` is a live handle.
         let plugin = unsafe { &(*plugin).0 };
         let result = match plugin.process(signal, input, deadline) {
-            Ok(Outcome::Unchanged) => WasmtelOutput { outcome: WasmtelOutcome::Unchanged, data: ptr::null_mut(), len: 0, capacity: 0 },
-            Ok(Outcome::Dropped) => WasmtelOutput { outcome: WasmtelOutcome::Dropped, data: ptr::null_mut(), len: 0, capacity: 0 },
+            Ok(Outcome::Unchanged) => {
+                WasmtelOutput { outcome: WasmtelOutcome::Unchanged, data: ptr::null_mut(), len: 0, capacity: 0 }
+            }
+            Ok(Outcome::Dropped) => {
+                WasmtelOutput { outcome: WasmtelOutcome::Dropped, data: ptr::null_mut(), len: 0, capacity: 0 }
+            }
             Ok(Outcome::Replaced(bytes)) => {
                 let mut bytes = std::mem::ManuallyDrop::new(bytes);
-                WasmtelOutput { outcome: WasmtelOutcome::Replaced, data: bytes.as_mut_ptr(), len: bytes.len(), capacity: bytes.capacity() }
+                WasmtelOutput {
+                    outcome: WasmtelOutcome::Replaced,
+                    data: bytes.as_mut_ptr(),
+                    len: bytes.len(),
+                    capacity: bytes.capacity(),
+                }
             }
             Err(e) => return fail(error, failure_kind(e.kind), e.is_permanent(), e.to_string()),
         };
@@ -423,7 +437,17 @@ mod tests {
         let (name, path) = ("ghost", "/nonexistent/ghost.wasm");
         // SAFETY: valid pointers to locals.
         let status = unsafe {
-            wasmtel_plugin_load(runtime, name.as_ptr(), name.len(), path.as_ptr(), path.len(), ptr::null(), 0, &mut plugin, &mut error)
+            wasmtel_plugin_load(
+                runtime,
+                name.as_ptr(),
+                name.len(),
+                path.as_ptr(),
+                path.len(),
+                ptr::null(),
+                0,
+                &mut plugin,
+                &mut error,
+            )
         };
         assert_eq!(status, WasmtelStatus::Error);
         assert_eq!(error.kind, WasmtelErrorKind::Load);
@@ -432,7 +456,8 @@ mod tests {
         unsafe { wasmtel_string_free(error.message) };
 
         let mut error = empty_error();
-        let mut output = WasmtelOutput { outcome: WasmtelOutcome::Unchanged, data: ptr::null_mut(), len: 0, capacity: 0 };
+        let mut output =
+            WasmtelOutput { outcome: WasmtelOutcome::Unchanged, data: ptr::null_mut(), len: 0, capacity: 0 };
         // SAFETY: a NULL plugin is what is being tested.
         let status = unsafe { wasmtel_plugin_process(ptr::null(), 0, ptr::null(), 0, 0, &mut output, &mut error) };
         assert_eq!((status, error.kind), (WasmtelStatus::Error, WasmtelErrorKind::InvalidArgument));

@@ -4,17 +4,17 @@
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, ArrayValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, InstrumentationScope, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::{
-    exponential_histogram_data_point::Buckets, metric::Data, number_data_point, summary_data_point::ValueAtQuantile,
     Exemplar, ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Histogram, HistogramDataPoint, Metric,
     NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, Summary, SummaryDataPoint,
+    exponential_histogram_data_point::Buckets, metric::Data, number_data_point, summary_data_point::ValueAtQuantile,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span};
 use prost::Message;
-use wasmtel_otap::{item_count, otap_to_otlp, otlp_to_otap, ArrowPayloadType, ConvertError, OtapArrowRecords};
+use wasmtel_otap::{ArrowPayloadType, ConvertError, OtapArrowRecords, item_count, otap_to_otlp, otlp_to_otap};
 use wasmtel_runtime::Signal;
 
 fn kv(key: &str, value: Value) -> KeyValue {
@@ -52,8 +52,18 @@ fn traces() -> ExportTraceServiceRequest {
                 start_time_unix_nano: 1_700_000_000_000_000_000 + u64::from(i),
                 end_time_unix_nano: 1_700_000_000_100_000_000 + u64::from(i),
                 attributes: every_kind(),
-                events: vec![span::Event { time_unix_nano: 1_700_000_000_050_000_000, name: "ev".into(), attributes: every_kind(), ..Default::default() }],
-                links: vec![span::Link { trace_id: vec![9; 16], span_id: vec![9; 8], attributes: every_kind(), ..Default::default() }],
+                events: vec![span::Event {
+                    time_unix_nano: 1_700_000_000_050_000_000,
+                    name: "ev".into(),
+                    attributes: every_kind(),
+                    ..Default::default()
+                }],
+                links: vec![span::Link {
+                    trace_id: vec![9; 16],
+                    span_id: vec![9; 8],
+                    attributes: every_kind(),
+                    ..Default::default()
+                }],
                 status: Some(Status { code: 2, message: "boom".into() }),
                 ..Default::default()
             })
@@ -61,8 +71,16 @@ fn traces() -> ExportTraceServiceRequest {
     };
     ExportTraceServiceRequest {
         resource_spans: vec![
-            ResourceSpans { resource: resource("a"), scope_spans: vec![ScopeSpans { scope: scope(), spans: spans(3), ..Default::default() }], ..Default::default() },
-            ResourceSpans { resource: resource("b"), scope_spans: vec![ScopeSpans { scope: scope(), spans: spans(2), ..Default::default() }], ..Default::default() },
+            ResourceSpans {
+                resource: resource("a"),
+                scope_spans: vec![ScopeSpans { scope: scope(), spans: spans(3), ..Default::default() }],
+                ..Default::default()
+            },
+            ResourceSpans {
+                resource: resource("b"),
+                scope_spans: vec![ScopeSpans { scope: scope(), spans: spans(2), ..Default::default() }],
+                ..Default::default()
+            },
         ],
     }
 }
@@ -110,7 +128,8 @@ fn metrics() -> ExportMetricsServiceRequest {
         exemplars: vec![exemplar.clone()],
         ..Default::default()
     };
-    let metric = |name: &str, data: Data| Metric { name: name.into(), unit: "1".into(), data: Some(data), ..Default::default() };
+    let metric =
+        |name: &str, data: Data| Metric { name: name.into(), unit: "1".into(), data: Some(data), ..Default::default() };
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: resource("a"),
@@ -118,7 +137,14 @@ fn metrics() -> ExportMetricsServiceRequest {
                 scope: scope(),
                 metrics: vec![
                     metric("gauge", Data::Gauge(Gauge { data_points: vec![number(1.0), number(2.0)] })),
-                    metric("sum", Data::Sum(Sum { data_points: vec![number(3.0)], aggregation_temporality: 2, is_monotonic: true })),
+                    metric(
+                        "sum",
+                        Data::Sum(Sum {
+                            data_points: vec![number(3.0)],
+                            aggregation_temporality: 2,
+                            is_monotonic: true,
+                        }),
+                    ),
                     metric(
                         "histogram",
                         Data::Histogram(Histogram {

@@ -6,7 +6,7 @@ use std::hint::black_box;
 
 use wasmtel_sdk::otlp::trace::v1::ResourceSpans;
 use wasmtel_sdk::prelude::*;
-use wasmtel_sdk::{decode, encode, Outcome};
+use wasmtel_sdk::{Outcome, decode, encode};
 
 #[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
