@@ -48,14 +48,8 @@ impl FromStr for Signal {
     }
 }
 
-/// Checks that `bytes` decode as the OTLP request of `signal`.
-pub fn validate(signal: Signal, bytes: &[u8]) -> Result<(), prost::DecodeError> {
-    match signal {
-        Signal::Traces => ExportTraceServiceRequest::decode(bytes).map(drop),
-        Signal::Metrics => ExportMetricsServiceRequest::decode(bytes).map(drop),
-        Signal::Logs => ExportLogsServiceRequest::decode(bytes).map(drop),
-    }
-}
+mod wire;
+pub use wire::{InvalidOtlp, validate};
 
 /// Counts the telemetry items (spans, data points, log records) in a request.
 pub fn count_items(signal: Signal, bytes: &[u8]) -> Result<usize, prost::DecodeError> {
