@@ -104,7 +104,23 @@ impl ProcessError {
     pub fn retryable(message: impl Into<String>) -> Self {
         ProcessError::Retryable(message.into())
     }
+    pub fn message(&self) -> &str {
+        match self {
+            ProcessError::Permanent(m) | ProcessError::Retryable(m) => m,
+        }
+    }
 }
+
+impl std::fmt::Display for ProcessError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProcessError::Permanent(m) => write!(f, "permanent: {m}"),
+            ProcessError::Retryable(m) => write!(f, "retryable: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for ProcessError {}
 
 /// A telemetry processor. Implement the signals you handle; the others
 /// default to `Unchanged` (and the manifest's `signals` list lets the host
@@ -183,7 +199,7 @@ pub fn parse_config<C: DeserializeOwned>(config_json: &str) -> Result<C, String>
 
 /// Commonly used names, for `use wasmtel_sdk::prelude::*`.
 pub mod prelude {
-    pub use crate::attributes::{AttributesExt, string_value};
+    pub use crate::attributes::{AttributesExt, AttributesVecExt, IntoAnyValue, kv, string_value};
     pub use crate::otlp::common::v1::{AnyValue, KeyValue, any_value};
     pub use crate::walk::*;
     pub use crate::{
@@ -207,6 +223,12 @@ pub mod __private {
 
     // SAFETY: wasm32 components are single-threaded; natively the slot is never used.
     unsafe impl<P> Sync for Slot<P> {}
+
+    impl<P: Processor> Default for Slot<P> {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
 
     impl<P: Processor> Slot<P> {
         pub const fn new() -> Self {
@@ -241,17 +263,28 @@ pub mod __private {
 
 /// Exports a [`Processor`] as the component's `wasmtel:plugin/processor` and
 /// writes its manifest (name and version from Cargo, the signals it handles,
-/// its config JSON Schema) into the `wasmtel-manifest` custom section.
+/// its config JSON Schema, WIT and SDK versions) into the `wasmtel-manifest`
+/// custom section, which the host reads without running the guest.
 ///
 /// ```text
-/// wasmtel_sdk::export_processor!(Redact, signals: [traces, logs, metrics], config_schema: "config.schema.json");
+/// wasmtel_sdk::export_processor!(Redact);
+/// wasmtel_sdk::export_processor!(Redact, signals: [traces, logs]);
+/// wasmtel_sdk::export_processor!(Redact, signals: [traces, logs], config_schema: "config.schema.json");
 /// ```
-/// `signals` defaults to all three; `config_schema` is a path relative to the
-/// crate's `Cargo.toml`. Only wasm32 builds export anything, so several
-/// processors can be linked into one native test or benchmark binary.
+/// `signals` defaults to all three; the host skips the call for signals not
+/// listed. `config_schema` is a path relative to the crate's `Cargo.toml`.
+/// Only wasm32 builds export anything, so several processors can be linked
+/// into one native test or benchmark binary; `cargo test` also gets a test
+/// checking that the manifest (with the schema file) is valid JSON.
 #[macro_export]
 macro_rules! export_processor {
     ($processor:ty $(, signals: [$($signal:ident),* $(,)?])? $(, config_schema: $schema:literal)? $(,)?) => {
+        // Natively too: a type that is not a `Processor` fails `cargo test`, not only the wasm build.
+        const _: () = {
+            const fn assert_processor<P: $crate::Processor>() {}
+            assert_processor::<$processor>()
+        };
+
         #[cfg(target_arch = "wasm32")]
         const _: () = {
             static SLOT: $crate::__private::Slot<$processor> = $crate::__private::Slot::new();
@@ -275,7 +308,7 @@ macro_rules! export_processor {
 
             $crate::__private::__export_processor_plugin!(Export with_types_in $crate::bindings);
 
-            const SIGNALS: &[&str] = &[$($($crate::__signal_name!($signal)),*)?];
+            const SIGNALS: &[&str] = $crate::__signals!($([$($signal),*])?);
             const SCHEMA: &str = $crate::__schema!($($schema)?);
             const LEN: usize = $crate::manifest::len(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"), SIGNALS, SCHEMA);
             #[used]
@@ -283,6 +316,36 @@ macro_rules! export_processor {
             static MANIFEST: [u8; LEN] =
                 $crate::manifest::bytes::<LEN>(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"), SIGNALS, SCHEMA);
         };
+
+        #[cfg(test)]
+        mod __wasmtel_manifest {
+            #[test]
+            fn wasmtel_manifest_is_valid_json() {
+                const SIGNALS: &[&str] = $crate::__signals!($([$($signal),*])?);
+                const SCHEMA: &str = $crate::__schema!($($schema)?);
+                const LEN: usize =
+                    $crate::manifest::len(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"), SIGNALS, SCHEMA);
+                const BYTES: [u8; LEN] =
+                    $crate::manifest::bytes::<LEN>(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"), SIGNALS, SCHEMA);
+                if let Err(error) = $crate::manifest::check(&BYTES) {
+                    panic!("{error}");
+                }
+            }
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __signals {
+    () => {
+        &["traces", "metrics", "logs"]
+    };
+    ([]) => {
+        compile_error!("`signals: []` handles nothing; omit `signals` to handle all three")
+    };
+    ([$($signal:ident),+]) => {
+        &[$($crate::__signal_name!($signal)),+]
     };
 }
 
@@ -298,6 +361,9 @@ macro_rules! __signal_name {
     (logs) => {
         "logs"
     };
+    ($other:ident) => {
+        compile_error!(concat!("unknown signal `", stringify!($other), "`: expected traces, metrics or logs"))
+    };
 }
 
 #[doc(hidden)]
@@ -309,4 +375,77 @@ macro_rules! __schema {
     ($schema:literal) => {
         include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/", $schema))
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attributes::kv;
+    use crate::testing::{self, span, traces};
+
+    /// Edits spans per the config: `rename`, `clear` (Modified with nothing left) or nothing.
+    struct Edit(String);
+
+    impl Processor for Edit {
+        type Config = String;
+
+        fn new(mode: String) -> Result<Self, String> {
+            Ok(Edit(mode))
+        }
+
+        fn traces(&mut self, request: &mut ExportTraceServiceRequest) -> Result<Action, ProcessError> {
+            match self.0.as_str() {
+                "rename" => {
+                    request.resource_spans[0].scope_spans[0].spans[0].name = "renamed".into();
+                    Ok(Action::Modified)
+                }
+                "clear" => {
+                    request.resource_spans.clear();
+                    Ok(Action::Modified)
+                }
+                "drop" => Ok(Action::Dropped),
+                _ => Ok(Action::Unchanged),
+            }
+        }
+    }
+
+    fn edit(mode: &str) -> Edit {
+        testing::new(&serde_json::Value::String(mode.into()).to_string()).unwrap()
+    }
+
+    #[test]
+    fn actions_become_outcomes() {
+        let input = traces(vec![kv("service.name", "s")], vec![span("a", vec![])]);
+        let (outcome, out) = testing::run_typed(&mut edit("rename"), Signal::Traces, &input).unwrap();
+        assert!(matches!(outcome, Outcome::Replaced(_)));
+        assert_eq!(out.unwrap().resource_spans[0].scope_spans[0].spans[0].name, "renamed");
+        assert_eq!(testing::run_typed(&mut edit("clear"), Signal::Traces, &input).unwrap().0, Outcome::Dropped);
+        assert_eq!(testing::run_typed(&mut edit("drop"), Signal::Traces, &input).unwrap().0, Outcome::Dropped);
+        assert_eq!(testing::run_typed(&mut edit("none"), Signal::Traces, &input).unwrap().0, Outcome::Unchanged);
+    }
+
+    #[test]
+    fn unimplemented_signals_are_unchanged() {
+        let logs = testing::logs(vec![], vec![testing::log_record(9, "x", vec![])]);
+        assert_eq!(testing::run_typed(&mut edit("rename"), Signal::Logs, &logs).unwrap().0, Outcome::Unchanged);
+    }
+
+    #[test]
+    fn undecodable_input_is_a_permanent_error_naming_the_signal() {
+        let error = testing::run(&mut edit("none"), Signal::Metrics, &[0xff; 8]).unwrap_err();
+        assert!(matches!(&error, ProcessError::Permanent(m) if m.contains("not an OTLP Metrics request")), "{error}");
+        assert!(error.to_string().starts_with("permanent: "));
+    }
+
+    #[test]
+    fn config_null_or_empty_reads_as_an_empty_object() {
+        #[derive(serde::Deserialize, Debug)]
+        struct C {
+            #[serde(default)]
+            n: u32,
+        }
+        assert_eq!(parse_config::<C>("null").unwrap().n, 0);
+        assert_eq!(parse_config::<C>("  ").unwrap().n, 0);
+        assert!(parse_config::<C>(r#"{"n": "x"}"#).unwrap_err().starts_with("invalid config: "));
+    }
 }

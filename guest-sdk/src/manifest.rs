@@ -77,6 +77,17 @@ const fn copy<const N: usize>(out: &mut [u8; N], mut at: usize, text: &str) -> u
     at
 }
 
+/// Checks a manifest built by [`bytes`]: valid JSON, with a config schema
+/// that is a JSON object or absent. Run by the test `export_processor!` adds.
+pub fn check(manifest: &[u8]) -> Result<(), String> {
+    let json: serde_json::Value = serde_json::from_slice(manifest)
+        .map_err(|e| format!("the wasmtel manifest is not valid JSON ({e}); is the config_schema file valid JSON?"))?;
+    match &json["config_schema"] {
+        serde_json::Value::Object(_) | serde_json::Value::Null => Ok(()),
+        other => Err(format!("config_schema must be a JSON object, got {other}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +104,17 @@ mod tests {
         assert_eq!(json["config_schema"]["type"], "object");
         assert_eq!(json["wit"], crate::WIT_VERSION);
         assert_eq!(json["sdk"], crate::SDK_VERSION);
+        assert_eq!(check(&bytes::<N>("redact", "1.2.3", SIGNALS, SCHEMA)), Ok(()));
+    }
+
+    #[test]
+    fn check_names_a_broken_schema() {
+        const BROKEN: &str = r#"{"type": "object",}"#;
+        const N: usize = len("x", "0.1.0", &[], BROKEN);
+        assert!(check(&bytes::<N>("x", "0.1.0", &[], BROKEN)).unwrap_err().contains("config_schema"));
+        const ARRAY: &str = "[1]";
+        const M: usize = len("x", "0.1.0", &[], ARRAY);
+        assert!(check(&bytes::<M>("x", "0.1.0", &[], ARRAY)).unwrap_err().contains("JSON object"));
     }
 
     #[test]

@@ -201,3 +201,108 @@ pub fn retain_data_points(
     request.resource_metrics.retain(|r| !r.scope_metrics.is_empty());
     Ok(action(before, after))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attributes::kv;
+    use crate::otlp::common::v1::InstrumentationScope;
+    use crate::otlp::metrics::v1::{
+        Exemplar, ExponentialHistogram, ExponentialHistogramDataPoint, Histogram, HistogramDataPoint, Summary,
+        SummaryDataPoint,
+    };
+    use crate::otlp::trace::v1::span::{Event, Link};
+    use crate::testing::{self, gauge, point, span, sum};
+
+    fn sites_of(visit: impl FnOnce(&mut dyn FnMut(AttributeSite, &mut Vec<KeyValue>))) -> Vec<AttributeSite> {
+        let mut sites = Vec::new();
+        visit(&mut |site, attributes: &mut Vec<KeyValue>| {
+            attributes.clear();
+            sites.push(site);
+        });
+        sites
+    }
+
+    fn all_metric_kinds() -> ExportMetricsServiceRequest {
+        let a = || vec![kv("k", "v")];
+        let exemplars = || vec![Exemplar { filtered_attributes: a(), ..Default::default() }];
+        let histogram = Histogram {
+            data_points: vec![HistogramDataPoint { attributes: a(), exemplars: exemplars(), ..Default::default() }],
+            ..Default::default()
+        };
+        let exponential = ExponentialHistogram {
+            data_points: vec![ExponentialHistogramDataPoint { attributes: a(), ..Default::default() }],
+            ..Default::default()
+        };
+        let summary = Summary { data_points: vec![SummaryDataPoint { attributes: a(), ..Default::default() }] };
+        let mut request = testing::metrics(
+            a(),
+            vec![
+                gauge("gauge", vec![point(1, a())]),
+                sum("sum", vec![point(1, a())]),
+                Metric { name: "histogram".into(), data: Some(Data::Histogram(histogram)), ..Default::default() },
+                Metric {
+                    name: "exp".into(),
+                    data: Some(Data::ExponentialHistogram(exponential)),
+                    ..Default::default()
+                },
+                Metric { name: "summary".into(), data: Some(Data::Summary(summary)), ..Default::default() },
+            ],
+        );
+        request.resource_metrics[0].scope_metrics[0].scope =
+            Some(InstrumentationScope { attributes: a(), ..Default::default() });
+        request
+    }
+
+    #[test]
+    fn every_trace_and_log_attribute_list_is_visited() {
+        let mut s = span("s", vec![kv("k", "v")]);
+        s.events.push(Event { attributes: vec![kv("k", "v")], ..Default::default() });
+        s.links.push(Link { attributes: vec![kv("k", "v")], ..Default::default() });
+        let mut request = testing::traces(vec![kv("k", "v")], vec![s]);
+        request.resource_spans[0].scope_spans[0].scope =
+            Some(InstrumentationScope { attributes: vec![kv("k", "v")], ..Default::default() });
+        let sites = sites_of(|v| for_each_trace_attributes(&mut request, v));
+        use AttributeSite::*;
+        assert_eq!(sites, [Resource, Scope, Span, SpanEvent, SpanLink]);
+        let mut logs = testing::logs(vec![kv("k", "v")], vec![testing::log_record(9, "b", vec![kv("k", "v")])]);
+        assert_eq!(sites_of(|v| for_each_log_attributes(&mut logs, v)), [Resource, LogRecord]);
+    }
+
+    #[test]
+    fn every_data_point_kind_and_exemplar_is_visited() {
+        let mut request = all_metric_kinds();
+        let sites = sites_of(|v| for_each_metric_attributes(&mut request, v));
+        use AttributeSite::*;
+        let expected = [Resource, Scope, DataPoint, DataPoint, DataPoint, Exemplar, DataPoint, DataPoint];
+        assert_eq!(sites, expected);
+    }
+
+    #[test]
+    fn retain_data_points_covers_every_kind_and_removes_emptied_metrics() {
+        let mut request = all_metric_kinds();
+        let action = retain_data_points(&mut request, |_, name, _| name == "summary" || name == "histogram").unwrap();
+        assert_eq!(action, Action::Modified);
+        let names: Vec<&str> =
+            request.resource_metrics[0].scope_metrics[0].metrics.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["histogram", "summary"]);
+        assert_eq!(retain_data_points(&mut request, |_, _, _| true).unwrap(), Action::Unchanged);
+        assert_eq!(retain_data_points(&mut request, |_, _, _| false).unwrap(), Action::Dropped);
+        assert!(request.resource_metrics.is_empty(), "emptied scopes and resources are removed");
+    }
+
+    #[test]
+    fn retain_spans_sees_resource_attributes_and_removes_empty_containers() {
+        let mut request = testing::traces(vec![kv("env", "dev")], vec![span("a", vec![])]);
+        request
+            .resource_spans
+            .push(testing::traces(vec![kv("env", "prod")], vec![span("b", vec![])]).resource_spans.remove(0));
+        let action = retain_spans(&mut request, |resource, _| {
+            crate::attributes::AttributesExt::get_str(resource, "env") == Some("prod")
+        })
+        .unwrap();
+        assert_eq!(action, Action::Modified);
+        assert_eq!(request.resource_spans.len(), 1);
+        assert_eq!(request.resource_spans[0].scope_spans[0].spans[0].name, "b");
+    }
+}
