@@ -97,7 +97,7 @@ impl AttributeMatcher {
     }
 
     fn matches(&self, attributes: &[KeyValue]) -> bool {
-        let Some(value) = attributes.iter().find(|kv| kv.key == self.key).and_then(|kv| kv.value.as_ref()) else {
+        let Some(value) = attributes.value(&self.key) else {
             return false;
         };
         match &self.matcher {
@@ -112,7 +112,10 @@ fn json_equals(value: &AnyValue, expected: &serde_json::Value) -> bool {
     match (&value.value, expected) {
         (Some(Value::StringValue(s)), serde_json::Value::String(e)) => s == e,
         (Some(Value::BoolValue(b)), serde_json::Value::Bool(e)) => b == e,
-        (Some(Value::IntValue(i)), serde_json::Value::Number(e)) => e.as_i64() == Some(*i),
+        // `200` and `200.0` in the config both match the int 200.
+        (Some(Value::IntValue(i)), serde_json::Value::Number(e)) => {
+            e.as_i64().map_or(e.as_f64() == Some(*i as f64), |e| e == *i)
+        }
         (Some(Value::DoubleValue(d)), serde_json::Value::Number(e)) => e.as_f64() == Some(*d),
         _ => false,
     }
@@ -160,38 +163,53 @@ impl Processor for Filter {
     }
 
     fn traces(&mut self, request: &mut ExportTraceServiceRequest) -> Result<Action, ProcessError> {
-        let action = retain_spans(request, |resource, span| !(self.drops_resource(resource) || self.drops_span(span)))?;
-        Ok(self.count(action, "filtered_spans"))
+        let mut dropped = 0;
+        let action = retain_spans(request, |resource, span| {
+            let drop = self.drops_resource(resource) || self.drops_span(span);
+            dropped += u64::from(drop);
+            !drop
+        })?;
+        count("filtered_spans", dropped);
+        Ok(action)
     }
 
     fn logs(&mut self, request: &mut ExportLogsServiceRequest) -> Result<Action, ProcessError> {
-        let action =
-            retain_log_records(request, |resource, record| !(self.drops_resource(resource) || self.drops_log(record)))?;
-        Ok(self.count(action, "filtered_log_records"))
+        let mut dropped = 0;
+        let action = retain_log_records(request, |resource, record| {
+            let drop = self.drops_resource(resource) || self.drops_log(record);
+            dropped += u64::from(drop);
+            !drop
+        })?;
+        count("filtered_log_records", dropped);
+        Ok(action)
     }
 
     fn metrics(&mut self, request: &mut ExportMetricsServiceRequest) -> Result<Action, ProcessError> {
+        let mut dropped = 0;
         let action = retain_data_points(request, |resource, metric, attributes| {
-            !(self.drops_resource(resource) || self.drops_point(metric, attributes))
+            let drop = self.drops_resource(resource) || self.drops_point(metric, attributes);
+            dropped += u64::from(drop);
+            !drop
         })?;
-        Ok(self.count(action, "filtered_data_points"))
+        count("filtered_data_points", dropped);
+        Ok(action)
+    }
+}
+
+/// Counts dropped items; nothing is sent to the host when nothing was dropped.
+fn count(counter: &str, dropped: u64) {
+    if dropped > 0 {
+        host::counter(counter, dropped);
     }
 }
 
 impl Filter {
-    fn count(&self, action: Action, counter: &str) -> Action {
-        if action != Action::Unchanged {
-            host::counter(counter, 1);
-        }
-        action
-    }
-
     fn drops_resource(&self, attributes: &[KeyValue]) -> bool {
         self.resource_attributes.iter().any(|m| m.matches(attributes))
     }
 
     fn drops_span(&self, span: &wasmtel_sdk::otlp::trace::v1::Span) -> bool {
-        self.span_names.iter().any(|n| *n == span.name)
+        self.span_names.contains(&span.name)
             || self.span_name_patterns.iter().any(|p| p.is_match(&span.name))
             || self.span_attributes.iter().any(|m| m.matches(&span.attributes))
     }
@@ -361,5 +379,58 @@ mod tests {
                 .contains("not both")
         );
         assert!(testing::new::<Filter>(r#"{"span": {}}"#).unwrap_err().contains("span"));
+    }
+
+    #[test]
+    fn counters_count_dropped_items() {
+        let mut f = filter(serde_json::json!({ "spans": { "names": ["GET /health"] } }));
+        let input = traces(&[("GET /health", &[]), ("GET /health", &[]), ("GET /", &[])]);
+        testing::run_typed(&mut f, Signal::Traces, &input).unwrap();
+        testing::run_typed(&mut f, Signal::Traces, &input).unwrap();
+        assert_eq!(wasmtel_sdk::host::counter_value("filtered_spans"), 4);
+    }
+
+    #[test]
+    fn resource_rules_apply_to_logs_and_metrics_and_keep_other_resources() {
+        use wasmtel_sdk::testing::{gauge, kv, log_record, point};
+        let mut f =
+            filter(serde_json::json!({ "resource_attributes": [{ "key": "deployment.environment", "value": "dev" }] }));
+        let mut logs = testing::logs(vec![kv("deployment.environment", "dev")], vec![log_record(9, "a", vec![])]);
+        let prod = testing::logs(vec![kv("deployment.environment", "prod")], vec![log_record(9, "b", vec![])]);
+        logs.resource_logs.extend(prod.resource_logs);
+        let (_, out) = testing::run_typed(&mut f, Signal::Logs, &logs).unwrap();
+        let out = out.unwrap();
+        assert_eq!(out.resource_logs.len(), 1, "the emptied resource is removed");
+        assert_eq!(
+            out.resource_logs[0].resource.as_ref().unwrap().attributes.get_str("deployment.environment"),
+            Some("prod")
+        );
+        let metrics =
+            testing::metrics(vec![kv("deployment.environment", "dev")], vec![gauge("g", vec![point(1, vec![])])]);
+        assert_eq!(testing::run_typed(&mut f, Signal::Metrics, &metrics).unwrap().0, Outcome::Dropped);
+        let metrics = testing::metrics(vec![], vec![gauge("g", vec![point(1, vec![])])]);
+        assert_eq!(testing::run_typed(&mut f, Signal::Metrics, &metrics).unwrap().0, Outcome::Unchanged);
+    }
+
+    #[test]
+    fn attribute_rules_exists_numbers_and_booleans() {
+        use wasmtel_sdk::testing::{kv, span};
+        let mut f = filter(serde_json::json!({ "spans": { "attributes": [
+            { "key": "synthetic" },
+            { "key": "http.response.status_code", "value": 404.0 },
+            { "key": "cache.hit", "value": true },
+        ] } }));
+        let input = testing::traces(
+            vec![],
+            vec![
+                span("a", vec![kv("synthetic", "yes")]),
+                span("b", vec![kv("http.response.status_code", 404)]),
+                span("c", vec![kv("http.response.status_code", 200)]),
+                span("d", vec![kv("cache.hit", true)]),
+                span("e", vec![kv("cache.hit", false), kv("http.response.status_code", "404")]),
+            ],
+        );
+        let (_, out) = testing::run_typed(&mut f, Signal::Traces, &input).unwrap();
+        assert_eq!(span_names(&out.unwrap()), vec!["c", "e"], "a string 404 is not the number 404");
     }
 }
