@@ -69,23 +69,36 @@ impl Processor for Sample {
     }
 
     fn traces(&mut self, request: &mut ExportTraceServiceRequest) -> Result<Action, ProcessError> {
-        let action = retain_spans(request, |_, span| self.keeps(&span.trace_id))?;
-        count(action, "sampled_out_batches");
+        let mut dropped = 0;
+        let action = retain_spans(request, |_, span| {
+            let keep = self.keeps(&span.trace_id);
+            dropped += u64::from(!keep);
+            keep
+        })?;
+        count("sampled_out_spans", dropped);
         Ok(action)
     }
 
     fn logs(&mut self, request: &mut ExportLogsServiceRequest) -> Result<Action, ProcessError> {
+        let mut dropped = 0;
         let action = retain_log_records(request, |_, record| {
-            if record.trace_id.is_empty() { self.keep_logs_without_trace } else { self.keeps(&record.trace_id) }
+            // Empty or all-zero: the record was not emitted inside a trace.
+            let keep = if record.trace_id.iter().all(|b| *b == 0) {
+                self.keep_logs_without_trace
+            } else {
+                self.keeps(&record.trace_id)
+            };
+            dropped += u64::from(!keep);
+            keep
         })?;
-        count(action, "sampled_out_batches");
+        count("sampled_out_log_records", dropped);
         Ok(action)
     }
 }
 
-fn count(action: Action, counter: &str) {
-    if action != Action::Unchanged {
-        host::counter(counter, 1);
+fn count(counter: &str, dropped: u64) {
+    if dropped > 0 {
+        host::counter(counter, dropped);
     }
 }
 
@@ -172,5 +185,51 @@ mod tests {
         assert_eq!(span_ids, log_ids);
         assert!(!span_ids.is_empty() && span_ids.len() < ids.len());
         assert!(log_records.iter().any(|r| r.trace_id.is_empty()), "logs without a trace are kept by default");
+    }
+
+    fn logs_with(trace_ids: &[Vec<u8>]) -> ExportLogsServiceRequest {
+        testing::logs(
+            vec![],
+            trace_ids.iter().map(|id| LogRecord { trace_id: id.clone(), ..Default::default() }).collect(),
+        )
+    }
+
+    #[test]
+    fn logs_without_a_trace_follow_the_config_and_zero_ids_count_as_none() {
+        let no_trace = logs_with(&[vec![], vec![0; 16]]);
+        let mut keep = sample(serde_json::json!({"ratio": 0.0}));
+        assert_eq!(testing::run_typed(&mut keep, Signal::Logs, &no_trace).unwrap().0, Outcome::Unchanged);
+        let mut drop = sample(serde_json::json!({"ratio": 1.0, "keep_logs_without_trace": false}));
+        assert_eq!(testing::run_typed(&mut drop, Signal::Logs, &no_trace).unwrap().0, Outcome::Dropped);
+    }
+
+    #[test]
+    fn decisions_are_stable_per_seed_and_differ_between_seeds() {
+        let ids = trace_ids(2_000);
+        let decisions = |seed: u64| -> Vec<bool> {
+            let s = sample(serde_json::json!({"ratio": 0.5, "seed": seed}));
+            ids.iter().map(|id| s.keeps(id)).collect()
+        };
+        assert_eq!(decisions(0), decisions(0));
+        assert_eq!(decisions(9), decisions(9));
+        let differing = decisions(0).iter().zip(decisions(9)).filter(|(a, b)| **a != *b).count();
+        assert!(differing > 500, "a seed re-draws the sample: {differing} of 2000 differ");
+    }
+
+    #[test]
+    fn otel_consistent_threshold_on_the_low_56_bits() {
+        let s = sample(serde_json::json!({"ratio": 0.5}));
+        let mut id = vec![0xff; 16];
+        id[9..].copy_from_slice(&[0x80, 0, 0, 0, 0, 0, 0]);
+        assert!(s.keeps(&id), "randomness 2^55 is at the 50% threshold: kept");
+        id[9..].copy_from_slice(&[0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        assert!(!s.keeps(&id), "just below the threshold: dropped (the high 9 bytes don't count)");
+    }
+
+    #[test]
+    fn counters_count_sampled_out_items() {
+        let mut s = sample(serde_json::json!({"ratio": 0.0}));
+        testing::run_typed(&mut s, Signal::Logs, &logs_with(&[vec![1; 16], vec![2; 16], vec![]])).unwrap();
+        assert_eq!(wasmtel_sdk::host::counter_value("sampled_out_log_records"), 2);
     }
 }
