@@ -4,9 +4,8 @@
 
 use std::hint::black_box;
 
-use wasmtel_sdk::otlp::trace::v1::ResourceSpans;
 use wasmtel_sdk::prelude::*;
-use wasmtel_sdk::{Outcome, decode, encode};
+use wasmtel_sdk::{Outcome, decode};
 
 #[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -105,12 +104,31 @@ fn recurse(depth: u64, stop: u64) -> u64 {
     recurse(depth + 1, stop).rotate_left(7) ^ depth
 }
 
-/// A valid traces request of 8 MiB.
+/// Bytes of the `oversized` output: above the host's default `max_output_bytes`
+/// (32 MiB) yet within its default `max_memory` (128 MiB), so under default
+/// limits it is the output cap that refuses it.
+pub const OVERSIZED_BYTES: usize = 64 << 20;
+
+/// A valid traces request of 64 MiB (one resource whose `schema_url` is
+/// `OVERSIZED_BYTES` long), written directly so the guest holds it only once.
 fn oversized() -> Vec<u8> {
-    let request = ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans { schema_url: "x".repeat(8 << 20), ..Default::default() }],
-    };
-    encode(&request)
+    let mut resource_spans = vec![0x1a]; // ResourceSpans.schema_url: field 3, length-delimited
+    varint(&mut resource_spans, OVERSIZED_BYTES as u64);
+    let resource_spans_len = resource_spans.len() + OVERSIZED_BYTES;
+    let mut out = Vec::with_capacity(resource_spans_len + 16);
+    out.push(0x0a); // ExportTraceServiceRequest.resource_spans: field 1, length-delimited
+    varint(&mut out, resource_spans_len as u64);
+    out.extend_from_slice(&resource_spans);
+    out.resize(out.len() + OVERSIZED_BYTES, b'x');
+    out
+}
+
+fn varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push(value as u8 | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
 }
 
 /// What the sandbox lets the guest see of time, entropy and environment.
@@ -128,6 +146,7 @@ wasmtel_sdk::export_processor!(Hostile);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wasmtel_sdk::testing;
 
     #[test]
     fn harmless_batches_pass_and_errors_are_typed() {
@@ -135,5 +154,37 @@ mod tests {
         assert_eq!(misbehave("garbage").unwrap(), Some(Outcome::Replaced(vec![0xff; 64])));
         assert!(matches!(misbehave("retryable-error"), Err(ProcessError::Retryable(_))));
         assert!(Hostile::new(Config { reject: Some("no".into()) }).is_err());
+    }
+
+    #[test]
+    fn oversized_is_a_valid_traces_request_of_64_mib() {
+        let Some(Outcome::Replaced(bytes)) = misbehave("oversized").unwrap() else { panic!("replaced") };
+        assert!(bytes.len() > OVERSIZED_BYTES && bytes.len() < OVERSIZED_BYTES + 16);
+        let request = decode::<ExportTraceServiceRequest>(Signal::Traces, &bytes).unwrap();
+        assert_eq!(request.resource_spans[0].schema_url.len(), OVERSIZED_BYTES);
+    }
+
+    #[test]
+    fn triggers_come_from_span_names_log_bodies_and_metric_names() {
+        use wasmtel_sdk::testing::{gauge, log_record, span};
+        let traces = wasmtel_sdk::encode(&testing::traces(vec![], vec![span("ok", vec![]), span("garbage", vec![])]));
+        assert_eq!(triggers(Signal::Traces, &traces).unwrap(), ["ok", "garbage"]);
+        let logs = wasmtel_sdk::encode(&testing::logs(vec![], vec![log_record(9, "panic", vec![])]));
+        assert_eq!(triggers(Signal::Logs, &logs).unwrap(), ["panic"]);
+        let metrics = wasmtel_sdk::encode(&testing::metrics(vec![], vec![gauge("loop", vec![])]));
+        assert_eq!(triggers(Signal::Metrics, &metrics).unwrap(), ["loop"]);
+        let mut hostile = Hostile;
+        assert_eq!(hostile.process_raw(Signal::Traces, traces), Ok(Outcome::Replaced(vec![0xff; 64])));
+        assert!(matches!(hostile.process_raw(Signal::Logs, vec![0xff; 3]), Err(ProcessError::Permanent(_))));
+    }
+
+    #[test]
+    fn open_file_reports_the_io_error_natively_too() {
+        // Natively /etc/passwd may exist; either way the answer is typed, never a panic.
+        match misbehave("open-file") {
+            Ok(Some(Outcome::Replaced(bytes))) => assert!(!bytes.is_empty()),
+            Err(ProcessError::Permanent(message)) => assert!(message.starts_with("cannot read /etc/passwd")),
+            other => panic!("unexpected {other:?}"),
+        }
     }
 }
