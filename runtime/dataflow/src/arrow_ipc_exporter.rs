@@ -1,0 +1,533 @@
+//! `urn:wasmtel:exporter:arrow_ipc`: Arrow IPC stream files per signal, with
+//! size/time rotation and retention. The engine's `exporter:file` writes
+//! OTLP JSON without rotation and `exporter:parquet` writes Parquet, so this
+//! node fills the gap.
+//!
+//! Each signal gets its own directory and its own file sequence:
+//! `<directory>/<signal>/<signal>-<core>-<UTC start>-<seq>.arrows`. A file is
+//! one Arrow IPC *stream* of the flat per-signal table (see [`crate::flat`]:
+//! one row per span / log record / metric data point). While it is written
+//! the file carries a `.part` suffix; it is renamed when it is complete
+//! (rotation or shutdown), so anything ending in `.arrows` is a finished,
+//! readable stream. Retention only ever deletes finished files.
+//!
+//! A batch is acknowledged once its rows are handed to the OS (or synced,
+//! with `sync: true`); a write failure is a retryable Nack, a batch that is
+//! not valid OTLP a permanent one.
+//!
+//! ```yaml
+//! files:
+//!   type: urn:wasmtel:exporter:arrow_ipc
+//!   config:
+//!     directory: ./wasmtel-data
+//!     max_file_bytes: 64MiB
+//!     max_file_age: 5m
+//!     retention: { max_files: 100, max_age: 24h, max_total_bytes: 10GiB }
+//!     compression: zstd     # none (default) | zstd
+//! ```
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use arrow_array::RecordBatch;
+use arrow_ipc::CompressionType;
+use arrow_ipc::writer::{IpcWriteOptions, StreamWriter};
+use async_trait::async_trait;
+use bytes::Bytes;
+use bytesize::ByteSize;
+use linkme::distributed_slice;
+use otel_arrow_dfe_config::SignalType;
+use otel_arrow_dfe_config::error::Error as ConfigError;
+use otel_arrow_dfe_config::node::NodeUserConfig;
+use otel_arrow_dfe_engine::config::ExporterConfig;
+use otel_arrow_dfe_engine::context::PipelineContext;
+use otel_arrow_dfe_engine::control::{AckMsg, NackMsg, NodeControlMsg};
+use otel_arrow_dfe_engine::error::{Error, ExporterErrorKind};
+use otel_arrow_dfe_engine::exporter::ExporterWrapper;
+use otel_arrow_dfe_engine::local::exporter::{EffectHandler, Exporter};
+use otel_arrow_dfe_engine::message::{ExporterInbox, Message};
+use otel_arrow_dfe_engine::node::NodeId;
+use otel_arrow_dfe_engine::terminal_state::TerminalState;
+use otel_arrow_dfe_engine::{ConsumerEffectHandlerExtension, ExporterFactory};
+use otel_arrow_dfe_otap::OTAP_EXPORTER_FACTORIES;
+use otel_arrow_dfe_otap::pdata::{OtapPdata, PdataEffectHandlerExtension};
+use otel_arrow_dfe_pdata_codec::{EncodePolicy, EncodingPlan, PdataEncoding};
+use otel_arrow_dfe_telemetry::instrument::Counter;
+use otel_arrow_dfe_telemetry::metrics::MetricSet;
+use otel_arrow_dfe_telemetry::otel_warn;
+use otel_arrow_dfe_telemetry_macros::metric_set;
+use serde::Deserialize;
+
+use crate::{config_error, flat, wasmtel_signal};
+
+/// The node type of the Arrow IPC file exporter.
+pub const ARROW_IPC_EXPORTER_URN: &str = "urn:wasmtel:exporter:arrow_ipc";
+
+/// Suffix of finished files.
+pub const FILE_SUFFIX: &str = "arrows";
+const PART_SUFFIX: &str = "part";
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArrowIpcConfig {
+    /// Root directory; created if missing. One sub-directory per signal.
+    pub directory: PathBuf,
+    /// Rotate once a file reaches this size (checked before each write, so a
+    /// file may exceed it by one batch).
+    #[serde(default = "default_max_file_bytes")]
+    pub max_file_bytes: ByteSize,
+    /// Rotate files older than this.
+    #[serde(default = "default_max_file_age", with = "humantime_serde")]
+    pub max_file_age: Duration,
+    /// How often age-based rotation and retention are checked.
+    #[serde(default = "default_check_interval", with = "humantime_serde")]
+    pub check_interval: Duration,
+    #[serde(default)]
+    pub retention: Retention,
+    #[serde(default)]
+    pub compression: Compression,
+    /// `fsync` each batch before acknowledging it.
+    #[serde(default)]
+    pub sync: bool,
+}
+
+/// Limits on finished files, per signal directory; the oldest go first.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    pub max_files: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    pub max_age: Option<Duration>,
+    pub max_total_bytes: Option<ByteSize>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    None,
+    Zstd,
+}
+
+fn default_max_file_bytes() -> ByteSize {
+    ByteSize::mib(64)
+}
+
+fn default_max_file_age() -> Duration {
+    Duration::from_secs(300)
+}
+
+fn default_check_interval() -> Duration {
+    Duration::from_secs(1)
+}
+
+impl ArrowIpcConfig {
+    pub fn from_value(value: &serde_json::Value) -> Result<Self, ConfigError> {
+        let config: Self = serde_json::from_value(value.clone())
+            .map_err(|e| config_error(format!("{ARROW_IPC_EXPORTER_URN}: {e}")))?;
+        if config.max_file_bytes.as_u64() == 0 || config.max_file_age.is_zero() || config.check_interval.is_zero() {
+            return Err(config_error(format!(
+                "{ARROW_IPC_EXPORTER_URN}: max_file_bytes, max_file_age and check_interval must be positive"
+            )));
+        }
+        Ok(config)
+    }
+
+    fn write_options(&self) -> Result<IpcWriteOptions, arrow_schema::ArrowError> {
+        let compression = match self.compression {
+            Compression::None => None,
+            Compression::Zstd => Some(CompressionType::ZSTD),
+        };
+        IpcWriteOptions::default().try_with_compression(compression)
+    }
+}
+
+#[metric_set(name = "wasmtel.exporter.arrow_ipc")]
+#[derive(Debug, Default, Clone)]
+pub struct ArrowIpcMetrics {
+    /// Batches written and acknowledged.
+    #[metric(unit = "{batch}")]
+    pub batches: Counter<u64>,
+    /// Rows (spans, log records, data points) written.
+    #[metric(unit = "{row}")]
+    pub rows: Counter<u64>,
+    /// Bytes written, IPC framing included.
+    #[metric(unit = "By")]
+    pub bytes: Counter<u64>,
+    /// Files finished (rotation or shutdown).
+    #[metric(name = "files.finished", unit = "{file}")]
+    pub files_finished: Counter<u64>,
+    /// Files deleted by retention.
+    #[metric(name = "files.deleted", unit = "{file}")]
+    pub files_deleted: Counter<u64>,
+    /// Batches refused because writing failed (retryable).
+    #[metric(name = "failures.write", unit = "{batch}")]
+    pub write_failures: Counter<u64>,
+    /// Batches refused because they were not valid OTLP (permanent).
+    #[metric(name = "failures.invalid", unit = "{batch}")]
+    pub invalid: Counter<u64>,
+}
+
+/// Counts what goes through to the file.
+struct Counted<W> {
+    inner: W,
+    written: u64,
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The open file of one signal.
+struct ActiveFile {
+    part: PathBuf,
+    done: PathBuf,
+    opened: Instant,
+    writer: StreamWriter<Counted<BufWriter<File>>>,
+}
+
+impl ActiveFile {
+    fn bytes(&self) -> u64 {
+        self.writer.get_ref().written
+    }
+
+    /// Ends the stream, syncs and renames the file to its final name.
+    fn finish(mut self) -> io::Result<PathBuf> {
+        self.writer.finish().map_err(io::Error::other)?;
+        let counted = self.writer.into_inner().map_err(io::Error::other)?;
+        let file = counted.inner.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        fs::rename(&self.part, &self.done)?;
+        Ok(self.done)
+    }
+}
+
+struct SignalFiles {
+    signal: SignalType,
+    dir: PathBuf,
+    active: Option<ActiveFile>,
+    seq: u64,
+}
+
+impl SignalFiles {
+    fn name(&self) -> &'static str {
+        match self.signal {
+            SignalType::Traces => "traces",
+            SignalType::Metrics => "metrics",
+            SignalType::Logs => "logs",
+        }
+    }
+}
+
+pub struct ArrowIpcExporter {
+    config: ArrowIpcConfig,
+    core: usize,
+    options: IpcWriteOptions,
+    signals: [SignalFiles; 3],
+    metrics: MetricSet<ArrowIpcMetrics>,
+    otlp_plan: Option<EncodingPlan>,
+}
+
+impl ArrowIpcExporter {
+    pub fn new(pipeline_ctx: &PipelineContext, config: ArrowIpcConfig) -> Result<Self, ConfigError> {
+        let options = config.write_options().map_err(config_error)?;
+        let signal = |signal: SignalType, name: &str| SignalFiles {
+            signal,
+            dir: config.directory.join(name),
+            active: None,
+            seq: 0,
+        };
+        let signals = [
+            signal(SignalType::Traces, "traces"),
+            signal(SignalType::Metrics, "metrics"),
+            signal(SignalType::Logs, "logs"),
+        ];
+        for files in &signals {
+            fs::create_dir_all(&files.dir)
+                .map_err(|e| config_error(format!("{ARROW_IPC_EXPORTER_URN}: creating {}: {e}", files.dir.display())))?;
+        }
+        let mut exporter = ArrowIpcExporter {
+            core: pipeline_ctx.core_id(),
+            options,
+            signals,
+            metrics: ArrowIpcMetrics::register(pipeline_ctx),
+            otlp_plan: None,
+            config,
+        };
+        exporter.recover_parts();
+        Ok(exporter)
+    }
+
+    /// Files left `.part` by a crash of this core's writer hold complete
+    /// messages up to the last flush; publish them so they are read and aged.
+    fn recover_parts(&mut self) {
+        let prefix_core = format!("-{}-", self.core);
+        for files in &self.signals {
+            let Ok(entries) = fs::read_dir(&files.dir) else { continue };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with(files.name()) && name.contains(&prefix_core) && name.ends_with(&format!(".{FILE_SUFFIX}.{PART_SUFFIX}")) {
+                    let done = path.with_extension("");
+                    let _ = fs::rename(&path, done);
+                }
+            }
+        }
+    }
+
+    fn index(signal: SignalType) -> usize {
+        match signal {
+            SignalType::Traces => 0,
+            SignalType::Metrics => 1,
+            SignalType::Logs => 2,
+        }
+    }
+
+    fn open(&mut self, index: usize, batch: &RecordBatch) -> io::Result<()> {
+        let files = &mut self.signals[index];
+        let stamp = humantime::format_rfc3339_millis(SystemTime::now()).to_string().replace([':', '-'], "");
+        let (done, part) = loop {
+            files.seq += 1;
+            let base = format!("{}-{}-{}-{:06}.{FILE_SUFFIX}", files.name(), self.core, stamp, files.seq);
+            let done = files.dir.join(&base);
+            let part = files.dir.join(format!("{base}.{PART_SUFFIX}"));
+            if !done.exists() && !part.exists() {
+                break (done, part);
+            }
+        };
+        let file = File::options().write(true).create_new(true).open(&part)?;
+        let counted = Counted { inner: BufWriter::with_capacity(1 << 20, file), written: 0 };
+        let writer = StreamWriter::try_new_with_options(counted, &batch.schema(), self.options.clone())
+            .map_err(io::Error::other)?;
+        files.active = Some(ActiveFile { part, done, opened: Instant::now(), writer });
+        Ok(())
+    }
+
+    fn finish(&mut self, index: usize) {
+        if let Some(active) = self.signals[index].active.take() {
+            let part = active.part.clone();
+            match active.finish() {
+                Ok(_) => self.metrics.files_finished.inc(),
+                Err(e) => otel_warn!(
+                    "wasmtel.arrow_ipc.finish_failed",
+                    file = part.display().to_string(),
+                    error = e.to_string()
+                ),
+            }
+        }
+    }
+
+    fn write(&mut self, index: usize, batch: &RecordBatch) -> io::Result<u64> {
+        let rotate = self.signals[index].active.as_ref().is_some_and(|active| {
+            active.bytes() >= self.config.max_file_bytes.as_u64() || active.opened.elapsed() >= self.config.max_file_age
+        });
+        if rotate {
+            self.finish(index);
+            self.apply_retention(index);
+        }
+        if self.signals[index].active.is_none() {
+            self.open(index, batch)?;
+        }
+        let sync = self.config.sync;
+        let Some(active) = self.signals[index].active.as_mut() else {
+            return Err(io::Error::other("no open file"));
+        };
+        let before = active.bytes();
+        let result = active.writer.write(batch).map_err(io::Error::other).and_then(|()| active.writer.flush().map_err(io::Error::other));
+        let result = result.and_then(|()| {
+            if sync { active.writer.get_ref().inner.get_ref().sync_data() } else { Ok(()) }
+        });
+        match result {
+            Ok(()) => Ok(active.bytes() - before),
+            Err(e) => {
+                // A partly written message leaves the stream unreadable past
+                // it: drop this file (keeping what was flushed) and start anew.
+                if let Some(active) = self.signals[index].active.take() {
+                    let _ = fs::rename(&active.part, &active.done);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Deletes finished files of one signal beyond the retention limits.
+    fn apply_retention(&mut self, index: usize) {
+        let retention = &self.config.retention;
+        if retention.max_files.is_none() && retention.max_age.is_none() && retention.max_total_bytes.is_none() {
+            return;
+        }
+        let files = &self.signals[index];
+        let Ok(entries) = fs::read_dir(&files.dir) else { return };
+        let suffix = format!(".{FILE_SUFFIX}");
+        let mut finished: Vec<(SystemTime, u64, PathBuf)> = entries
+            .flatten()
+            .filter(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.starts_with(files.name()) && name.ends_with(&suffix)
+            })
+            .filter_map(|e| {
+                let meta = e.metadata().ok()?;
+                Some((meta.modified().ok()?, meta.len(), e.path()))
+            })
+            .collect();
+        // Newest first: what survives is a prefix.
+        finished.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.2.cmp(&a.2)));
+        let now = SystemTime::now();
+        let mut total = 0u64;
+        let mut deleted = 0u64;
+        for (position, (modified, len, path)) in finished.iter().enumerate() {
+            total += len;
+            let too_old = retention.max_age.is_some_and(|max| now.duration_since(*modified).unwrap_or_default() > max);
+            let too_many = retention.max_files.is_some_and(|max| position >= max);
+            let too_big = retention.max_total_bytes.is_some_and(|max| total > max.as_u64());
+            if (too_old || too_many || too_big) && remove(path) {
+                deleted += 1;
+            }
+        }
+        self.metrics.files_deleted.add(deleted);
+    }
+
+    fn otlp_plan(&mut self, eh: &EffectHandler<OtapPdata>) -> Result<EncodingPlan, Error> {
+        if let Some(plan) = self.otlp_plan {
+            return Ok(plan);
+        }
+        let plan = eh.resolve_encoding_plan(&PdataEncoding::OTLP, EncodePolicy::default()).map_err(|e| {
+            Error::ExporterError {
+                exporter: eh.exporter_id(),
+                kind: ExporterErrorKind::Configuration,
+                error: format!("cannot resolve the OTLP codec: {e}"),
+                source_detail: String::new(),
+            }
+        })?;
+        self.otlp_plan = Some(plan);
+        Ok(plan)
+    }
+
+    async fn export(&mut self, pdata: OtapPdata, eh: &EffectHandler<OtapPdata>) -> Result<(), Error> {
+        let signal = pdata.signal_type();
+        let (context, mut payload) = pdata.into_parts();
+        let otlp: Bytes = match payload.encoded_bytes() {
+            Some(bytes) if payload.encoding() == Some(&PdataEncoding::OTLP) => bytes.clone(),
+            _ => {
+                let plan = self.otlp_plan(eh)?;
+                match eh.encode_owned(&mut payload, &plan).await {
+                    Ok(bytes) => bytes,
+                    Err(e) => {
+                        self.metrics.invalid.inc();
+                        let nack = NackMsg::new_permanent(format!("arrow_ipc: cannot encode as OTLP: {e}"), OtapPdata::new(context, payload));
+                        return eh.notify_nack(nack).await;
+                    }
+                }
+            }
+        };
+        let pdata = OtapPdata::new(context, payload);
+        let batch = match flat::flatten(wasmtel_signal(signal), &otlp) {
+            Ok(Some(batch)) => batch,
+            Ok(None) => return eh.notify_ack(AckMsg::new(pdata)).await,
+            Err(e) => {
+                self.metrics.invalid.inc();
+                return eh.notify_nack(NackMsg::new_permanent(format!("arrow_ipc: {e}"), pdata)).await;
+            }
+        };
+        let index = Self::index(signal);
+        match self.write(index, &batch) {
+            Ok(bytes) => {
+                self.metrics.batches.inc();
+                self.metrics.rows.add(batch.num_rows() as u64);
+                self.metrics.bytes.add(bytes);
+                eh.notify_ack(AckMsg::new(pdata)).await
+            }
+            Err(e) => {
+                self.metrics.write_failures.inc();
+                otel_warn!("wasmtel.arrow_ipc.write_failed", signal = self.signals[index].name(), error = e.to_string());
+                eh.notify_nack(NackMsg::new(format!("arrow_ipc: writing {signal:?}: {e}"), pdata)).await
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        for index in 0..self.signals.len() {
+            let expired =
+                self.signals[index].active.as_ref().is_some_and(|active| active.opened.elapsed() >= self.config.max_file_age);
+            if expired {
+                self.finish(index);
+            }
+            self.apply_retention(index);
+        }
+    }
+
+    fn finish_all(&mut self) {
+        for index in 0..self.signals.len() {
+            self.finish(index);
+            self.apply_retention(index);
+        }
+    }
+}
+
+fn remove(path: &Path) -> bool {
+    match fs::remove_file(path) {
+        Ok(()) => true,
+        // Another core's exporter may have just removed it.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(e) => {
+            otel_warn!("wasmtel.arrow_ipc.retention_failed", file = path.display().to_string(), error = e.to_string());
+            false
+        }
+    }
+}
+
+#[async_trait(?Send)]
+impl Exporter<OtapPdata> for ArrowIpcExporter {
+    async fn start(
+        mut self: Box<Self>,
+        mut inbox: ExporterInbox<OtapPdata>,
+        eh: EffectHandler<OtapPdata>,
+    ) -> Result<TerminalState, Error> {
+        let _timer = eh.start_periodic_timer(self.config.check_interval).await?;
+        loop {
+            match inbox.recv().await? {
+                Message::PData(pdata) => self.export(pdata, &eh).await?,
+                Message::Control(NodeControlMsg::TimerTick { .. }) => self.on_tick(),
+                Message::Control(NodeControlMsg::CollectTelemetry { mut metrics_reporter }) => {
+                    let _ = metrics_reporter.report(&mut self.metrics);
+                }
+                // The inbox hands over Shutdown only after buffered batches
+                // were delivered, so every accepted batch is on disk here.
+                Message::Control(NodeControlMsg::Shutdown { deadline, .. }) => {
+                    self.finish_all();
+                    return Ok(TerminalState::new(deadline, [self.metrics.snapshot()]));
+                }
+                Message::Control(_) => {}
+            }
+        }
+    }
+}
+
+#[allow(unsafe_code)]
+#[distributed_slice(OTAP_EXPORTER_FACTORIES)]
+pub static ARROW_IPC_EXPORTER_FACTORY: ExporterFactory<OtapPdata> = ExporterFactory {
+    name: ARROW_IPC_EXPORTER_URN,
+    create: |pipeline_ctx: PipelineContext,
+             node: NodeId,
+             node_config: Arc<NodeUserConfig>,
+             exporter_config: &ExporterConfig,
+             _capabilities: &otel_arrow_dfe_engine::capability::registry::Capabilities| {
+        let config = ArrowIpcConfig::from_value(&node_config.config)?;
+        let exporter = ArrowIpcExporter::new(&pipeline_ctx, config)?;
+        Ok(ExporterWrapper::local(exporter, node, node_config, exporter_config))
+    },
+    context_declarations: None,
+    wiring_contract: otel_arrow_dfe_engine::wiring_contract::WiringContract::UNRESTRICTED,
+    validate_config: |value| ArrowIpcConfig::from_value(value).map(|_| ()),
+};

@@ -1,0 +1,265 @@
+//! `urn:wasmtel:processor:circuit_breaker`: stops sending to a downstream
+//! exporter that keeps failing, and probes it until it recovers.
+//!
+//! Place it between `processor:retry` and the exporter. While closed, batches
+//! pass and their outcomes are watched; `failure_threshold` consecutive
+//! retryable Nacks open the circuit. While open, batches are refused at once
+//! with a retryable Nack (no connection attempt), so the retry processor backs
+//! off and keeps them. After `open_duration` one batch is let through as a
+//! probe (half-open): its Ack closes the circuit, its Nack reopens it.
+//! Permanent Nacks say the data is bad, not the endpoint, so they do not
+//! count as failures.
+//!
+//! ```yaml
+//! breaker:
+//!   type: urn:wasmtel:processor:circuit_breaker
+//!   config: { failure_threshold: 3, open_duration: 2s }
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use linkme::distributed_slice;
+use otel_arrow_dfe_config::error::Error as ConfigError;
+use otel_arrow_dfe_config::node::NodeUserConfig;
+use otel_arrow_dfe_engine::config::ProcessorConfig;
+use otel_arrow_dfe_engine::context::PipelineContext;
+use otel_arrow_dfe_engine::control::{AckMsg, CallData, NackMsg, NodeControlMsg};
+use otel_arrow_dfe_engine::error::{Error, TypedError};
+use otel_arrow_dfe_engine::local::processor as local;
+use otel_arrow_dfe_engine::message::Message;
+use otel_arrow_dfe_engine::node::NodeId;
+use otel_arrow_dfe_engine::processor::ProcessorWrapper;
+use otel_arrow_dfe_engine::{
+    ConsumerEffectHandlerExtension, Interests, MessageSourceLocalEffectHandlerExtension, ProcessorFactory,
+    ProducerEffectHandlerExtension,
+};
+use otel_arrow_dfe_otap::OTAP_PROCESSOR_FACTORIES;
+use otel_arrow_dfe_otap::pdata::OtapPdata;
+use otel_arrow_dfe_telemetry::instrument::{Counter, Gauge, ObserveCounter};
+use otel_arrow_dfe_telemetry::metrics::MetricSet;
+use otel_arrow_dfe_telemetry::{otel_info, otel_warn};
+use otel_arrow_dfe_telemetry_macros::metric_set;
+use serde::Deserialize;
+
+use crate::config_error;
+
+/// The node type of the circuit breaker.
+pub const CIRCUIT_BREAKER_URN: &str = "urn:wasmtel:processor:circuit_breaker";
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitBreakerConfig {
+    /// Consecutive retryable failures that open the circuit.
+    #[serde(default = "default_threshold")]
+    pub failure_threshold: u32,
+    /// How long the circuit stays open before a probe is let through.
+    #[serde(default = "default_open_duration", with = "humantime_serde")]
+    pub open_duration: Duration,
+}
+
+fn default_threshold() -> u32 {
+    5
+}
+
+fn default_open_duration() -> Duration {
+    Duration::from_secs(5)
+}
+
+impl CircuitBreakerConfig {
+    fn from_value(value: &serde_json::Value) -> Result<Self, ConfigError> {
+        let config: Self = serde_json::from_value(value.clone())
+            .map_err(|e| config_error(format!("{CIRCUIT_BREAKER_URN}: {e}")))?;
+        if config.failure_threshold == 0 {
+            return Err(config_error(format!("{CIRCUIT_BREAKER_URN}: failure_threshold must be at least 1")));
+        }
+        Ok(config)
+    }
+}
+
+/// The breaker's state, as reported in the `state` gauge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Closed,
+    Open { until: Instant },
+    /// One probe is in flight; everything else is refused until it returns.
+    HalfOpen,
+}
+
+impl State {
+    fn gauge(self) -> u64 {
+        match self {
+            State::Closed => 0,
+            State::Open { .. } => 1,
+            State::HalfOpen => 2,
+        }
+    }
+}
+
+#[metric_set(name = "wasmtel.processor.circuit_breaker")]
+#[derive(Debug, Default, Clone)]
+pub struct CircuitBreakerMetrics {
+    /// 0 closed, 1 open, 2 half-open.
+    #[metric(unit = "1")]
+    pub state: Gauge<u64>,
+    /// Times the circuit opened (cumulative).
+    #[metric(name = "opened.total", unit = "{transition}")]
+    pub opened_total: ObserveCounter<u64>,
+    /// Times the circuit closed again after being open (cumulative).
+    #[metric(name = "closed.total", unit = "{transition}")]
+    pub closed_total: ObserveCounter<u64>,
+    /// Batches refused without being sent while the circuit was open.
+    #[metric(unit = "{batch}")]
+    pub rejected: Counter<u64>,
+    /// Retryable Nacks seen from downstream.
+    #[metric(unit = "{batch}")]
+    pub failures: Counter<u64>,
+    /// Acks seen from downstream.
+    #[metric(unit = "{batch}")]
+    pub successes: Counter<u64>,
+}
+
+/// Calldata marking the half-open probe.
+const PROBE: u64 = 1;
+const NORMAL: u64 = 0;
+
+pub struct CircuitBreaker {
+    config: CircuitBreakerConfig,
+    state: State,
+    consecutive_failures: u32,
+    opened: u64,
+    closed: u64,
+    metrics: MetricSet<CircuitBreakerMetrics>,
+}
+
+impl CircuitBreaker {
+    pub fn new(pipeline_ctx: &PipelineContext, config: CircuitBreakerConfig) -> Self {
+        CircuitBreaker {
+            config,
+            state: State::Closed,
+            consecutive_failures: 0,
+            opened: 0,
+            closed: 0,
+            metrics: CircuitBreakerMetrics::register(pipeline_ctx),
+        }
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    fn open(&mut self) {
+        self.state = State::Open { until: Instant::now() + self.config.open_duration };
+        self.opened += 1;
+        otel_warn!(
+            "wasmtel.circuit_breaker.opened",
+            consecutive_failures = self.consecutive_failures,
+            open_ms = self.config.open_duration.as_millis() as u64
+        );
+    }
+
+    fn close(&mut self) {
+        if self.state != State::Closed {
+            self.state = State::Closed;
+            self.closed += 1;
+            otel_info!("wasmtel.circuit_breaker.closed");
+        }
+        self.consecutive_failures = 0;
+    }
+
+    async fn on_pdata(&mut self, mut pdata: OtapPdata, eh: &mut local::EffectHandler<OtapPdata>) -> Result<(), Error> {
+        let probe = match self.state {
+            State::Closed => false,
+            State::Open { until } if Instant::now() >= until => {
+                self.state = State::HalfOpen;
+                otel_info!("wasmtel.circuit_breaker.half_open");
+                true
+            }
+            State::Open { .. } | State::HalfOpen => {
+                self.metrics.rejected.inc();
+                let nack = NackMsg::new("circuit breaker open: downstream is failing", pdata);
+                return eh.notify_nack(nack).await;
+            }
+        };
+        let mut calldata = CallData::new();
+        calldata.push(if probe { PROBE } else { NORMAL }.into());
+        eh.subscribe_to(Interests::ACKS | Interests::NACKS | Interests::RETURN_DATA, calldata, &mut pdata);
+        match eh.send_message_with_source_node(pdata).await {
+            Ok(()) => Ok(()),
+            // Keep the batch: a refused send becomes a retryable Nack upstream.
+            Err(TypedError::ChannelSendError(sent)) => {
+                let reason = sent.to_string();
+                if probe {
+                    self.open();
+                }
+                eh.notify_nack(NackMsg::new(reason, sent.inner())).await
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn on_ack(&mut self, ack: AckMsg<OtapPdata>, eh: &mut local::EffectHandler<OtapPdata>) -> Result<(), Error> {
+        self.metrics.successes.inc();
+        self.close();
+        eh.notify_ack(ack).await
+    }
+
+    async fn on_nack(&mut self, nack: NackMsg<OtapPdata>, eh: &mut local::EffectHandler<OtapPdata>) -> Result<(), Error> {
+        let probe = nack.unwind.route.calldata.first().map(|v| u64::from(*v)) == Some(PROBE);
+        if !nack.permanent {
+            self.metrics.failures.inc();
+            self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+            match self.state {
+                State::HalfOpen if probe => self.open(),
+                State::Closed if self.consecutive_failures >= self.config.failure_threshold => self.open(),
+                _ => {}
+            }
+        } else if probe {
+            // The probe reached the endpoint and was refused for its content:
+            // the endpoint is up.
+            self.close();
+        }
+        eh.notify_nack(nack).await
+    }
+
+    fn report(&mut self) {
+        self.metrics.state.set(self.state.gauge());
+        self.metrics.opened_total.observe(self.opened);
+        self.metrics.closed_total.observe(self.closed);
+    }
+}
+
+#[async_trait(?Send)]
+impl local::Processor<OtapPdata> for CircuitBreaker {
+    async fn process(&mut self, msg: Message<OtapPdata>, eh: &mut local::EffectHandler<OtapPdata>) -> Result<(), Error> {
+        match msg {
+            Message::PData(pdata) => self.on_pdata(pdata, eh).await,
+            Message::Control(NodeControlMsg::Ack(ack)) => self.on_ack(ack, eh).await,
+            Message::Control(NodeControlMsg::Nack(nack)) => self.on_nack(nack, eh).await,
+            Message::Control(NodeControlMsg::CollectTelemetry { mut metrics_reporter }) => {
+                self.report();
+                let _ = metrics_reporter.report(&mut self.metrics);
+                Ok(())
+            }
+            Message::Control(_) => Ok(()),
+        }
+    }
+}
+
+#[allow(unsafe_code)]
+#[distributed_slice(OTAP_PROCESSOR_FACTORIES)]
+pub static CIRCUIT_BREAKER_FACTORY: ProcessorFactory<OtapPdata> = ProcessorFactory {
+    name: CIRCUIT_BREAKER_URN,
+    create: |pipeline_ctx: PipelineContext,
+             node: NodeId,
+             node_config: Arc<NodeUserConfig>,
+             processor_config: &ProcessorConfig,
+             _capabilities: &otel_arrow_dfe_engine::capability::registry::Capabilities| {
+        let config = CircuitBreakerConfig::from_value(&node_config.config)?;
+        Ok(ProcessorWrapper::local(CircuitBreaker::new(&pipeline_ctx, config), node, node_config, processor_config))
+    },
+    context_declarations: None,
+    wiring_contract: otel_arrow_dfe_engine::wiring_contract::WiringContract::UNRESTRICTED,
+    validate_config: |value| CircuitBreakerConfig::from_value(value).map(|_| ()),
+};

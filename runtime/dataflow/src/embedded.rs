@@ -1,0 +1,365 @@
+//! An otap-dataflow pipeline inside the application: OTLP bytes in, through
+//! sandboxed wasm processors, out to any exporter; no network hop on the way in.
+//!
+//! ```no_run
+//! use wasmtel_dataflow::EmbeddedPipeline;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let pipeline = EmbeddedPipeline::start_yaml(r#"
+//! version: otel_dataflow/v1
+//! groups:
+//!   app:
+//!     pipelines:
+//!       main:
+//!         nodes:
+//!           ingress: { type: "urn:wasmtel:receiver:embedded" }
+//!           redact:
+//!             type: "urn:wasmtel:processor:wasm"
+//!             config: { component: /opt/wasmtel/wasmtel_redact.wasm, config: { keys: [user.email] } }
+//!           files:
+//!             type: "urn:wasmtel:exporter:arrow_ipc"
+//!             config: { directory: /var/lib/app/telemetry }
+//!         connections:
+//!           - { from: ingress, to: redact }
+//!           - { from: redact, to: files }
+//! "#)?;
+//! # let otlp: Vec<u8> = vec![];
+//! pipeline.export_traces(otlp)?;          // returns once the batch is exported
+//! pipeline.flush(std::time::Duration::from_secs(5))?;
+//! pipeline.shutdown(std::time::Duration::from_secs(10))?;
+//! # Ok(()) }
+//! ```
+//!
+//! The controller parks its thread and builds its own runtimes, so the
+//! pipeline runs on a dedicated OS thread. Every `urn:wasmtel:receiver:embedded`
+//! node of the spec is bound to this pipeline's queue; an unset
+//! `engine.http_admin` binds the admin server to an ephemeral loopback port.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use otel_arrow_dfe_admin::ControlPlane;
+use otel_arrow_dfe_config::SignalType;
+use otel_arrow_dfe_config::engine::OtelDataflowSpec;
+use otel_arrow_dfe_controller::{
+    Controller, ControllerExtensionContext, ControllerExtensionRegistry, ControllerExtensionTaskFactory,
+    ControllerRunOptions,
+};
+use serde_json::{Value, json};
+use wasmtel_runtime::Signal;
+
+use crate::embedded_receiver::{self, Completion, EMBEDDED_RECEIVER_URN, Inbound, Reply, Request};
+
+/// Controller extension through which the pipeline hands us its control plane.
+const HANDLE_EXTENSION_URN: &str = "urn:wasmtel:extension:embedded_handle";
+const HANDLE_EXTENSION_ID: &str = "wasmtel_embedded_handle";
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedError {
+    #[error("invalid pipeline spec: {0}")]
+    Spec(String),
+    #[error("the pipeline did not start: {0}")]
+    Start(String),
+    #[error("not an OTLP {signal} request: {message}")]
+    InvalidInput { signal: Signal, message: String },
+    #[error("the pipeline refused the batch ({}): {reason}", if *.permanent { "permanent" } else { "retryable" })]
+    Refused { reason: String, permanent: bool },
+    #[error("the pipeline stopped before the batch completed")]
+    Stopped,
+    #[error("the pipeline is shutting down")]
+    ShuttingDown,
+    #[error("{in_flight} batches still in flight after {waited:?}")]
+    Timeout { in_flight: u64, waited: Duration },
+    #[error("the pipeline failed: {0}")]
+    Pipeline(String),
+}
+
+/// Outcomes of the batches handed to a pipeline so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EmbeddedStats {
+    pub accepted: u64,
+    pub refused: u64,
+    pub stopped: u64,
+    pub in_flight: u64,
+}
+
+type ControlSlot = Arc<(Mutex<Option<Arc<dyn ControlPlane>>>, Condvar)>;
+
+pub struct EmbeddedPipeline {
+    channel: String,
+    inbound: Arc<Inbound>,
+    control: ControlSlot,
+    thread: Option<JoinHandle<Result<(), String>>>,
+    closed: bool,
+}
+
+impl EmbeddedPipeline {
+    /// Starts a pipeline from an engine spec in YAML (or JSON).
+    pub fn start_yaml(yaml: &str) -> Result<Self, EmbeddedError> {
+        let spec: Value = serde_yaml::from_str(yaml).map_err(|e| EmbeddedError::Spec(e.to_string()))?;
+        Self::start(spec)
+    }
+
+    /// Starts a pipeline from an engine spec (`version: otel_dataflow/v1`, …).
+    pub fn start(mut spec: Value) -> Result<Self, EmbeddedError> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let channel = format!("embedded-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let bound = bind_receivers(&mut spec, &channel);
+        if bound == 0 {
+            return Err(EmbeddedError::Spec(format!("the spec has no {EMBEDDED_RECEIVER_URN} node to feed")));
+        }
+        prepare_engine(&mut spec)?;
+        let spec = OtelDataflowSpec::from_json(&spec.to_string()).map_err(|e| EmbeddedError::Spec(e.to_string()))?;
+
+        let inbound = Inbound::new(1024);
+        embedded_receiver::register(&channel, inbound.clone());
+        let control: ControlSlot = Arc::new((Mutex::new(None), Condvar::new()));
+        let mut extensions = ControllerExtensionRegistry::default();
+        let slot = control.clone();
+        extensions.register(
+            HANDLE_EXTENSION_URN.into(),
+            move |ctx: ControllerExtensionContext| {
+                let (lock, ready) = &*slot;
+                *lock.lock().unwrap_or_else(PoisonError::into_inner) = Some(ctx.control_plane.clone());
+                ready.notify_all();
+                let task: ControllerExtensionTaskFactory = Box::new(|cancel| {
+                    Box::pin(async move {
+                        cancel.cancelled().await;
+                        Ok(())
+                    })
+                });
+                Ok(task)
+            },
+            |_| Ok(()),
+        );
+        let options = ControllerRunOptions {
+            extensions,
+            build_info: otel_arrow_dfe_controller::BuildInfo {
+                service_name: Some("wasmtel-embedded".into()),
+                service_version: Some(env!("CARGO_PKG_VERSION").into()),
+            },
+            handle_os_signals: false,
+            ..Default::default()
+        };
+        let thread = std::thread::Builder::new()
+            .name("wasmtel-pipeline".into())
+            .spawn(move || {
+                Controller::new(&crate::OTAP_PIPELINE_FACTORY)
+                    .run_forever_with_options(spec, options)
+                    .map_err(|e| e.to_string())
+            })
+            .map_err(|e| EmbeddedError::Start(format!("cannot spawn the pipeline thread: {e}")))?;
+
+        let mut pipeline = EmbeddedPipeline { channel, inbound, control, thread: Some(thread), closed: false };
+        pipeline.wait_started(Duration::from_secs(60))?;
+        Ok(pipeline)
+    }
+
+    /// Waits until the controller has started its pipelines (it hands over
+    /// its control plane then), or reports why it stopped.
+    fn wait_started(&mut self, timeout: Duration) -> Result<(), EmbeddedError> {
+        let deadline = Instant::now() + timeout;
+        let (lock, ready) = &*self.control;
+        let mut slot = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        while slot.is_none() {
+            if self.thread.as_ref().is_some_and(JoinHandle::is_finished) {
+                drop(slot);
+                let result = self.thread.take().map(JoinHandle::join);
+                self.closed = true;
+                embedded_receiver::unregister(&self.channel);
+                return Err(EmbeddedError::Start(match result {
+                    Some(Ok(Err(e))) => e,
+                    Some(Err(_)) => "the pipeline thread panicked".into(),
+                    _ => "the pipeline stopped during start-up".into(),
+                }));
+            }
+            if Instant::now() >= deadline {
+                return Err(EmbeddedError::Start(format!("not started after {timeout:?}")));
+            }
+            slot = ready.wait_timeout(slot, Duration::from_millis(50)).unwrap_or_else(PoisonError::into_inner).0;
+        }
+        Ok(())
+    }
+
+    pub fn export_traces(&self, otlp: impl Into<Bytes>) -> Result<(), EmbeddedError> {
+        self.export(Signal::Traces, otlp.into())
+    }
+
+    pub fn export_metrics(&self, otlp: impl Into<Bytes>) -> Result<(), EmbeddedError> {
+        self.export(Signal::Metrics, otlp.into())
+    }
+
+    pub fn export_logs(&self, otlp: impl Into<Bytes>) -> Result<(), EmbeddedError> {
+        self.export(Signal::Logs, otlp.into())
+    }
+
+    /// Hands an OTLP `Export*ServiceRequest` to the pipeline and blocks until
+    /// it is acknowledged (exported, or dropped on purpose by a processor) or
+    /// refused. Blocks while the pipeline's queue is full.
+    pub fn export(&self, signal: Signal, otlp: Bytes) -> Result<(), EmbeddedError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.enqueue(signal, otlp, Reply::Blocking(tx))?;
+        outcome(rx.recv().unwrap_or(Completion::Stopped))
+    }
+
+    /// As [`Self::export`], for async callers.
+    pub async fn export_async(&self, signal: Signal, otlp: Bytes) -> Result<(), EmbeddedError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let request = self.request(signal, otlp, Reply::Async(tx))?;
+        self.inbound.begin();
+        if let Err(unsent) = self.inbound.tx.send_async(request).await {
+            self.inbound.complete(unsent.into_inner().reply, Completion::Stopped);
+        }
+        outcome(rx.await.unwrap_or(Completion::Stopped))
+    }
+
+    /// Queues a batch without waiting for its outcome; see [`Self::flush`] and [`Self::stats`].
+    pub fn submit(&self, signal: Signal, otlp: Bytes) -> Result<(), EmbeddedError> {
+        self.enqueue(signal, otlp, Reply::Detached)
+    }
+
+    fn request(&self, signal: Signal, otlp: Bytes, reply: Reply) -> Result<Request, EmbeddedError> {
+        if self.closed {
+            return Err(EmbeddedError::ShuttingDown);
+        }
+        wasmtel_runtime::otlp::validate(signal, &otlp)
+            .map_err(|e| EmbeddedError::InvalidInput { signal, message: e.to_string() })?;
+        Ok(Request { signal: signal_type(signal), otlp, reply })
+    }
+
+    fn enqueue(&self, signal: Signal, otlp: Bytes, reply: Reply) -> Result<(), EmbeddedError> {
+        let request = self.request(signal, otlp, reply)?;
+        self.inbound.begin();
+        if let Err(unsent) = self.inbound.tx.send(request) {
+            self.inbound.complete(unsent.into_inner().reply, Completion::Stopped);
+            return Err(EmbeddedError::Stopped);
+        }
+        Ok(())
+    }
+
+    /// Waits until every batch handed over so far has completed.
+    pub fn flush(&self, timeout: Duration) -> Result<EmbeddedStats, EmbeddedError> {
+        if self.inbound.wait_idle(timeout) {
+            Ok(self.stats())
+        } else {
+            Err(EmbeddedError::Timeout { in_flight: self.inbound.in_flight(), waited: timeout })
+        }
+    }
+
+    pub fn stats(&self) -> EmbeddedStats {
+        EmbeddedStats {
+            accepted: self.inbound.accepted.load(Ordering::Relaxed),
+            refused: self.inbound.refused.load(Ordering::Relaxed),
+            stopped: self.inbound.stopped.load(Ordering::Relaxed),
+            in_flight: self.inbound.in_flight(),
+        }
+    }
+
+    /// Stops taking batches, lets the ones in flight finish (within
+    /// `timeout`), drains and stops the pipeline, and joins its thread.
+    pub fn shutdown(mut self, timeout: Duration) -> Result<EmbeddedStats, EmbeddedError> {
+        self.stop(timeout)
+    }
+
+    fn stop(&mut self, timeout: Duration) -> Result<EmbeddedStats, EmbeddedError> {
+        if self.closed {
+            return Ok(self.stats());
+        }
+        self.closed = true;
+        let started = Instant::now();
+        let flushed = self.inbound.wait_idle(timeout);
+        let control = self.control.0.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let left = timeout.saturating_sub(started.elapsed()).max(Duration::from_secs(1));
+        let shutdown = match control {
+            Some(control) => control.shutdown_all(left.as_secs().max(1)).map_err(|e| format!("{e:?}")),
+            None => Err("the pipeline never started".to_string()),
+        };
+        let joined = match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err("the pipeline thread panicked".to_string()),
+            None => Ok(()),
+        };
+        embedded_receiver::unregister(&self.channel);
+        self.inbound.reject_queued();
+        shutdown.map_err(EmbeddedError::Pipeline)?;
+        joined.map_err(EmbeddedError::Pipeline)?;
+        if !flushed {
+            return Err(EmbeddedError::Timeout { in_flight: self.inbound.in_flight(), waited: timeout });
+        }
+        Ok(self.stats())
+    }
+}
+
+impl Drop for EmbeddedPipeline {
+    fn drop(&mut self) {
+        // Never leave the pipeline thread running behind a dropped handle.
+        let _ = self.stop(Duration::from_secs(10));
+    }
+}
+
+fn outcome(completion: Completion) -> Result<(), EmbeddedError> {
+    match completion {
+        Completion::Accepted => Ok(()),
+        Completion::Refused { reason, permanent } => Err(EmbeddedError::Refused { reason, permanent }),
+        Completion::Stopped => Err(EmbeddedError::Stopped),
+    }
+}
+
+fn signal_type(signal: Signal) -> SignalType {
+    match signal {
+        Signal::Traces => SignalType::Traces,
+        Signal::Metrics => SignalType::Metrics,
+        Signal::Logs => SignalType::Logs,
+    }
+}
+
+/// Points every embedded receiver of the spec at `channel`; returns how many.
+fn bind_receivers(spec: &mut Value, channel: &str) -> usize {
+    let mut bound = 0;
+    for_each_node(spec, |node| {
+        if node.get("type").and_then(Value::as_str) == Some(EMBEDDED_RECEIVER_URN) {
+            node["config"] = json!({ "channel": channel });
+            bound += 1;
+        }
+    });
+    bound
+}
+
+/// Calls `f` on every node object under `groups.*.pipelines.*.nodes`.
+pub(crate) fn for_each_node(spec: &mut Value, mut f: impl FnMut(&mut Value)) {
+    let Some(groups) = spec.get_mut("groups").and_then(Value::as_object_mut) else { return };
+    for group in groups.values_mut() {
+        let Some(pipelines) = group.get_mut("pipelines").and_then(Value::as_object_mut) else { continue };
+        for pipeline in pipelines.values_mut() {
+            let Some(nodes) = pipeline.get_mut("nodes").and_then(Value::as_object_mut) else { continue };
+            for node in nodes.values_mut() {
+                f(node);
+            }
+        }
+    }
+}
+
+/// Admin server on an ephemeral loopback port unless set, and the extension
+/// that hands the control plane over.
+fn prepare_engine(spec: &mut Value) -> Result<(), EmbeddedError> {
+    let Some(root) = spec.as_object_mut() else {
+        return Err(EmbeddedError::Spec("the spec must be a mapping".into()));
+    };
+    let engine = root.entry("engine").or_insert_with(|| json!({}));
+    let Some(engine) = engine.as_object_mut() else {
+        return Err(EmbeddedError::Spec("`engine` must be a mapping".into()));
+    };
+    if engine.get("http_admin").is_none_or(Value::is_null) {
+        engine.insert("http_admin".into(), json!({ "bind_address": "127.0.0.1:0" }));
+    }
+    let controller = engine.entry("controller").or_insert_with(|| json!({}));
+    let extensions = controller
+        .as_object_mut()
+        .map(|c| c.entry("extensions").or_insert_with(|| json!({})))
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| EmbeddedError::Spec("`engine.controller.extensions` must be a mapping".into()))?;
+    extensions.insert(HANDLE_EXTENSION_ID.into(), json!({ "type": HANDLE_EXTENSION_URN, "config": {} }));
+    Ok(())
+}

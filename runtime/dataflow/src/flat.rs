@@ -1,0 +1,583 @@
+//! OTLP requests flattened into one Arrow table per signal, so an Arrow IPC
+//! stream file per signal needs no joins to read: one row per span, per log
+//! record, per metric data point. The schemas are fixed (they do not depend on
+//! the data), which keeps every batch of a stream on one schema.
+//!
+//! Attribute maps are `Map<Utf8, Utf8>`: strings as is, other scalars in their
+//! usual text form, bytes as hex, arrays and maps as JSON. Exemplars are not
+//! carried.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BooleanBuilder, FixedSizeBinaryBuilder, Float64Builder, Int32Builder, Int64Builder, ListBuilder, MapBuilder,
+    StringBuilder, TimestampNanosecondBuilder, UInt32Builder, UInt64Builder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{ArrowError, Field, Schema};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use opentelemetry_proto::tonic::metrics::v1::{exponential_histogram_data_point, metric, number_data_point};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use prost::Message;
+use wasmtel_runtime::Signal;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FlattenError {
+    #[error("not an OTLP {signal} request: {source}")]
+    Decode { signal: Signal, source: prost::DecodeError },
+    #[error("building the Arrow {signal} table: {source}")]
+    Arrow { signal: Signal, source: ArrowError },
+}
+
+/// Flattens an OTLP request; `None` when it holds no items.
+pub fn flatten(signal: Signal, otlp: &[u8]) -> Result<Option<RecordBatch>, FlattenError> {
+    let decode = |source| FlattenError::Decode { signal, source };
+    let batch = match signal {
+        Signal::Traces => traces(&ExportTraceServiceRequest::decode(otlp).map_err(decode)?),
+        Signal::Logs => logs(&ExportLogsServiceRequest::decode(otlp).map_err(decode)?),
+        Signal::Metrics => metrics(&ExportMetricsServiceRequest::decode(otlp).map_err(decode)?),
+    }
+    .map_err(|source| FlattenError::Arrow { signal, source })?;
+    Ok((batch.num_rows() > 0).then_some(batch))
+}
+
+type AttrsBuilder = MapBuilder<StringBuilder, StringBuilder>;
+
+fn attrs_builder() -> AttrsBuilder {
+    MapBuilder::new(None, StringBuilder::new(), StringBuilder::new())
+}
+
+fn timestamps() -> TimestampNanosecondBuilder {
+    TimestampNanosecondBuilder::new().with_timezone("UTC")
+}
+
+fn append_attrs(builder: &mut AttrsBuilder, attributes: &[KeyValue]) -> Result<(), ArrowError> {
+    for kv in attributes {
+        builder.keys().append_value(&kv.key);
+        match kv.value.as_ref().and_then(render) {
+            Some(value) => builder.values().append_value(value),
+            None => builder.values().append_null(),
+        }
+    }
+    builder.append(true)
+}
+
+/// A value as text; `None` for an empty value.
+fn render(value: &AnyValue) -> Option<String> {
+    Some(match value.value.as_ref()? {
+        any_value::Value::StringValue(s) => s.clone(),
+        any_value::Value::BoolValue(b) => b.to_string(),
+        any_value::Value::IntValue(i) => i.to_string(),
+        any_value::Value::DoubleValue(d) => d.to_string(),
+        any_value::Value::BytesValue(b) => hex::encode(b),
+        other => to_json(other).to_string(),
+    })
+}
+
+fn to_json(value: &any_value::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match value {
+        any_value::Value::StringValue(s) => J::String(s.clone()),
+        any_value::Value::BoolValue(b) => J::Bool(*b),
+        any_value::Value::IntValue(i) => J::from(*i),
+        any_value::Value::DoubleValue(d) => J::from(*d),
+        any_value::Value::BytesValue(b) => J::String(hex::encode(b)),
+        // A profiles-only reference into a string table this request does not carry.
+        any_value::Value::StringValueStrindex(i) => J::from(*i),
+        any_value::Value::ArrayValue(array) => {
+            J::Array(array.values.iter().map(|v| v.value.as_ref().map_or(J::Null, to_json)).collect())
+        }
+        any_value::Value::KvlistValue(list) => J::Object(
+            list.values
+                .iter()
+                .map(|kv| (kv.key.clone(), kv.value.as_ref().and_then(|v| v.value.as_ref()).map_or(J::Null, to_json)))
+                .collect(),
+        ),
+    }
+}
+
+fn append_id(builder: &mut FixedSizeBinaryBuilder, id: &[u8], width: usize) -> Result<(), ArrowError> {
+    // All-zero or missing ids are "unset" in OTLP; other lengths are invalid.
+    if id.len() == width && id.iter().any(|b| *b != 0) {
+        builder.append_value(id)
+    } else {
+        builder.append_null();
+        Ok(())
+    }
+}
+
+fn nanos(t: u64) -> Option<i64> {
+    (t != 0).then(|| i64::try_from(t).unwrap_or(i64::MAX))
+}
+
+/// Resource and scope columns, repeated on every row.
+struct Origin {
+    resource_attributes: AttrsBuilder,
+    scope_name: StringBuilder,
+    scope_version: StringBuilder,
+}
+
+impl Origin {
+    fn new() -> Self {
+        Origin { resource_attributes: attrs_builder(), scope_name: StringBuilder::new(), scope_version: StringBuilder::new() }
+    }
+
+    fn append(&mut self, resource: Option<&Resource>, scope: Option<&InstrumentationScope>) -> Result<(), ArrowError> {
+        append_attrs(&mut self.resource_attributes, resource.map_or(&[][..], |r| &r.attributes))?;
+        self.scope_name.append_value(scope.map_or("", |s| s.name.as_str()));
+        self.scope_version.append_value(scope.map_or("", |s| s.version.as_str()));
+        Ok(())
+    }
+
+    fn finish(mut self, columns: &mut Vec<(&'static str, ArrayRef)>) {
+        columns.push(("resource_attributes", Arc::new(self.resource_attributes.finish())));
+        columns.push(("scope_name", Arc::new(self.scope_name.finish())));
+        columns.push(("scope_version", Arc::new(self.scope_version.finish())));
+    }
+}
+
+fn batch(columns: Vec<(&'static str, ArrayRef)>) -> Result<RecordBatch, ArrowError> {
+    let fields: Vec<Field> =
+        columns.iter().map(|(name, array)| Field::new(*name, array.data_type().clone(), true)).collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns.into_iter().map(|(_, a)| a).collect())
+}
+
+fn traces(request: &ExportTraceServiceRequest) -> Result<RecordBatch, ArrowError> {
+    let mut origin = Origin::new();
+    let mut trace_id = FixedSizeBinaryBuilder::new(16);
+    let mut span_id = FixedSizeBinaryBuilder::new(8);
+    let mut parent_span_id = FixedSizeBinaryBuilder::new(8);
+    let mut trace_state = StringBuilder::new();
+    let mut flags = UInt32Builder::new();
+    let mut name = StringBuilder::new();
+    let mut kind = Int32Builder::new();
+    let mut start_time = timestamps();
+    let mut end_time = timestamps();
+    let mut attributes = attrs_builder();
+    let mut dropped_attributes = UInt32Builder::new();
+    let mut event_times = ListBuilder::new(timestamps());
+    let mut event_names = ListBuilder::new(StringBuilder::new());
+    let mut event_attributes = ListBuilder::new(attrs_builder());
+    let mut link_trace_ids = ListBuilder::new(FixedSizeBinaryBuilder::new(16));
+    let mut link_span_ids = ListBuilder::new(FixedSizeBinaryBuilder::new(8));
+    let mut link_attributes = ListBuilder::new(attrs_builder());
+    let mut status_code = Int32Builder::new();
+    let mut status_message = StringBuilder::new();
+
+    for rs in &request.resource_spans {
+        for ss in &rs.scope_spans {
+            for span in &ss.spans {
+                origin.append(rs.resource.as_ref(), ss.scope.as_ref())?;
+                append_id(&mut trace_id, &span.trace_id, 16)?;
+                append_id(&mut span_id, &span.span_id, 8)?;
+                append_id(&mut parent_span_id, &span.parent_span_id, 8)?;
+                trace_state.append_value(&span.trace_state);
+                flags.append_value(span.flags);
+                name.append_value(&span.name);
+                kind.append_value(span.kind);
+                start_time.append_option(nanos(span.start_time_unix_nano));
+                end_time.append_option(nanos(span.end_time_unix_nano));
+                append_attrs(&mut attributes, &span.attributes)?;
+                dropped_attributes.append_value(span.dropped_attributes_count);
+                for event in &span.events {
+                    event_times.values().append_option(nanos(event.time_unix_nano));
+                    event_names.values().append_value(&event.name);
+                    append_attrs(event_attributes.values(), &event.attributes)?;
+                }
+                event_times.append(true);
+                event_names.append(true);
+                event_attributes.append(true);
+                for link in &span.links {
+                    append_id(link_trace_ids.values(), &link.trace_id, 16)?;
+                    append_id(link_span_ids.values(), &link.span_id, 8)?;
+                    append_attrs(link_attributes.values(), &link.attributes)?;
+                }
+                link_trace_ids.append(true);
+                link_span_ids.append(true);
+                link_attributes.append(true);
+                let status = span.status.as_ref();
+                status_code.append_value(status.map_or(0, |s| s.code));
+                status_message.append_value(status.map_or("", |s| s.message.as_str()));
+            }
+        }
+    }
+    let mut columns: Vec<(&'static str, ArrayRef)> = Vec::new();
+    origin.finish(&mut columns);
+    columns.extend([
+        ("trace_id", Arc::new(trace_id.finish()) as ArrayRef),
+        ("span_id", Arc::new(span_id.finish())),
+        ("parent_span_id", Arc::new(parent_span_id.finish())),
+        ("trace_state", Arc::new(trace_state.finish())),
+        ("flags", Arc::new(flags.finish())),
+        ("name", Arc::new(name.finish())),
+        ("kind", Arc::new(kind.finish())),
+        ("start_time", Arc::new(start_time.finish())),
+        ("end_time", Arc::new(end_time.finish())),
+        ("attributes", Arc::new(attributes.finish())),
+        ("dropped_attributes_count", Arc::new(dropped_attributes.finish())),
+        ("event_times", Arc::new(event_times.finish())),
+        ("event_names", Arc::new(event_names.finish())),
+        ("event_attributes", Arc::new(event_attributes.finish())),
+        ("link_trace_ids", Arc::new(link_trace_ids.finish())),
+        ("link_span_ids", Arc::new(link_span_ids.finish())),
+        ("link_attributes", Arc::new(link_attributes.finish())),
+        ("status_code", Arc::new(status_code.finish())),
+        ("status_message", Arc::new(status_message.finish())),
+    ]);
+    batch(columns)
+}
+
+fn logs(request: &ExportLogsServiceRequest) -> Result<RecordBatch, ArrowError> {
+    let mut origin = Origin::new();
+    let mut time = timestamps();
+    let mut observed_time = timestamps();
+    let mut severity_number = Int32Builder::new();
+    let mut severity_text = StringBuilder::new();
+    let mut body = StringBuilder::new();
+    let mut attributes = attrs_builder();
+    let mut dropped_attributes = UInt32Builder::new();
+    let mut flags = UInt32Builder::new();
+    let mut trace_id = FixedSizeBinaryBuilder::new(16);
+    let mut span_id = FixedSizeBinaryBuilder::new(8);
+    let mut event_name = StringBuilder::new();
+
+    for rl in &request.resource_logs {
+        for sl in &rl.scope_logs {
+            for record in &sl.log_records {
+                origin.append(rl.resource.as_ref(), sl.scope.as_ref())?;
+                time.append_option(nanos(record.time_unix_nano));
+                observed_time.append_option(nanos(record.observed_time_unix_nano));
+                severity_number.append_value(record.severity_number);
+                severity_text.append_value(&record.severity_text);
+                body.append_option(record.body.as_ref().and_then(render));
+                append_attrs(&mut attributes, &record.attributes)?;
+                dropped_attributes.append_value(record.dropped_attributes_count);
+                flags.append_value(record.flags);
+                append_id(&mut trace_id, &record.trace_id, 16)?;
+                append_id(&mut span_id, &record.span_id, 8)?;
+                event_name.append_value(&record.event_name);
+            }
+        }
+    }
+    let mut columns: Vec<(&'static str, ArrayRef)> = Vec::new();
+    origin.finish(&mut columns);
+    columns.extend([
+        ("time", Arc::new(time.finish()) as ArrayRef),
+        ("observed_time", Arc::new(observed_time.finish())),
+        ("severity_number", Arc::new(severity_number.finish())),
+        ("severity_text", Arc::new(severity_text.finish())),
+        ("body", Arc::new(body.finish())),
+        ("attributes", Arc::new(attributes.finish())),
+        ("dropped_attributes_count", Arc::new(dropped_attributes.finish())),
+        ("flags", Arc::new(flags.finish())),
+        ("trace_id", Arc::new(trace_id.finish())),
+        ("span_id", Arc::new(span_id.finish())),
+        ("event_name", Arc::new(event_name.finish())),
+    ]);
+    batch(columns)
+}
+
+/// One row per data point; columns that do not apply to a point's type are null.
+struct Points {
+    origin: Origin,
+    metric_name: StringBuilder,
+    description: StringBuilder,
+    unit: StringBuilder,
+    metric_type: StringBuilder,
+    temporality: Int32Builder,
+    is_monotonic: BooleanBuilder,
+    attributes: AttrsBuilder,
+    start_time: TimestampNanosecondBuilder,
+    time: TimestampNanosecondBuilder,
+    flags: UInt32Builder,
+    value_double: Float64Builder,
+    value_int: Int64Builder,
+    count: UInt64Builder,
+    sum: Float64Builder,
+    min: Float64Builder,
+    max: Float64Builder,
+    bucket_counts: ListBuilder<UInt64Builder>,
+    explicit_bounds: ListBuilder<Float64Builder>,
+    scale: Int32Builder,
+    zero_count: UInt64Builder,
+    positive_offset: Int32Builder,
+    positive_bucket_counts: ListBuilder<UInt64Builder>,
+    negative_offset: Int32Builder,
+    negative_bucket_counts: ListBuilder<UInt64Builder>,
+    quantiles: ListBuilder<Float64Builder>,
+    quantile_values: ListBuilder<Float64Builder>,
+}
+
+/// The per-type part of a data point.
+#[derive(Default)]
+struct PointValues<'a> {
+    double: Option<f64>,
+    int: Option<i64>,
+    count: Option<u64>,
+    sum: Option<f64>,
+    min: Option<f64>,
+    max: Option<f64>,
+    buckets: Option<(&'a [u64], &'a [f64])>,
+    exponential: Option<Exponential<'a>>,
+    quantiles: Option<Vec<(f64, f64)>>,
+}
+
+struct Exponential<'a> {
+    scale: i32,
+    zero_count: u64,
+    positive: (i32, &'a [u64]),
+    negative: (i32, &'a [u64]),
+}
+
+struct MetricInfo<'a> {
+    name: &'a str,
+    description: &'a str,
+    unit: &'a str,
+    kind: &'static str,
+    temporality: Option<i32>,
+    monotonic: Option<bool>,
+}
+
+impl Points {
+    fn new() -> Self {
+        Points {
+            origin: Origin::new(),
+            metric_name: StringBuilder::new(),
+            description: StringBuilder::new(),
+            unit: StringBuilder::new(),
+            metric_type: StringBuilder::new(),
+            temporality: Int32Builder::new(),
+            is_monotonic: BooleanBuilder::new(),
+            attributes: attrs_builder(),
+            start_time: timestamps(),
+            time: timestamps(),
+            flags: UInt32Builder::new(),
+            value_double: Float64Builder::new(),
+            value_int: Int64Builder::new(),
+            count: UInt64Builder::new(),
+            sum: Float64Builder::new(),
+            min: Float64Builder::new(),
+            max: Float64Builder::new(),
+            bucket_counts: ListBuilder::new(UInt64Builder::new()),
+            explicit_bounds: ListBuilder::new(Float64Builder::new()),
+            scale: Int32Builder::new(),
+            zero_count: UInt64Builder::new(),
+            positive_offset: Int32Builder::new(),
+            positive_bucket_counts: ListBuilder::new(UInt64Builder::new()),
+            negative_offset: Int32Builder::new(),
+            negative_bucket_counts: ListBuilder::new(UInt64Builder::new()),
+            quantiles: ListBuilder::new(Float64Builder::new()),
+            quantile_values: ListBuilder::new(Float64Builder::new()),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn append(
+        &mut self,
+        resource: Option<&Resource>,
+        scope: Option<&InstrumentationScope>,
+        metric: &MetricInfo<'_>,
+        attributes: &[KeyValue],
+        start_time: u64,
+        time: u64,
+        flags: u32,
+        values: PointValues<'_>,
+    ) -> Result<(), ArrowError> {
+        self.origin.append(resource, scope)?;
+        self.metric_name.append_value(metric.name);
+        self.description.append_value(metric.description);
+        self.unit.append_value(metric.unit);
+        self.metric_type.append_value(metric.kind);
+        self.temporality.append_option(metric.temporality);
+        self.is_monotonic.append_option(metric.monotonic);
+        append_attrs(&mut self.attributes, attributes)?;
+        self.start_time.append_option(nanos(start_time));
+        self.time.append_option(nanos(time));
+        self.flags.append_value(flags);
+        self.value_double.append_option(values.double);
+        self.value_int.append_option(values.int);
+        self.count.append_option(values.count);
+        self.sum.append_option(values.sum);
+        self.min.append_option(values.min);
+        self.max.append_option(values.max);
+        match values.buckets {
+            Some((counts, bounds)) => {
+                self.bucket_counts.values().append_slice(counts);
+                self.bucket_counts.append(true);
+                self.explicit_bounds.values().append_slice(bounds);
+                self.explicit_bounds.append(true);
+            }
+            None => {
+                self.bucket_counts.append(false);
+                self.explicit_bounds.append(false);
+            }
+        }
+        match values.exponential {
+            Some(e) => {
+                self.scale.append_value(e.scale);
+                self.zero_count.append_value(e.zero_count);
+                self.positive_offset.append_value(e.positive.0);
+                self.positive_bucket_counts.values().append_slice(e.positive.1);
+                self.positive_bucket_counts.append(true);
+                self.negative_offset.append_value(e.negative.0);
+                self.negative_bucket_counts.values().append_slice(e.negative.1);
+                self.negative_bucket_counts.append(true);
+            }
+            None => {
+                self.scale.append_null();
+                self.zero_count.append_null();
+                self.positive_offset.append_null();
+                self.positive_bucket_counts.append(false);
+                self.negative_offset.append_null();
+                self.negative_bucket_counts.append(false);
+            }
+        }
+        match values.quantiles {
+            Some(pairs) => {
+                for (q, v) in pairs {
+                    self.quantiles.values().append_value(q);
+                    self.quantile_values.values().append_value(v);
+                }
+                self.quantiles.append(true);
+                self.quantile_values.append(true);
+            }
+            None => {
+                self.quantiles.append(false);
+                self.quantile_values.append(false);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<RecordBatch, ArrowError> {
+        let mut columns: Vec<(&'static str, ArrayRef)> = Vec::new();
+        self.origin.finish(&mut columns);
+        columns.extend([
+            ("metric_name", Arc::new(self.metric_name.finish()) as ArrayRef),
+            ("description", Arc::new(self.description.finish())),
+            ("unit", Arc::new(self.unit.finish())),
+            ("metric_type", Arc::new(self.metric_type.finish())),
+            ("aggregation_temporality", Arc::new(self.temporality.finish())),
+            ("is_monotonic", Arc::new(self.is_monotonic.finish())),
+            ("attributes", Arc::new(self.attributes.finish())),
+            ("start_time", Arc::new(self.start_time.finish())),
+            ("time", Arc::new(self.time.finish())),
+            ("flags", Arc::new(self.flags.finish())),
+            ("value_double", Arc::new(self.value_double.finish())),
+            ("value_int", Arc::new(self.value_int.finish())),
+            ("count", Arc::new(self.count.finish())),
+            ("sum", Arc::new(self.sum.finish())),
+            ("min", Arc::new(self.min.finish())),
+            ("max", Arc::new(self.max.finish())),
+            ("bucket_counts", Arc::new(self.bucket_counts.finish())),
+            ("explicit_bounds", Arc::new(self.explicit_bounds.finish())),
+            ("scale", Arc::new(self.scale.finish())),
+            ("zero_count", Arc::new(self.zero_count.finish())),
+            ("positive_offset", Arc::new(self.positive_offset.finish())),
+            ("positive_bucket_counts", Arc::new(self.positive_bucket_counts.finish())),
+            ("negative_offset", Arc::new(self.negative_offset.finish())),
+            ("negative_bucket_counts", Arc::new(self.negative_bucket_counts.finish())),
+            ("quantiles", Arc::new(self.quantiles.finish())),
+            ("quantile_values", Arc::new(self.quantile_values.finish())),
+        ]);
+        batch(columns)
+    }
+}
+
+fn metrics(request: &ExportMetricsServiceRequest) -> Result<RecordBatch, ArrowError> {
+    let mut points = Points::new();
+    for rm in &request.resource_metrics {
+        let resource = rm.resource.as_ref();
+        for sm in &rm.scope_metrics {
+            let scope = sm.scope.as_ref();
+            for m in &sm.metrics {
+                let info = |kind, temporality, monotonic| MetricInfo {
+                    name: &m.name,
+                    description: &m.description,
+                    unit: &m.unit,
+                    kind,
+                    temporality,
+                    monotonic,
+                };
+                match &m.data {
+                    Some(metric::Data::Gauge(g)) => {
+                        for p in &g.data_points {
+                            let values = number_values(p.value);
+                            let mi = info("gauge", None, None);
+                            points.append(resource, scope, &mi, &p.attributes, p.start_time_unix_nano, p.time_unix_nano, p.flags, values)?;
+                        }
+                    }
+                    Some(metric::Data::Sum(s)) => {
+                        for p in &s.data_points {
+                            let values = number_values(p.value);
+                            let mi = info("sum", Some(s.aggregation_temporality), Some(s.is_monotonic));
+                            points.append(resource, scope, &mi, &p.attributes, p.start_time_unix_nano, p.time_unix_nano, p.flags, values)?;
+                        }
+                    }
+                    Some(metric::Data::Histogram(h)) => {
+                        for p in &h.data_points {
+                            let values = PointValues {
+                                count: Some(p.count),
+                                sum: p.sum,
+                                min: p.min,
+                                max: p.max,
+                                buckets: Some((&p.bucket_counts, &p.explicit_bounds)),
+                                ..Default::default()
+                            };
+                            let mi = info("histogram", Some(h.aggregation_temporality), None);
+                            points.append(resource, scope, &mi, &p.attributes, p.start_time_unix_nano, p.time_unix_nano, p.flags, values)?;
+                        }
+                    }
+                    Some(metric::Data::ExponentialHistogram(h)) => {
+                        for p in &h.data_points {
+                            let values = PointValues {
+                                count: Some(p.count),
+                                sum: p.sum,
+                                min: p.min,
+                                max: p.max,
+                                exponential: Some(Exponential {
+                                    scale: p.scale,
+                                    zero_count: p.zero_count,
+                                    positive: side(&p.positive),
+                                    negative: side(&p.negative),
+                                }),
+                                ..Default::default()
+                            };
+                            let mi = info("exponential_histogram", Some(h.aggregation_temporality), None);
+                            points.append(resource, scope, &mi, &p.attributes, p.start_time_unix_nano, p.time_unix_nano, p.flags, values)?;
+                        }
+                    }
+                    Some(metric::Data::Summary(s)) => {
+                        for p in &s.data_points {
+                            let values = PointValues {
+                                count: Some(p.count),
+                                sum: Some(p.sum),
+                                quantiles: Some(p.quantile_values.iter().map(|q| (q.quantile, q.value)).collect()),
+                                ..Default::default()
+                            };
+                            let mi = info("summary", None, None);
+                            points.append(resource, scope, &mi, &p.attributes, p.start_time_unix_nano, p.time_unix_nano, p.flags, values)?;
+                        }
+                    }
+                    None => {}
+                }
+            }
+        }
+    }
+    points.finish()
+}
+
+fn side(buckets: &Option<exponential_histogram_data_point::Buckets>) -> (i32, &[u64]) {
+    buckets.as_ref().map_or((0, &[][..]), |b| (b.offset, b.bucket_counts.as_slice()))
+}
+
+fn number_values(value: Option<number_data_point::Value>) -> PointValues<'static> {
+    match value {
+        Some(number_data_point::Value::AsDouble(d)) => PointValues { double: Some(d), ..Default::default() },
+        Some(number_data_point::Value::AsInt(i)) => PointValues { int: Some(i), ..Default::default() },
+        None => PointValues::default(),
+    }
+}

@@ -1,0 +1,48 @@
+//! wasmtel on the otap-dataflow engine.
+//!
+//! - [`wasm_processor`]: `urn:wasmtel:processor:wasm`, a processor node that runs
+//!   a sandboxed wasm component on every batch;
+//! - [`arrow_ipc_exporter`]: `urn:wasmtel:exporter:arrow_ipc`, Arrow IPC stream
+//!   files per signal with size/time rotation and retention;
+//! - [`circuit_breaker`]: `urn:wasmtel:processor:circuit_breaker`, fails fast
+//!   while a downstream exporter keeps refusing, so a retry processor backs off;
+//! - [`embedded`]: an in-process pipeline that takes OTLP bytes directly;
+//! - [`serve`]: the `wasmtel serve` service.
+//!
+//! Nodes register themselves in the engine's factory slices. A binary that
+//! builds pipelines must link this crate (`use wasmtel_dataflow as _;`), and
+//! the core nodes (this crate does that for `otel_arrow_dfe_core_nodes`).
+
+pub mod arrow_ipc_exporter;
+pub mod circuit_breaker;
+pub mod embedded;
+mod embedded_receiver;
+mod flat;
+pub mod plugins;
+pub mod serve;
+pub mod wasm_processor;
+
+// Linking the core nodes registers their factories (receiver:otlp, exporter:otlp_grpc, …).
+use otel_arrow_dfe_core_nodes as _;
+
+/// The otap-dataflow pipeline factory with every linked node, ours included.
+pub use otel_arrow_dfe_otap::OTAP_PIPELINE_FACTORY;
+
+pub use arrow_ipc_exporter::ARROW_IPC_EXPORTER_URN;
+pub use circuit_breaker::CIRCUIT_BREAKER_URN;
+pub use embedded::{EmbeddedError, EmbeddedPipeline, EmbeddedStats};
+pub use embedded_receiver::EMBEDDED_RECEIVER_URN;
+pub use serve::{ServeError, ServeOptions};
+pub use wasm_processor::WASM_PROCESSOR_URN;
+
+pub(crate) fn wasmtel_signal(signal: otel_arrow_dfe_config::SignalType) -> wasmtel_runtime::Signal {
+    match signal {
+        otel_arrow_dfe_config::SignalType::Traces => wasmtel_runtime::Signal::Traces,
+        otel_arrow_dfe_config::SignalType::Metrics => wasmtel_runtime::Signal::Metrics,
+        otel_arrow_dfe_config::SignalType::Logs => wasmtel_runtime::Signal::Logs,
+    }
+}
+
+pub(crate) fn config_error(error: impl std::fmt::Display) -> otel_arrow_dfe_config::error::Error {
+    otel_arrow_dfe_config::error::Error::InvalidUserConfig { error: error.to_string() }
+}

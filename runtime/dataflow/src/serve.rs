@@ -1,0 +1,98 @@
+//! `wasmtel serve`: the otap-dataflow controller with the core nodes and
+//! wasmtel's nodes, running an engine spec (`version: otel_dataflow/v1`).
+//!
+//! Before the spec reaches the engine:
+//! - relative `component` paths of `urn:wasmtel:processor:wasm` nodes are
+//!   resolved against the spec file's directory (data directories stay
+//!   relative to the working directory);
+//! - `engine.custom.wasmtel.runtime` (`cache_dir`, `max_total_instances`)
+//!   configures the shared wasm runtime;
+//! - `--admin-bind` and `--cores` override the spec.
+//!
+//! SIGINT/SIGTERM drain the pipelines (receivers stop, in-flight batches
+//! finish, exporters flush and close their files) before the process exits;
+//! a second signal exits at once.
+
+use std::path::{Path, PathBuf};
+
+use otel_arrow_dfe_config::engine::OtelDataflowSpec;
+use otel_arrow_dfe_controller::{BuildInfo, Controller, ControllerRunOptions};
+use serde_json::Value;
+use wasmtel_runtime::RuntimeConfig;
+
+use crate::embedded::for_each_node;
+use crate::{OTAP_PIPELINE_FACTORY, WASM_PROCESSOR_URN};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("reading {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Spec { path: PathBuf, message: String },
+    #[error("the pipelines failed: {0}")]
+    Run(String),
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ServeOptions {
+    /// The engine spec (YAML or JSON).
+    pub config: PathBuf,
+    /// Overrides `engine.http_admin.bind_address`.
+    pub admin_bind: Option<String>,
+    /// Overrides every pipeline's core allocation with this many cores (0: all).
+    pub cores: Option<usize>,
+    /// Disables the precompiled-component cache.
+    pub no_cache: bool,
+}
+
+/// Reads, rewrites and validates the spec; returns it with the runtime settings.
+pub fn load(options: &ServeOptions) -> Result<(OtelDataflowSpec, RuntimeConfig), ServeError> {
+    let path = &options.config;
+    let spec_error = |message: String| ServeError::Spec { path: path.clone(), message };
+    let text = std::fs::read_to_string(path).map_err(|source| ServeError::Read { path: path.clone(), source })?;
+    let mut spec: Value = serde_yaml::from_str(&text).map_err(|e| spec_error(e.to_string()))?;
+
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    for_each_node(&mut spec, |node| {
+        if node.get("type").and_then(Value::as_str) != Some(WASM_PROCESSOR_URN) {
+            return;
+        }
+        if let Some(component) = node.pointer_mut("/config/component")
+            && let Some(relative) = component.as_str().map(PathBuf::from)
+            && relative.is_relative()
+        {
+            *component = Value::String(base.join(relative).display().to_string());
+        }
+    });
+
+    let mut runtime = match spec.pointer("/engine/custom/wasmtel/runtime") {
+        Some(value) => serde_json::from_value::<RuntimeConfig>(value.clone())
+            .map_err(|e| spec_error(format!("engine.custom.wasmtel.runtime: {e}")))?,
+        None => RuntimeConfig::default(),
+    };
+    if options.no_cache {
+        runtime.cache_dir = None;
+    }
+
+    let mut spec = OtelDataflowSpec::from_json(&spec.to_string()).map_err(|e| spec_error(e.to_string()))?;
+    otel_arrow_dfe_controller::startup::apply_cli_overrides(&mut spec, options.cores, None, options.admin_bind.clone());
+    Controller::new(&OTAP_PIPELINE_FACTORY).validate_engine_components(&spec).map_err(spec_error)?;
+    Ok((spec, runtime))
+}
+
+/// Runs the spec until a termination signal drains it.
+pub fn run(options: &ServeOptions) -> Result<(), ServeError> {
+    let (spec, runtime) = load(options)?;
+    crate::plugins::configure_runtime(runtime);
+    let run_options = ControllerRunOptions {
+        build_info: BuildInfo {
+            service_name: Some("wasmtel".into()),
+            service_version: Some(env!("CARGO_PKG_VERSION").into()),
+        },
+        handle_os_signals: true,
+        ..Default::default()
+    };
+    Controller::new(&OTAP_PIPELINE_FACTORY)
+        .run_forever_with_options(spec, run_options)
+        .map_err(|e| ServeError::Run(e.to_string()))
+}

@@ -1,0 +1,102 @@
+//! The embedded API: a real otap-dataflow pipeline on its own thread, fed
+//! OTLP bytes directly, running redact and filter components, writing Arrow
+//! IPC files that are read back.
+
+use std::time::Duration;
+
+use prost::Message;
+use serde_json::json;
+use wasmtel_dataflow::{EmbeddedError, EmbeddedPipeline};
+use wasmtel_runtime::Signal;
+use wasmtel_tests::{component, gauge, logs, string_attr, traces};
+
+mod support;
+use support::{map_values, read_signal, rows, strings};
+
+fn spec(dir: &std::path::Path) -> serde_json::Value {
+    json!({
+        "version": "otel_dataflow/v1",
+        "policies": { "resources": { "core_allocation": { "type": "core_count", "count": 1 } } },
+        "groups": { "app": { "pipelines": { "main": {
+            "nodes": {
+                "ingress": { "type": "urn:wasmtel:receiver:embedded" },
+                "redact": { "type": "urn:wasmtel:processor:wasm", "config": {
+                    "component": component("wasmtel-redact"),
+                    "config": { "keys": ["user.email"], "value_patterns": ["[\\w.+-]+@[\\w-]+\\.[\\w.]+"],
+                                "action": "mask", "mask": "****", "log_bodies": true },
+                    "output": "otlp",
+                }},
+                "filter": { "type": "urn:wasmtel:processor:wasm", "config": {
+                    "component": component("wasmtel-filter"),
+                    "config": { "spans": { "names": ["GET /health"] },
+                                "logs": { "body_patterns": ["^healthcheck"] },
+                                "data_points": { "metric_names": ["debug.heap"] } },
+                }},
+                "files": { "type": "urn:wasmtel:exporter:arrow_ipc", "config": { "directory": dir } },
+            },
+            "connections": [
+                { "from": "ingress", "to": "redact" },
+                { "from": "redact", "to": "filter" },
+                { "from": "filter", "to": "files" },
+            ],
+        }}}},
+    })
+}
+
+#[test]
+fn embedded_pipeline_redacts_filters_and_writes_arrow_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = EmbeddedPipeline::start(spec(dir.path())).expect("pipeline starts");
+
+    let email = string_attr("user.email", "ann@example.com");
+    let spans = traces(&[("GET /a", vec![email.clone()]), ("GET /health", vec![])]).encode_to_vec();
+    pipeline.export_traces(spans).expect("traces exported");
+    let records = logs(&[("login by bob@example.com", vec![]), ("healthcheck ok", vec![])]).encode_to_vec();
+    pipeline.export_logs(records).expect("logs exported");
+    pipeline.export_metrics(gauge("http.requests", &[(3.0, vec![email.clone()])]).encode_to_vec()).expect("metrics");
+    // A batch the filter drops entirely still completes successfully.
+    pipeline.export_metrics(gauge("debug.heap", &[(1.0, vec![])]).encode_to_vec()).expect("dropped is accepted");
+    // Fire-and-forget submissions are waited for by flush.
+    for i in 0..20 {
+        let batch = traces(&[(&format!("job {i}"), vec![email.clone()])]).encode_to_vec();
+        pipeline.submit(Signal::Traces, batch.into()).expect("queued");
+    }
+    let stats = pipeline.flush(Duration::from_secs(30)).expect("flushed");
+    assert_eq!((stats.accepted, stats.refused, stats.in_flight), (24, 0, 0));
+
+    let invalid = pipeline.export_traces(vec![0xff, 0xff, 0xff]);
+    assert!(matches!(invalid, Err(EmbeddedError::InvalidInput { .. })), "{invalid:?}");
+
+    let stats = pipeline.shutdown(Duration::from_secs(30)).expect("clean shutdown");
+    assert_eq!(stats.accepted, 24);
+
+    let spans = read_signal(dir.path(), "traces");
+    assert_eq!(rows(&spans), 21);
+    let names = strings(&spans, "name");
+    assert!(names.contains(&Some("GET /a".into())));
+    assert!(!names.contains(&Some("GET /health".into())), "filtered span written: {names:?}");
+    assert!(map_values(&spans, "attributes", "user.email").iter().all(|v| v.as_deref() == Some("****")));
+    assert_eq!(map_values(&spans, "resource_attributes", "service.name")[0].as_deref(), Some("checkout"));
+
+    let records = read_signal(dir.path(), "logs");
+    assert_eq!(strings(&records, "body"), [Some("login by ****".to_string())]);
+
+    let points = read_signal(dir.path(), "metrics");
+    assert_eq!(strings(&points, "metric_name"), [Some("http.requests".to_string())]);
+    assert_eq!(map_values(&points, "attributes", "user.email"), [Some("****".to_string())]);
+}
+
+#[test]
+fn a_spec_without_an_embedded_receiver_is_refused() {
+    let error = EmbeddedPipeline::start(json!({ "version": "otel_dataflow/v1", "groups": {} })).err().unwrap();
+    assert!(error.to_string().contains("urn:wasmtel:receiver:embedded"), "{error}");
+}
+
+#[test]
+fn a_bad_component_fails_start_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = spec(dir.path());
+    spec["groups"]["app"]["pipelines"]["main"]["nodes"]["redact"]["config"]["component"] = json!("/nonexistent/r.wasm");
+    let error = EmbeddedPipeline::start(spec).err().expect("start fails");
+    assert!(error.to_string().contains("/nonexistent/r.wasm"), "{error}");
+}
