@@ -254,8 +254,9 @@ impl ArrowIpcExporter {
             signal(SignalType::Logs, "logs"),
         ];
         for files in &signals {
-            fs::create_dir_all(&files.dir)
-                .map_err(|e| config_error(format!("{ARROW_IPC_EXPORTER_URN}: creating {}: {e}", files.dir.display())))?;
+            fs::create_dir_all(&files.dir).map_err(|e| {
+                config_error(format!("{ARROW_IPC_EXPORTER_URN}: creating {}: {e}", files.dir.display()))
+            })?;
         }
         let mut exporter = ArrowIpcExporter {
             core: pipeline_ctx.core_id(),
@@ -278,7 +279,10 @@ impl ArrowIpcExporter {
             for entry in entries.flatten() {
                 let path = entry.path();
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if name.starts_with(files.name()) && name.contains(&prefix_core) && name.ends_with(&format!(".{FILE_SUFFIX}.{PART_SUFFIX}")) {
+                if name.starts_with(files.name())
+                    && name.contains(&prefix_core)
+                    && name.ends_with(&format!(".{FILE_SUFFIX}.{PART_SUFFIX}"))
+                {
                     let done = path.with_extension("");
                     let _ = fs::rename(&path, done);
                 }
@@ -344,10 +348,13 @@ impl ArrowIpcExporter {
             return Err(io::Error::other("no open file"));
         };
         let before = active.bytes();
-        let result = active.writer.write(batch).map_err(io::Error::other).and_then(|()| active.writer.flush().map_err(io::Error::other));
-        let result = result.and_then(|()| {
-            if sync { active.writer.get_ref().inner.get_ref().sync_data() } else { Ok(()) }
-        });
+        let result = active
+            .writer
+            .write(batch)
+            .map_err(io::Error::other)
+            .and_then(|()| active.writer.flush().map_err(io::Error::other));
+        let result =
+            result.and_then(|()| if sync { active.writer.get_ref().inner.get_ref().sync_data() } else { Ok(()) });
         match result {
             Ok(()) => Ok(active.bytes() - before),
             Err(e) => {
@@ -425,7 +432,10 @@ impl ArrowIpcExporter {
                     Ok(bytes) => bytes,
                     Err(e) => {
                         self.metrics.invalid.inc();
-                        let nack = NackMsg::new_permanent(format!("arrow_ipc: cannot encode as OTLP: {e}"), OtapPdata::new(context, payload));
+                        let nack = NackMsg::new_permanent(
+                            format!("arrow_ipc: cannot encode as OTLP: {e}"),
+                            OtapPdata::new(context, payload),
+                        );
                         return eh.notify_nack(nack).await;
                     }
                 }
@@ -450,7 +460,11 @@ impl ArrowIpcExporter {
             }
             Err(e) => {
                 self.metrics.write_failures.inc();
-                otel_warn!("wasmtel.arrow_ipc.write_failed", signal = self.signals[index].name(), error = e.to_string());
+                otel_warn!(
+                    "wasmtel.arrow_ipc.write_failed",
+                    signal = self.signals[index].name(),
+                    error = e.to_string()
+                );
                 eh.notify_nack(NackMsg::new(format!("arrow_ipc: writing {signal:?}: {e}"), pdata)).await
             }
         }
@@ -458,8 +472,10 @@ impl ArrowIpcExporter {
 
     fn on_tick(&mut self) {
         for index in 0..self.signals.len() {
-            let expired =
-                self.signals[index].active.as_ref().is_some_and(|active| active.opened.elapsed() >= self.config.max_file_age);
+            let expired = self.signals[index]
+                .active
+                .as_ref()
+                .is_some_and(|active| active.opened.elapsed() >= self.config.max_file_age);
             if expired {
                 self.finish(index);
             }

@@ -69,8 +69,8 @@ fn default_open_duration() -> Duration {
 
 impl CircuitBreakerConfig {
     fn from_value(value: &serde_json::Value) -> Result<Self, ConfigError> {
-        let config: Self = serde_json::from_value(value.clone())
-            .map_err(|e| config_error(format!("{CIRCUIT_BREAKER_URN}: {e}")))?;
+        let config: Self =
+            serde_json::from_value(value.clone()).map_err(|e| config_error(format!("{CIRCUIT_BREAKER_URN}: {e}")))?;
         if config.failure_threshold == 0 {
             return Err(config_error(format!("{CIRCUIT_BREAKER_URN}: failure_threshold must be at least 1")));
         }
@@ -82,7 +82,9 @@ impl CircuitBreakerConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
     Closed,
-    Open { until: Instant },
+    Open {
+        until: Instant,
+    },
     /// One probe is in flight; everything else is refused until it returns.
     HalfOpen,
 }
@@ -205,7 +207,11 @@ impl CircuitBreaker {
         eh.notify_ack(ack).await
     }
 
-    async fn on_nack(&mut self, nack: NackMsg<OtapPdata>, eh: &mut local::EffectHandler<OtapPdata>) -> Result<(), Error> {
+    async fn on_nack(
+        &mut self,
+        nack: NackMsg<OtapPdata>,
+        eh: &mut local::EffectHandler<OtapPdata>,
+    ) -> Result<(), Error> {
         let probe = nack.unwind.route.calldata.first().map(|v| u64::from(*v)) == Some(PROBE);
         if !nack.permanent {
             self.metrics.failures.inc();
@@ -232,7 +238,11 @@ impl CircuitBreaker {
 
 #[async_trait(?Send)]
 impl local::Processor<OtapPdata> for CircuitBreaker {
-    async fn process(&mut self, msg: Message<OtapPdata>, eh: &mut local::EffectHandler<OtapPdata>) -> Result<(), Error> {
+    async fn process(
+        &mut self,
+        msg: Message<OtapPdata>,
+        eh: &mut local::EffectHandler<OtapPdata>,
+    ) -> Result<(), Error> {
         match msg {
             Message::PData(pdata) => self.on_pdata(pdata, eh).await,
             Message::Control(NodeControlMsg::Ack(ack)) => self.on_ack(ack, eh).await,

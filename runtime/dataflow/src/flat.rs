@@ -122,7 +122,11 @@ struct Origin {
 
 impl Origin {
     fn new() -> Self {
-        Origin { resource_attributes: attrs_builder(), scope_name: StringBuilder::new(), scope_version: StringBuilder::new() }
+        Origin {
+            resource_attributes: attrs_builder(),
+            scope_name: StringBuilder::new(),
+            scope_version: StringBuilder::new(),
+        }
     }
 
     fn append(&mut self, resource: Option<&Resource>, scope: Option<&InstrumentationScope>) -> Result<(), ArrowError> {
@@ -507,14 +511,32 @@ fn metrics(request: &ExportMetricsServiceRequest) -> Result<RecordBatch, ArrowEr
                         for p in &g.data_points {
                             let values = number_values(p.value);
                             let mi = info("gauge", None, None);
-                            points.append(resource, scope, &mi, &p.attributes, p.start_time_unix_nano, p.time_unix_nano, p.flags, values)?;
+                            points.append(
+                                resource,
+                                scope,
+                                &mi,
+                                &p.attributes,
+                                p.start_time_unix_nano,
+                                p.time_unix_nano,
+                                p.flags,
+                                values,
+                            )?;
                         }
                     }
                     Some(metric::Data::Sum(s)) => {
                         for p in &s.data_points {
                             let values = number_values(p.value);
                             let mi = info("sum", Some(s.aggregation_temporality), Some(s.is_monotonic));
-                            points.append(resource, scope, &mi, &p.attributes, p.start_time_unix_nano, p.time_unix_nano, p.flags, values)?;
+                            points.append(
+                                resource,
+                                scope,
+                                &mi,
+                                &p.attributes,
+                                p.start_time_unix_nano,
+                                p.time_unix_nano,
+                                p.flags,
+                                values,
+                            )?;
                         }
                     }
                     Some(metric::Data::Histogram(h)) => {
@@ -528,7 +550,16 @@ fn metrics(request: &ExportMetricsServiceRequest) -> Result<RecordBatch, ArrowEr
                                 ..Default::default()
                             };
                             let mi = info("histogram", Some(h.aggregation_temporality), None);
-                            points.append(resource, scope, &mi, &p.attributes, p.start_time_unix_nano, p.time_unix_nano, p.flags, values)?;
+                            points.append(
+                                resource,
+                                scope,
+                                &mi,
+                                &p.attributes,
+                                p.start_time_unix_nano,
+                                p.time_unix_nano,
+                                p.flags,
+                                values,
+                            )?;
                         }
                     }
                     Some(metric::Data::ExponentialHistogram(h)) => {
@@ -547,7 +578,16 @@ fn metrics(request: &ExportMetricsServiceRequest) -> Result<RecordBatch, ArrowEr
                                 ..Default::default()
                             };
                             let mi = info("exponential_histogram", Some(h.aggregation_temporality), None);
-                            points.append(resource, scope, &mi, &p.attributes, p.start_time_unix_nano, p.time_unix_nano, p.flags, values)?;
+                            points.append(
+                                resource,
+                                scope,
+                                &mi,
+                                &p.attributes,
+                                p.start_time_unix_nano,
+                                p.time_unix_nano,
+                                p.flags,
+                                values,
+                            )?;
                         }
                     }
                     Some(metric::Data::Summary(s)) => {
@@ -559,7 +599,16 @@ fn metrics(request: &ExportMetricsServiceRequest) -> Result<RecordBatch, ArrowEr
                                 ..Default::default()
                             };
                             let mi = info("summary", None, None);
-                            points.append(resource, scope, &mi, &p.attributes, p.start_time_unix_nano, p.time_unix_nano, p.flags, values)?;
+                            points.append(
+                                resource,
+                                scope,
+                                &mi,
+                                &p.attributes,
+                                p.start_time_unix_nano,
+                                p.time_unix_nano,
+                                p.flags,
+                                values,
+                            )?;
                         }
                     }
                     None => {}

@@ -43,7 +43,9 @@ use otel_arrow_dfe_engine::local::processor as local;
 use otel_arrow_dfe_engine::message::Message;
 use otel_arrow_dfe_engine::node::NodeId;
 use otel_arrow_dfe_engine::processor::{FlowMetricHook, ProcessorRuntimeRequirements, ProcessorWrapper};
-use otel_arrow_dfe_engine::{ConsumerEffectHandlerExtension, MessageSourceLocalEffectHandlerExtension, ProcessorFactory};
+use otel_arrow_dfe_engine::{
+    ConsumerEffectHandlerExtension, MessageSourceLocalEffectHandlerExtension, ProcessorFactory,
+};
 use otel_arrow_dfe_otap::OTAP_PROCESSOR_FACTORIES;
 use otel_arrow_dfe_otap::pdata::{OtapPdata, PdataEffectHandlerExtension};
 use otel_arrow_dfe_pdata::OtlpProtoBytes;
@@ -52,7 +54,9 @@ use otel_arrow_dfe_telemetry::instrument::{Counter, Gauge, ObserveCounter};
 use otel_arrow_dfe_telemetry::metrics::MetricSet;
 use otel_arrow_dfe_telemetry_macros::metric_set;
 use serde::Deserialize;
-use wasmtel_runtime::{ComponentSource, FailureKind, Grants, Limits, MetricsSnapshot, OnError, Outcome, Plugin, PluginConfig};
+use wasmtel_runtime::{
+    ComponentSource, FailureKind, Grants, Limits, MetricsSnapshot, OnError, Outcome, Plugin, PluginConfig,
+};
 
 use crate::{config_error, wasmtel_signal};
 
@@ -254,11 +258,7 @@ pub struct WasmProcessor {
 }
 
 impl WasmProcessor {
-    pub fn new(
-        pipeline_ctx: &PipelineContext,
-        plugin: Plugin,
-        output: OutputForm,
-    ) -> Self {
+    pub fn new(pipeline_ctx: &PipelineContext, plugin: Plugin, output: OutputForm) -> Self {
         WasmProcessor { plugin, output, metrics: WasmProcessorMetrics::register(pipeline_ctx), otlp_plan: None }
     }
 
@@ -374,7 +374,11 @@ impl WasmProcessor {
         }
     }
 
-    async fn to_otap(&mut self, eh: &local::EffectHandler<OtapPdata>, payload: OtapPayload) -> Result<OtapPayload, String> {
+    async fn to_otap(
+        &mut self,
+        eh: &local::EffectHandler<OtapPdata>,
+        payload: OtapPayload,
+    ) -> Result<OtapPayload, String> {
         self.metrics.conversions.inc();
         eh.materialize_otap_payload(payload)
             .await
@@ -386,7 +390,11 @@ impl WasmProcessor {
         eh.send_message_with_source_node(pdata).await.map_err(Error::from)
     }
 
-    async fn ack_without_output(&mut self, eh: &mut local::EffectHandler<OtapPdata>, mut pdata: OtapPdata) -> Result<(), Error> {
+    async fn ack_without_output(
+        &mut self,
+        eh: &mut local::EffectHandler<OtapPdata>,
+        mut pdata: OtapPdata,
+    ) -> Result<(), Error> {
         let items = pdata.num_items() as u64;
         eh.record_flow_dropped_items(pdata.signal_type(), items);
         pdata.complete_processor_without_output(eh);
@@ -433,7 +441,11 @@ impl local::Processor<OtapPdata> for WasmProcessor {
         ProcessorRuntimeRequirements::none().with_drop_decisions()
     }
 
-    async fn process(&mut self, msg: Message<OtapPdata>, eh: &mut local::EffectHandler<OtapPdata>) -> Result<(), Error> {
+    async fn process(
+        &mut self,
+        msg: Message<OtapPdata>,
+        eh: &mut local::EffectHandler<OtapPdata>,
+    ) -> Result<(), Error> {
         match msg {
             Message::PData(pdata) => self.process_pdata(pdata, eh).await,
             Message::Control(control) => {

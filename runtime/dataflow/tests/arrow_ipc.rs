@@ -107,7 +107,8 @@ fn retention_by_total_size_and_age() {
         pipeline.export_traces(batch(i)).unwrap();
     }
     pipeline.shutdown(Duration::from_secs(30)).unwrap();
-    let total: u64 = std::fs::read_dir(dir.path().join("traces")).unwrap().flatten().map(|e| e.metadata().unwrap().len()).sum();
+    let total: u64 =
+        std::fs::read_dir(dir.path().join("traces")).unwrap().flatten().map(|e| e.metadata().unwrap().len()).sum();
     let kept = files(dir.path(), "traces").0.len();
     assert!(total <= 20 * 1024 && (1..10).contains(&kept), "{kept} files, {total} bytes kept");
 

@@ -7,10 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value;
 use otel_arrow_dfe_config::SignalType;
 use otel_arrow_dfe_config::node::NodeUserConfig;
 use otel_arrow_dfe_engine::context::ControllerContext;
-use otel_arrow_dfe_engine::control::{CallData, NodeControlMsg, PipelineCompletionMsg, pipeline_completion_msg_channel};
+use otel_arrow_dfe_engine::control::{
+    CallData, NodeControlMsg, PipelineCompletionMsg, pipeline_completion_msg_channel,
+};
 use otel_arrow_dfe_engine::local::processor::EffectHandler;
 use otel_arrow_dfe_engine::message::Message;
 use otel_arrow_dfe_engine::processor::ProcessorWrapper;
@@ -22,8 +26,6 @@ use otel_arrow_dfe_otap::pdata::{Context, OtapPdata};
 use otel_arrow_dfe_pdata::{OtlpProtoBytes, TryFromWithOptions};
 use otel_arrow_dfe_pdata_codec::{DecodePolicy, OtapPayload, PayloadStorage};
 use otel_arrow_dfe_telemetry::reporter::MetricsReporter;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::any_value;
 use prost::Message as _;
 use serde_json::json;
 use wasmtel_dataflow::wasm_processor::{WASM_PROCESSOR_URN, WasmProcessor};
@@ -103,7 +105,8 @@ fn run_one(
             ctx.set_pipeline_completion_sender(completion_tx);
             ctx.process(Message::PData(pdata)).await.expect("process");
             let emitted = ctx.drain_pdata().await;
-            let completion = tokio::time::timeout(Duration::from_millis(200), completion_rx.recv()).await.ok().and_then(Result::ok);
+            let completion =
+                tokio::time::timeout(Duration::from_millis(200), completion_rx.recv()).await.ok().and_then(Result::ok);
             check(emitted, completion);
         })
         .validate(|_| async {});
@@ -189,7 +192,9 @@ fn dropped_batches_are_acked_and_not_emitted() {
     run_one(identity("drop", "otap"), otlp_traces(two_spans()), |emitted, completion| {
         assert!(emitted.is_empty());
         match completion {
-            Some(PipelineCompletionMsg::DeliverAck { ack }) => assert_eq!(ack.accepted.signal_type(), SignalType::Traces),
+            Some(PipelineCompletionMsg::DeliverAck { ack }) => {
+                assert_eq!(ack.accepted.signal_type(), SignalType::Traces)
+            }
             other => panic!("expected an Ack, got {other:?}"),
         }
     });
