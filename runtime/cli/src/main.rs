@@ -37,6 +37,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run otap-dataflow pipelines (OTLP/OTAP in, wasm processors, Arrow IPC files or
+    /// OTLP/OTAP out) from an engine spec until SIGINT/SIGTERM drains them.
+    Serve {
+        /// Engine spec, YAML or JSON (`version: otel_dataflow/v1`); see examples/pipeline.yaml.
+        #[arg(long)]
+        config: PathBuf,
+        /// Admin HTTP address, overriding `engine.http_admin.bind_address`.
+        #[arg(long)]
+        admin_bind: Option<String>,
+        /// Cores per pipeline, overriding the spec (0: all).
+        #[arg(long)]
+        cores: Option<usize>,
+        /// Validate the spec and its components, then exit.
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -91,10 +107,13 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 }
 
 fn main() -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WASMTEL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let cli = Cli::parse();
+    // `serve` logs through the engine's own subscriber, installed by its controller.
+    if !matches!(cli.command, Command::Serve { .. }) {
+        let filter = tracing_subscriber::EnvFilter::try_from_env("WASMTEL_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure(code, error)) => {
@@ -105,12 +124,22 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
+    if let Command::Serve { config, admin_bind, cores, check } = &cli.command {
+        let options = wasmtel_dataflow::ServeOptions {
+            config: config.clone(),
+            admin_bind: admin_bind.clone(),
+            cores: *cores,
+            no_cache: cli.no_cache,
+        };
+        return serve(&options, *check);
+    }
     let mut runtime_config = RuntimeConfig { max_total_instances: 8, ..RuntimeConfig::default() };
     if cli.no_cache {
         runtime_config.cache_dir = None;
     }
     let runtime = Runtime::new(runtime_config)?;
     match cli.command {
+        Command::Serve { .. } => unreachable!("served above, before a local runtime is made"),
         Command::Run(args) => run_batch(&runtime, args),
         Command::Inspect { component, plugin_config, json } => {
             let grants = match plugin_config {
@@ -127,6 +156,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+fn serve(options: &wasmtel_dataflow::ServeOptions, check: bool) -> Result<(), Failure> {
+    if check {
+        wasmtel_dataflow::serve::load(options)?;
+        eprintln!("{}: ok", options.config.display());
+        return Ok(());
+    }
+    Ok(wasmtel_dataflow::serve::run(options)?)
 }
 
 fn run_batch(runtime: &Runtime, args: RunArgs) -> Result<(), Failure> {
