@@ -8,6 +8,8 @@ stage() { printf '\n== %s (%ss elapsed)\n' "$1" "$SECONDS"; }
 
 stage "build (components, workspace, all targets)"
 scripts/build.sh
+stage "registry test prerequisites (docker-registry, oras)"
+scripts/setup-registry.sh
 stage "rust workspace tests"
 cargo test --workspace --locked
 if [ -x scripts/test-go.sh ]; then

@@ -1,7 +1,8 @@
 //! `wasmtel`: run and inspect processor components locally, before deploying them.
 //!
 //! Exit codes: 0 success; 1 the batch failed in the plugin; 2 bad usage, input
-//! or configuration; 3 the component could not be loaded.
+//! or configuration; 3 the component could not be loaded; 4 a registry was
+//! unreachable or failed; 5 verification failed (digest, moved tag, signature).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,16 +12,24 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use wasmtel_runtime::inspect::Inspection;
 use wasmtel_runtime::otlp::{count_items, json_to_protobuf, protobuf_to_json};
-use wasmtel_runtime::{ComponentSource, LoadError, OnError, Outcome, PluginConfig, Runtime, RuntimeConfig, Signal};
+use wasmtel_runtime::{LoadError, OnError, Outcome, PluginConfig, Runtime, RuntimeConfig, Signal};
+
+mod registry;
 
 #[derive(Parser)]
-#[command(name = "wasmtel", version, about = "Run and inspect sandboxed OpenTelemetry processor components")]
+#[command(
+    name = "wasmtel",
+    version,
+    about = "Run, inspect, publish and pull sandboxed OpenTelemetry processor components"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
     /// Do not use or fill the precompiled-component cache.
     #[arg(long, global = true)]
     no_cache: bool,
+    #[command(flatten)]
+    registry: registry::RegistryOpts,
 }
 
 #[derive(Subcommand)]
@@ -29,7 +38,9 @@ enum Command {
     Run(RunArgs),
     /// Show a component's manifest, digest, imports, exports and grants.
     Inspect {
-        component: PathBuf,
+        /// A path, file://, oci://host/repo:tag[@sha256:…] (read from the registry without
+        /// downloading the component), a store name:tag or a sha256: digest.
+        component: String,
         /// Plugin settings whose `grants` to show (YAML or JSON).
         #[arg(long)]
         plugin_config: Option<PathBuf>,
@@ -37,6 +48,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    #[command(flatten)]
+    Registry(registry::Command),
     /// Run otap-dataflow pipelines (OTLP/OTAP in, wasm processors, Arrow IPC files or
     /// OTLP/OTAP out) from an engine spec until SIGINT/SIGTERM drains them.
     Serve {
@@ -57,7 +70,8 @@ enum Command {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    component: PathBuf,
+    /// A path, file://, oci://host/repo:tag[@sha256:…], a store name:tag or a sha256: digest.
+    component: String,
     /// The guest's config: a YAML/JSON file or inline JSON.
     #[arg(long)]
     config: Option<String>,
@@ -99,6 +113,8 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
             3
         } else if error.downcast_ref::<wasmtel_runtime::ProcessError>().is_some() {
             1
+        } else if let Some(error) = error.downcast_ref::<wasmtel_registry::RegistryError>() {
+            registry::exit_code(error)
         } else {
             2
         };
@@ -140,13 +156,18 @@ fn run(cli: Cli) -> Result<(), Failure> {
     let runtime = Runtime::new(runtime_config)?;
     match cli.command {
         Command::Serve { .. } => unreachable!("served above, before a local runtime is made"),
-        Command::Run(args) => run_batch(&runtime, args),
+        Command::Registry(command) => Ok(registry::run(command, &cli.registry)?),
+        Command::Run(args) => run_batch(&runtime, &cli.registry, args),
         Command::Inspect { component, plugin_config, json } => {
             let grants = match plugin_config {
                 Some(path) => read_plugin_config(&path)?.grants,
                 None => Default::default(),
             };
-            let loaded = runtime.load_component(&component_name(&component), ComponentSource::Path(component))?;
+            if registry::is_oci(&component) {
+                return Ok(registry::inspect_remote(&cli.registry, &component, json)?);
+            }
+            let (name, source) = registry::resolve_source(&cli.registry, &component)?;
+            let loaded = runtime.load_component(&name, source)?;
             let inspection = Inspection::new(&loaded, &grants);
             if json {
                 println!("{}", serde_json::to_string_pretty(&inspection)?);
@@ -167,7 +188,7 @@ fn serve(options: &wasmtel_dataflow::ServeOptions, check: bool) -> Result<(), Fa
     Ok(wasmtel_dataflow::serve::run(options)?)
 }
 
-fn run_batch(runtime: &Runtime, args: RunArgs) -> Result<(), Failure> {
+fn run_batch(runtime: &Runtime, registry_opts: &registry::RegistryOpts, args: RunArgs) -> Result<(), Failure> {
     let mut plugin_config = match &args.plugin_config {
         Some(path) => read_plugin_config(path)?,
         None => PluginConfig::default(),
@@ -186,8 +207,8 @@ fn run_batch(runtime: &Runtime, args: RunArgs) -> Result<(), Failure> {
         plugin_config.limits.timeout = timeout;
     }
     let input = read_input(&args.input, args.signal)?;
-    let name = component_name(&args.component);
-    let plugin = runtime.load_plugin(&name, ComponentSource::Path(args.component.clone()), plugin_config)?;
+    let (name, source) = registry::resolve_source(registry_opts, &args.component)?;
+    let plugin = runtime.load_plugin(&name, source, plugin_config)?;
     let outcome = plugin.process(args.signal, &input, None);
     if args.metrics {
         eprintln!("{}", serde_json::to_string_pretty(&plugin.metrics())?);
@@ -228,11 +249,6 @@ fn item_noun(signal: Signal) -> &'static str {
         Signal::Metrics => "data points",
         Signal::Logs => "log records",
     }
-}
-
-/// The plugin's name in logs and errors: the file name without extension.
-fn component_name(path: &Path) -> String {
-    path.file_stem().map_or_else(|| path.display().to_string(), |stem| stem.to_string_lossy().into_owned())
 }
 
 fn read_input(path: &Path, signal: Signal) -> Result<Vec<u8>> {

@@ -1,0 +1,266 @@
+//! The CNCF TAG Runtime wasm OCI artifact layout: an OCI image manifest whose
+//! config is `application/vnd.wasm.config.v0+json` (with the component's WIT
+//! imports and exports) and whose single layer is the `application/wasm`
+//! component. Our plugin manifest rides along as manifest annotations, so a
+//! registry client can describe a plugin from the manifest alone.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use wasmparser::{Parser, Payload};
+
+use crate::Manifest;
+use crate::reference::Digest;
+
+pub const OCI_MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const DOCKER_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const WASM_CONFIG_MEDIA_TYPE: &str = "application/vnd.wasm.config.v0+json";
+pub const WASM_LAYER_MEDIA_TYPE: &str = "application/wasm";
+
+/// The full plugin manifest as JSON (name, version, signals, config_schema, wit, sdk).
+pub const ANNOTATION_MANIFEST: &str = "dev.wasmtel.manifest";
+pub const ANNOTATION_SIGNALS: &str = "dev.wasmtel.signals";
+pub const ANNOTATION_WIT: &str = "dev.wasmtel.wit";
+const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
+const ANNOTATION_TITLE: &str = "org.opencontainers.image.title";
+const ANNOTATION_VERSION: &str = "org.opencontainers.image.version";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageManifest {
+    pub schema_version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    pub config: Descriptor,
+    #[serde(default)]
+    pub layers: Vec<Descriptor>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+}
+
+/// `application/vnd.wasm.config.v0+json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WasmConfig {
+    #[serde(default)]
+    pub created: Option<String>,
+    #[serde(default)]
+    pub author: Option<String>,
+    pub architecture: String,
+    pub os: String,
+    #[serde(default)]
+    pub layer_digests: Vec<String>,
+    #[serde(default)]
+    pub component: Option<ComponentWorld>,
+}
+
+/// The component's top-level imports and exports, as the spec asks.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ComponentWorld {
+    pub exports: Vec<String>,
+    pub imports: Vec<String>,
+    #[serde(default)]
+    pub target: Option<String>,
+}
+
+/// What push learns from the component bytes, without compiling them.
+#[derive(Clone, Debug)]
+pub struct ComponentInfo {
+    pub manifest: Option<Manifest>,
+    pub world: ComponentWorld,
+}
+
+/// Checks the bytes are a wasm component and reads its manifest and world.
+pub fn describe(bytes: &[u8]) -> Result<ComponentInfo, String> {
+    check_component_header(bytes)?;
+    let manifest = Manifest::from_component(bytes)?;
+    let mut world = ComponentWorld::default();
+    // Nested modules and components have their own sections; only depth 0 is the component's world.
+    let mut depth = 0usize;
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.map_err(|e| format!("invalid component: {e}"))? {
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) if depth == 0 => break,
+            Payload::End(_) => depth -= 1,
+            Payload::ComponentImportSection(reader) if depth == 0 => {
+                for import in reader {
+                    let import = import.map_err(|e| format!("invalid component import: {e}"))?;
+                    world.imports.push(import.name.name.to_string());
+                }
+            }
+            Payload::ComponentExportSection(reader) if depth == 0 => {
+                for export in reader {
+                    let export = export.map_err(|e| format!("invalid component export: {e}"))?;
+                    world.exports.push(export.name.name.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    world.target = world
+        .exports
+        .iter()
+        .find_map(|e| e.strip_prefix("wasmtel:plugin/processor@"))
+        .map(|version| format!("wasmtel:plugin/processor-plugin@{version}"));
+    Ok(ComponentInfo { manifest, world })
+}
+
+/// Components start with `\0asm`, version 0x0d and layer 1 (core modules have layer 0).
+pub fn check_component_header(bytes: &[u8]) -> Result<(), String> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        let head: String = bytes.iter().take(16).map(|b| if b.is_ascii_graphic() { *b as char } else { '.' }).collect();
+        return Err(format!("the content is not WebAssembly (it starts with {head:?})"));
+    }
+    if bytes[6..8] != [1, 0] {
+        return Err("the content is a core WebAssembly module, not a component".to_string());
+    }
+    Ok(())
+}
+
+/// The config, manifest and digests of an artifact ready to push.
+pub struct Artifact {
+    pub config: Vec<u8>,
+    pub config_digest: Digest,
+    pub layer_digest: Digest,
+    pub layer_size: u64,
+    pub manifest: Vec<u8>,
+    pub manifest_digest: Digest,
+    pub plugin: Option<Manifest>,
+}
+
+/// `file_name` becomes the layer's `org.opencontainers.image.title`, which `oras pull` uses to name the file.
+pub fn build(component: &[u8], file_name: Option<&str>) -> Result<Artifact, String> {
+    let info = describe(component)?;
+    let created = crate::store::now_rfc3339();
+    let layer_digest = Digest::of(component);
+    let config = WasmConfig {
+        created: Some(created.clone()),
+        author: None,
+        architecture: "wasm".to_string(),
+        os: "wasip2".to_string(),
+        layer_digests: vec![layer_digest.to_string()],
+        component: Some(info.world),
+    };
+    let config = serde_json::to_vec(&config).map_err(|e| e.to_string())?;
+    let config_digest = Digest::of(&config);
+    let mut annotations = BTreeMap::from([(ANNOTATION_CREATED.to_string(), created)]);
+    if let Some(plugin) = &info.manifest {
+        annotations.insert(ANNOTATION_TITLE.to_string(), plugin.name.clone());
+        annotations.insert(ANNOTATION_VERSION.to_string(), plugin.version.clone());
+        let signals: Vec<&str> = plugin.signals.iter().map(|s| s.as_str()).collect();
+        annotations.insert(ANNOTATION_SIGNALS.to_string(), signals.join(","));
+        if let Some(wit) = &plugin.wit {
+            annotations.insert(ANNOTATION_WIT.to_string(), format!("wasmtel:plugin@{wit}"));
+        }
+        annotations.insert(ANNOTATION_MANIFEST.to_string(), serde_json::to_string(plugin).map_err(|e| e.to_string())?);
+    }
+    let manifest = ImageManifest {
+        schema_version: 2,
+        media_type: Some(OCI_MANIFEST_MEDIA_TYPE.to_string()),
+        artifact_type: None,
+        config: Descriptor {
+            media_type: WASM_CONFIG_MEDIA_TYPE.to_string(),
+            digest: config_digest.to_string(),
+            size: config.len() as u64,
+            annotations: None,
+        },
+        layers: vec![Descriptor {
+            media_type: WASM_LAYER_MEDIA_TYPE.to_string(),
+            digest: layer_digest.to_string(),
+            size: component.len() as u64,
+            annotations: file_name.map(|name| [(ANNOTATION_TITLE.to_string(), name.to_string())].into()),
+        }],
+        annotations: Some(annotations),
+    };
+    let manifest = serde_json::to_vec(&manifest).map_err(|e| e.to_string())?;
+    Ok(Artifact {
+        manifest_digest: Digest::of(&manifest),
+        manifest,
+        config,
+        config_digest,
+        layer_digest,
+        layer_size: component.len() as u64,
+        plugin: info.manifest,
+    })
+}
+
+/// Parses a manifest and finds its one `application/wasm` layer.
+pub fn parse_wasm_manifest(bytes: &[u8]) -> Result<(ImageManifest, Descriptor), String> {
+    let manifest: ImageManifest =
+        serde_json::from_slice(bytes).map_err(|e| format!("the manifest is not an OCI image manifest: {e}"))?;
+    if manifest.schema_version != 2 {
+        return Err(format!("unsupported manifest schemaVersion {}", manifest.schema_version));
+    }
+    let layer = wasm_layer(&manifest)?.clone();
+    Ok((manifest, layer))
+}
+
+pub fn wasm_layer(manifest: &ImageManifest) -> Result<&Descriptor, String> {
+    match manifest.layers.as_slice() {
+        [layer] if layer.media_type == WASM_LAYER_MEDIA_TYPE => {
+            Digest::parse(&layer.digest)?;
+            Ok(layer)
+        }
+        [layer] => Err(format!(
+            "its layer has media type {:?}, not {WASM_LAYER_MEDIA_TYPE:?} (config {:?})",
+            layer.media_type, manifest.config.media_type
+        )),
+        layers => {
+            let types: Vec<&str> = layers.iter().map(|l| l.media_type.as_str()).collect();
+            Err(format!("expected exactly one {WASM_LAYER_MEDIA_TYPE:?} layer, found {} ({types:?})", layers.len()))
+        }
+    }
+}
+
+/// The plugin manifest carried in annotations (absent for components built without the SDK).
+pub fn plugin_manifest(manifest: &ImageManifest) -> Option<Manifest> {
+    let json = manifest.annotations.as_ref()?.get(ANNOTATION_MANIFEST)?;
+    serde_json::from_str(json).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_checked() {
+        assert!(check_component_header(b"hello world, not wasm").unwrap_err().contains("not WebAssembly"));
+        assert!(check_component_header(b"\0asm\x01\0\0\0").unwrap_err().contains("core WebAssembly module"));
+        assert!(check_component_header(b"\0asm\x0d\0\x01\0").is_ok());
+    }
+
+    #[test]
+    fn non_wasm_layers_are_refused() {
+        let layer = |media_type: &str| Descriptor {
+            media_type: media_type.to_string(),
+            digest: Digest::of(b"x").to_string(),
+            size: 1,
+            annotations: None,
+        };
+        let mut manifest = ImageManifest {
+            schema_version: 2,
+            media_type: Some(OCI_MANIFEST_MEDIA_TYPE.into()),
+            artifact_type: None,
+            config: layer(WASM_CONFIG_MEDIA_TYPE),
+            layers: vec![layer("application/vnd.oci.image.layer.v1.tar+gzip")],
+            annotations: None,
+        };
+        assert!(wasm_layer(&manifest).unwrap_err().contains("tar+gzip"));
+        manifest.layers = vec![layer(WASM_LAYER_MEDIA_TYPE), layer(WASM_LAYER_MEDIA_TYPE)];
+        assert!(wasm_layer(&manifest).unwrap_err().contains("exactly one"));
+        manifest.layers.pop();
+        assert!(wasm_layer(&manifest).is_ok());
+    }
+}
