@@ -148,7 +148,7 @@ func BenchmarkTraces(b *testing.B) {
 // BenchmarkBridgeCall is the bare cgo round trip: an empty batch through the
 // identity component, no marshaling.
 func BenchmarkBridgeCall(b *testing.B) {
-	p, err := loadPlugin("identity", componentPath(b, "wasmtel-test-identity"), nil)
+	p, err := loadPlugin("identity", componentPath(b, "wasmtel-test-identity"), nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

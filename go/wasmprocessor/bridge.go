@@ -75,21 +75,25 @@ func cBytes(b []byte) (*C.uint8_t, C.size_t) {
 	return (*C.uint8_t)(unsafe.Pointer(&b[0])), C.size_t(len(b))
 }
 
-func loadPlugin(name, path string, pluginConfigJSON []byte) (*plugin, error) {
+// loadPlugin resolves reference (a path, file://, oci://…, sha256:… or a
+// store name:tag) under the registry policy (empty: defaults) and starts it.
+func loadPlugin(name, reference string, pluginConfigJSON, registryJSON []byte) (*plugin, error) {
 	rt, err := acquireRuntime()
 	if err != nil {
 		return nil, err
 	}
-	nameBytes, pathBytes := []byte(name), []byte(path)
+	nameBytes, refBytes := []byte(name), []byte(reference)
 	namePtr, nameLen := cBytes(nameBytes)
-	pathPtr, pathLen := cBytes(pathBytes)
+	refPtr, refLen := cBytes(refBytes)
 	cfgPtr, cfgLen := cBytes(pluginConfigJSON)
+	regPtr, regLen := cBytes(registryJSON)
 	var handle *C.WasmtelPlugin
 	var cerr C.WasmtelError
-	status := C.wasmtel_plugin_load(rt, namePtr, nameLen, pathPtr, pathLen, cfgPtr, cfgLen, &handle, &cerr)
+	status := C.wasmtel_plugin_load(rt, namePtr, nameLen, refPtr, refLen, cfgPtr, cfgLen, regPtr, regLen, &handle, &cerr)
 	runtime.KeepAlive(nameBytes)
-	runtime.KeepAlive(pathBytes)
+	runtime.KeepAlive(refBytes)
 	runtime.KeepAlive(pluginConfigJSON)
+	runtime.KeepAlive(registryJSON)
 	if status != C.WASMTEL_STATUS_OK {
 		releaseRuntime()
 		return nil, takeError(&cerr)

@@ -5,13 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
 // Config of a `wasm` processor: which component runs, its own config, and
 // the sandbox's limits, error policy and grants.
 type Config struct {
-	// Component is the path of the wasm component.
+	// Component is the wasm component: a path, file://…, oci://host/repo:tag
+	// (optionally pinned with @sha256:…), a sha256: digest or a name:tag in
+	// the local store.
 	Component string `mapstructure:"component"`
 	// Config is handed to the component's init as JSON.
 	Config map[string]any `mapstructure:"config"`
@@ -21,8 +24,30 @@ type Config struct {
 	Grants  GrantsConfig `mapstructure:"grants"`
 	// QuarantineDir, when set, keeps batches that failed in the sandbox.
 	QuarantineDir string `mapstructure:"quarantine_dir"`
+	// Registry decides how references other than plain paths resolve and
+	// what they must prove (pin, lock, signature).
+	Registry RegistryConfig `mapstructure:"registry"`
 
 	_ struct{}
+}
+
+// RegistryConfig is the registry policy; zero values take the runtime's
+// defaults (store under $WASMTEL_HOME, no signature required, 30s timeout).
+type RegistryConfig struct {
+	// Store is the local content-addressed store pulled components live in.
+	Store string `mapstructure:"store"`
+	// RequireSignature refuses components without a valid cosign signature
+	// by one of TrustedKeys (plain paths are then refused too).
+	RequireSignature bool `mapstructure:"require_signature"`
+	// TrustedKeys are cosign public keys: PEM file paths or PEM text.
+	TrustedKeys []string `mapstructure:"trusted_keys"`
+	// LockFile (wasmtel.lock) pins tags: a tag that moved is refused.
+	LockFile string `mapstructure:"lock_file"`
+	// Offline resolves from the local store only.
+	Offline bool `mapstructure:"offline"`
+	// InsecureRegistries are reached over plain HTTP (loopback always is).
+	InsecureRegistries []string      `mapstructure:"insecure_registries"`
+	Timeout            time.Duration `mapstructure:"timeout"`
 }
 
 // LimitsConfig caps one plugin; zero values take the runtime's defaults
@@ -46,18 +71,78 @@ type GrantsConfig struct {
 // start-up with the reason.
 func (cfg *Config) Validate() error {
 	if cfg.Component == "" {
-		return errors.New("component: a path to a wasm component is required")
+		return errors.New("component: a path or oci:// reference to a wasm component is required")
 	}
-	pluginJSON, err := cfg.pluginConfigJSON()
+	pluginJSON, registryJSON, err := cfg.loadArguments()
 	if err != nil {
 		return err
 	}
-	p, err := loadPlugin(filepath.Base(cfg.Component), cfg.Component, pluginJSON)
+	p, err := loadPlugin(componentName(cfg.Component), cfg.Component, pluginJSON, registryJSON)
 	if err != nil {
 		return err
 	}
 	p.free()
 	return nil
+}
+
+// componentName names the component in errors before the processor has an
+// ID: the file name of a path, the last segment of a reference (repo:tag).
+func componentName(reference string) string {
+	name := strings.TrimPrefix(reference, "file://")
+	if at := strings.Index(name, "@sha256:"); at > 0 {
+		name = name[:at]
+	}
+	return filepath.Base(name)
+}
+
+// loadArguments renders what the bridge's load takes: the plugin config and
+// the registry policy as JSON.
+func (cfg *Config) loadArguments() (pluginJSON, registryJSON []byte, err error) {
+	if pluginJSON, err = cfg.pluginConfigJSON(); err != nil {
+		return nil, nil, err
+	}
+	if registryJSON, err = cfg.Registry.policyJSON(); err != nil {
+		return nil, nil, err
+	}
+	return pluginJSON, registryJSON, nil
+}
+
+// policyJSON renders the runtime's registry Policy; unset fields are left out
+// so its defaults apply. Deployments never rewrite the lock file.
+func (r *RegistryConfig) policyJSON() ([]byte, error) {
+	if r.Timeout < 0 {
+		return nil, errors.New("registry: timeout must not be negative")
+	}
+	policy := map[string]any{}
+	if r.Store != "" {
+		policy["store"] = r.Store
+	}
+	if r.RequireSignature {
+		policy["require_signature"] = true
+	}
+	if len(r.TrustedKeys) > 0 {
+		policy["trusted_keys"] = r.TrustedKeys
+	}
+	if r.LockFile != "" {
+		policy["lock_file"] = r.LockFile
+	}
+	if r.Offline {
+		policy["offline"] = true
+	}
+	if len(r.InsecureRegistries) > 0 {
+		policy["insecure_registries"] = r.InsecureRegistries
+	}
+	if r.Timeout > 0 {
+		policy["timeout"] = fmt.Sprintf("%dus", r.Timeout.Microseconds())
+	}
+	if len(policy) == 0 {
+		return nil, nil
+	}
+	data, err := json.Marshal(policy)
+	if err != nil {
+		return nil, fmt.Errorf("registry: not representable as JSON: %w", err)
+	}
+	return data, nil
 }
 
 // pluginConfigJSON renders the runtime's PluginConfig; unset fields are left

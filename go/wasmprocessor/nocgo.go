@@ -12,7 +12,7 @@ var _ = wasmprocessor_needs_cgo_set_CGO_ENABLED_1
 
 type plugin struct{}
 
-func loadPlugin(string, string, []byte) (*plugin, error) { return nil, errPluginClosed }
+func loadPlugin(string, string, []byte, []byte) (*plugin, error) { return nil, errPluginClosed }
 func (*plugin) process(signal, []byte, time.Duration) (outcome, []byte, error) {
 	return outcomeUnchanged, nil, errPluginClosed
 }

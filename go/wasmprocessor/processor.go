@@ -28,12 +28,12 @@ type wasmProcessor struct {
 }
 
 func newWasmProcessor(set processor.Settings, cfg *Config) (*wasmProcessor, error) {
-	pluginJSON, err := cfg.pluginConfigJSON()
+	pluginJSON, registryJSON, err := cfg.loadArguments()
 	if err != nil {
 		return nil, err
 	}
 	name := set.ID.String()
-	p, err := loadPlugin(name, cfg.Component, pluginJSON)
+	p, err := loadPlugin(name, cfg.Component, pluginJSON, registryJSON)
 	if err != nil {
 		return nil, err
 	}

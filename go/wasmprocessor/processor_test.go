@@ -283,7 +283,7 @@ func TestValidateRefusesBadComponentsAndConfigs(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{"no component", Config{}, "component: a path to a wasm component is required"},
+		{"no component", Config{}, "component: a path or oci:// reference to a wasm component is required"},
 		{"missing file", Config{Component: filepath.Join(dir, "ghost.wasm")}, "component ghost.wasm: cannot read"},
 		{"not wasm", Config{Component: notWasm}, "component notes.wasm: not a WebAssembly file"},
 		{"rejected config", Config{Component: componentPath(t, "wasmtel-test-hostile"), Config: map[string]any{"reject": "ratio too high"}}, "init rejected the configuration: ratio too high"},

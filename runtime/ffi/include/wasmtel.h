@@ -23,6 +23,9 @@ typedef enum WasmtelErrorKind {
   WASMTEL_ERROR_KIND_INVALID_ARGUMENT = 2,
   // A bug: Rust panicked; the panic was caught at the boundary.
   WASMTEL_ERROR_KIND_PANIC = 3,
+  // The reference could not be resolved: not in the store, registry down,
+  // digest mismatch, moved tag, missing or untrusted signature.
+  WASMTEL_ERROR_KIND_REGISTRY = 4,
   WASMTEL_ERROR_KIND_TRAP = 10,
   WASMTEL_ERROR_KIND_TIMEOUT = 11,
   WASMTEL_ERROR_KIND_MEMORY = 12,
@@ -77,19 +80,25 @@ enum WasmtelStatus wasmtel_runtime_new(const uint8_t *config_json,
 // `runtime` came from [`wasmtel_runtime_new`] and is not used afterwards; NULL is ignored.
 void wasmtel_runtime_free(struct WasmtelRuntime *runtime);
 
-// Loads a component from `path` as plugin `name` with a `PluginConfig` JSON
-// (`{"config": …, "limits": …, "on_error": …, "grants": …}`). Runs the
-// guest's `init`, so a configuration it rejects fails here.
+// Loads a component as plugin `name` with a `PluginConfig` JSON (`{"config": …,
+// "limits": …, "on_error": …, "grants": …}`). `reference` is a path, `file://`,
+// `oci://host/repo:tag[@sha256:…]`, a `sha256:` digest or a local store
+// `name:tag`; `registry_json` is a registry `Policy` (`{"store": …,
+// "require_signature": …, "trusted_keys": […], "lock_file": …, "offline": …}`)
+// or empty for the defaults. Runs the guest's `init`, so a configuration it
+// rejects fails here.
 //
 // # Safety
 // Pointers point to the given lengths of readable bytes; `out`, `error` are writable.
 enum WasmtelStatus wasmtel_plugin_load(const struct WasmtelRuntime *runtime,
                                        const uint8_t *name,
                                        size_t name_len,
-                                       const uint8_t *path,
-                                       size_t path_len,
+                                       const uint8_t *reference,
+                                       size_t reference_len,
                                        const uint8_t *config_json,
                                        size_t config_len,
+                                       const uint8_t *registry_json,
+                                       size_t registry_len,
                                        struct WasmtelPlugin **out,
                                        struct WasmtelError *error);
 

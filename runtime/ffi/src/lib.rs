@@ -8,11 +8,11 @@
 
 use std::ffi::{CString, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::PathBuf;
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use wasmtel_registry::{ErrorKind, Policy, Reference, RegistryError, Resolver};
 use wasmtel_runtime::{
     ComponentSource, FailureKind, LoadError, Outcome, Plugin, PluginConfig, Runtime, RuntimeConfig, Signal,
 };
@@ -41,6 +41,9 @@ pub enum WasmtelErrorKind {
     InvalidArgument = 2,
     /// A bug: Rust panicked; the panic was caught at the boundary.
     Panic = 3,
+    /// The reference could not be resolved: not in the store, registry down,
+    /// digest mismatch, moved tag, missing or untrusted signature.
+    Registry = 4,
     Trap = 10,
     Timeout = 11,
     Memory = 12,
@@ -207,9 +210,13 @@ pub unsafe extern "C" fn wasmtel_runtime_free(runtime: *mut WasmtelRuntime) {
     }));
 }
 
-/// Loads a component from `path` as plugin `name` with a `PluginConfig` JSON
-/// (`{"config": …, "limits": …, "on_error": …, "grants": …}`). Runs the
-/// guest's `init`, so a configuration it rejects fails here.
+/// Loads a component as plugin `name` with a `PluginConfig` JSON (`{"config": …,
+/// "limits": …, "on_error": …, "grants": …}`). `reference` is a path, `file://`,
+/// `oci://host/repo:tag[@sha256:…]`, a `sha256:` digest or a local store
+/// `name:tag`; `registry_json` is a registry `Policy` (`{"store": …,
+/// "require_signature": …, "trusted_keys": […], "lock_file": …, "offline": …}`)
+/// or empty for the defaults. Runs the guest's `init`, so a configuration it
+/// rejects fails here.
 ///
 /// # Safety
 /// Pointers point to the given lengths of readable bytes; `out`, `error` are writable.
@@ -218,10 +225,12 @@ pub unsafe extern "C" fn wasmtel_plugin_load(
     runtime: *const WasmtelRuntime,
     name: *const u8,
     name_len: usize,
-    path: *const u8,
-    path_len: usize,
+    reference: *const u8,
+    reference_len: usize,
     config_json: *const u8,
     config_len: usize,
+    registry_json: *const u8,
+    registry_len: usize,
     out: *mut *mut WasmtelPlugin,
     error: *mut WasmtelError,
 ) -> WasmtelStatus {
@@ -229,40 +238,78 @@ pub unsafe extern "C" fn wasmtel_plugin_load(
         if runtime.is_null() || out.is_null() {
             return invalid(error, "runtime or out is NULL");
         }
-        // SAFETY: upheld by the caller for all three strings.
-        let (name, path, config) = match unsafe {
-            (text(name, name_len, "name"), text(path, path_len, "path"), text(config_json, config_len, "plugin config"))
-        } {
-            (Ok(name), Ok(path), Ok(config)) => (name, path, config),
-            (Err(m), _, _) | (_, Err(m), _) | (_, _, Err(m)) => return invalid(error, m),
+        // SAFETY: upheld by the caller for all four strings.
+        let strings = unsafe {
+            [
+                text(name, name_len, "name"),
+                text(reference, reference_len, "reference"),
+                text(config_json, config_len, "plugin config"),
+                text(registry_json, registry_len, "registry policy"),
+            ]
         };
-        let config: PluginConfig = if config.is_empty() {
-            PluginConfig::default()
-        } else {
-            match PluginConfig::from_json(config) {
+        let [name, reference, config, registry] = match strings {
+            [Ok(a), Ok(b), Ok(c), Ok(d)] => [a, b, c, d],
+            [Err(m), ..] | [_, Err(m), ..] | [_, _, Err(m), _] | [.., Err(m)] => return invalid(error, m),
+        };
+        let load_refused = |what: &str, detail: String| {
+            fail(error, WasmtelErrorKind::Load, true, format!("component {name}: invalid {what}: {detail}"))
+        };
+        let config = match config {
+            "" => PluginConfig::default(),
+            json => match PluginConfig::from_json(json) {
                 Ok(config) => config,
-                Err(e) => {
-                    return fail(
-                        error,
-                        WasmtelErrorKind::Load,
-                        true,
-                        format!("component {name}: invalid plugin configuration: {e}"),
-                    );
-                }
-            }
+                Err(e) => return load_refused("plugin configuration", e.to_string()),
+            },
+        };
+        let policy = match registry {
+            "" => Policy::default(),
+            json => match Policy::from_json(json) {
+                Ok(policy) => policy,
+                Err(e) => return load_refused("registry policy", e),
+            },
         };
         // SAFETY: `runtime` is a live handle (upheld by the caller).
         let runtime = unsafe { &(*runtime).0 };
-        match runtime.load_plugin(name, ComponentSource::Path(PathBuf::from(path)), config) {
+        match load_plugin(runtime, name, reference, config, policy) {
             Ok(plugin) => {
                 LIVE_HANDLES.fetch_add(1, Ordering::SeqCst);
                 // SAFETY: `out` is non-null and writable.
                 unsafe { *out = Box::into_raw(Box::new(WasmtelPlugin(plugin))) };
                 WasmtelStatus::Ok
             }
-            Err(e) => fail(error, load_error_kind(&e), true, e.to_string()),
+            Err((kind, message)) => fail(error, kind, true, message),
         }
     })
+}
+
+/// A plain path under a policy that asks nothing of it loads directly: no store,
+/// no registry client. Everything else goes through the registry's resolver,
+/// which pins, verifies and checks the digest before any guest code runs.
+fn load_plugin(
+    runtime: &Runtime,
+    name: &str,
+    reference: &str,
+    config: PluginConfig,
+    policy: Policy,
+) -> Result<Plugin, (WasmtelErrorKind, String)> {
+    let registry_error = |e: RegistryError| {
+        let kind = match &e.kind {
+            ErrorKind::Load(load) => load_error_kind(load),
+            _ => WasmtelErrorKind::Registry,
+        };
+        (kind, format!("component {name}: {e}"))
+    };
+    let parsed = Reference::parse(reference)
+        .map_err(|detail| registry_error(RegistryError::new(reference, ErrorKind::Parse(detail))))?;
+    if let Reference::Path(path) = parsed
+        && !policy.require_signature
+    {
+        return runtime
+            .load_plugin(name, ComponentSource::Path(path), config)
+            .map_err(|e| (load_error_kind(&e), e.to_string()));
+    }
+    let resolver = Resolver::new(policy).map_err(registry_error)?;
+    resolver.load_plugin(runtime, name, reference, config).map(|(plugin, _)| plugin).map_err(registry_error)
 }
 
 /// Frees a plugin and its warm instances.
@@ -445,6 +492,8 @@ mod tests {
                 path.len(),
                 ptr::null(),
                 0,
+                ptr::null(),
+                0,
                 &mut plugin,
                 &mut error,
             )
@@ -454,6 +503,34 @@ mod tests {
         assert!(message(&error).contains("component ghost: cannot read"), "{}", message(&error));
         // SAFETY: the message came from this library.
         unsafe { wasmtel_string_free(error.message) };
+
+        // A registry policy with an unknown key, and a reference that does not parse.
+        for (reference, policy, expected) in [
+            ("ghost.wasm", r#"{"trusted": []}"#, "component ghost: invalid registry policy: unknown field `trusted`"),
+            ("ftp://host/ghost", "", "component ghost: ftp://host/ghost: cannot parse reference: unsupported scheme"),
+        ] {
+            let mut error = empty_error();
+            // SAFETY: valid pointers to locals.
+            let status = unsafe {
+                wasmtel_plugin_load(
+                    runtime,
+                    name.as_ptr(),
+                    name.len(),
+                    reference.as_ptr(),
+                    reference.len(),
+                    ptr::null(),
+                    0,
+                    policy.as_ptr(),
+                    policy.len(),
+                    &mut plugin,
+                    &mut error,
+                )
+            };
+            assert_eq!(status, WasmtelStatus::Error);
+            assert!(message(&error).starts_with(expected), "{}", message(&error));
+            // SAFETY: the message came from this library.
+            unsafe { wasmtel_string_free(error.message) };
+        }
 
         let mut error = empty_error();
         let mut output =
