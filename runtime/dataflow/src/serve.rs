@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use otel_arrow_dfe_config::engine::OtelDataflowSpec;
 use otel_arrow_dfe_controller::{BuildInfo, Controller, ControllerRunOptions};
 use serde_json::Value;
+use wasmtel_registry::Reference;
 use wasmtel_runtime::RuntimeConfig;
 
 use crate::embedded::for_each_node;
@@ -57,8 +58,9 @@ pub fn load(options: &ServeOptions) -> Result<(OtelDataflowSpec, RuntimeConfig),
         if node.get("type").and_then(Value::as_str) != Some(WASM_PROCESSOR_URN) {
             return;
         }
+        // Only paths are relative to the spec; registry references stay as written.
         if let Some(component) = node.pointer_mut("/config/component")
-            && let Some(relative) = component.as_str().map(PathBuf::from)
+            && let Some(Ok(Reference::Path(relative))) = component.as_str().map(Reference::parse)
             && relative.is_relative()
         {
             *component = Value::String(base.join(relative).display().to_string());

@@ -20,7 +20,8 @@
 //! redact:
 //!   type: urn:wasmtel:processor:wasm
 //!   config:
-//!     component: /opt/wasmtel/wasmtel_redact.wasm
+//!     component: /opt/wasmtel/wasmtel_redact.wasm   # or oci://host/repo:tag[@sha256:…], sha256:…, name:tag
+//!     registry: { require_signature: true, trusted_keys: [/etc/wasmtel/cosign.pub] }  # how references resolve
 //!     config: { ... }          # the guest's own config (its schema is in the component)
 //!     limits: { timeout: 200ms, max_memory: 64MiB }
 //!     on_error: pass           # pass | drop | fail
@@ -54,9 +55,8 @@ use otel_arrow_dfe_telemetry::instrument::{Counter, Gauge, ObserveCounter};
 use otel_arrow_dfe_telemetry::metrics::MetricSet;
 use otel_arrow_dfe_telemetry_macros::metric_set;
 use serde::Deserialize;
-use wasmtel_runtime::{
-    ComponentSource, FailureKind, Grants, Limits, MetricsSnapshot, OnError, Outcome, Plugin, PluginConfig,
-};
+use wasmtel_registry::{Policy, Reference};
+use wasmtel_runtime::{FailureKind, Grants, Limits, MetricsSnapshot, OnError, Outcome, Plugin, PluginConfig};
 
 use crate::{config_error, wasmtel_signal};
 
@@ -67,9 +67,13 @@ pub const WASM_PROCESSOR_URN: &str = "urn:wasmtel:processor:wasm";
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WasmProcessorConfig {
-    /// Path of the component (`.wasm`).
-    pub component: PathBuf,
-    /// Name used in logs, errors and metrics; defaults to the file stem.
+    /// The component: a path, `file://`, `oci://host/repo:tag[@sha256:…]`, a
+    /// `sha256:` digest or a local store `name:tag` (see `wasmtel-registry`).
+    pub component: String,
+    /// How references resolve and what they must prove (store, signatures, lock, offline).
+    #[serde(default)]
+    pub registry: Policy,
+    /// Name used in logs, errors and metrics; defaults to the file stem (or repo:tag).
     #[serde(default)]
     pub name: Option<String>,
     /// The guest's config, passed to its `init` as JSON.
@@ -106,10 +110,11 @@ impl WasmProcessorConfig {
     }
 
     fn plugin_name(&self) -> String {
-        self.name.clone().unwrap_or_else(|| {
-            self.component
-                .file_stem()
-                .map_or_else(|| self.component.display().to_string(), |s| s.to_string_lossy().into_owned())
+        self.name.clone().unwrap_or_else(|| match Reference::parse(&self.component) {
+            Ok(Reference::Path(path)) => {
+                path.file_stem().map_or_else(|| self.component.clone(), |s| s.to_string_lossy().into_owned())
+            }
+            _ => self.component.rsplit('/').next().unwrap_or(&self.component).to_string(),
         })
     }
 
@@ -126,9 +131,14 @@ impl WasmProcessorConfig {
     /// Loads the component and starts a plugin for one processor instance.
     pub fn load(&self) -> Result<Plugin, ConfigError> {
         let runtime = crate::plugins::runtime().map_err(config_error)?;
-        runtime
-            .load_plugin(&self.plugin_name(), ComponentSource::Path(self.component.clone()), self.plugin_config())
-            .map_err(config_error)
+        wasmtel_registry::load_plugin(
+            &runtime,
+            &self.plugin_name(),
+            &self.component,
+            self.plugin_config(),
+            &self.registry,
+        )
+        .map_err(config_error)
     }
 }
 
@@ -492,13 +502,13 @@ pub static WASM_PROCESSOR_FACTORY: ProcessorFactory<OtapPdata> = ProcessorFactor
     wiring_contract: otel_arrow_dfe_engine::wiring_contract::WiringContract::UNRESTRICTED,
     validate_config: |value| {
         let config = WasmProcessorConfig::from_value(value)?;
-        // Fail at start-up, not on the first batch, when the file is missing.
-        if !config.component.is_file() {
-            return Err(config_error(format!(
-                "{WASM_PROCESSOR_URN}: component {} is not a file",
-                config.component.display()
-            )));
+        // Fail at start-up, not on the first batch, when the file is missing or the reference is malformed.
+        match Reference::parse(&config.component) {
+            Ok(Reference::Path(path)) if !path.is_file() => {
+                Err(config_error(format!("{WASM_PROCESSOR_URN}: component {} is not a file", path.display())))
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(config_error(format!("{WASM_PROCESSOR_URN}: component {}: {e}", config.component))),
         }
-        Ok(())
     },
 };

@@ -354,3 +354,39 @@ fn a_missing_component_fails_at_build_time_with_its_path() {
         .expect("unknown keys are rejected");
     assert!(unknown.to_string().contains("bogus"), "{unknown}");
 }
+
+#[test]
+fn components_load_by_store_reference_under_the_node_registry_policy() {
+    let store = tempfile::tempdir().expect("store dir");
+    let policy = wasmtel_registry::Policy { store: Some(store.path().to_path_buf()), ..Default::default() };
+    let pushed = wasmtel_registry::Resolver::new(policy)
+        .expect("resolver")
+        .push(&component("wasmtel-redact"), "redact:dev")
+        .expect("push into the local store");
+    let registry = json!({ "store": store.path() });
+    let redact = |reference: &str| {
+        json!({ "component": reference, "registry": registry, "output": "otlp",
+                "config": { "keys": ["user.email"], "action": "mask" } })
+    };
+    for reference in ["redact:dev".to_string(), pushed.component_digest.clone()] {
+        let payload = otlp_traces(two_spans());
+        run_one(redact(&reference), payload, |emitted, _| {
+            assert_eq!(emitted.len(), 1);
+            let request = decode_traces(emitted[0].payload_ref());
+            let text = format!("{request:?}");
+            assert!(!text.contains("ann@example.com"), "redacted through {text}");
+        });
+    }
+
+    let test_runtime = TestRuntime::<OtapPdata>::new();
+    let controller = ControllerContext::new(test_runtime.metrics_registry());
+    let pipeline_ctx = controller.pipeline_context_with("grp".into(), "pipeline".into(), 0, 1, 0);
+    let refused = |config: serde_json::Value| {
+        WasmProcessor::from_config(&pipeline_ctx, &config).err().expect("refused").to_string()
+    };
+    let missing = refused(redact("redact:gone"));
+    assert!(missing.contains("redact:gone") && missing.contains("not in the local store"), "{missing}");
+    let unsigned = refused(json!({ "component": component("wasmtel-redact"),
+        "registry": { "require_signature": true, "trusted_keys": [] } }));
+    assert!(unsigned.contains("trusted_keys is empty"), "{unsigned}");
+}

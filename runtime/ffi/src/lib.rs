@@ -12,10 +12,8 @@ use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use wasmtel_registry::{ErrorKind, Policy, Reference, RegistryError, Resolver};
-use wasmtel_runtime::{
-    ComponentSource, FailureKind, LoadError, Outcome, Plugin, PluginConfig, Runtime, RuntimeConfig, Signal,
-};
+use wasmtel_registry::{ErrorKind, Policy, Reference};
+use wasmtel_runtime::{FailureKind, LoadError, Outcome, Plugin, PluginConfig, Runtime, RuntimeConfig, Signal};
 
 /// Opaque runtime handle: one per process is enough; plugins share its engine and caches.
 pub struct WasmtelRuntime(Runtime);
@@ -282,9 +280,8 @@ pub unsafe extern "C" fn wasmtel_plugin_load(
     })
 }
 
-/// A plain path under a policy that asks nothing of it loads directly: no store,
-/// no registry client. Everything else goes through the registry's resolver,
-/// which pins, verifies and checks the digest before any guest code runs.
+/// Errors name the plugin, the reference and the cause; a component the
+/// runtime refused already names itself.
 fn load_plugin(
     runtime: &Runtime,
     name: &str,
@@ -292,24 +289,12 @@ fn load_plugin(
     config: PluginConfig,
     policy: Policy,
 ) -> Result<Plugin, (WasmtelErrorKind, String)> {
-    let registry_error = |e: RegistryError| {
-        let kind = match &e.kind {
-            ErrorKind::Load(load) => load_error_kind(load),
-            _ => WasmtelErrorKind::Registry,
-        };
-        (kind, format!("component {name}: {e}"))
-    };
-    let parsed = Reference::parse(reference)
-        .map_err(|detail| registry_error(RegistryError::new(reference, ErrorKind::Parse(detail))))?;
-    if let Reference::Path(path) = parsed
-        && !policy.require_signature
-    {
-        return runtime
-            .load_plugin(name, ComponentSource::Path(path), config)
-            .map_err(|e| (load_error_kind(&e), e.to_string()));
-    }
-    let resolver = Resolver::new(policy).map_err(registry_error)?;
-    resolver.load_plugin(runtime, name, reference, config).map(|(plugin, _)| plugin).map_err(registry_error)
+    let is_path = matches!(Reference::parse(reference), Ok(Reference::Path(_)));
+    wasmtel_registry::load_plugin(runtime, name, reference, config, &policy).map_err(|e| match &e.kind {
+        ErrorKind::Load(load) if is_path => (load_error_kind(load), load.to_string()),
+        ErrorKind::Load(load) => (load_error_kind(load), e.to_string()),
+        _ => (WasmtelErrorKind::Registry, format!("component {name}: {e}")),
+    })
 }
 
 /// Frees a plugin and its warm instances.

@@ -33,6 +33,31 @@ pub use resolver::{LockUpdate, Origin, Policy, Pushed, RemoteInspection, Resolve
 pub use sign::{PublicKey, SigningKey};
 pub use store::{Store, StoreEntry};
 pub use wasmtel_runtime::Manifest;
+use wasmtel_runtime::{ComponentSource, Plugin, PluginConfig, Runtime};
+
+/// Loads a plugin from any reference under `policy`. A plain path the policy
+/// asks nothing of loads directly (no store, no registry client, the runtime's
+/// own errors); anything else goes through a [`Resolver`], which pins, verifies
+/// and checks the digest before any guest code runs. The Go bridge and the
+/// dataflow node load this way.
+pub fn load_plugin(
+    runtime: &Runtime,
+    name: &str,
+    reference: &str,
+    config: PluginConfig,
+    policy: &Policy,
+) -> Result<Plugin, RegistryError> {
+    let parsed = Reference::parse(reference).map_err(|e| RegistryError::new(reference, ErrorKind::Parse(e)))?;
+    if let Reference::Path(path) = parsed
+        && !policy.require_signature
+    {
+        return runtime
+            .load_plugin(name, ComponentSource::Path(path), config)
+            .map_err(|e| RegistryError::new(reference, ErrorKind::Load(e)));
+    }
+    let (plugin, _) = Resolver::new(policy.clone())?.load_plugin(runtime, name, reference, config)?;
+    Ok(plugin)
+}
 
 /// Resolves one reference under a policy (see [`Resolver::resolve`]); build a
 /// [`Resolver`] instead to resolve many.
