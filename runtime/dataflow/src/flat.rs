@@ -506,37 +506,36 @@ fn metrics(request: &ExportMetricsServiceRequest) -> Result<RecordBatch, ArrowEr
                     temporality,
                     monotonic,
                 };
+                // Every kind of point shares these columns; only its values differ.
+                macro_rules! append_point {
+                    ($point:expr, $info:expr, $values:expr) => {
+                        points.append(
+                            resource,
+                            scope,
+                            &$info,
+                            &$point.attributes,
+                            $point.start_time_unix_nano,
+                            $point.time_unix_nano,
+                            $point.flags,
+                            $values,
+                        )?
+                    };
+                }
                 match &m.data {
                     Some(metric::Data::Gauge(g)) => {
                         for p in &g.data_points {
                             let values = number_values(p.value);
-                            let mi = info("gauge", None, None);
-                            points.append(
-                                resource,
-                                scope,
-                                &mi,
-                                &p.attributes,
-                                p.start_time_unix_nano,
-                                p.time_unix_nano,
-                                p.flags,
-                                values,
-                            )?;
+                            append_point!(p, info("gauge", None, None), values);
                         }
                     }
                     Some(metric::Data::Sum(s)) => {
                         for p in &s.data_points {
                             let values = number_values(p.value);
-                            let mi = info("sum", Some(s.aggregation_temporality), Some(s.is_monotonic));
-                            points.append(
-                                resource,
-                                scope,
-                                &mi,
-                                &p.attributes,
-                                p.start_time_unix_nano,
-                                p.time_unix_nano,
-                                p.flags,
-                                values,
-                            )?;
+                            append_point!(
+                                p,
+                                info("sum", Some(s.aggregation_temporality), Some(s.is_monotonic)),
+                                values
+                            );
                         }
                     }
                     Some(metric::Data::Histogram(h)) => {
@@ -549,17 +548,7 @@ fn metrics(request: &ExportMetricsServiceRequest) -> Result<RecordBatch, ArrowEr
                                 buckets: Some((&p.bucket_counts, &p.explicit_bounds)),
                                 ..Default::default()
                             };
-                            let mi = info("histogram", Some(h.aggregation_temporality), None);
-                            points.append(
-                                resource,
-                                scope,
-                                &mi,
-                                &p.attributes,
-                                p.start_time_unix_nano,
-                                p.time_unix_nano,
-                                p.flags,
-                                values,
-                            )?;
+                            append_point!(p, info("histogram", Some(h.aggregation_temporality), None), values);
                         }
                     }
                     Some(metric::Data::ExponentialHistogram(h)) => {
@@ -577,17 +566,11 @@ fn metrics(request: &ExportMetricsServiceRequest) -> Result<RecordBatch, ArrowEr
                                 }),
                                 ..Default::default()
                             };
-                            let mi = info("exponential_histogram", Some(h.aggregation_temporality), None);
-                            points.append(
-                                resource,
-                                scope,
-                                &mi,
-                                &p.attributes,
-                                p.start_time_unix_nano,
-                                p.time_unix_nano,
-                                p.flags,
-                                values,
-                            )?;
+                            append_point!(
+                                p,
+                                info("exponential_histogram", Some(h.aggregation_temporality), None),
+                                values
+                            );
                         }
                     }
                     Some(metric::Data::Summary(s)) => {
@@ -598,17 +581,7 @@ fn metrics(request: &ExportMetricsServiceRequest) -> Result<RecordBatch, ArrowEr
                                 quantiles: Some(p.quantile_values.iter().map(|q| (q.quantile, q.value)).collect()),
                                 ..Default::default()
                             };
-                            let mi = info("summary", None, None);
-                            points.append(
-                                resource,
-                                scope,
-                                &mi,
-                                &p.attributes,
-                                p.start_time_unix_nano,
-                                p.time_unix_nano,
-                                p.flags,
-                                values,
-                            )?;
+                            append_point!(p, info("summary", None, None), values);
                         }
                     }
                     None => {}
