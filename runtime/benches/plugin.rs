@@ -200,21 +200,23 @@ fn wasm_vs_native<P: wasmtel_sdk::Processor>(c: &mut Criterion, crate_name: &str
     let mut native: P = wasmtel_sdk::testing::new(&config.to_string()).expect("native config");
     let mut group = c.benchmark_group(crate_name.trim_start_matches("wasmtel-"));
     group.sample_size(20).measurement_time(Duration::from_secs(8));
-    for signal in [Signal::Traces, Signal::Logs] {
-        let batch = big_batch(signal, 10_000);
-        group.throughput(Throughput::Elements(10_000));
-        group.bench_with_input(BenchmarkId::new("native", format!("{signal}_10k")), &batch, |b, batch| {
+    // 10k items as a collector's batch processor sends them; 100 spans as a busy SDK exporter does.
+    for (signal, items, label) in
+        [(Signal::Traces, 10_000, "10k"), (Signal::Logs, 10_000, "10k"), (Signal::Traces, 100, "100")]
+    {
+        let batch = big_batch(signal, items);
+        let id = format!("{signal}_{label}");
+        group.throughput(Throughput::Elements(items as u64));
+        group.bench_with_input(BenchmarkId::new("native", &id), &batch, |b, batch| {
             b.iter(|| black_box(wasmtel_sdk::testing::run(&mut native, sdk_signal(signal), batch).unwrap()))
         });
-        group.bench_with_input(BenchmarkId::new("wasm", format!("{signal}_10k")), &batch, |b, batch| {
+        group.bench_with_input(BenchmarkId::new("wasm", &id), &batch, |b, batch| {
             b.iter(|| black_box(plugin.process(signal, batch, None).unwrap()))
         });
         // The host's share of the wasm path: validating `replaced` output.
-        group.bench_with_input(
-            BenchmarkId::new("host_validate_output", format!("{signal}_10k")),
-            &batch,
-            |b, batch| b.iter(|| wasmtel_runtime::otlp::validate(signal, black_box(batch)).unwrap()),
-        );
+        group.bench_with_input(BenchmarkId::new("host_validate_output", &id), &batch, |b, batch| {
+            b.iter(|| wasmtel_runtime::otlp::validate(signal, black_box(batch)).unwrap())
+        });
     }
     group.finish();
 }
