@@ -113,34 +113,21 @@ func (r *RegistryConfig) policyJSON() ([]byte, error) {
 	if r.Timeout < 0 {
 		return nil, errors.New("registry: timeout must not be negative")
 	}
-	policy := map[string]any{}
-	if r.Store != "" {
-		policy["store"] = r.Store
-	}
-	if r.RequireSignature {
-		policy["require_signature"] = true
-	}
-	if len(r.TrustedKeys) > 0 {
-		policy["trusted_keys"] = r.TrustedKeys
-	}
-	if r.LockFile != "" {
-		policy["lock_file"] = r.LockFile
-	}
-	if r.Offline {
-		policy["offline"] = true
-	}
-	if len(r.InsecureRegistries) > 0 {
-		policy["insecure_registries"] = r.InsecureRegistries
-	}
+	policy := struct {
+		Store              string   `json:"store,omitempty"`
+		RequireSignature   bool     `json:"require_signature,omitempty"`
+		TrustedKeys        []string `json:"trusted_keys,omitempty"`
+		LockFile           string   `json:"lock_file,omitempty"`
+		Offline            bool     `json:"offline,omitempty"`
+		InsecureRegistries []string `json:"insecure_registries,omitempty"`
+		Timeout            string   `json:"timeout,omitempty"`
+	}{r.Store, r.RequireSignature, r.TrustedKeys, r.LockFile, r.Offline, r.InsecureRegistries, ""}
 	if r.Timeout > 0 {
-		policy["timeout"] = fmt.Sprintf("%dus", r.Timeout.Microseconds())
-	}
-	if len(policy) == 0 {
-		return nil, nil
+		policy.Timeout = fmt.Sprintf("%dus", r.Timeout.Microseconds())
 	}
 	data, err := json.Marshal(policy)
-	if err != nil {
-		return nil, fmt.Errorf("registry: not representable as JSON: %w", err)
+	if err != nil || string(data) == "{}" {
+		return nil, err
 	}
 	return data, nil
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
@@ -193,4 +194,42 @@ func absComponent(t *testing.T, crate string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// TestRegistrySettingsFromCollectorConfig: the `registry:` keys a collector
+// config carries reach the runtime's policy with their meaning; unknown keys
+// are refused by the collector's own unmarshaling.
+func TestRegistrySettingsFromCollectorConfig(t *testing.T) {
+	cfg := NewFactory().CreateDefaultConfig().(*Config)
+	settings := confmap.NewFromStringMap(map[string]any{
+		"component": "oci://registry.example/plugins/redact:1.2.0",
+		"registry": map[string]any{
+			"store":               "/var/lib/otelcol/store",
+			"require_signature":   true,
+			"trusted_keys":        []any{"/etc/otelcol/cosign.pub"},
+			"lock_file":           "/etc/otelcol/wasmtel.lock",
+			"offline":             true,
+			"insecure_registries": []any{"registry.lab:5000"},
+			"timeout":             "2s",
+		},
+	})
+	if err := settings.Unmarshal(cfg); err != nil {
+		t.Fatal(err)
+	}
+	got, err := cfg.Registry.policyJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"store":"/var/lib/otelcol/store","require_signature":true,"trusted_keys":["/etc/otelcol/cosign.pub"],` +
+		`"lock_file":"/etc/otelcol/wasmtel.lock","offline":true,"insecure_registries":["registry.lab:5000"],"timeout":"2000000us"}`
+	if string(got) != want {
+		t.Errorf("policy JSON\n got %s\nwant %s", got, want)
+	}
+	if empty, _ := (&RegistryConfig{}).policyJSON(); empty != nil {
+		t.Errorf("an empty registry section renders %s, want nothing (runtime defaults)", empty)
+	}
+	bad := confmap.NewFromStringMap(map[string]any{"registry": map[string]any{"trusted": []any{"k"}}})
+	if err := bad.Unmarshal(NewFactory().CreateDefaultConfig().(*Config)); err == nil || !strings.Contains(err.Error(), "trusted") {
+		t.Errorf("unknown registry key: got %v", err)
+	}
 }

@@ -284,24 +284,28 @@ fn read_plugin_config(path: &Path) -> Result<PluginConfig> {
     PluginConfig::from_value(value).map_err(|e| anyhow::anyhow!("plugin config {}: {e}", path.display()))
 }
 
+/// The plugin manifest's lines, shared by `inspect` of a file and of a registry reference.
+fn print_manifest(manifest: Option<&wasmtel_runtime::Manifest>) {
+    let Some(manifest) = manifest else {
+        println!("manifest:    none (not built with wasmtel-sdk)");
+        return;
+    };
+    println!("name:        {} {}", manifest.name, manifest.version);
+    let signals: Vec<&str> = manifest.signals.iter().map(|s| s.as_str()).collect();
+    println!("signals:     {}", if signals.is_empty() { "all".to_string() } else { signals.join(", ") });
+    if let Some(sdk) = &manifest.sdk {
+        println!("sdk:         {sdk}");
+    }
+    if let Some(schema) = &manifest.config_schema {
+        println!("config schema:\n{}", serde_json::to_string_pretty(schema).unwrap_or_default());
+    }
+}
+
 fn print_inspection(inspection: &Inspection) {
     println!("component:   {}", inspection.name);
     println!("digest:      {}", inspection.digest);
     println!("wit:         wasmtel:plugin@{}", inspection.wit_version);
-    match &inspection.manifest {
-        Some(manifest) => {
-            println!("name:        {} {}", manifest.name, manifest.version);
-            let signals: Vec<&str> = manifest.signals.iter().map(|s| s.as_str()).collect();
-            println!("signals:     {}", if signals.is_empty() { "all".to_string() } else { signals.join(", ") });
-            if let Some(sdk) = &manifest.sdk {
-                println!("sdk:         {sdk}");
-            }
-            if let Some(schema) = &manifest.config_schema {
-                println!("config schema:\n{}", serde_json::to_string_pretty(schema).unwrap_or_default());
-            }
-        }
-        None => println!("manifest:    none (not built with wasmtel-sdk)"),
-    }
+    print_manifest(inspection.manifest.as_ref());
     println!("exports:");
     for export in &inspection.exports {
         println!("  {export}");

@@ -275,20 +275,10 @@ pub fn inspect_remote(opts: &RegistryOpts, reference: &str, json: bool) -> Resul
     println!("reference:   {}", inspection.reference);
     println!("manifest:    {}", inspection.manifest_digest);
     println!("component:   {} ({} bytes, not downloaded)", inspection.layer_digest, inspection.layer_size);
-    match &inspection.plugin {
-        Some(plugin) => {
-            println!("name:        {} {}", plugin.name, plugin.version);
-            let signals: Vec<&str> = plugin.signals.iter().map(|s| s.as_str()).collect();
-            println!("signals:     {}", if signals.is_empty() { "all".to_string() } else { signals.join(", ") });
-            if let Some(wit) = &plugin.wit {
-                println!("wit:         wasmtel:plugin@{wit}");
-            }
-            if let Some(schema) = &plugin.config_schema {
-                println!("config schema:\n{}", serde_json::to_string_pretty(schema)?);
-            }
-        }
-        None => println!("manifest:    none (not built with wasmtel-sdk)"),
+    if let Some(wit) = inspection.plugin.as_ref().and_then(|plugin| plugin.wit.as_ref()) {
+        println!("wit:         wasmtel:plugin@{wit}");
     }
+    crate::print_manifest(inspection.plugin.as_ref());
     if let Some(world) = inspection.config.as_ref().and_then(|c| c.component.as_ref()) {
         println!("exports:");
         world.exports.iter().for_each(|e| println!("  {e}"));
