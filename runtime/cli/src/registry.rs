@@ -5,9 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, bail};
-use wasmtel_registry::{
-    Digest, ErrorKind, LockUpdate, Origin, Policy, Progress, Reference, RegistryError, Resolver, SigningKey,
-};
+use wasmtel_registry::{ErrorKind, LockUpdate, Origin, Policy, Progress, RegistryError, Resolver, SigningKey};
 use wasmtel_runtime::ComponentSource;
 
 /// Registry settings shared by every command (flags override the settings file).
@@ -127,48 +125,10 @@ pub fn is_oci(reference: &str) -> bool {
     reference.trim_start().starts_with("oci://")
 }
 
-/// A plugin name for logs: the last repository component, the file stem, or a short digest.
-pub fn display_name(reference: &str) -> String {
-    match Reference::parse(reference) {
-        Ok(Reference::Oci(oci)) => oci.repository.rsplit('/').next().unwrap_or(&oci.repository).to_string(),
-        Ok(Reference::Local { name, .. }) => name.rsplit('/').next().unwrap_or(&name).to_string(),
-        Ok(Reference::Digest(digest)) => format!("sha256-{}", &digest.hex()[..12]),
-        Ok(Reference::Path(path)) => {
-            path.file_stem().map_or_else(|| path.display().to_string(), |stem| stem.to_string_lossy().into_owned())
-        }
-        Err(_) => reference.to_string(),
-    }
-}
-
-/// Resolves any reference for `run` / `inspect`. Store and registry bytes are read and
-/// checked against their digest here, so the runtime gets exactly what was resolved.
+/// Resolves any reference for `run` / `inspect` (see `wasmtel_registry::component_source`).
 pub fn resolve_source(opts: &RegistryOpts, reference: &str) -> Result<(String, ComponentSource)> {
-    let policy = opts.policy()?;
-    let name = display_name(reference);
-    // Plain paths need no store; keep `run x.wasm` free of registry set-up unless signatures are required.
-    if let Ok(Reference::Path(path)) = Reference::parse(reference)
-        && !policy.require_signature
-    {
-        return Ok((name, ComponentSource::Path(path)));
-    }
-    let resolved = opts.resolver(policy)?.resolve(reference)?;
-    let Some(expected) = &resolved.digest else {
-        return Ok((name, resolved.source()));
-    };
-    let bytes = std::fs::read(&resolved.path).with_context(|| format!("reading {}", resolved.path.display()))?;
-    let actual = Digest::of(&bytes);
-    if actual.as_str() != expected {
-        return Err(RegistryError::new(
-            reference,
-            ErrorKind::DigestMismatch {
-                what: "stored component",
-                expected: expected.clone(),
-                actual: actual.to_string(),
-            },
-        )
-        .into());
-    }
-    Ok((name, ComponentSource::Bytes(bytes)))
+    let source = wasmtel_registry::component_source(reference, &opts.policy()?, Arc::new(Bar::default()))?;
+    Ok((wasmtel_registry::plugin_name(reference), source))
 }
 
 pub fn run(command: Command, opts: &RegistryOpts) -> Result<()> {

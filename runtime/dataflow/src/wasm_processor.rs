@@ -73,7 +73,7 @@ pub struct WasmProcessorConfig {
     /// How references resolve and what they must prove (store, signatures, lock, offline).
     #[serde(default)]
     pub registry: Policy,
-    /// Name used in logs, errors and metrics; defaults to the file stem (or repo:tag).
+    /// Name used in logs, errors and metrics; defaults to the file stem (or repository name).
     #[serde(default)]
     pub name: Option<String>,
     /// The guest's config, passed to its `init` as JSON.
@@ -110,12 +110,7 @@ impl WasmProcessorConfig {
     }
 
     fn plugin_name(&self) -> String {
-        self.name.clone().unwrap_or_else(|| match Reference::parse(&self.component) {
-            Ok(Reference::Path(path)) => {
-                path.file_stem().map_or_else(|| self.component.clone(), |s| s.to_string_lossy().into_owned())
-            }
-            _ => self.component.rsplit('/').next().unwrap_or(&self.component).to_string(),
-        })
+        self.name.clone().unwrap_or_else(|| wasmtel_registry::plugin_name(&self.component))
     }
 
     fn plugin_config(&self) -> PluginConfig {

@@ -31,15 +31,33 @@ pub use lock::{LockEntry, LockFile};
 pub use reference::{Digest, OciRef, Reference};
 pub use resolver::{LockUpdate, Origin, Policy, Pushed, RemoteInspection, Resolved, Resolver, Verified, load_keys};
 pub use sign::{PublicKey, SigningKey};
+use std::sync::Arc;
 pub use store::{Store, StoreEntry};
 pub use wasmtel_runtime::Manifest;
+
 use wasmtel_runtime::{ComponentSource, Plugin, PluginConfig, Runtime};
 
-/// Loads a plugin from any reference under `policy`. A plain path the policy
-/// asks nothing of loads directly (no store, no registry client, the runtime's
-/// own errors); anything else goes through a [`Resolver`], which pins, verifies
-/// and checks the digest before any guest code runs. The Go bridge and the
-/// dataflow node load this way.
+/// The bytes any reference stands for under `policy`. A plain path the policy
+/// asks nothing of is handed over as a path (no store, no registry client, the
+/// runtime's own errors); anything else goes through a [`Resolver`], which
+/// pins, verifies and checks the digest (see [`Resolver::verified_source`]).
+pub fn component_source(
+    reference: &str,
+    policy: &Policy,
+    progress: Arc<dyn Progress>,
+) -> Result<ComponentSource, RegistryError> {
+    let parsed = Reference::parse(reference).map_err(|e| RegistryError::new(reference, ErrorKind::Parse(e)))?;
+    if let Reference::Path(path) = parsed
+        && !policy.require_signature
+    {
+        return Ok(ComponentSource::Path(path));
+    }
+    let (source, _) = Resolver::new(policy.clone())?.with_progress(progress).verified_source(reference)?;
+    Ok(source)
+}
+
+/// Loads a plugin from any reference under `policy` ([`component_source`],
+/// then the runtime). The Go bridge and the dataflow node load this way.
 pub fn load_plugin(
     runtime: &Runtime,
     name: &str,
@@ -47,16 +65,22 @@ pub fn load_plugin(
     config: PluginConfig,
     policy: &Policy,
 ) -> Result<Plugin, RegistryError> {
-    let parsed = Reference::parse(reference).map_err(|e| RegistryError::new(reference, ErrorKind::Parse(e)))?;
-    if let Reference::Path(path) = parsed
-        && !policy.require_signature
-    {
-        return runtime
-            .load_plugin(name, ComponentSource::Path(path), config)
-            .map_err(|e| RegistryError::new(reference, ErrorKind::Load(e)));
+    let source = component_source(reference, policy, Arc::new(NoProgress))?;
+    runtime.load_plugin(name, source, config).map_err(|e| RegistryError::new(reference, ErrorKind::Load(e)))
+}
+
+/// A plugin name for logs and metrics: the last repository or store-name
+/// segment, the file stem, or a short digest; the text itself if it does not parse.
+pub fn plugin_name(reference: &str) -> String {
+    match Reference::parse(reference) {
+        Ok(Reference::Oci(oci)) => oci.repository.rsplit('/').next().unwrap_or(&oci.repository).to_string(),
+        Ok(Reference::Local { name, .. }) => name.rsplit('/').next().unwrap_or(&name).to_string(),
+        Ok(Reference::Digest(digest)) => format!("sha256-{}", &digest.hex()[..12]),
+        Ok(Reference::Path(path)) => {
+            path.file_stem().map_or_else(|| path.display().to_string(), |stem| stem.to_string_lossy().into_owned())
+        }
+        Err(_) => reference.to_string(),
     }
-    let (plugin, _) = Resolver::new(policy.clone())?.load_plugin(runtime, name, reference, config)?;
-    Ok(plugin)
 }
 
 /// Resolves one reference under a policy (see [`Resolver::resolve`]); build a

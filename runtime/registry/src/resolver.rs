@@ -255,6 +255,25 @@ impl Resolver {
         Ok((loaded, resolved))
     }
 
+    /// Resolves a reference to the bytes to load: store and registry bytes are
+    /// read and checked against the resolved digest here, so the runtime gets
+    /// exactly what was resolved (a blob corrupted on disk never runs).
+    pub fn verified_source(&self, reference: &str) -> Result<(ComponentSource, Resolved), RegistryError> {
+        let resolved = self.resolve(reference)?;
+        let err = |kind| RegistryError::new(reference, kind);
+        let Some(expected) = &resolved.digest else { return Ok((resolved.source(), resolved)) };
+        let bytes = std::fs::read(&resolved.path).map_err(|e| err(self.store.error(&resolved.path, e)))?;
+        let actual = Digest::of(&bytes);
+        if actual.as_str() != expected {
+            return Err(err(ErrorKind::DigestMismatch {
+                what: "stored component",
+                expected: expected.clone(),
+                actual: actual.to_string(),
+            }));
+        }
+        Ok((ComponentSource::Bytes(bytes), resolved))
+    }
+
     /// Resolves and starts a plugin. The bytes are checked against the resolved
     /// digest before any guest code (its `init`) runs.
     pub fn load_plugin(
@@ -264,23 +283,8 @@ impl Resolver {
         reference: &str,
         config: PluginConfig,
     ) -> Result<(Plugin, Resolved), RegistryError> {
-        let resolved = self.resolve(reference)?;
+        let (source, resolved) = self.verified_source(reference)?;
         let err = |kind| RegistryError::new(reference, kind);
-        let source = match &resolved.digest {
-            None => resolved.source(),
-            Some(expected) => {
-                let bytes = std::fs::read(&resolved.path).map_err(|e| err(self.store.error(&resolved.path, e)))?;
-                let actual = Digest::of(&bytes);
-                if actual.as_str() != expected {
-                    return Err(err(ErrorKind::DigestMismatch {
-                        what: "stored component",
-                        expected: expected.clone(),
-                        actual: actual.to_string(),
-                    }));
-                }
-                ComponentSource::Bytes(bytes)
-            }
-        };
         let plugin = runtime.load_plugin(name, source, config).map_err(|e| err(ErrorKind::Load(e)))?;
         Ok((plugin, resolved))
     }
