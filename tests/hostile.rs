@@ -13,8 +13,9 @@ const HOSTILE: &str = "wasmtel-test-hostile";
 
 fn hostile(on_error: OnError) -> (Plugin, tempfile::TempDir) {
     let (runtime, cache) = runtime();
-    let mut config = PluginConfig { on_error, ..PluginConfig::default() };
-    config.limits.timeout = Duration::from_millis(300);
+    let mut config = PluginConfig { on_error: Some(on_error), ..PluginConfig::default() };
+    // Generous: tests run in parallel on 2 cores, and a memory bomb must hit the cap, not the clock.
+    config.limits.timeout = Duration::from_secs(1);
     config.limits.max_memory = ByteSize::mib(64);
     config.limits.max_output_bytes = ByteSize::mib(1);
     config.limits.max_instances = 2;
@@ -49,10 +50,20 @@ fn infinite_loop_is_interrupted_by_the_timeout() {
 }
 
 #[test]
-fn caller_deadline_shorter_than_the_limit_wins() {
-    let (plugin, _cache) = hostile(OnError::Fail);
+fn caller_deadline_shorter_than_the_limit_wins_and_is_never_forwarded() {
+    // Even under `pass`: the caller gave up, so the batch is not the sandbox's to forward.
+    let (plugin, _cache) = hostile(OnError::Pass);
+    let started = std::time::Instant::now();
     let error = plugin.process(Signal::Traces, &span_named("loop"), Some(Duration::from_millis(20))).unwrap_err();
-    assert_eq!(error.kind, FailureKind::Timeout);
+    assert!(started.elapsed() < Duration::from_millis(250), "the 20 ms deadline bounded the call");
+    assert_eq!(error.kind, FailureKind::DeadlineExceeded, "{error}");
+    assert!(!error.is_permanent(), "the caller may retry: {error}");
+    let expired = plugin.process(Signal::Traces, &span_named("GET /"), Some(Duration::ZERO)).unwrap_err();
+    assert_eq!(expired.kind, FailureKind::DeadlineExceeded, "{expired}");
+    let metrics = plugin.metrics();
+    assert_eq!(metrics.policy_passed, 0, "on_error never saw it");
+    assert_eq!(metrics.error_count(FailureKind::DeadlineExceeded), 2);
+    assert_still_serves(&plugin);
 }
 
 #[test]
@@ -95,7 +106,7 @@ fn oversized_output_is_refused() {
 #[test]
 fn oversized_output_within_memory_hits_the_output_cap() {
     let (runtime, _cache) = runtime();
-    let mut config = PluginConfig { on_error: OnError::Fail, ..PluginConfig::default() };
+    let mut config = PluginConfig { on_error: Some(OnError::Fail), ..PluginConfig::default() };
     config.limits.max_memory = ByteSize::mib(512);
     config.limits.max_output_bytes = ByteSize::mib(1);
     config.limits.timeout = Duration::from_secs(10);
@@ -157,7 +168,7 @@ fn failing_batches_are_quarantined() {
     let (runtime, _cache) = runtime();
     let quarantine = tempfile::tempdir().unwrap();
     let config = PluginConfig {
-        on_error: OnError::Drop,
+        on_error: Some(OnError::Drop),
         quarantine_dir: Some(quarantine.path().to_path_buf()),
         ..PluginConfig::default()
     };

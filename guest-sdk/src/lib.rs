@@ -270,15 +270,27 @@ pub mod __private {
 /// wasmtel_sdk::export_processor!(Redact);
 /// wasmtel_sdk::export_processor!(Redact, signals: [traces, logs]);
 /// wasmtel_sdk::export_processor!(Redact, signals: [traces, logs], config_schema: "config.schema.json");
+/// wasmtel_sdk::export_processor!(Sample, config_schema: "config.schema.json", failure_mode: open);
 /// ```
 /// `signals` defaults to all three; the host skips the call for signals not
-/// listed. `config_schema` is a path relative to the crate's `Cargo.toml`.
+/// listed. `config_schema` is a path relative to the crate's `Cargo.toml`;
+/// the host validates every plugin config against it before `init`.
+/// `failure_mode` decides the host's default `on_error`: `closed` (the
+/// default: a batch the sandbox failed on is refused, so a redactor that
+/// fails never forwards what it should hide) or `open` (forwarded unchanged:
+/// for samplers and enrichers, whose failure leaks nothing).
 /// Only wasm32 builds export anything, so several processors can be linked
 /// into one native test or benchmark binary; `cargo test` also gets a test
 /// checking that the manifest (with the schema file) is valid JSON.
 #[macro_export]
 macro_rules! export_processor {
-    ($processor:ty $(, signals: [$($signal:ident),* $(,)?])? $(, config_schema: $schema:literal)? $(,)?) => {
+    (
+        $processor:ty
+        $(, signals: [$($signal:ident),* $(,)?])?
+        $(, config_schema: $schema:literal)?
+        $(, failure_mode: $mode:ident)?
+        $(,)?
+    ) => {
         // Natively too: a type that is not a `Processor` fails `cargo test`, not only the wasm build.
         const _: () = {
             const fn assert_processor<P: $crate::Processor>() {}
@@ -310,11 +322,18 @@ macro_rules! export_processor {
 
             const SIGNALS: &[&str] = $crate::__signals!($([$($signal),*])?);
             const SCHEMA: &str = $crate::__schema!($($schema)?);
-            const LEN: usize = $crate::manifest::len(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"), SIGNALS, SCHEMA);
+            const MODE: &str = $crate::__failure_mode!($($mode)?);
+            const LEN: usize =
+                $crate::manifest::len(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"), MODE, SIGNALS, SCHEMA);
             #[used]
             #[unsafe(link_section = "wasmtel-manifest")]
-            static MANIFEST: [u8; LEN] =
-                $crate::manifest::bytes::<LEN>(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"), SIGNALS, SCHEMA);
+            static MANIFEST: [u8; LEN] = $crate::manifest::bytes::<LEN>(
+                env!("CARGO_PKG_NAME"),
+                env!("CARGO_PKG_VERSION"),
+                MODE,
+                SIGNALS,
+                SCHEMA,
+            );
         };
 
         #[cfg(test)]
@@ -323,10 +342,16 @@ macro_rules! export_processor {
             fn wasmtel_manifest_is_valid_json() {
                 const SIGNALS: &[&str] = $crate::__signals!($([$($signal),*])?);
                 const SCHEMA: &str = $crate::__schema!($($schema)?);
+                const MODE: &str = $crate::__failure_mode!($($mode)?);
                 const LEN: usize =
-                    $crate::manifest::len(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"), SIGNALS, SCHEMA);
-                const BYTES: [u8; LEN] =
-                    $crate::manifest::bytes::<LEN>(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"), SIGNALS, SCHEMA);
+                    $crate::manifest::len(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"), MODE, SIGNALS, SCHEMA);
+                const BYTES: [u8; LEN] = $crate::manifest::bytes::<LEN>(
+                    env!("CARGO_PKG_NAME"),
+                    env!("CARGO_PKG_VERSION"),
+                    MODE,
+                    SIGNALS,
+                    SCHEMA,
+                );
                 if let Err(error) = $crate::manifest::check(&BYTES) {
                     panic!("{error}");
                 }
@@ -363,6 +388,23 @@ macro_rules! __signal_name {
     };
     ($other:ident) => {
         compile_error!(concat!("unknown signal `", stringify!($other), "`: expected traces, metrics or logs"))
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __failure_mode {
+    () => {
+        $crate::manifest::FAIL_CLOSED
+    };
+    (closed) => {
+        $crate::manifest::FAIL_CLOSED
+    };
+    (open) => {
+        $crate::manifest::FAIL_OPEN
+    };
+    ($other:ident) => {
+        compile_error!(concat!("unknown failure_mode `", stringify!($other), "`: expected closed or open"))
     };
 }
 

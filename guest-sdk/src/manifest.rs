@@ -2,7 +2,7 @@
 //! section the host reads without running the guest.
 
 /// Pieces of the manifest, in order; `signals` and `schema` are filled in.
-const fn pieces<'a>(name: &'a str, version: &'a str, schema: &'a str) -> [&'a str; 9] {
+const fn pieces<'a>(name: &'a str, version: &'a str, failure_mode: &'a str, schema: &'a str) -> [&'a str; 11] {
     [
         "{\"name\":\"",
         name,
@@ -12,6 +12,8 @@ const fn pieces<'a>(name: &'a str, version: &'a str, schema: &'a str) -> [&'a st
         crate::WIT_VERSION,
         "\",\"sdk\":\"",
         crate::SDK_VERSION,
+        "\",\"failure_mode\":\"",
+        failure_mode,
         // The schema is JSON already and is embedded raw after the signals.
         schema,
     ]
@@ -21,8 +23,8 @@ const SIGNALS_KEY: &str = "\",\"signals\":[";
 const SCHEMA_KEY: &str = "],\"config_schema\":";
 
 /// Length of the manifest produced by [`bytes`].
-pub const fn len(name: &str, version: &str, signals: &[&str], schema: &str) -> usize {
-    let parts = pieces(name, version, schema);
+pub const fn len(name: &str, version: &str, failure_mode: &str, signals: &[&str], schema: &str) -> usize {
+    let parts = pieces(name, version, failure_mode, schema);
     let mut total = 0;
     let mut i = 0;
     while i < parts.len() {
@@ -39,12 +41,19 @@ pub const fn len(name: &str, version: &str, signals: &[&str], schema: &str) -> u
 }
 
 /// The manifest JSON as a byte array of length `N` (= [`len`]).
-pub const fn bytes<const N: usize>(name: &str, version: &str, signals: &[&str], schema: &str) -> [u8; N] {
-    let parts = pieces(name, version, schema);
+pub const fn bytes<const N: usize>(
+    name: &str,
+    version: &str,
+    failure_mode: &str,
+    signals: &[&str],
+    schema: &str,
+) -> [u8; N] {
+    let parts = pieces(name, version, failure_mode, schema);
+    let schema_part = parts.len() - 1;
     let mut out = [0u8; N];
     let mut at = 0;
     let mut i = 0;
-    while i < 8 {
+    while i < schema_part {
         at = copy(&mut out, at, parts[i]);
         i += 1;
     }
@@ -60,7 +69,7 @@ pub const fn bytes<const N: usize>(name: &str, version: &str, signals: &[&str], 
         s += 1;
     }
     at = copy(&mut out, at, SCHEMA_KEY);
-    at = copy(&mut out, at, parts[8]);
+    at = copy(&mut out, at, parts[schema_part]);
     at = copy(&mut out, at, "}");
     assert!(at == N, "manifest length mismatch");
     out
@@ -88,6 +97,14 @@ pub fn check(manifest: &[u8]) -> Result<(), String> {
     }
 }
 
+/// `failure_mode` of the manifest: what the host does by default when the
+/// sandbox fails on a batch. `closed` (the default) refuses the batch; only a
+/// plugin whose failure cannot leak or corrupt anything should say `open`.
+#[doc(hidden)]
+pub const FAIL_CLOSED: &str = "closed";
+#[doc(hidden)]
+pub const FAIL_OPEN: &str = "open";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,32 +113,36 @@ mod tests {
     fn manifest_is_valid_json_with_every_field() {
         const SIGNALS: &[&str] = &["traces", "logs"];
         const SCHEMA: &str = r#"{"type":"object"}"#;
-        const N: usize = len("redact", "1.2.3", SIGNALS, SCHEMA);
-        let json: serde_json::Value = serde_json::from_slice(&bytes::<N>("redact", "1.2.3", SIGNALS, SCHEMA)).unwrap();
+        const N: usize = len("redact", "1.2.3", FAIL_CLOSED, SIGNALS, SCHEMA);
+        let json: serde_json::Value =
+            serde_json::from_slice(&bytes::<N>("redact", "1.2.3", FAIL_CLOSED, SIGNALS, SCHEMA)).unwrap();
         assert_eq!(json["name"], "redact");
         assert_eq!(json["version"], "1.2.3");
         assert_eq!(json["signals"], serde_json::json!(["traces", "logs"]));
         assert_eq!(json["config_schema"]["type"], "object");
         assert_eq!(json["wit"], crate::WIT_VERSION);
         assert_eq!(json["sdk"], crate::SDK_VERSION);
-        assert_eq!(check(&bytes::<N>("redact", "1.2.3", SIGNALS, SCHEMA)), Ok(()));
+        assert_eq!(json["failure_mode"], "closed");
+        assert_eq!(check(&bytes::<N>("redact", "1.2.3", FAIL_CLOSED, SIGNALS, SCHEMA)), Ok(()));
     }
 
     #[test]
     fn check_names_a_broken_schema() {
         const BROKEN: &str = r#"{"type": "object",}"#;
-        const N: usize = len("x", "0.1.0", &[], BROKEN);
-        assert!(check(&bytes::<N>("x", "0.1.0", &[], BROKEN)).unwrap_err().contains("config_schema"));
+        const N: usize = len("x", "0.1.0", FAIL_OPEN, &[], BROKEN);
+        assert!(check(&bytes::<N>("x", "0.1.0", FAIL_OPEN, &[], BROKEN)).unwrap_err().contains("config_schema"));
         const ARRAY: &str = "[1]";
-        const M: usize = len("x", "0.1.0", &[], ARRAY);
-        assert!(check(&bytes::<M>("x", "0.1.0", &[], ARRAY)).unwrap_err().contains("JSON object"));
+        const M: usize = len("x", "0.1.0", FAIL_OPEN, &[], ARRAY);
+        assert!(check(&bytes::<M>("x", "0.1.0", FAIL_OPEN, &[], ARRAY)).unwrap_err().contains("JSON object"));
     }
 
     #[test]
     fn no_signals_and_no_schema() {
-        const N: usize = len("x", "0.1.0", &[], "null");
-        let json: serde_json::Value = serde_json::from_slice(&bytes::<N>("x", "0.1.0", &[], "null")).unwrap();
+        const N: usize = len("x", "0.1.0", FAIL_OPEN, &[], "null");
+        let json: serde_json::Value =
+            serde_json::from_slice(&bytes::<N>("x", "0.1.0", FAIL_OPEN, &[], "null")).unwrap();
         assert_eq!(json["signals"], serde_json::json!([]));
+        assert_eq!(json["failure_mode"], "open");
         assert!(json["config_schema"].is_null());
     }
 }

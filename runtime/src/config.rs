@@ -15,7 +15,10 @@ pub struct PluginConfig {
     /// Passed to the guest's `init` as JSON; its schema is in the component's manifest.
     pub config: serde_json::Value,
     pub limits: Limits,
-    pub on_error: OnError,
+    /// Unset: the default the component declares (its manifest's
+    /// `failure_mode`: `fail` for fail-closed plugins such as `redact`, `pass`
+    /// for fail-open ones); see [`crate::Plugin::on_error`].
+    pub on_error: Option<OnError>,
     pub grants: Grants,
     /// When set, each batch that fails in the sandbox is written here for replay.
     pub quarantine_dir: Option<PathBuf>,
@@ -43,10 +46,17 @@ pub struct Limits {
     /// Wall-clock budget for one batch (enforced by epoch interruption).
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
-    /// Largest `replaced` output accepted from the guest.
+    /// Largest `replaced` output accepted from the guest (at most
+    /// [`Limits::MAX_OUTPUT_BYTES`]).
     pub max_output_bytes: ByteSize,
     /// Warm instances kept for concurrent callers; more callers wait.
     pub max_instances: usize,
+}
+
+impl Limits {
+    /// Upper bound of `max_output_bytes`: every caller's length type (Go's
+    /// `int` on 32-bit hosts, protobuf's 2 GiB message limit) holds it.
+    pub const MAX_OUTPUT_BYTES: u64 = 1 << 30;
 }
 
 impl Default for Limits {
@@ -62,12 +72,12 @@ impl Default for Limits {
 
 /// What happens to a batch when the sandbox fails on it (trap, timeout,
 /// memory cap, invalid or oversized output). Errors the guest returns on
-/// purpose (`permanent` / `retryable`) always reach the caller.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// purpose (`permanent` / `retryable`), backpressure and expired caller
+/// deadlines always reach the caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OnError {
     /// Forward the original batch unchanged (fail open).
-    #[default]
     Pass,
     /// Count and discard the batch.
     Drop,

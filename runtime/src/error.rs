@@ -32,6 +32,10 @@ pub enum LoadError {
     InitRejected { component: String, message: String },
     #[error("component {component}: {context}: {detail}")]
     Instantiate { component: String, context: &'static str, detail: String },
+    #[error(
+        "component {component}: the runtime has no free instance slot ({detail}); raise max_total_instances or lower limits.max_instances"
+    )]
+    NoInstanceSlot { component: String, detail: String },
     #[error("wasmtel runtime: {0}")]
     Engine(String),
 }
@@ -56,10 +60,16 @@ pub enum FailureKind {
     GuestRetryable,
     /// A fresh instance could not be created to replace a failed one.
     Instantiate,
+    /// No instance came free within the batch's deadline, or the runtime had
+    /// no instance slot left: backpressure, not a sandbox failure.
+    Busy,
+    /// The caller's deadline (shorter than `limits.timeout`) expired while the
+    /// guest ran: the caller has given up, so the batch is never forwarded.
+    DeadlineExceeded,
 }
 
 impl FailureKind {
-    pub const ALL: [FailureKind; 8] = [
+    pub const ALL: [FailureKind; 10] = [
         FailureKind::Trap,
         FailureKind::Timeout,
         FailureKind::Memory,
@@ -68,6 +78,8 @@ impl FailureKind {
         FailureKind::GuestPermanent,
         FailureKind::GuestRetryable,
         FailureKind::Instantiate,
+        FailureKind::Busy,
+        FailureKind::DeadlineExceeded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -80,19 +92,45 @@ impl FailureKind {
             FailureKind::GuestPermanent => "guest_permanent",
             FailureKind::GuestRetryable => "guest_retryable",
             FailureKind::Instantiate => "instantiate",
+            FailureKind::Busy => "busy",
+            FailureKind::DeadlineExceeded => "deadline_exceeded",
         }
     }
 
     /// Whether the same batch will fail the same way again; callers must not
     /// retry it (the collector's `consumererror.NewPermanent`).
     pub fn is_permanent(self) -> bool {
-        !matches!(self, FailureKind::GuestRetryable | FailureKind::Timeout | FailureKind::Instantiate)
+        !matches!(
+            self,
+            FailureKind::GuestRetryable
+                | FailureKind::Timeout
+                | FailureKind::Instantiate
+                | FailureKind::Busy
+                | FailureKind::DeadlineExceeded
+        )
     }
 
-    /// Failures of the sandbox rather than deliberate answers of the guest;
-    /// `on_error` applies to these.
+    /// Failures of the sandbox on this batch; `on_error` applies to these.
+    /// Deliberate guest errors, backpressure and a caller that gave up are
+    /// not: they always reach the caller, so none of them can forward a batch
+    /// the guest did not finish.
     pub fn is_sandbox_failure(self) -> bool {
-        !matches!(self, FailureKind::GuestPermanent | FailureKind::GuestRetryable)
+        !matches!(
+            self,
+            FailureKind::GuestPermanent
+                | FailureKind::GuestRetryable
+                | FailureKind::Busy
+                | FailureKind::DeadlineExceeded
+        )
+    }
+
+    /// Whether the instance that ran the batch may be inconsistent and must
+    /// be replaced (it was interrupted, trapped or returned garbage).
+    pub fn poisons_instance(self) -> bool {
+        !matches!(
+            self,
+            FailureKind::GuestPermanent | FailureKind::GuestRetryable | FailureKind::Busy | FailureKind::Instantiate
+        )
     }
 }
 

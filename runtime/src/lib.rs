@@ -29,11 +29,11 @@ mod runtime;
 
 pub use config::{Grants, Limits, OnError, PluginConfig, RuntimeConfig};
 pub use error::{FailureKind, LoadError, ProcessError};
-pub use manifest::Manifest;
+pub use manifest::{FailureMode, Manifest};
 pub use metrics::MetricsSnapshot;
 pub use otlp::Signal;
 pub use plugin::{Outcome, Plugin};
-pub use runtime::{ComponentSource, LoadedComponent, Runtime};
+pub use runtime::{ComponentSource, LoadedComponent, MAX_COMPONENT_BYTES, Runtime, read_component_file};
 
 /// The `wasmtel:plugin` WIT package version this runtime implements.
 pub const WIT_VERSION: &str = "0.1.0";

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use wasmparser::{Parser, Payload};
 
-use crate::Signal;
+use crate::{OnError, Signal};
 
 /// Name of the custom section holding the manifest JSON.
 pub const MANIFEST_SECTION: &str = "wasmtel-manifest";
@@ -24,6 +24,34 @@ pub struct Manifest {
     pub wit: Option<String>,
     #[serde(default)]
     pub sdk: Option<String>,
+    /// What the host does by default when the sandbox fails on a batch.
+    /// Absent (a component without the field, or without a manifest at
+    /// all): fail closed.
+    #[serde(default)]
+    pub failure_mode: FailureMode,
+}
+
+/// Whether a plugin may fail open. A security plugin (a redactor, an
+/// authorizer) must not: forwarding the batch it failed on would leak what it
+/// was meant to hide. Istio/Envoy default to fail-closed for the same reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureMode {
+    /// A failed batch is refused (`on_error: fail` by default).
+    #[default]
+    Closed,
+    /// A failed batch may be forwarded unchanged (`on_error: pass` by default).
+    Open,
+}
+
+impl FailureMode {
+    /// The `on_error` an operator gets without saying one.
+    pub fn default_on_error(self) -> OnError {
+        match self {
+            FailureMode::Closed => OnError::Fail,
+            FailureMode::Open => OnError::Pass,
+        }
+    }
 }
 
 impl Manifest {
@@ -41,6 +69,11 @@ impl Manifest {
             }
         }
         Ok(None)
+    }
+
+    /// The failure mode of a component, by its manifest; fail closed without one.
+    pub fn failure_mode_of(manifest: Option<&Manifest>) -> FailureMode {
+        manifest.map_or(FailureMode::Closed, |m| m.failure_mode)
     }
 
     pub fn handles(&self, signal: Signal) -> bool {

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use wasmtime::Store;
@@ -13,7 +14,8 @@ use crate::host::{GuestCounters, HostState};
 use crate::metrics::{PluginMetrics, PolicyAction};
 use crate::runtime::{EPOCH_TICK, MAX_PLUGIN_MEMORY};
 use crate::{
-    FailureKind, LoadError, LoadedComponent, MetricsSnapshot, OnError, PluginConfig, ProcessError, Runtime, Signal,
+    FailureKind, Limits, LoadError, LoadedComponent, Manifest, MetricsSnapshot, OnError, PluginConfig, ProcessError,
+    Runtime, Signal,
 };
 
 /// Instantiation and `init` may build regexes or tables; give them more room than a batch.
@@ -43,6 +45,8 @@ struct PluginInner {
     component: LoadedComponent,
     config: PluginConfig,
     config_json: String,
+    /// `config.on_error`, else the component's declared default.
+    on_error: OnError,
     pool: InstancePool,
     metrics: PluginMetrics,
     counters: Arc<GuestCounters>,
@@ -63,10 +67,16 @@ struct InstancePool {
 
 struct PoolState {
     idle: Vec<Instance>,
+    /// Idle, checked out, and being created in the background.
     live: usize,
+    /// Background instantiations that failed, and the last such failure, so
+    /// callers waiting for an instance learn why none is coming.
+    failed_instantiations: u64,
+    last_instantiate_failure: Option<Failure>,
 }
 
 /// A failed batch before the policy decides its fate.
+#[derive(Clone)]
 struct Failure {
     kind: FailureKind,
     message: String,
@@ -90,19 +100,38 @@ impl Plugin {
         if config.limits.max_instances == 0 {
             return Err(config_error("limits.max_instances must be at least 1".into()));
         }
+        let max_output = config.limits.max_output_bytes.as_u64();
+        if max_output > Limits::MAX_OUTPUT_BYTES {
+            return Err(config_error(format!(
+                "limits.max_output_bytes must be at most {} bytes (1 GiB), got {max_output}",
+                Limits::MAX_OUTPUT_BYTES
+            )));
+        }
+        // The component's schema first: its errors name the key path, where
+        // the guest's own init may only say that something is wrong.
+        component.check_config(&config.config)?;
         let config_json = serde_json::to_string(&config.config).map_err(|e| config_error(e.to_string()))?;
+        let on_error = config
+            .on_error
+            .unwrap_or_else(|| Manifest::failure_mode_of(component.manifest.as_ref()).default_on_error());
         let plugin = Plugin {
             inner: Arc::new(PluginInner {
                 name: Arc::from(name.as_str()),
                 runtime,
                 pool: InstancePool {
-                    state: Mutex::new(PoolState { idle: Vec::new(), live: 0 }),
+                    state: Mutex::new(PoolState {
+                        idle: Vec::new(),
+                        live: 0,
+                        failed_instantiations: 0,
+                        last_instantiate_failure: None,
+                    }),
                     freed: Condvar::new(),
                     max: config.limits.max_instances,
                 },
                 component,
                 config,
                 config_json,
+                on_error,
                 metrics: PluginMetrics::default(),
                 counters: Arc::default(),
                 quarantine_seq: AtomicU64::new(0),
@@ -129,12 +158,21 @@ impl Plugin {
         &self.inner.config
     }
 
-    /// Runs one OTLP batch through the plugin. `deadline`, when shorter than
-    /// the configured timeout (e.g. the collector's context deadline), bounds it.
+    /// The policy in force: the configured `on_error`, else the component's
+    /// declared default (fail closed unless it declares `failure_mode: open`).
+    pub fn on_error(&self) -> OnError {
+        self.inner.on_error
+    }
+
+    /// Runs one OTLP batch through the plugin. `deadline` is what the caller
+    /// has left (e.g. the collector's context deadline); when it is shorter
+    /// than `limits.timeout` and runs out, the batch ends as
+    /// [`FailureKind::DeadlineExceeded`], never under `on_error`.
     ///
     /// Sandbox failures (trap, timeout, memory, invalid or oversized output)
-    /// are resolved by `on_error`; errors the guest returns on purpose, and
-    /// failures under `on_error: fail`, come back as `Err`.
+    /// are resolved by `on_error`; errors the guest returns on purpose,
+    /// backpressure ([`FailureKind::Busy`]), expired deadlines, and failures
+    /// under `on_error: fail` come back as `Err`.
     pub fn process(&self, signal: Signal, input: &[u8], deadline: Option<Duration>) -> Result<Outcome, ProcessError> {
         let inner = &*self.inner;
         inner.metrics.call(input.len());
@@ -144,9 +182,9 @@ impl Plugin {
                 return Ok(Outcome::Unchanged);
             }
         }
-        let timeout = deadline.map_or(inner.config.limits.timeout, |d| d.min(inner.config.limits.timeout));
+        let budget = Budget::new(inner.config.limits.timeout, deadline);
         let started = Instant::now();
-        let result = inner.run(signal, input, timeout);
+        let result = self.inner.run(signal, input, budget);
         inner.metrics.latency(started.elapsed());
         match result {
             Ok(outcome) => {
@@ -185,8 +223,13 @@ impl PluginInner {
             context,
             detail: explain_trap(&error, store),
         };
-        let bindings =
-            self.component.pre.instantiate(&mut store).map_err(|e| failed("instantiation failed", e, &store))?;
+        let bindings = self.component.pre.instantiate(&mut store).map_err(|e| {
+            if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+                LoadError::NoInstanceSlot { component: self.name.to_string(), detail: format!("{e:#}") }
+            } else {
+                failed("instantiation failed", e, &store)
+            }
+        })?;
         match bindings.wasmtel_plugin_processor().call_init(&mut store, &self.config_json) {
             Ok(Ok(())) => {}
             Ok(Err(message)) => return Err(LoadError::InitRejected { component: self.name.to_string(), message }),
@@ -196,14 +239,24 @@ impl PluginInner {
         Ok(Instance { store, bindings })
     }
 
-    fn run(&self, signal: Signal, input: &[u8], timeout: Duration) -> Result<Outcome, Failure> {
-        let mut instance = self.checkout(timeout)?;
+    fn run(self: &Arc<Self>, signal: Signal, input: &[u8], budget: Budget) -> Result<Outcome, Failure> {
+        if budget.time.is_zero() {
+            return Err(Failure {
+                kind: FailureKind::DeadlineExceeded,
+                message: "the caller's deadline had passed before the batch started".into(),
+            });
+        }
+        let mut instance = self.checkout(budget)?;
         let store = &mut instance.store;
+        // Nothing of an earlier batch may reach this one's errors.
         store.data_mut().limiter.exceeded = None;
-        store.set_epoch_deadline(epoch_ticks(timeout));
+        store.data().stderr.take_recent();
+        // The wait for an instance came out of the same budget.
+        let left = budget.time.saturating_sub(budget.started.elapsed());
+        store.set_epoch_deadline(epoch_ticks(left));
         let call = instance.bindings.wasmtel_plugin_processor().call_process(&mut *store, signal.into(), input);
         let result = match call {
-            Err(error) => Err(Failure { kind: classify(&error, store), message: explain_trap(&error, store) }),
+            Err(error) => Err(Failure { kind: classify(&error, store, budget), message: explain_trap(&error, store) }),
             Ok(Err(GuestError::Permanent(message))) => Err(Failure { kind: FailureKind::GuestPermanent, message }),
             Ok(Err(GuestError::Retryable(message))) => Err(Failure { kind: FailureKind::GuestRetryable, message }),
             Ok(Ok(GuestOutcome::Unchanged)) => Ok(Outcome::Unchanged),
@@ -213,7 +266,7 @@ impl PluginInner {
         match &result {
             // A guest's deliberate error leaves the instance sound; any other
             // failure may have left it inconsistent, so it is replaced.
-            Err(failure) if failure.kind.is_sandbox_failure() => self.discard(instance),
+            Err(failure) if failure.kind.poisons_instance() => self.discard(instance),
             _ => self.release(instance),
         }
         result
@@ -242,10 +295,11 @@ impl PluginInner {
         let error =
             ProcessError { plugin: self.name.to_string(), signal, kind: failure.kind, message: failure.message };
         if !failure.kind.is_sandbox_failure() {
+            tracing::debug!(plugin = &*self.name, "{error}");
             return Err(error);
         }
         self.quarantine(signal, input, &error);
-        match self.config.on_error {
+        match self.on_error {
             OnError::Pass => {
                 tracing::warn!(plugin = &*self.name, "{error}; forwarding the batch unchanged (on_error: pass)");
                 self.metrics.policy(PolicyAction::Passed);
@@ -257,6 +311,7 @@ impl PluginInner {
                 Ok(Outcome::Dropped)
             }
             OnError::Fail => {
+                tracing::warn!(plugin = &*self.name, "{error}; refusing the batch (on_error: fail)");
                 self.metrics.policy(PolicyAction::Failed);
                 Err(error)
             }
@@ -284,34 +339,70 @@ impl PluginInner {
         }
     }
 
-    /// Takes an idle instance, creates one if under `max_instances`, or waits
-    /// for one until `timeout`.
-    fn checkout(&self, timeout: Duration) -> Result<Instance, Failure> {
-        let give_up = Instant::now() + timeout;
+    /// Takes an idle instance, or waits for one within the batch's budget.
+    /// New instances are created in the background, never on the caller's
+    /// time: a slow `init` or a full runtime cannot stall a batch past its
+    /// deadline, and running out of time here is backpressure
+    /// ([`FailureKind::Busy`]), not a sandbox failure.
+    fn checkout(self: &Arc<Self>, budget: Budget) -> Result<Instance, Failure> {
+        let give_up = budget.started + budget.time;
         let mut state = self.pool.lock();
+        let failures_seen = state.failed_instantiations;
         loop {
             if let Some(instance) = state.idle.pop() {
                 return Ok(instance);
             }
+            if state.failed_instantiations != failures_seen
+                && let Some(failure) = &state.last_instantiate_failure
+            {
+                return Err(failure.clone());
+            }
             if state.live < self.pool.max {
                 state.live += 1;
-                drop(state);
-                return self.instantiate().map_err(|error| {
-                    let mut state = self.pool.lock();
-                    state.live -= 1;
-                    self.pool.freed.notify_one();
-                    Failure { kind: FailureKind::Instantiate, message: error.to_string() }
-                });
+                self.spawn_instantiate();
             }
             let now = Instant::now();
             if now >= give_up {
                 return Err(Failure {
-                    kind: FailureKind::Timeout,
-                    message: format!("no free instance within {timeout:?} (limits.max_instances = {})", self.pool.max),
+                    kind: FailureKind::Busy,
+                    message: format!(
+                        "no free instance within {:?} (limits.max_instances = {}); retry later",
+                        budget.time, self.pool.max
+                    ),
                 });
             }
             state = self.pool.freed.wait_timeout(state, give_up - now).unwrap_or_else(PoisonError::into_inner).0;
         }
+    }
+
+    /// Creates one instance off the caller's thread; its slot is already
+    /// counted in `live`.
+    fn spawn_instantiate(self: &Arc<Self>) {
+        let inner = self.clone();
+        let spawned = thread::Builder::new().name("wasmtel-instantiate".into()).spawn(move || {
+            let result = inner.instantiate();
+            inner.instantiated(result);
+        });
+        if let Err(error) = spawned {
+            self.instantiated(Err(LoadError::Engine(format!("cannot start an instantiation thread: {error}"))));
+        }
+    }
+
+    fn instantiated(&self, result: Result<Instance, LoadError>) {
+        let mut state = self.pool.lock();
+        match result {
+            Ok(instance) => state.idle.push(instance),
+            Err(error) => {
+                state.live -= 1;
+                state.failed_instantiations += 1;
+                let kind = match error {
+                    LoadError::NoInstanceSlot { .. } => FailureKind::Busy,
+                    _ => FailureKind::Instantiate,
+                };
+                state.last_instantiate_failure = Some(Failure { kind, message: error.to_string() });
+            }
+        }
+        self.pool.freed.notify_all();
     }
 
     fn release(&self, instance: Instance) {
@@ -319,11 +410,32 @@ impl PluginInner {
         self.pool.freed.notify_one();
     }
 
-    fn discard(&self, instance: Instance) {
+    /// Drops a failed instance and starts its replacement at once, so the
+    /// next caller finds a warm one instead of paying for instantiation.
+    fn discard(self: &Arc<Self>, instance: Instance) {
         drop(instance);
         self.metrics.instances_discarded.fetch_add(1, Ordering::Relaxed);
-        self.pool.lock().live -= 1;
-        self.pool.freed.notify_one();
+        self.spawn_instantiate();
+    }
+}
+
+/// The time one batch may take: the plugin's own `limits.timeout`, or the
+/// caller's deadline when that is shorter.
+#[derive(Clone, Copy)]
+struct Budget {
+    started: Instant,
+    time: Duration,
+    /// Whether the caller's deadline, not `limits.timeout`, set `time`.
+    caller_bound: bool,
+}
+
+impl Budget {
+    fn new(limit: Duration, deadline: Option<Duration>) -> Budget {
+        let started = Instant::now();
+        match deadline {
+            Some(deadline) if deadline < limit => Budget { started, time: deadline, caller_bound: true },
+            _ => Budget { started, time: limit, caller_bound: false },
+        }
     }
 }
 
@@ -348,11 +460,12 @@ fn epoch_ticks(timeout: Duration) -> u64 {
     (timeout.as_nanos() / EPOCH_TICK.as_nanos()).min(u64::MAX as u128 - 1) as u64 + 1
 }
 
-fn classify(error: &wasmtime::Error, store: &Store<HostState>) -> FailureKind {
+fn classify(error: &wasmtime::Error, store: &Store<HostState>, budget: Budget) -> FailureKind {
     if store.data().limiter.exceeded.is_some() {
         return FailureKind::Memory;
     }
     match error.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) if budget.caller_bound => FailureKind::DeadlineExceeded,
         Some(wasmtime::Trap::Interrupt) => FailureKind::Timeout,
         _ => FailureKind::Trap,
     }

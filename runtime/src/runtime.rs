@@ -85,6 +85,52 @@ pub struct LoadedComponent {
     pub(crate) pre: ProcessorPluginPre<HostState>,
 }
 
+impl LoadedComponent {
+    /// Checks a guest config against the JSON Schema in the component's
+    /// manifest (none: anything goes). Errors name every failing key path.
+    /// A missing config is checked as `{}`, which is what the SDK hands `init`.
+    pub fn check_config(&self, config: &serde_json::Value) -> Result<(), LoadError> {
+        let Some(schema) = self.manifest.as_ref().and_then(|m| m.config_schema.as_ref()) else {
+            return Ok(());
+        };
+        let config_error = |detail: String| LoadError::Config { component: self.name.clone(), detail };
+        let validator = jsonschema::validator_for(schema)
+            .map_err(|e| config_error(format!("the component's config_schema is not a usable JSON Schema: {e}")))?;
+        let empty = serde_json::Value::Object(Default::default());
+        let config = if config.is_null() { &empty } else { config };
+        let problems: Vec<String> = validator
+            .iter_errors(config)
+            .take(MAX_REPORTED_CONFIG_ERRORS)
+            .map(|error| {
+                let pointer = error.instance_path().to_string();
+                format!("{}: {error}", key_path("config", &pointer))
+            })
+            .collect();
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(config_error(format!("does not match the component's config_schema: {}", problems.join("; "))))
+    }
+}
+
+/// `config` + JSON pointer `/keys/0` → `config.keys[0]`, as config errors elsewhere name keys.
+fn key_path(root: &str, pointer: &str) -> String {
+    let mut path = root.to_string();
+    for segment in pointer.split('/').skip(1) {
+        let segment = segment.replace("~1", "/").replace("~0", "~");
+        if !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) {
+            path.push_str(&format!("[{segment}]"));
+        } else {
+            path.push('.');
+            path.push_str(&segment);
+        }
+    }
+    path
+}
+
+/// Schema violations listed in one error; the rest are left out.
+const MAX_REPORTED_CONFIG_ERRORS: usize = 8;
+
 impl Runtime {
     pub fn new(config: RuntimeConfig) -> Result<Runtime, LoadError> {
         let engine_error = |e: wasmtime::Error| LoadError::Engine(format!("{e:#}"));
@@ -111,7 +157,7 @@ impl Runtime {
         ProcessorPlugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
             .map_err(engine_error)?;
 
-        let cache = config.cache_dir.map(|dir| CompileCache::new(dir, &engine));
+        let cache = config.cache_dir.and_then(|dir| CompileCache::open(dir, &engine));
         Ok(Runtime { inner: Arc::new(RuntimeInner { engine, linker, cache, compiled: Mutex::default() }) })
     }
 
@@ -127,12 +173,11 @@ impl Runtime {
     pub fn load_component(&self, name: &str, source: ComponentSource) -> Result<LoadedComponent, LoadError> {
         let bytes = match source {
             ComponentSource::Bytes(bytes) => bytes,
-            ComponentSource::Path(path) => std::fs::read(&path).map_err(|source| LoadError::Read {
-                component: name.to_string(),
-                path: path.display().to_string(),
-                source,
-            })?,
+            ComponentSource::Path(path) => read_component_file(name, &path)?,
         };
+        if bytes.len() as u64 > MAX_COMPONENT_BYTES {
+            return Err(too_large(name, bytes.len() as u64));
+        }
         check_header(name, &bytes)?;
         let manifest = Manifest::from_component(&bytes)
             .map_err(|detail| LoadError::Invalid { component: name.to_string(), detail })?;
@@ -195,6 +240,40 @@ impl Runtime {
         compiled.insert(digest_hex.to_string(), component.clone());
         Ok((component, from))
     }
+}
+
+/// Largest component accepted: real ones are a few MiB; anything near this is
+/// an accident or an attack on the host's memory.
+pub const MAX_COMPONENT_BYTES: u64 = 256 << 20;
+
+fn too_large(name: &str, size: u64) -> LoadError {
+    LoadError::NotWasm {
+        component: name.to_string(),
+        detail: format!("{size} bytes or more, larger than the {MAX_COMPONENT_BYTES}-byte limit for a component"),
+    }
+}
+
+/// Reads a component file: a regular file only (a FIFO would block, a device
+/// such as /dev/zero never ends), and never more than the size limit.
+pub fn read_component_file(name: &str, path: &std::path::Path) -> Result<Vec<u8>, LoadError> {
+    use std::io::Read;
+    let read_error = |source: std::io::Error| LoadError::Read {
+        component: name.to_string(),
+        path: path.display().to_string(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let metadata = file.metadata().map_err(read_error)?;
+    if !metadata.is_file() {
+        return Err(read_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file")));
+    }
+    if metadata.len() > MAX_COMPONENT_BYTES {
+        return Err(too_large(name, metadata.len()));
+    }
+    let mut bytes = Vec::with_capacity(metadata.len() as usize);
+    // The file may grow between the check and the read.
+    file.take(MAX_COMPONENT_BYTES + 1).read_to_end(&mut bytes).map_err(read_error)?;
+    Ok(bytes)
 }
 
 /// Advances the engine's epoch so per-batch deadlines fire; stops with the engine.

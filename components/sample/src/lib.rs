@@ -102,7 +102,7 @@ fn count(counter: &str, dropped: u64) {
     }
 }
 
-wasmtel_sdk::export_processor!(Sample, signals: [traces, logs], config_schema: "config.schema.json");
+wasmtel_sdk::export_processor!(Sample, signals: [traces, logs], config_schema: "config.schema.json", failure_mode: open);
 
 #[cfg(test)]
 mod tests {

@@ -197,11 +197,11 @@ fn run_batch(runtime: &Runtime, registry_opts: &registry::RegistryOpts, args: Ru
         plugin_config.config = read_guest_config(config)?;
     }
     if let Some(on_error) = args.on_error {
-        plugin_config.on_error = match on_error {
+        plugin_config.on_error = Some(match on_error {
             OnErrorArg::Pass => OnError::Pass,
             OnErrorArg::Drop => OnError::Drop,
             OnErrorArg::Fail => OnError::Fail,
-        };
+        });
     }
     if let Some(timeout) = args.timeout {
         plugin_config.limits.timeout = timeout;

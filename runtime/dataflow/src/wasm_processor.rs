@@ -81,8 +81,9 @@ pub struct WasmProcessorConfig {
     pub config: serde_json::Value,
     #[serde(default)]
     pub limits: Limits,
+    /// Unset: the component's declared default (fail closed unless it declares `failure_mode: open`).
     #[serde(default)]
-    pub on_error: OnError,
+    pub on_error: Option<OnError>,
     #[serde(default)]
     pub grants: Grants,
     #[serde(default)]
@@ -181,6 +182,12 @@ pub struct WasmProcessorMetrics {
     /// Failures to create a fresh instance.
     #[metric(name = "errors.instantiate", unit = "{error}")]
     pub errors_instantiate: ObserveCounter<u64>,
+    /// Batches refused as backpressure: no free instance within the deadline.
+    #[metric(name = "errors.busy", unit = "{error}")]
+    pub errors_busy: ObserveCounter<u64>,
+    /// Batches whose caller's deadline expired while the guest ran.
+    #[metric(name = "errors.deadline_exceeded", unit = "{error}")]
+    pub errors_deadline_exceeded: ObserveCounter<u64>,
     /// Failed batches forwarded unchanged by `on_error: pass`.
     #[metric(name = "policy.passed", unit = "{batch}")]
     pub policy_passed: ObserveCounter<u64>,
@@ -240,6 +247,8 @@ impl WasmProcessorMetrics {
         self.errors_guest_permanent.observe(s.error_count(FailureKind::GuestPermanent));
         self.errors_guest_retryable.observe(s.error_count(FailureKind::GuestRetryable));
         self.errors_instantiate.observe(s.error_count(FailureKind::Instantiate));
+        self.errors_busy.observe(s.error_count(FailureKind::Busy));
+        self.errors_deadline_exceeded.observe(s.error_count(FailureKind::DeadlineExceeded));
         self.policy_passed.observe(s.policy_passed);
         self.policy_dropped.observe(s.policy_dropped);
         self.policy_failed.observe(s.policy_failed);

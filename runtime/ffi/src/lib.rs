@@ -50,6 +50,10 @@ pub enum WasmtelErrorKind {
     GuestPermanent = 15,
     GuestRetryable = 16,
     Instantiate = 17,
+    /// Backpressure: no free instance within the deadline, or no instance slot.
+    Busy = 18,
+    /// The caller's deadline expired while the guest ran.
+    DeadlineExceeded = 19,
 }
 
 #[repr(C)]
@@ -152,6 +156,8 @@ fn failure_kind(kind: FailureKind) -> WasmtelErrorKind {
         FailureKind::GuestPermanent => WasmtelErrorKind::GuestPermanent,
         FailureKind::GuestRetryable => WasmtelErrorKind::GuestRetryable,
         FailureKind::Instantiate => WasmtelErrorKind::Instantiate,
+        FailureKind::Busy => WasmtelErrorKind::Busy,
+        FailureKind::DeadlineExceeded => WasmtelErrorKind::DeadlineExceeded,
     }
 }
 

@@ -262,7 +262,7 @@ impl Resolver {
         let resolved = self.resolve(reference)?;
         let err = |kind| RegistryError::new(reference, kind);
         let Some(expected) = &resolved.digest else { return Ok((resolved.source(), resolved)) };
-        let bytes = std::fs::read(&resolved.path).map_err(|e| err(self.store.error(&resolved.path, e)))?;
+        let bytes = wasmtel_runtime::read_component_file(reference, &resolved.path).map_err(|e| err(e.into()))?;
         let actual = Digest::of(&bytes);
         if actual.as_str() != expected {
             return Err(err(ErrorKind::DigestMismatch {
@@ -585,8 +585,7 @@ impl Resolver {
     /// the local store), or names it in the local store only (`name:tag`).
     pub fn push(&self, file: &Path, target: &str) -> Result<Pushed, RegistryError> {
         let err = |kind| RegistryError::new(target, kind);
-        let bytes =
-            std::fs::read(file).map_err(|e| err(ErrorKind::Io(format!("cannot read {}: {e}", file.display()))))?;
+        let bytes = wasmtel_runtime::read_component_file(target, file).map_err(|e| err(e.into()))?;
         match Reference::parse(target).map_err(|e| err(ErrorKind::Parse(e)))? {
             Reference::Oci(oci) if oci.digest.is_some() => {
                 Err(err(ErrorKind::Parse("push needs a tag to publish under, not a digest".into())))

@@ -13,6 +13,9 @@ pub struct Config {
     /// Makes `init` refuse the configuration with this message.
     #[serde(default)]
     pub reject: Option<String>,
+    /// Makes `init` spin this many million loop turns: a slow start.
+    #[serde(default)]
+    pub init_spin: u64,
 }
 
 pub struct Hostile;
@@ -21,6 +24,7 @@ impl Processor for Hostile {
     type Config = Config;
 
     fn new(config: Config) -> Result<Self, String> {
+        spin(config.init_spin);
         match config.reject {
             Some(message) => Err(message),
             None => Ok(Hostile),
@@ -79,6 +83,17 @@ fn misbehave(trigger: &str) -> Result<Option<Outcome>, ProcessError> {
                 black_box(&hoard);
             }
         }
+        // `spin-N`: about N million loop turns (milliseconds), then carry on:
+        // a slow guest that finishes, for timeouts and backpressure.
+        slow if slow.starts_with("spin-") => {
+            spin(slow["spin-".len()..].parse().unwrap_or(1));
+            Ok(None)
+        }
+        // `stderr-TEXT`: prints TEXT to stderr and carries on.
+        print if print.starts_with("stderr-") => {
+            eprintln!("{}", &print["stderr-".len()..]);
+            Ok(None)
+        }
         "stack-overflow" => Ok(Some(Outcome::Replaced(vec![recurse(0, u64::MAX) as u8]))),
         "panic" => panic!("hostile component panicked on purpose"),
         "garbage" => Ok(Some(Outcome::Replaced(vec![0xff; 64]))),
@@ -91,6 +106,13 @@ fn misbehave(trigger: &str) -> Result<Option<Outcome>, ProcessError> {
         "permanent-error" => Err(ProcessError::permanent("hostile: permanent error on purpose")),
         "retryable-error" => Err(ProcessError::retryable("hostile: retryable error on purpose")),
         _ => Ok(None),
+    }
+}
+
+fn spin(millions: u64) {
+    let mut spins = 0u64;
+    for _ in 0..millions.saturating_mul(1_000_000) {
+        spins = black_box(spins.wrapping_add(1));
     }
 }
 
@@ -153,7 +175,7 @@ mod tests {
         assert_eq!(misbehave("GET /").unwrap(), None);
         assert_eq!(misbehave("garbage").unwrap(), Some(Outcome::Replaced(vec![0xff; 64])));
         assert!(matches!(misbehave("retryable-error"), Err(ProcessError::Retryable(_))));
-        assert!(Hostile::new(Config { reject: Some("no".into()) }).is_err());
+        assert!(Hostile::new(Config { reject: Some("no".into()), init_spin: 0 }).is_err());
     }
 
     #[test]

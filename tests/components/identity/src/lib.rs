@@ -42,7 +42,7 @@ impl Processor for Identity {
     }
 }
 
-wasmtel_sdk::export_processor!(Identity);
+wasmtel_sdk::export_processor!(Identity, failure_mode: open);
 
 #[cfg(test)]
 mod tests {
