@@ -230,6 +230,13 @@ fn files_that_are_not_components_are_refused() {
         assert!(expected(&error), "{name}: {error}");
         assert!(error.to_string().contains(name), "names the component: {error}");
     }
+    // Special files are refused before reading: a FIFO would block, /dev/zero never ends.
+    let fifo = dir.path().join("fifo.wasm");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    for special in [fifo, std::path::PathBuf::from("/dev/zero")] {
+        let error = runtime.load_component("special", ComponentSource::Path(special.clone())).err().unwrap();
+        assert!(error.to_string().contains("not a regular file"), "{}: {error}", special.display());
+    }
     let missing = runtime.load_component("ghost", ComponentSource::Path(dir.path().join("ghost.wasm"))).err().unwrap();
     assert!(matches!(missing, LoadError::Read { .. }) && missing.to_string().contains("ghost"), "{missing}");
 }

@@ -85,11 +85,62 @@ fn second_runtime_loads_from_the_disk_cache() {
     assert!(cached.digest.starts_with("sha256:") && cached.digest.len() == 7 + 64);
 
     // A corrupt cache entry is discarded and the component recompiled.
-    for entry in std::fs::read_dir(cache.path()).unwrap() {
-        std::fs::write(entry.unwrap().path(), b"not a compiled artifact").unwrap();
+    let artifacts = || -> Vec<std::path::PathBuf> {
+        let entries = std::fs::read_dir(cache.path()).unwrap().map(|e| e.unwrap().path());
+        entries.filter(|p| p.extension().is_some_and(|e| e == "cwasm")).collect()
+    };
+    for artifact in artifacts() {
+        std::fs::write(artifact, b"not a compiled artifact").unwrap();
     }
     let third = Runtime::new(config()).unwrap();
     assert_eq!(format!("{:?}", load(&third).compiled_from), "Compiled");
+}
+
+#[test]
+fn tampered_or_foreign_cache_artifacts_are_never_executed() {
+    let cache = tempfile::tempdir().unwrap();
+    let config = |dir: &std::path::Path| RuntimeConfig { cache_dir: Some(dir.to_path_buf()), max_total_instances: 8 };
+    let compiled_from = |dir: &std::path::Path| {
+        let runtime = Runtime::new(config(dir)).unwrap();
+        let loaded = runtime.load_component(IDENTITY, ComponentSource::Path(component(IDENTITY))).unwrap();
+        format!("{:?}", loaded.compiled_from)
+    };
+    assert_eq!(compiled_from(cache.path()), "Compiled");
+    let artifact = std::fs::read_dir(cache.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .expect("an artifact was written");
+    assert_eq!(compiled_from(cache.path()), "Disk");
+
+    // One flipped byte of native code, tag kept: refused, recompiled, rewritten.
+    let mut bytes = std::fs::read(&artifact).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&artifact, &bytes).unwrap();
+    assert_eq!(compiled_from(cache.path()), "Compiled");
+    assert_eq!(compiled_from(cache.path()), "Disk", "the rewritten artifact is trusted again");
+
+    // A well-formed artifact of the same component written by another cache
+    // (another key: what a different user or process could plant) is refused.
+    let other = tempfile::tempdir().unwrap();
+    assert_eq!(compiled_from(other.path()), "Compiled");
+    let foreign = std::fs::read(other.path().join(artifact.file_name().unwrap())).unwrap();
+    std::fs::write(&artifact, foreign).unwrap();
+    assert_eq!(compiled_from(cache.path()), "Compiled");
+}
+
+#[test]
+fn a_cache_directory_others_can_write_is_not_used() {
+    use std::os::unix::fs::PermissionsExt;
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let runtime =
+        Runtime::new(RuntimeConfig { cache_dir: Some(shared.path().to_path_buf()), max_total_instances: 8 }).unwrap();
+    assert!(runtime.cache_dir().is_none(), "a world-writable cache is disabled");
+    let loaded = runtime.load_component(IDENTITY, ComponentSource::Path(component(IDENTITY))).unwrap();
+    assert_eq!(format!("{:?}", loaded.compiled_from), "Compiled");
+    assert_eq!(std::fs::read_dir(shared.path()).unwrap().count(), 0, "nothing was written there");
 }
 
 #[test]

@@ -34,6 +34,10 @@ typedef enum WasmtelErrorKind {
   WASMTEL_ERROR_KIND_GUEST_PERMANENT = 15,
   WASMTEL_ERROR_KIND_GUEST_RETRYABLE = 16,
   WASMTEL_ERROR_KIND_INSTANTIATE = 17,
+  // Backpressure: no free instance within the deadline, or no instance slot.
+  WASMTEL_ERROR_KIND_BUSY = 18,
+  // The caller's deadline expired while the guest ran.
+  WASMTEL_ERROR_KIND_DEADLINE_EXCEEDED = 19,
 } WasmtelErrorKind;
 
 typedef enum WasmtelOutcome {
