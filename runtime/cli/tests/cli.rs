@@ -113,7 +113,13 @@ fn exit_codes_tell_load_usage_and_batch_failures_apart() {
         text(&out.stderr)
     );
 
+    // The hostile guest declares no failure_mode: it fails closed by default.
     let out = wasmtel(&["run", hostile.to_str().unwrap(), "--input", panic_batch.to_str().unwrap()], home.path());
-    assert!(out.status.success(), "on_error defaults to pass: {}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "on_error defaults to fail: {}", text(&out.stderr));
+    let out = wasmtel(
+        &["run", hostile.to_str().unwrap(), "--on-error", "pass", "--input", panic_batch.to_str().unwrap()],
+        home.path(),
+    );
+    assert!(out.status.success(), "explicit pass: {}", text(&out.stderr));
     assert!(text(&out.stderr).contains("outcome: unchanged"), "{}", text(&out.stderr));
 }
