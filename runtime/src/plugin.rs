@@ -183,9 +183,8 @@ impl Plugin {
             }
         }
         let budget = Budget::new(inner.config.limits.timeout, deadline);
-        let started = Instant::now();
         let result = self.inner.run(signal, input, budget);
-        inner.metrics.latency(started.elapsed());
+        inner.metrics.latency(budget.started.elapsed());
         match result {
             Ok(outcome) => {
                 match &outcome {
