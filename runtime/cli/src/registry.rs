@@ -214,11 +214,29 @@ pub fn run(command: Command, opts: &RegistryOpts) -> Result<()> {
                     bail!("{} exists; refusing to overwrite a key", path.display());
                 }
             }
+            // cosign prompts when the variable is unset; we never prompt, and an
+            // unset variable must not quietly become an empty password.
+            let Some(password) = std::env::var_os("COSIGN_PASSWORD") else {
+                bail!(
+                    "COSIGN_PASSWORD is not set: set it to the password that encrypts {} \
+                     (COSIGN_PASSWORD= for an empty password, which protects nothing)",
+                    private.display()
+                );
+            };
+            let password = password.into_string().map_err(|_| anyhow::anyhow!("COSIGN_PASSWORD is not UTF-8"))?;
             let key = SigningKey::generate();
-            let pem = key.to_encrypted_pem(password().as_bytes()).map_err(anyhow::Error::msg)?;
+            let pem = key.to_encrypted_pem(password.as_bytes()).map_err(anyhow::Error::msg)?;
             write_new(&private, &pem, 0o600)?;
             write_new(&public, &key.public_key().to_pem().map_err(anyhow::Error::msg)?, 0o644)?;
-            eprintln!("private key written to {} (encrypted with COSIGN_PASSWORD)", private.display());
+            if password.is_empty() {
+                eprintln!(
+                    "warning: private key written to {} with an EMPTY password (COSIGN_PASSWORD is empty): \
+                     anyone who can read the file can sign",
+                    private.display()
+                );
+            } else {
+                eprintln!("private key written to {} (encrypted with COSIGN_PASSWORD)", private.display());
+            }
             println!("{}", public.display());
         }
     }

@@ -141,3 +141,25 @@ fn registry_errors_have_their_own_exit_codes() {
     let out = wasmtel(&["inspect", "identity:dev"], home.path(), cwd);
     assert!(text(&out.stdout).contains("wasmtel-test-identity"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn keygen_without_cosign_password_refuses_and_an_empty_one_warns() {
+    let home = tempfile::tempdir().unwrap();
+    let cwd = tempfile::tempdir().unwrap();
+    let keygen = |password: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wasmtel"));
+        command.arg("keygen").current_dir(cwd.path()).env("WASMTEL_HOME", home.path()).env_remove("COSIGN_PASSWORD");
+        if let Some(password) = password {
+            command.env("COSIGN_PASSWORD", password);
+        }
+        command.output().expect("wasmtel runs")
+    };
+    let unset = keygen(None);
+    assert!(!unset.status.success());
+    assert!(text(&unset.stderr).contains("COSIGN_PASSWORD is not set"), "{}", text(&unset.stderr));
+    assert!(!cwd.path().join("cosign.key").exists(), "no key written");
+
+    let empty = keygen(Some(""));
+    assert!(empty.status.success(), "{}", text(&empty.stderr));
+    assert!(text(&empty.stderr).contains("EMPTY password"), "{}", text(&empty.stderr));
+}

@@ -10,7 +10,9 @@ use futures_util::StreamExt;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 
-use crate::artifact::{DOCKER_MANIFEST_MEDIA_TYPE, Descriptor, OCI_MANIFEST_MEDIA_TYPE};
+use crate::artifact::{
+    DOCKER_LIST_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE, Descriptor, OCI_INDEX_MEDIA_TYPE, OCI_MANIFEST_MEDIA_TYPE,
+};
 use crate::error::classify;
 use crate::reference::{Digest, OciRef, is_loopback};
 use crate::store::Store;
@@ -75,9 +77,13 @@ impl Remote {
 
     /// Fetches a manifest and checks its bytes hash to the pinned digest, if any.
     pub async fn manifest(&self, oci: &OciRef) -> Result<(Vec<u8>, Digest), ErrorKind> {
+        self.manifest_accepting(oci, &[OCI_MANIFEST_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE]).await
+    }
+
+    async fn manifest_accepting(&self, oci: &OciRef, accept: &[&str]) -> Result<(Vec<u8>, Digest), ErrorKind> {
         let (bytes, _) = self
             .client(oci)
-            .pull_manifest_raw(&oci.client_ref(), &self.auth, &[OCI_MANIFEST_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE])
+            .pull_manifest_raw(&oci.client_ref(), &self.auth, accept)
             .await
             .map_err(Self::fail(oci))?;
         if bytes.len() > MAX_MANIFEST_BYTES {
@@ -96,9 +102,12 @@ impl Remote {
         Ok((bytes.to_vec(), actual))
     }
 
-    /// Like [`Remote::manifest`], but a missing manifest is `None` (signature tags).
+    /// Like [`Remote::manifest`], but a missing manifest is `None` (signature
+    /// tags). Indexes are accepted too, so that whatever a tag holds is seen
+    /// (and never mistaken for nothing and overwritten).
     pub async fn manifest_if_exists(&self, oci: &OciRef) -> Result<Option<(Vec<u8>, Digest)>, ErrorKind> {
-        match self.manifest(oci).await {
+        let accept = [OCI_MANIFEST_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE, OCI_INDEX_MEDIA_TYPE, DOCKER_LIST_MEDIA_TYPE];
+        match self.manifest_accepting(oci, &accept).await {
             Ok(found) => Ok(Some(found)),
             Err(ErrorKind::NotFound(_)) => Ok(None),
             Err(e) => Err(e),

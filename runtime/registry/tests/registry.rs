@@ -417,3 +417,38 @@ fn oras_pulls_what_we_push_and_we_pull_what_oras_pushes() {
     let (loaded, _) = resolver.load_component(&runtime(), "redact", &theirs).unwrap();
     assert_eq!(loaded.digest, Digest::of(&bytes).to_string());
 }
+
+#[test]
+fn signing_never_overwrites_a_signature_manifest_it_cannot_read() {
+    let registry = TestRegistry::start();
+    let store = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let reference = registry.reference("plugins/odd-sig:1");
+    let publisher = resolver(policy(store.path()));
+    let pushed = publisher.push(&component_path("wasmtel_redact"), &reference).unwrap();
+    let manifest = Digest::parse(pushed.manifest_digest.as_deref().unwrap()).unwrap();
+    // The signature tag already holds something valid to the registry but not
+    // an image manifest (an index): its layers cannot be carried over.
+    let index = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
+    std::fs::write(work.path().join("index.json"), index).unwrap();
+    let signature_tag = format!("{}/plugins/odd-sig:sha256-{}.sig", registry.addr, manifest.hex());
+    let out = Command::new(oras())
+        .current_dir(work.path())
+        .args(["manifest", "push", "--plain-http", "--media-type", "application/vnd.oci.image.index.v1+json"])
+        .arg(&signature_tag)
+        .arg("index.json")
+        .output()
+        .expect("oras manifest push");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let (key, _) = write_key_files(work.path(), "cosign");
+    let error = expect_error(publisher.sign(&reference, &key), &reference, "refusing to overwrite");
+    assert!(error.to_string().contains("not an OCI image manifest"), "{error}");
+    let out = Command::new(oras())
+        .args(["manifest", "fetch", "--plain-http"])
+        .arg(&signature_tag)
+        .output()
+        .expect("oras manifest fetch");
+    let kept: serde_json::Value = serde_json::from_slice(&out.stdout).expect("manifest JSON");
+    assert_eq!(kept["mediaType"], "application/vnd.oci.image.index.v1+json", "left as it was");
+}
