@@ -6,14 +6,16 @@
 //! retryable Nacks open the circuit. While open, batches are refused at once
 //! with a retryable Nack (no connection attempt), so the retry processor backs
 //! off and keeps them. After `open_duration` one batch is let through as a
-//! probe (half-open): its Ack closes the circuit, its Nack reopens it.
+//! probe (half-open): its Ack closes the circuit, its Nack reopens it. A
+//! probe with no answer within `probe_timeout` counts as lost, and the next
+//! batch becomes the new probe, so a lost Ack never keeps the circuit shut.
 //! Permanent Nacks say the data is bad, not the endpoint, so they do not
 //! count as failures.
 //!
 //! ```yaml
 //! breaker:
 //!   type: urn:wasmtel:processor:circuit_breaker
-//!   config: { failure_threshold: 3, open_duration: 2s }
+//!   config: { failure_threshold: 3, open_duration: 2s, probe_timeout: 30s }
 //! ```
 
 use std::sync::Arc;
@@ -57,6 +59,19 @@ pub struct CircuitBreakerConfig {
     /// How long the circuit stays open before a probe is let through.
     #[serde(default = "default_open_duration", with = "humantime_serde")]
     pub open_duration: Duration,
+    /// How long a probe may go unanswered before it counts as lost.
+    #[serde(default = "default_probe_timeout", with = "humantime_serde")]
+    pub probe_timeout: Duration,
+}
+
+impl Default for CircuitBreakerConfig {
+    fn default() -> Self {
+        CircuitBreakerConfig {
+            failure_threshold: default_threshold(),
+            open_duration: default_open_duration(),
+            probe_timeout: default_probe_timeout(),
+        }
+    }
 }
 
 fn default_threshold() -> u32 {
@@ -67,12 +82,19 @@ fn default_open_duration() -> Duration {
     Duration::from_secs(5)
 }
 
+fn default_probe_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
 impl CircuitBreakerConfig {
     fn from_value(value: &serde_json::Value) -> Result<Self, ConfigError> {
         let config: Self =
             serde_json::from_value(value.clone()).map_err(|e| config_error(format!("{CIRCUIT_BREAKER_URN}: {e}")))?;
         if config.failure_threshold == 0 {
             return Err(config_error(format!("{CIRCUIT_BREAKER_URN}: failure_threshold must be at least 1")));
+        }
+        if config.probe_timeout.is_zero() {
+            return Err(config_error(format!("{CIRCUIT_BREAKER_URN}: probe_timeout must be greater than zero")));
         }
         Ok(config)
     }
@@ -85,8 +107,11 @@ pub enum State {
     Open {
         until: Instant,
     },
-    /// One probe is in flight; everything else is refused until it returns.
-    HalfOpen,
+    /// One probe is in flight since `since`; everything else is refused
+    /// until it returns or `probe_timeout` passes.
+    HalfOpen {
+        since: Instant,
+    },
 }
 
 impl State {
@@ -94,7 +119,7 @@ impl State {
         match self {
             State::Closed => 0,
             State::Open { .. } => 1,
-            State::HalfOpen => 2,
+            State::HalfOpen { .. } => 2,
         }
     }
 }
@@ -114,6 +139,9 @@ pub struct CircuitBreakerMetrics {
     /// Batches refused without being sent while the circuit was open.
     #[metric(unit = "{batch}")]
     pub rejected: Counter<u64>,
+    /// Probes that got no answer within `probe_timeout`.
+    #[metric(name = "probes.lost", unit = "{batch}")]
+    pub probes_lost: Counter<u64>,
     /// Retryable Nacks seen from downstream.
     #[metric(unit = "{batch}")]
     pub failures: Counter<u64>,
@@ -171,14 +199,24 @@ impl CircuitBreaker {
     }
 
     async fn on_pdata(&mut self, mut pdata: OtapPdata, eh: &mut local::EffectHandler<OtapPdata>) -> Result<(), Error> {
+        let now = Instant::now();
         let probe = match self.state {
             State::Closed => false,
-            State::Open { until } if Instant::now() >= until => {
-                self.state = State::HalfOpen;
+            State::Open { until } if now >= until => {
+                self.state = State::HalfOpen { since: now };
                 otel_info!("wasmtel.circuit_breaker.half_open");
                 true
             }
-            State::Open { .. } | State::HalfOpen => {
+            State::HalfOpen { since } if now.duration_since(since) >= self.config.probe_timeout => {
+                self.state = State::HalfOpen { since: now };
+                self.metrics.probes_lost.inc();
+                otel_warn!(
+                    "wasmtel.circuit_breaker.probe_lost",
+                    probe_timeout_ms = self.config.probe_timeout.as_millis() as u64
+                );
+                true
+            }
+            State::Open { .. } | State::HalfOpen { .. } => {
                 self.metrics.rejected.inc();
                 let nack = NackMsg::new("circuit breaker open: downstream is failing", pdata);
                 return eh.notify_nack(nack).await;
@@ -217,7 +255,7 @@ impl CircuitBreaker {
             self.metrics.failures.inc();
             self.consecutive_failures = self.consecutive_failures.saturating_add(1);
             match self.state {
-                State::HalfOpen if probe => self.open(),
+                State::HalfOpen { .. } if probe => self.open(),
                 State::Closed if self.consecutive_failures >= self.config.failure_threshold => self.open(),
                 _ => {}
             }

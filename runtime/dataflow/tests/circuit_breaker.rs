@@ -81,7 +81,11 @@ fn opens_refuses_probes_and_closes() {
     let test_runtime = TestRuntime::<OtapPdata>::new();
     let controller = ControllerContext::new(test_runtime.metrics_registry());
     let pipeline_ctx = controller.pipeline_context_with("grp".into(), "pipeline".into(), 0, 1, 0);
-    let config = CircuitBreakerConfig { failure_threshold: 2, open_duration: Duration::from_millis(200) };
+    let config = CircuitBreakerConfig {
+        failure_threshold: 2,
+        open_duration: Duration::from_millis(200),
+        ..CircuitBreakerConfig::default()
+    };
     let wrapper = ProcessorWrapper::local(
         CircuitBreaker::new(&pipeline_ctx, config),
         test_node(test_runtime.config().name.clone()),
@@ -156,7 +160,11 @@ fn permanent_refusals_do_not_open_the_circuit() {
     let test_runtime = TestRuntime::<OtapPdata>::new();
     let controller = ControllerContext::new(test_runtime.metrics_registry());
     let pipeline_ctx = controller.pipeline_context_with("grp".into(), "pipeline".into(), 0, 1, 0);
-    let config = CircuitBreakerConfig { failure_threshold: 1, open_duration: Duration::from_secs(60) };
+    let config = CircuitBreakerConfig {
+        failure_threshold: 1,
+        open_duration: Duration::from_secs(60),
+        ..CircuitBreakerConfig::default()
+    };
     let wrapper = ProcessorWrapper::local(
         CircuitBreaker::new(&pipeline_ctx, config),
         test_node(test_runtime.config().name.clone()),
@@ -180,6 +188,68 @@ fn permanent_refusals_do_not_open_the_circuit() {
                     other => panic!("{other:?}"),
                 }
             }
+        })
+        .validate(|_| async {});
+}
+
+#[test]
+fn a_lost_probe_does_not_keep_the_circuit_open() {
+    let test_runtime = TestRuntime::<OtapPdata>::new();
+    let controller = ControllerContext::new(test_runtime.metrics_registry());
+    let pipeline_ctx = controller.pipeline_context_with("grp".into(), "pipeline".into(), 0, 1, 0);
+    let config = CircuitBreakerConfig {
+        failure_threshold: 1,
+        open_duration: Duration::from_millis(100),
+        probe_timeout: Duration::from_millis(200),
+    };
+    let wrapper = ProcessorWrapper::local(
+        CircuitBreaker::new(&pipeline_ctx, config),
+        test_node(test_runtime.config().name.clone()),
+        Arc::new(NodeUserConfig::new_processor_config(CIRCUIT_BREAKER_URN)),
+        test_runtime.config(),
+    );
+    let batches: Vec<OtapPdata> = (0..5).map(|i| batch(&test_runtime, &format!("b{i}"))).collect();
+    test_runtime
+        .set_processor(wrapper)
+        .run_test(move |mut ctx| async move {
+            let (tx, mut rx) = pipeline_completion_msg_channel(16);
+            ctx.set_pipeline_completion_sender(tx);
+            let mut batches = batches.into_iter();
+            let mut next = || Message::PData(batches.next().unwrap());
+
+            ctx.process(next()).await.unwrap();
+            let sent = forwarded_one(&mut ctx).await;
+            ctx.process(downstream_nack(sent, false)).await.unwrap();
+            expect_refused(&mut rx, "connection refused").await;
+
+            // A probe goes out and its answer never comes back.
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            ctx.process(next()).await.unwrap();
+            let _lost = forwarded_one(&mut ctx).await;
+            ctx.process(next()).await.unwrap();
+            assert!(ctx.drain_pdata().await.is_empty(), "refused while the probe may still answer");
+            expect_refused(&mut rx, "circuit breaker open").await;
+
+            // Past probe_timeout the next batch is the new probe; its Ack closes.
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            ctx.process(next()).await.unwrap();
+            let probe = forwarded_one(&mut ctx).await;
+            ctx.process(downstream_ack(probe)).await.unwrap();
+            assert!(matches!(next_completion(&mut rx).await, PipelineCompletionMsg::DeliverAck { .. }));
+            ctx.process(next()).await.unwrap();
+            let _ = forwarded_one(&mut ctx).await;
+
+            let (snapshots, reporter) = MetricsReporter::create_new_and_receiver(4);
+            ctx.process(Message::Control(NodeControlMsg::CollectTelemetry { metrics_reporter: reporter }))
+                .await
+                .unwrap();
+            let snapshot = snapshots.try_recv().expect("breaker metrics");
+            let value = |name: &str| {
+                let index = snapshot.descriptor().metrics.iter().position(|m| m.name == name).expect(name);
+                snapshot.get_metrics()[index].to_u64_lossy()
+            };
+            assert_eq!(value("state"), 0, "closed");
+            assert_eq!(value("probes.lost"), 1);
         })
         .validate(|_| async {});
 }
