@@ -123,7 +123,8 @@ func (p *plugin) process(sig signal, input []byte, deadline time.Duration) (outc
 	switch out.outcome {
 	case C.WASMTEL_OUTCOME_REPLACED:
 		// The one copy of the output into Go memory; then Rust frees its buffer.
-		data := C.GoBytes(unsafe.Pointer(out.data), C.int(out.len))
+		// Not C.GoBytes: its C.int length would truncate sizes over 2 GiB.
+		data := append([]byte(nil), unsafe.Slice((*byte)(unsafe.Pointer(out.data)), int(out.len))...)
 		C.wasmtel_bytes_free(out.data, out.len, out.capacity)
 		return outcomeReplaced, data, nil
 	case C.WASMTEL_OUTCOME_DROPPED:
