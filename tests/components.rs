@@ -46,6 +46,7 @@ fn redact_config() -> serde_json::Value {
         "key_patterns": ["(?i)authorization|card_number"],
         "value_patterns": [r"[\w.+-]+@[\w-]+\.[\w.]+"],
         "action": "hash",
+        "log_bodies": true,
     })
 }
 
