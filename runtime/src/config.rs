@@ -9,7 +9,7 @@ use bytesize::ByteSize;
 use serde::{Deserialize, Serialize};
 
 /// How one plugin runs: the guest's own config plus the host's limits and policy.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PluginConfig {
     /// Passed to the guest's `init` as JSON; its schema is in the component's manifest.
@@ -22,6 +22,22 @@ pub struct PluginConfig {
     pub grants: Grants,
     /// When set, each batch that fails in the sandbox is written here for replay.
     pub quarantine_dir: Option<PathBuf>,
+    /// Space this plugin's quarantined batches may take in `quarantine_dir`;
+    /// past it, failing batches are counted but not written.
+    pub quarantine_max_bytes: ByteSize,
+}
+
+impl Default for PluginConfig {
+    fn default() -> Self {
+        PluginConfig {
+            config: serde_json::Value::Null,
+            limits: Limits::default(),
+            on_error: None,
+            grants: Grants::default(),
+            quarantine_dir: None,
+            quarantine_max_bytes: ByteSize::mib(64),
+        }
+    }
 }
 
 impl PluginConfig {
@@ -51,12 +67,23 @@ pub struct Limits {
     pub max_output_bytes: ByteSize,
     /// Warm instances kept for concurrent callers; more callers wait.
     pub max_instances: usize,
+    /// Most nested messages (spans, records, points, attributes, values, …)
+    /// a `replaced` output may hold, so a few bytes cannot make the next
+    /// stage allocate gigabytes (an empty span is 2 bytes on the wire, far
+    /// more decoded). Unset: 4 × the input's, plus 65536.
+    pub max_output_elements: Option<u64>,
 }
 
 impl Limits {
     /// Upper bound of `max_output_bytes`: every caller's length type (Go's
     /// `int` on 32-bit hosts, protobuf's 2 GiB message limit) holds it.
     pub const MAX_OUTPUT_BYTES: u64 = 1 << 30;
+
+    /// The most elements a `replaced` output of an input with
+    /// `input_elements` may hold (see [`Limits::max_output_elements`]).
+    pub fn output_elements_allowed(&self, input_elements: u64) -> u64 {
+        self.max_output_elements.unwrap_or_else(|| input_elements.saturating_mul(4).saturating_add(1 << 16))
+    }
 }
 
 impl Default for Limits {
@@ -66,6 +93,7 @@ impl Default for Limits {
             timeout: Duration::from_secs(1),
             max_output_bytes: ByteSize::mib(32),
             max_instances: std::thread::available_parallelism().map_or(2, |n| n.get()).max(2),
+            max_output_elements: None,
         }
     }
 }

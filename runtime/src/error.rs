@@ -66,10 +66,13 @@ pub enum FailureKind {
     /// The caller's deadline (shorter than `limits.timeout`) expired while the
     /// guest ran: the caller has given up, so the batch is never forwarded.
     DeadlineExceeded,
+    /// The input is not an OTLP request of its signal that any decoder could
+    /// frame (truncated, bad lengths or wire types); it never reached the guest.
+    InvalidInput,
 }
 
 impl FailureKind {
-    pub const ALL: [FailureKind; 10] = [
+    pub const ALL: [FailureKind; 11] = [
         FailureKind::Trap,
         FailureKind::Timeout,
         FailureKind::Memory,
@@ -80,6 +83,7 @@ impl FailureKind {
         FailureKind::Instantiate,
         FailureKind::Busy,
         FailureKind::DeadlineExceeded,
+        FailureKind::InvalidInput,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -94,6 +98,7 @@ impl FailureKind {
             FailureKind::Instantiate => "instantiate",
             FailureKind::Busy => "busy",
             FailureKind::DeadlineExceeded => "deadline_exceeded",
+            FailureKind::InvalidInput => "invalid_input",
         }
     }
 
@@ -111,8 +116,8 @@ impl FailureKind {
     }
 
     /// Failures of the sandbox on this batch; `on_error` applies to these.
-    /// Deliberate guest errors, backpressure and a caller that gave up are
-    /// not: they always reach the caller, so none of them can forward a batch
+    /// Deliberate guest errors, backpressure, a caller that gave up and input
+    /// no decoder can read are not: they always reach the caller, so none of them can forward a batch
     /// the guest did not finish.
     pub fn is_sandbox_failure(self) -> bool {
         !matches!(
@@ -121,6 +126,7 @@ impl FailureKind {
                 | FailureKind::GuestRetryable
                 | FailureKind::Busy
                 | FailureKind::DeadlineExceeded
+                | FailureKind::InvalidInput
         )
     }
 
@@ -129,7 +135,11 @@ impl FailureKind {
     pub fn poisons_instance(self) -> bool {
         !matches!(
             self,
-            FailureKind::GuestPermanent | FailureKind::GuestRetryable | FailureKind::Busy | FailureKind::Instantiate
+            FailureKind::GuestPermanent
+                | FailureKind::GuestRetryable
+                | FailureKind::Busy
+                | FailureKind::Instantiate
+                | FailureKind::InvalidInput
         )
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::FailureKind;
+use crate::host::GuestReports;
 
 /// Upper bounds (µs) of the latency histogram buckets; the last bucket is open.
 pub const LATENCY_BUCKETS_US: [u64; 12] = [10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 100_000, 1_000_000];
@@ -24,6 +25,8 @@ pub(crate) struct PluginMetrics {
     policy_dropped: AtomicU64,
     policy_failed: AtomicU64,
     quarantined: AtomicU64,
+    quarantine_skipped: AtomicU64,
+    input_repaired: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     latency_sum_us: AtomicU64,
@@ -81,6 +84,14 @@ impl PluginMetrics {
         self.quarantined.fetch_add(1, Relaxed);
     }
 
+    pub fn quarantine_skipped(&self) {
+        self.quarantine_skipped.fetch_add(1, Relaxed);
+    }
+
+    pub fn input_repaired(&self) {
+        self.input_repaired.fetch_add(1, Relaxed);
+    }
+
     pub fn latency(&self, elapsed: Duration) {
         let us = elapsed.as_micros().min(u64::MAX as u128) as u64;
         self.latency_sum_us.fetch_add(us, Relaxed);
@@ -92,7 +103,7 @@ impl PluginMetrics {
         &self,
         plugin: &str,
         live_instances: usize,
-        guest_counters: BTreeMap<String, u64>,
+        reports: &GuestReports,
     ) -> MetricsSnapshot {
         let load = |counter: &AtomicU64| counter.load(Relaxed);
         MetricsSnapshot {
@@ -111,6 +122,8 @@ impl PluginMetrics {
             policy_dropped: load(&self.policy_dropped),
             policy_failed: load(&self.policy_failed),
             quarantined: load(&self.quarantined),
+            quarantine_skipped: load(&self.quarantine_skipped),
+            input_repaired: load(&self.input_repaired),
             bytes_in: load(&self.bytes_in),
             bytes_out: load(&self.bytes_out),
             latency_sum_us: load(&self.latency_sum_us),
@@ -119,7 +132,9 @@ impl PluginMetrics {
             instances_live: live_instances as u64,
             instances_created: load(&self.instances_created),
             instances_discarded: load(&self.instances_discarded),
-            guest_counters,
+            guest_counters: reports.counters(),
+            guest_counters_refused: load(&reports.counters_refused),
+            guest_log_lines_suppressed: load(&reports.log_lines_suppressed),
         }
     }
 }
@@ -142,6 +157,13 @@ pub struct MetricsSnapshot {
     pub policy_dropped: u64,
     pub policy_failed: u64,
     pub quarantined: u64,
+    /// Failed batches not written to `quarantine_dir` because it was full.
+    #[serde(default)]
+    pub quarantine_skipped: u64,
+    /// Batches whose input had invalid UTF-8 or values nested too deep,
+    /// repaired before the guest saw them.
+    #[serde(default)]
+    pub input_repaired: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub latency_sum_us: u64,
@@ -152,6 +174,12 @@ pub struct MetricsSnapshot {
     pub instances_discarded: u64,
     /// Counters the guest reported through `add-counter`.
     pub guest_counters: BTreeMap<String, u64>,
+    /// `add-counter` calls refused: a bad name, or too many counters.
+    #[serde(default)]
+    pub guest_counters_refused: u64,
+    /// Guest log lines (log, stdout, stderr) dropped by the rate limit.
+    #[serde(default)]
+    pub guest_log_lines_suppressed: u64,
 }
 
 impl MetricsSnapshot {

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wasmtime::Store;
 
 use crate::bindings::{GuestError, GuestOutcome, GuestSignal, ProcessorPlugin};
-use crate::host::{GuestCounters, HostState};
+use crate::otlp::{self, Fixes};
+use crate::host::{GuestReports, HostState};
 use crate::metrics::{PluginMetrics, PolicyAction};
 use crate::runtime::{EPOCH_TICK, MAX_PLUGIN_MEMORY};
 use crate::{
@@ -49,8 +50,10 @@ struct PluginInner {
     on_error: OnError,
     pool: InstancePool,
     metrics: PluginMetrics,
-    counters: Arc<GuestCounters>,
+    reports: Arc<GuestReports>,
     quarantine_seq: AtomicU64,
+    /// Bytes of this plugin's files in `quarantine_dir`; measured on first use.
+    quarantine_used: Mutex<Option<u64>>,
 }
 
 struct Instance {
@@ -133,8 +136,9 @@ impl Plugin {
                 config_json,
                 on_error,
                 metrics: PluginMetrics::default(),
-                counters: Arc::default(),
+                reports: Arc::new(GuestReports::new(Arc::from(name.as_str()))),
                 quarantine_seq: AtomicU64::new(0),
+                quarantine_used: Mutex::new(None),
             }),
         };
         // Fail at load, not on the first batch, when the guest rejects its config.
@@ -183,36 +187,54 @@ impl Plugin {
             }
         }
         let budget = Budget::new(inner.config.limits.timeout, deadline);
-        let result = self.inner.run(signal, input, budget);
+        // What the host admits, decided once for every entry point: bytes any
+        // decoder can frame; strings that are not UTF-8 and values nested past
+        // prost's limit are repaired (and the repair is what goes on), so one
+        // bad value does not cost the batch's other items.
+        let scan = match otlp::scan(signal, input) {
+            Ok(scan) => scan,
+            Err(error) => return Err(inner.invalid_input(signal, error)),
+        };
+        let repaired = match scan.prost_error() {
+            None => None,
+            Some(_) => match otlp::rewrite(signal, input, Fixes::FOR_PROST) {
+                Ok(repaired) => {
+                    inner.metrics.input_repaired();
+                    Some(repaired)
+                }
+                Err(error) => return Err(inner.invalid_input(signal, error)),
+            },
+        };
+        let batch = repaired.as_deref().unwrap_or(input);
+        let result = self.inner.run(signal, batch, budget, scan.elements);
         inner.metrics.latency(budget.started.elapsed());
-        match result {
+        let outcome = match result {
             Ok(outcome) => {
                 match &outcome {
                     Outcome::Unchanged => inner.metrics.unchanged(),
                     Outcome::Replaced(bytes) => inner.metrics.replaced(bytes.len()),
                     Outcome::Dropped => inner.metrics.dropped(),
                 }
-                Ok(outcome)
+                outcome
             }
-            Err(failure) => inner.resolve(signal, input, failure),
-        }
+            Err(failure) => inner.resolve(signal, input, failure)?,
+        };
+        Ok(match (outcome, repaired) {
+            (Outcome::Unchanged, Some(repaired)) => Outcome::Replaced(repaired),
+            (outcome, _) => outcome,
+        })
     }
 
     pub fn metrics(&self) -> MetricsSnapshot {
         let live = self.inner.pool.lock().live;
-        self.inner.metrics.snapshot(&self.inner.name, live, self.inner.counters.snapshot())
+        self.inner.metrics.snapshot(&self.inner.name, live, &self.inner.reports)
     }
 }
 
 impl PluginInner {
     fn instantiate(&self) -> Result<Instance, LoadError> {
         let limits = &self.config.limits;
-        let state = HostState::new(
-            self.name.clone(),
-            &self.config.grants,
-            limits.max_memory.as_u64() as usize,
-            self.counters.clone(),
-        );
+        let state = HostState::new(&self.config.grants, limits.max_memory.as_u64() as usize, self.reports.clone());
         let mut store = Store::new(&self.runtime.inner.engine, state);
         store.limiter(|state| &mut state.limiter);
         store.epoch_deadline_trap();
@@ -238,7 +260,26 @@ impl PluginInner {
         Ok(Instance { store, bindings })
     }
 
-    fn run(self: &Arc<Self>, signal: Signal, input: &[u8], budget: Budget) -> Result<Outcome, Failure> {
+    /// Input no decoder can frame: refused before the guest sees it.
+    fn invalid_input(&self, signal: Signal, error: otlp::InvalidOtlp) -> ProcessError {
+        self.metrics.error(FailureKind::InvalidInput);
+        let error = ProcessError {
+            plugin: self.name.to_string(),
+            signal,
+            kind: FailureKind::InvalidInput,
+            message: format!("the batch is not an OTLP {signal} request: {error}"),
+        };
+        tracing::debug!(plugin = &*self.name, "{error}");
+        error
+    }
+
+    fn run(
+        self: &Arc<Self>,
+        signal: Signal,
+        input: &[u8],
+        budget: Budget,
+        input_elements: u64,
+    ) -> Result<Outcome, Failure> {
         if budget.time.is_zero() {
             return Err(Failure {
                 kind: FailureKind::DeadlineExceeded,
@@ -260,7 +301,7 @@ impl PluginInner {
             Ok(Err(GuestError::Retryable(message))) => Err(Failure { kind: FailureKind::GuestRetryable, message }),
             Ok(Ok(GuestOutcome::Unchanged)) => Ok(Outcome::Unchanged),
             Ok(Ok(GuestOutcome::Dropped)) => Ok(Outcome::Dropped),
-            Ok(Ok(GuestOutcome::Replaced(bytes))) => self.check_output(signal, bytes),
+            Ok(Ok(GuestOutcome::Replaced(bytes))) => self.check_output(signal, bytes, input_elements),
         };
         match &result {
             // A guest's deliberate error leaves the instance sound; any other
@@ -271,21 +312,38 @@ impl PluginInner {
         result
     }
 
-    fn check_output(&self, signal: Signal, bytes: Vec<u8>) -> Result<Outcome, Failure> {
-        let max = self.config.limits.max_output_bytes.as_u64();
+    /// A `replaced` output goes on only if every consumer can decode it
+    /// (prost's rules, plus IDs of the right length as the collector
+    /// requires) and it does not expand past what the limits allow.
+    fn check_output(&self, signal: Signal, bytes: Vec<u8>, input_elements: u64) -> Result<Outcome, Failure> {
+        let limits = &self.config.limits;
+        let max = limits.max_output_bytes.as_u64();
         if bytes.len() as u64 > max {
             return Err(Failure {
                 kind: FailureKind::OutputTooLarge,
                 message: format!("guest returned {} bytes, more than limits.max_output_bytes ({max})", bytes.len()),
             });
         }
-        match crate::otlp::validate(signal, &bytes) {
-            Ok(()) => Ok(Outcome::Replaced(bytes)),
-            Err(error) => Err(Failure {
-                kind: FailureKind::InvalidOutput,
-                message: format!("guest returned {} bytes that are not an OTLP {signal} request: {error}", bytes.len()),
-            }),
+        let invalid = |error: otlp::InvalidOtlp| Failure {
+            kind: FailureKind::InvalidOutput,
+            message: format!("guest returned {} bytes that are not an OTLP {signal} request: {error}", bytes.len()),
+        };
+        let scan = otlp::scan(signal, &bytes).map_err(invalid)?;
+        if let Some(error) = scan.strict_error() {
+            return Err(invalid(error));
         }
+        let allowed = limits.output_elements_allowed(input_elements);
+        if scan.elements > allowed {
+            return Err(Failure {
+                kind: FailureKind::OutputTooLarge,
+                message: format!(
+                    "guest returned {} bytes holding {} elements, more than the {allowed} allowed for an input of {input_elements} (limits.max_output_elements)",
+                    bytes.len(),
+                    scan.elements
+                ),
+            });
+        }
+        Ok(Outcome::Replaced(bytes))
     }
 
     /// Applies `on_error` to a failed batch; counts and logs every outcome.
@@ -317,19 +375,39 @@ impl PluginInner {
         }
     }
 
-    /// Keeps the failing batch for replay; a write failure is logged, never fatal.
+    /// Keeps the failing batch for replay, within `quarantine_max_bytes`; a
+    /// write failure or a full quarantine is logged and counted, never fatal.
     fn quarantine(&self, signal: Signal, input: &[u8], error: &ProcessError) {
         let Some(dir) = &self.config.quarantine_dir else { return };
-        let seq = self.quarantine_seq.fetch_add(1, Ordering::Relaxed);
-        let millis = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
         let safe_name: String = self
             .name
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
             .collect();
+        let note = error.to_string();
+        let size = (input.len() + note.len()) as u64;
+        {
+            let mut used = self.quarantine_used.lock().unwrap_or_else(PoisonError::into_inner);
+            // Measured once: what earlier runs of this plugin left there.
+            let total = used.get_or_insert_with(|| quarantined_bytes(dir, &format!("{safe_name}-")));
+            if *total + size > self.config.quarantine_max_bytes.as_u64() {
+                self.metrics.quarantine_skipped();
+                tracing::warn!(
+                    plugin = &*self.name,
+                    dir = %dir.display(),
+                    "quarantine full ({} of quarantine_max_bytes {}): failed batch not kept",
+                    *total,
+                    self.config.quarantine_max_bytes
+                );
+                return;
+            }
+            *total += size;
+        }
+        let seq = self.quarantine_seq.fetch_add(1, Ordering::Relaxed);
+        let millis = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
         let stem = format!("{safe_name}-{millis}-{seq}-{signal}-{}", error.kind);
         match write_atomically(dir, &format!("{stem}.pb"), input)
-            .and_then(|()| write_atomically(dir, &format!("{stem}.error.txt"), error.to_string().as_bytes()))
+            .and_then(|()| write_atomically(dir, &format!("{stem}.error.txt"), note.as_bytes()))
         {
             Ok(()) => self.metrics.quarantined(),
             Err(e) => {
@@ -479,7 +557,7 @@ fn explain_trap(error: &wasmtime::Error, store: &Store<HostState>) -> String {
         None => format!("{error:#}"),
     };
     if let Some(requested) = store.data().limiter.exceeded {
-        message = format!("guest exceeded its memory limit (asked to grow linear memory to {requested} bytes)");
+        message = format!("guest exceeded its memory limit (asked for {requested} bytes of linear memory in all)");
     }
     let stderr = store.data().stderr.take_recent();
     if !stderr.is_empty() {
@@ -487,6 +565,17 @@ fn explain_trap(error: &wasmtime::Error, store: &Store<HostState>) -> String {
         message.push_str(&stderr.join(" | "));
     }
     message
+}
+
+/// Bytes of the files in `dir` whose names start with `prefix`.
+fn quarantined_bytes(dir: &Path, prefix: &str) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with(prefix))
+        .filter_map(|entry| entry.metadata().ok())
+        .map(|metadata| metadata.len())
+        .sum()
 }
 
 fn write_atomically(dir: &Path, file_name: &str, bytes: &[u8]) -> std::io::Result<()> {

@@ -21,6 +21,9 @@ use crate::{LoadError, Manifest, Plugin, PluginConfig, RuntimeConfig, WIT_VERSIO
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// Largest linear memory a plugin may be configured with (the wasm32 maximum).
 pub(crate) const MAX_PLUGIN_MEMORY: u64 = 4 << 30;
+/// Linear memories one component may define (all of them count against its
+/// `max_memory` together).
+pub const MAX_MEMORIES_PER_COMPONENT: u32 = 2;
 
 const PROCESSOR_INTERFACE: &str = "wasmtel:plugin/processor";
 const HOST_INTERFACES: [&str; 2] = ["wasmtel:plugin/host", "wasmtel:plugin/types"];
@@ -144,6 +147,11 @@ impl Runtime {
             .total_core_instances(slots * 8)
             .total_memories(slots * 2)
             .total_tables(slots * 8)
+            // Components from Rust and wit-component need one memory and a few tables;
+            // the caps keep one hostile component from taking many pool slots.
+            .max_memories_per_component(MAX_MEMORIES_PER_COMPONENT)
+            .max_memories_per_module(MAX_MEMORIES_PER_COMPONENT)
+            .max_tables_per_component(8)
             .max_memory_size(MAX_PLUGIN_MEMORY as usize)
             // Keep a little of each slot's memory mapped so re-instantiation is cheap.
             .linear_memory_keep_resident(1 << 20)
@@ -262,7 +270,11 @@ pub fn read_component_file(name: &str, path: &std::path::Path) -> Result<Vec<u8>
         path: path.display().to_string(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(read_error)?;
+    // Non-blocking, so opening a FIFO returns at once instead of waiting for a writer.
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(read_error)?
+    };
     let metadata = file.metadata().map_err(read_error)?;
     if !metadata.is_file() {
         return Err(read_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file")));

@@ -38,6 +38,8 @@ typedef enum WasmtelErrorKind {
   WASMTEL_ERROR_KIND_BUSY = 18,
   // The caller's deadline expired while the guest ran.
   WASMTEL_ERROR_KIND_DEADLINE_EXCEEDED = 19,
+  // The batch is not an OTLP request of its signal; the guest never saw it.
+  WASMTEL_ERROR_KIND_INVALID_INPUT = 20,
 } WasmtelErrorKind;
 
 typedef enum WasmtelOutcome {

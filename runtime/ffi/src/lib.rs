@@ -54,6 +54,8 @@ pub enum WasmtelErrorKind {
     Busy = 18,
     /// The caller's deadline expired while the guest ran.
     DeadlineExceeded = 19,
+    /// The batch is not an OTLP request of its signal; the guest never saw it.
+    InvalidInput = 20,
 }
 
 #[repr(C)]
@@ -158,6 +160,7 @@ fn failure_kind(kind: FailureKind) -> WasmtelErrorKind {
         FailureKind::Instantiate => WasmtelErrorKind::Instantiate,
         FailureKind::Busy => WasmtelErrorKind::Busy,
         FailureKind::DeadlineExceeded => WasmtelErrorKind::DeadlineExceeded,
+        FailureKind::InvalidInput => WasmtelErrorKind::InvalidInput,
     }
 }
 

@@ -49,7 +49,18 @@ impl FromStr for Signal {
 }
 
 mod wire;
-pub use wire::{InvalidOtlp, validate};
+pub use wire::{Fixes, InvalidOtlp, Scan, rewrite, scan, validate};
+
+/// The request in a form otap-dataflow 0.62's OTLP → OTAP conversion reads
+/// safely and in linear time: unchanged (borrowed) when it already is, else
+/// rewritten with [`Fixes::FOR_OTAP`] (what a decode → encode through prost
+/// would give, at the cost of one copy).
+pub fn for_otap(signal: Signal, bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, InvalidOtlp> {
+    if scan(signal, bytes)?.fit_for_otap() {
+        return Ok(std::borrow::Cow::Borrowed(bytes));
+    }
+    rewrite(signal, bytes, Fixes::FOR_OTAP).map(std::borrow::Cow::Owned)
+}
 
 /// Counts the telemetry items (spans, data points, log records) in a request.
 pub fn count_items(signal: Signal, bytes: &[u8]) -> Result<usize, prost::DecodeError> {

@@ -1,8 +1,14 @@
-//! Allocation-free validation of OTLP protobuf: walks the wire format against
-//! the OTLP schema with prost's rules (wire types of known fields, UTF-8
-//! strings, varint and length bounds, recursion limit; unknown fields skipped),
-//! so it accepts exactly what a full decode would, at a fraction of the cost:
-//! a guest's `replaced` output is checked on every batch.
+//! OTLP protobuf on the wire, without decoding it: one walk over the bytes
+//! against the OTLP schema with prost's rules (wire types of known fields,
+//! varint and length bounds, well-formed groups) that also notes what a
+//! full decode or the next stage would refuse or misread: strings that are
+//! not UTF-8, nesting past prost's recursion limit, trace and span IDs of the
+//! wrong length, unknown fields, and shapes otap-dataflow 0.62 converts badly
+//! (a scope that is missing or not first, KeyValue fields beyond key and value).
+//!
+//! [`validate`] gives prost's verdict at a fraction of its cost (a guest's
+//! `replaced` output is checked on every batch); [`rewrite`] repairs what
+//! [`scan`] found, copying every untouched byte range as it is.
 
 use std::fmt;
 
@@ -23,14 +29,31 @@ enum Kind {
     RepeatedFixed64,
     /// `repeated uint64`: packed or one value per field.
     RepeatedVarint,
+    /// `bytes` holding a trace or span ID: empty or exactly this long.
+    Id(usize),
 }
 
-/// The fields of one message type, by field number.
-struct Schema(&'static [(u32, Kind)]);
+/// The fields of one message type, by field number, and what it is to the
+/// shape checks.
+struct Schema(&'static [(u32, Kind)], Role);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Plain,
+    /// `ScopeSpans`, `ScopeLogs`, `ScopeMetrics`: field 1 is the scope.
+    ScopeContainer,
+    KeyValue,
+    /// A span, log record or data point.
+    Item,
+}
 
 use Kind::*;
+use Role::*;
 
-static KEY_VALUE: Schema = Schema(&[(1, Str), (2, Message(&ANY_VALUE)), (3, Varint)]);
+const TRACE_ID: Kind = Id(16);
+const SPAN_ID: Kind = Id(8);
+
+static KEY_VALUE: Schema = Schema(&[(1, Str), (2, Message(&ANY_VALUE)), (3, Varint)], KeyValue);
 static ANY_VALUE: Schema = Schema(&[
     (1, Str),
     (2, Varint),
@@ -40,21 +63,21 @@ static ANY_VALUE: Schema = Schema(&[
     (6, Message(&KEY_VALUE_LIST)),
     (7, Bytes),
     (8, Varint),
-]);
-static ARRAY_VALUE: Schema = Schema(&[(1, Message(&ANY_VALUE))]);
-static KEY_VALUE_LIST: Schema = Schema(&[(1, Message(&KEY_VALUE))]);
-static SCOPE: Schema = Schema(&[(1, Str), (2, Str), (3, Message(&KEY_VALUE)), (4, Varint)]);
-static ENTITY_REF: Schema = Schema(&[(1, Str), (2, Str), (3, Str), (4, Str)]);
-static RESOURCE: Schema = Schema(&[(1, Message(&KEY_VALUE)), (2, Varint), (3, Message(&ENTITY_REF))]);
+], Plain);
+static ARRAY_VALUE: Schema = Schema(&[(1, Message(&ANY_VALUE))], Plain);
+static KEY_VALUE_LIST: Schema = Schema(&[(1, Message(&KEY_VALUE))], Plain);
+static SCOPE: Schema = Schema(&[(1, Str), (2, Str), (3, Message(&KEY_VALUE)), (4, Varint)], Plain);
+static ENTITY_REF: Schema = Schema(&[(1, Str), (2, Str), (3, Str), (4, Str)], Plain);
+static RESOURCE: Schema = Schema(&[(1, Message(&KEY_VALUE)), (2, Varint), (3, Message(&ENTITY_REF))], Plain);
 
-static TRACES: Schema = Schema(&[(1, Message(&RESOURCE_SPANS))]);
-static RESOURCE_SPANS: Schema = Schema(&[(1, Message(&RESOURCE)), (2, Message(&SCOPE_SPANS)), (3, Str)]);
-static SCOPE_SPANS: Schema = Schema(&[(1, Message(&SCOPE)), (2, Message(&SPAN)), (3, Str)]);
+static TRACES: Schema = Schema(&[(1, Message(&RESOURCE_SPANS))], Plain);
+static RESOURCE_SPANS: Schema = Schema(&[(1, Message(&RESOURCE)), (2, Message(&SCOPE_SPANS)), (3, Str)], Plain);
+static SCOPE_SPANS: Schema = Schema(&[(1, Message(&SCOPE)), (2, Message(&SPAN)), (3, Str)], ScopeContainer);
 static SPAN: Schema = Schema(&[
-    (1, Bytes),
-    (2, Bytes),
+    (1, TRACE_ID),
+    (2, SPAN_ID),
     (3, Str),
-    (4, Bytes),
+    (4, SPAN_ID),
     (5, Str),
     (6, Varint),
     (7, Fixed64),
@@ -67,15 +90,15 @@ static SPAN: Schema = Schema(&[
     (14, Varint),
     (15, Message(&STATUS)),
     (16, Fixed32),
-]);
-static SPAN_EVENT: Schema = Schema(&[(1, Fixed64), (2, Str), (3, Message(&KEY_VALUE)), (4, Varint)]);
+], Item);
+static SPAN_EVENT: Schema = Schema(&[(1, Fixed64), (2, Str), (3, Message(&KEY_VALUE)), (4, Varint)], Plain);
 static SPAN_LINK: Schema =
-    Schema(&[(1, Bytes), (2, Bytes), (3, Str), (4, Message(&KEY_VALUE)), (5, Varint), (6, Fixed32)]);
-static STATUS: Schema = Schema(&[(2, Str), (3, Varint)]);
+    Schema(&[(1, TRACE_ID), (2, SPAN_ID), (3, Str), (4, Message(&KEY_VALUE)), (5, Varint), (6, Fixed32)], Plain);
+static STATUS: Schema = Schema(&[(2, Str), (3, Varint)], Plain);
 
-static LOGS: Schema = Schema(&[(1, Message(&RESOURCE_LOGS))]);
-static RESOURCE_LOGS: Schema = Schema(&[(1, Message(&RESOURCE)), (2, Message(&SCOPE_LOGS)), (3, Str)]);
-static SCOPE_LOGS: Schema = Schema(&[(1, Message(&SCOPE)), (2, Message(&LOG_RECORD)), (3, Str)]);
+static LOGS: Schema = Schema(&[(1, Message(&RESOURCE_LOGS))], Plain);
+static RESOURCE_LOGS: Schema = Schema(&[(1, Message(&RESOURCE)), (2, Message(&SCOPE_LOGS)), (3, Str)], Plain);
+static SCOPE_LOGS: Schema = Schema(&[(1, Message(&SCOPE)), (2, Message(&LOG_RECORD)), (3, Str)], ScopeContainer);
 static LOG_RECORD: Schema = Schema(&[
     (1, Fixed64),
     (11, Fixed64),
@@ -85,14 +108,14 @@ static LOG_RECORD: Schema = Schema(&[
     (6, Message(&KEY_VALUE)),
     (7, Varint),
     (8, Fixed32),
-    (9, Bytes),
-    (10, Bytes),
+    (9, TRACE_ID),
+    (10, SPAN_ID),
     (12, Str),
-]);
+], Item);
 
-static METRICS: Schema = Schema(&[(1, Message(&RESOURCE_METRICS))]);
-static RESOURCE_METRICS: Schema = Schema(&[(1, Message(&RESOURCE)), (2, Message(&SCOPE_METRICS)), (3, Str)]);
-static SCOPE_METRICS: Schema = Schema(&[(1, Message(&SCOPE)), (2, Message(&METRIC)), (3, Str)]);
+static METRICS: Schema = Schema(&[(1, Message(&RESOURCE_METRICS))], Plain);
+static RESOURCE_METRICS: Schema = Schema(&[(1, Message(&RESOURCE)), (2, Message(&SCOPE_METRICS)), (3, Str)], Plain);
+static SCOPE_METRICS: Schema = Schema(&[(1, Message(&SCOPE)), (2, Message(&METRIC)), (3, Str)], ScopeContainer);
 static METRIC: Schema = Schema(&[
     (1, Str),
     (2, Str),
@@ -103,12 +126,12 @@ static METRIC: Schema = Schema(&[
     (10, Message(&EXPONENTIAL_HISTOGRAM)),
     (11, Message(&SUMMARY)),
     (12, Message(&KEY_VALUE)),
-]);
-static GAUGE: Schema = Schema(&[(1, Message(&NUMBER_POINT))]);
-static SUM: Schema = Schema(&[(1, Message(&NUMBER_POINT)), (2, Varint), (3, Varint)]);
-static HISTOGRAM: Schema = Schema(&[(1, Message(&HISTOGRAM_POINT)), (2, Varint)]);
-static EXPONENTIAL_HISTOGRAM: Schema = Schema(&[(1, Message(&EXPONENTIAL_POINT)), (2, Varint)]);
-static SUMMARY: Schema = Schema(&[(1, Message(&SUMMARY_POINT))]);
+], Plain);
+static GAUGE: Schema = Schema(&[(1, Message(&NUMBER_POINT))], Plain);
+static SUM: Schema = Schema(&[(1, Message(&NUMBER_POINT)), (2, Varint), (3, Varint)], Plain);
+static HISTOGRAM: Schema = Schema(&[(1, Message(&HISTOGRAM_POINT)), (2, Varint)], Plain);
+static EXPONENTIAL_HISTOGRAM: Schema = Schema(&[(1, Message(&EXPONENTIAL_POINT)), (2, Varint)], Plain);
+static SUMMARY: Schema = Schema(&[(1, Message(&SUMMARY_POINT))], Plain);
 static NUMBER_POINT: Schema = Schema(&[
     (7, Message(&KEY_VALUE)),
     (2, Fixed64),
@@ -117,7 +140,7 @@ static NUMBER_POINT: Schema = Schema(&[
     (6, Fixed64),
     (5, Message(&EXEMPLAR)),
     (8, Varint),
-]);
+], Item);
 static HISTOGRAM_POINT: Schema = Schema(&[
     (9, Message(&KEY_VALUE)),
     (2, Fixed64),
@@ -130,7 +153,7 @@ static HISTOGRAM_POINT: Schema = Schema(&[
     (10, Varint),
     (11, Fixed64),
     (12, Fixed64),
-]);
+], Item);
 static EXPONENTIAL_POINT: Schema = Schema(&[
     (1, Message(&KEY_VALUE)),
     (2, Fixed64),
@@ -146,8 +169,8 @@ static EXPONENTIAL_POINT: Schema = Schema(&[
     (12, Fixed64),
     (13, Fixed64),
     (14, Fixed64),
-]);
-static BUCKETS: Schema = Schema(&[(1, Varint), (2, RepeatedVarint)]);
+], Item);
+static BUCKETS: Schema = Schema(&[(1, Varint), (2, RepeatedVarint)], Plain);
 static SUMMARY_POINT: Schema = Schema(&[
     (7, Message(&KEY_VALUE)),
     (2, Fixed64),
@@ -156,14 +179,22 @@ static SUMMARY_POINT: Schema = Schema(&[
     (5, Fixed64),
     (6, Message(&QUANTILE)),
     (8, Varint),
-]);
-static QUANTILE: Schema = Schema(&[(1, Fixed64), (2, Fixed64)]);
+], Item);
+static QUANTILE: Schema = Schema(&[(1, Fixed64), (2, Fixed64)], Plain);
 static EXEMPLAR: Schema =
-    Schema(&[(7, Message(&KEY_VALUE)), (2, Fixed64), (3, Fixed64), (6, Fixed64), (4, Bytes), (5, Bytes)]);
+    Schema(&[(7, Message(&KEY_VALUE)), (2, Fixed64), (3, Fixed64), (6, Fixed64), (4, SPAN_ID), (5, TRACE_ID)], Plain);
 
 impl Schema {
     fn field(&self, number: u32) -> Option<Kind> {
         self.0.iter().find(|(n, _)| *n == number).map(|(_, kind)| *kind)
+    }
+}
+
+fn schema_of(signal: Signal) -> &'static Schema {
+    match signal {
+        Signal::Traces => &TRACES,
+        Signal::Metrics => &METRICS,
+        Signal::Logs => &LOGS,
     }
 }
 
@@ -182,14 +213,121 @@ impl fmt::Display for InvalidOtlp {
 
 impl std::error::Error for InvalidOtlp {}
 
-/// Checks that `bytes` decode as the OTLP request of `signal`.
+/// What one walk over a well-framed request found. Counts are of
+/// occurrences; `first_*` is the byte offset of the first one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scan {
+    /// Nested messages (resources, scopes, spans, records, points,
+    /// attributes, values, …): what a decoder allocates for.
+    pub elements: u64,
+    /// Spans, log records and data points.
+    pub items: u64,
+    /// `string` fields that are not UTF-8 (prost refuses them).
+    pub invalid_utf8: u64,
+    /// Messages nested past prost's recursion limit (prost refuses them).
+    pub too_deep: u64,
+    /// Trace IDs not 16 bytes long or span IDs not 8, and not empty (the
+    /// collector's pdata refuses them).
+    pub bad_ids: u64,
+    /// Fields the OTLP schema does not define (prost skips them).
+    pub unknown_fields: u64,
+    /// Scope containers whose scope is missing or not their first field.
+    pub unplaced_scopes: u64,
+    /// KeyValue fields other than key and value.
+    pub extra_key_value_fields: u64,
+    first_invalid_utf8: Option<usize>,
+    first_too_deep: Option<usize>,
+    first_bad_id: Option<usize>,
+}
+
+impl Scan {
+    /// prost's verdict on a request this scan found well framed.
+    pub fn prost_error(&self) -> Option<InvalidOtlp> {
+        let at = |offset: Option<usize>, reason| offset.map(|offset| InvalidOtlp { offset, reason });
+        // Whichever comes first in the bytes is what prost trips on.
+        [
+            at(self.first_invalid_utf8, "string is not valid UTF-8"),
+            at(self.first_too_deep, "recursion limit reached"),
+        ]
+        .into_iter()
+        .flatten()
+        .min_by_key(|error| error.offset)
+    }
+
+    /// What a collector decoding these bytes would refuse: prost's rules,
+    /// plus IDs of the wrong length.
+    pub fn strict_error(&self) -> Option<InvalidOtlp> {
+        self.prost_error().or_else(|| {
+            self.first_bad_id.map(|offset| InvalidOtlp {
+                offset,
+                reason: "trace ID not 16 bytes or span ID not 8 bytes long",
+            })
+        })
+    }
+
+    /// Whether otap-dataflow 0.62's lazy OTLP views can read the request
+    /// safely and in linear time (see [`Fixes::FOR_OTAP`]).
+    pub fn fit_for_otap(&self) -> bool {
+        self.prost_error().is_none()
+            && self.unknown_fields == 0
+            && self.unplaced_scopes == 0
+            && self.extra_key_value_fields == 0
+    }
+}
+
+/// Walks `bytes` as the OTLP request of `signal`. Errors only for bytes no
+/// decoder can frame (truncations, bad varints, wire types that do not match
+/// a field, broken groups); everything else is counted in the [`Scan`].
+pub fn scan(signal: Signal, bytes: &[u8]) -> Result<Scan, InvalidOtlp> {
+    let mut walker = Walker { bytes, at: 0, scan: Scan::default(), out: None };
+    walker.message(bytes.len(), schema_of(signal), 0)?;
+    Ok(walker.scan)
+}
+
+/// Checks that `bytes` decode as the OTLP request of `signal`, exactly as
+/// prost's full decode of the `Export*ServiceRequest` would.
 pub fn validate(signal: Signal, bytes: &[u8]) -> Result<(), InvalidOtlp> {
-    let schema = match signal {
-        Signal::Traces => &TRACES,
-        Signal::Metrics => &METRICS,
-        Signal::Logs => &LOGS,
-    };
-    Reader { bytes, at: 0 }.message(bytes.len(), schema, 0)
+    match scan(signal, bytes)?.prost_error() {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}
+
+/// Repairs to make while rewriting a request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Fixes {
+    /// Replace invalid UTF-8 sequences with U+FFFD, as `String::from_utf8_lossy`.
+    pub utf8: bool,
+    /// Leave out messages nested past the recursion limit.
+    pub depth: bool,
+    /// Leave out fields the schema does not define.
+    pub unknown_fields: bool,
+    /// Put each scope container's scope first, adding an empty one where
+    /// none is (otap-dataflow looks the scope up again for every item, from
+    /// the start: a scope that is missing or last makes that quadratic).
+    pub scopes: bool,
+    /// Leave out KeyValue fields other than key and value (otap-dataflow
+    /// reads every KeyValue field as length-delimited).
+    pub key_values: bool,
+}
+
+impl Fixes {
+    /// What every decoder accepts.
+    pub const FOR_PROST: Fixes =
+        Fixes { utf8: true, depth: true, unknown_fields: false, scopes: false, key_values: false };
+    /// What otap-dataflow 0.62's OTLP → OTAP conversion reads safely.
+    pub const FOR_OTAP: Fixes = Fixes { utf8: true, depth: true, unknown_fields: true, scopes: true, key_values: true };
+}
+
+/// Rewrites a request that [`scan`] accepted, making `fixes`; every byte
+/// range they do not touch is copied as it is. The output is never longer
+/// than the input by more than two bytes per scope container (plus length
+/// prefixes that grow), and at most three per replaced invalid byte.
+pub fn rewrite(signal: Signal, bytes: &[u8], fixes: Fixes) -> Result<Vec<u8>, InvalidOtlp> {
+    let mut out = Vec::with_capacity(bytes.len() + 64);
+    let mut walker = Walker { bytes, at: 0, scan: Scan::default(), out: Some((&mut out, fixes)) };
+    walker.message(bytes.len(), schema_of(signal), 0)?;
+    Ok(out)
 }
 
 const VARINT: u64 = 0;
@@ -199,14 +337,41 @@ const START_GROUP: u64 = 3;
 const END_GROUP: u64 = 4;
 const FIXED32: u64 = 5;
 
-struct Reader<'a> {
+/// One pass over the bytes; with `out`, also the rewrite.
+struct Walker<'a, 'o> {
     bytes: &'a [u8],
     at: usize,
+    scan: Scan,
+    out: Option<(&'o mut Vec<u8>, Fixes)>,
 }
 
-impl Reader<'_> {
+fn note(first: &mut Option<usize>, count: &mut u64, offset: usize) {
+    *count += 1;
+    first.get_or_insert(offset);
+}
+
+fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push(value as u8 | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+impl Walker<'_, '_> {
     fn error(&self, reason: &'static str) -> InvalidOtlp {
         InvalidOtlp { offset: self.at, reason }
+    }
+
+    fn fixes(&self) -> Option<Fixes> {
+        self.out.as_ref().map(|(_, fixes)| *fixes)
+    }
+
+    /// Copies `bytes[from..self.at]` to the output, if rewriting.
+    fn copy_from(&mut self, from: usize) {
+        if let Some((out, _)) = &mut self.out {
+            out.extend_from_slice(&self.bytes[from..self.at]);
+        }
     }
 
     /// A varint as prost reads it: at most ten bytes, the tenth at most 1.
@@ -246,43 +411,153 @@ impl Reader<'_> {
     }
 
     fn message(&mut self, end: usize, schema: &Schema, depth: u32) -> Result<(), InvalidOtlp> {
+        let scope = if schema.1 == ScopeContainer { self.place_scope(end, depth)? } else { None };
         while self.at < end {
+            let key_start = self.at;
             let key = self.varint(end)?;
             let (number, wire) = (key >> 3, key & 7);
             if number == 0 || number > u64::from(u32::MAX >> 3) {
                 return Err(self.error("invalid field number"));
             }
+            if scope.is_some_and(|(start, _)| start == key_start) {
+                // Written first already.
+                self.at = scope.map_or(self.at, |(_, end)| end);
+                continue;
+            }
             match schema.field(number as u32) {
-                None => self.skip_unknown(wire, number, end, depth)?,
-                Some(kind) => self.field(kind, wire, end, depth)?,
+                None => {
+                    self.skip_unknown(wire, number, end, depth)?;
+                    self.scan.unknown_fields += 1;
+                    if !self.fixes().is_some_and(|f| f.unknown_fields) {
+                        self.copy_from(key_start);
+                    }
+                }
+                Some(kind) if schema.1 == KeyValue && number > 2 => {
+                    // Checked as its type (prost does), written as it is or not at all.
+                    let out = self.out.take();
+                    let checked = self.field(kind, wire, key_start, end, depth);
+                    self.out = out;
+                    checked?;
+                    self.scan.extra_key_value_fields += 1;
+                    if !self.fixes().is_some_and(|f| f.key_values) {
+                        self.copy_from(key_start);
+                    }
+                }
+                Some(kind) => self.field(kind, wire, key_start, end, depth)?,
             }
         }
         Ok(())
     }
 
-    fn field(&mut self, kind: Kind, wire: u64, end: usize, depth: u32) -> Result<(), InvalidOtlp> {
-        match (kind, wire) {
-            (Varint | RepeatedVarint, VARINT) => self.varint(end).map(drop),
-            (Fixed64 | RepeatedFixed64, FIXED64) => self.skip(8, end),
-            (Fixed32, FIXED32) => self.skip(4, end),
-            (Bytes, LEN) => {
-                self.at = self.length(end)?;
-                Ok(())
+    /// In a scope container: notes a scope that is missing or not first and,
+    /// when fixing scopes, writes it (or an empty one) first. Returns where
+    /// the scope field is when it was written out of place.
+    fn place_scope(&mut self, end: usize, depth: u32) -> Result<Option<(usize, usize)>, InvalidOtlp> {
+        let start = self.at;
+        let mut found = None;
+        let mut first = true;
+        while self.at < end {
+            let key_start = self.at;
+            let key = self.varint(end)?;
+            let (number, wire) = (key >> 3, key & 7);
+            if number == 0 || number > u64::from(u32::MAX >> 3) {
+                return Err(self.error("invalid field number"));
             }
-            (Str, LEN) => {
+            self.skip_unknown(wire, number, end, depth)?;
+            if number == 1 && wire == LEN {
+                // The last occurrence wins in protobuf; keep looking.
+                found = Some((key_start, self.at, first));
+            }
+            first = false;
+        }
+        self.at = start;
+        let first_and_only = matches!(found, Some((_, _, true)));
+        if first_and_only {
+            return Ok(None);
+        }
+        self.scan.unplaced_scopes += 1;
+        if !self.fixes().is_some_and(|f| f.scopes) {
+            return Ok(None);
+        }
+        match found {
+            None => {
+                if let Some((out, _)) = &mut self.out {
+                    out.extend_from_slice(&[0x0a, 0x00]);
+                }
+                Ok(None)
+            }
+            Some((key_start, field_end, _)) => {
+                self.at = key_start;
+                self.varint(end)?;
+                self.field(Message(&SCOPE), LEN, key_start, end, depth)?;
+                self.at = start;
+                Ok(Some((key_start, field_end)))
+            }
+        }
+    }
+
+    fn field(&mut self, kind: Kind, wire: u64, key_start: usize, end: usize, depth: u32) -> Result<(), InvalidOtlp> {
+        match (kind, wire) {
+            (Varint | RepeatedVarint, VARINT) => self.varint(end).map(drop)?,
+            (Fixed64 | RepeatedFixed64, FIXED64) => self.skip(8, end)?,
+            (Fixed32, FIXED32) => self.skip(4, end)?,
+            (Bytes, LEN) => self.at = self.length(end)?,
+            (Id(expected), LEN) => {
                 let field_end = self.length(end)?;
-                if std::str::from_utf8(&self.bytes[self.at..field_end]).is_err() {
-                    return Err(self.error("string is not valid UTF-8"));
+                let len = field_end - self.at;
+                if len != 0 && len != expected {
+                    note(&mut self.scan.first_bad_id, &mut self.scan.bad_ids, self.at);
                 }
                 self.at = field_end;
-                Ok(())
+            }
+            (Str, LEN) => {
+                let prefix = self.at;
+                let field_end = self.length(end)?;
+                let text = &self.bytes[self.at..field_end];
+                if std::str::from_utf8(text).is_err() {
+                    note(&mut self.scan.first_invalid_utf8, &mut self.scan.invalid_utf8, self.at);
+                    if let Some((out, fixes)) = &mut self.out
+                        && fixes.utf8
+                    {
+                        let repaired = String::from_utf8_lossy(text);
+                        out.extend_from_slice(&self.bytes[key_start..prefix]);
+                        put_varint(out, repaired.len() as u64);
+                        out.extend_from_slice(repaired.as_bytes());
+                        self.at = field_end;
+                        return Ok(());
+                    }
+                }
+                self.at = field_end;
             }
             (Message(schema), LEN) => {
-                if depth >= RECURSION_LIMIT {
-                    return Err(self.error("recursion limit reached"));
-                }
+                let prefix = self.at;
                 let field_end = self.length(end)?;
-                self.message(field_end, schema, depth + 1)
+                if depth >= RECURSION_LIMIT {
+                    note(&mut self.scan.first_too_deep, &mut self.scan.too_deep, self.at);
+                    self.at = field_end;
+                    if !self.fixes().is_some_and(|f| f.depth) {
+                        self.copy_from(key_start);
+                    }
+                    return Ok(());
+                }
+                self.scan.elements += 1;
+                if schema.1 == Item {
+                    self.scan.items += 1;
+                }
+                let Some((out, _)) = &mut self.out else {
+                    return self.message(field_end, schema, depth + 1);
+                };
+                // The key, then the payload rewritten, then its length put
+                // in front of it (it may have changed).
+                out.extend_from_slice(&self.bytes[key_start..prefix]);
+                let body = out.len();
+                self.message(field_end, schema, depth + 1)?;
+                if let Some((out, _)) = &mut self.out {
+                    let mut prefix = Vec::with_capacity(10);
+                    put_varint(&mut prefix, (out.len() - body) as u64);
+                    out.splice(body..body, prefix);
+                }
+                return Ok(());
             }
             (RepeatedFixed64, LEN) => {
                 let field_end = self.length(end)?;
@@ -290,17 +565,17 @@ impl Reader<'_> {
                     return Err(self.error("packed fixed64 field of a length not a multiple of 8"));
                 }
                 self.at = field_end;
-                Ok(())
             }
             (RepeatedVarint, LEN) => {
                 let field_end = self.length(end)?;
                 while self.at < field_end {
                     self.varint(field_end)?;
                 }
-                Ok(())
             }
-            _ => Err(self.error("wire type does not match the field's type")),
+            _ => return Err(self.error("wire type does not match the field's type")),
         }
+        self.copy_from(key_start);
+        Ok(())
     }
 
     fn skip_unknown(&mut self, wire: u64, number: u64, end: usize, depth: u32) -> Result<(), InvalidOtlp> {
@@ -631,5 +906,165 @@ mod tests {
         .encode_to_vec();
         assert_agrees(Signal::Logs, &request, "120 nested arrays");
         assert!(validate(Signal::Logs, &request).is_err());
+    }
+
+    fn decode_traces(bytes: &[u8]) -> ExportTraceServiceRequest {
+        ExportTraceServiceRequest::decode(bytes).expect("prost decodes it")
+    }
+
+    /// A span whose name is `name_bytes` (possibly not UTF-8), in a request
+    /// written by hand: one resource, one scope container without a scope.
+    fn span_named_raw(name_bytes: &[u8]) -> Vec<u8> {
+        let mut span = vec![0x0a, 16];
+        span.extend_from_slice(&[7; 16]);
+        span.push(0x2a); // name: field 5
+        span.push(name_bytes.len() as u8);
+        span.extend_from_slice(name_bytes);
+        let mut scope_spans = vec![0x12, span.len() as u8];
+        scope_spans.extend_from_slice(&span);
+        let mut resource_spans = vec![0x12, scope_spans.len() as u8];
+        resource_spans.extend_from_slice(&scope_spans);
+        let mut request = vec![0x0a, resource_spans.len() as u8];
+        request.extend_from_slice(&resource_spans);
+        request
+    }
+
+    #[test]
+    fn clean_requests_are_rewritten_byte_for_byte() {
+        for (signal, bytes) in samples() {
+            let found = scan(signal, &bytes).unwrap();
+            assert!(found.fit_for_otap(), "{signal}: {found:?}");
+            assert!(found.elements > 20, "{signal}: {found:?}");
+            for fixes in [Fixes::FOR_PROST, Fixes::FOR_OTAP] {
+                assert_eq!(rewrite(signal, &bytes, fixes).unwrap(), bytes, "{signal} {fixes:?}");
+            }
+            assert!(matches!(super::super::for_otap(signal, &bytes), Ok(std::borrow::Cow::Borrowed(_))));
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_is_found_and_repaired_lossily() {
+        let bytes = span_named_raw(b"caf\xc3(\xff) ok");
+        let found = scan(Signal::Traces, &bytes).unwrap();
+        assert_eq!(found.invalid_utf8, 1);
+        assert!(validate(Signal::Traces, &bytes).is_err() && !prost_accepts(Signal::Traces, &bytes));
+        let repaired = rewrite(Signal::Traces, &bytes, Fixes::FOR_PROST).unwrap();
+        let span = &decode_traces(&repaired).resource_spans[0].scope_spans[0].spans[0];
+        assert_eq!(span.name, String::from_utf8_lossy(b"caf\xc3(\xff) ok"));
+        assert_eq!(span.trace_id, [7; 16], "the rest is kept");
+        assert_eq!(scan(Signal::Traces, &repaired).unwrap().prost_error(), None);
+    }
+
+    #[test]
+    fn values_nested_past_the_limit_are_left_out_and_the_rest_kept() {
+        let mut value = AnyValue { value: Some(Value::IntValue(1)) };
+        for _ in 0..2000 {
+            value = AnyValue { value: Some(Value::ArrayValue(ArrayValue { values: vec![value] })) };
+        }
+        let kv = |key: &str, value| KeyValue { key: key.into(), value: Some(value), ..Default::default() };
+        let record = LogRecord {
+            attributes: vec![kv("deep", value), kv("plain", AnyValue { value: Some(Value::IntValue(7)) })],
+            ..Default::default()
+        };
+        let bytes = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs { log_records: vec![record], ..Default::default() }],
+                ..Default::default()
+            }],
+        }
+        .encode_to_vec();
+        let found = scan(Signal::Logs, &bytes).unwrap();
+        assert_eq!(found.too_deep, 1);
+        assert_eq!(validate(Signal::Logs, &bytes).unwrap_err().reason, "recursion limit reached");
+        let repaired = rewrite(Signal::Logs, &bytes, Fixes::FOR_PROST).unwrap();
+        let decoded = ExportLogsServiceRequest::decode(repaired.as_slice()).expect("prost decodes the repair");
+        let attributes = &decoded.resource_logs[0].scope_logs[0].log_records[0].attributes;
+        assert_eq!(attributes[1], kv("plain", AnyValue { value: Some(Value::IntValue(7)) }));
+        assert_eq!(attributes[0].key, "deep", "the attribute stays, cut where it got too deep");
+    }
+
+    #[test]
+    fn scopes_are_put_first_for_otap() {
+        // Missing scope: an empty one is added in front.
+        let bytes = span_named_raw(b"GET /");
+        let found = scan(Signal::Traces, &bytes).unwrap();
+        assert_eq!(found.unplaced_scopes, 1);
+        assert!(!found.fit_for_otap());
+        let fixed = rewrite(Signal::Traces, &bytes, Fixes::FOR_OTAP).unwrap();
+        assert_eq!(&fixed[4..6], &[0x0a, 0x00], "the scope container starts with an empty scope");
+        let decoded = decode_traces(&fixed);
+        assert_eq!(decoded.resource_spans[0].scope_spans[0].scope, Some(InstrumentationScope::default()));
+        assert_eq!(decoded.resource_spans[0].scope_spans[0].spans, decode_traces(&bytes).resource_spans[0].scope_spans[0].spans);
+        assert!(scan(Signal::Traces, &fixed).unwrap().fit_for_otap());
+
+        // A scope after the spans moves in front of them.
+        let mut request = ExportTraceServiceRequest::decode(traces().as_slice()).unwrap();
+        let scope_spans = &mut request.resource_spans[0].scope_spans[0];
+        let scope = scope_spans.scope.take().unwrap();
+        let mut spans_first = ScopeSpans { spans: scope_spans.spans.clone(), ..Default::default() }.encode_to_vec();
+        spans_first.extend(ScopeSpans { scope: Some(scope.clone()), ..Default::default() }.encode_to_vec());
+        let mut wrapped = vec![0x12];
+        put_varint(&mut wrapped, spans_first.len() as u64);
+        wrapped.extend_from_slice(&spans_first);
+        let mut outer = vec![0x0a];
+        put_varint(&mut outer, wrapped.len() as u64);
+        outer.extend_from_slice(&wrapped);
+        assert_eq!(scan(Signal::Traces, &outer).unwrap().unplaced_scopes, 1);
+        let fixed = rewrite(Signal::Traces, &outer, Fixes::FOR_OTAP).unwrap();
+        assert!(scan(Signal::Traces, &fixed).unwrap().fit_for_otap());
+        assert_eq!(decode_traces(&fixed), decode_traces(&outer), "same content, scope first");
+    }
+
+    #[test]
+    fn unknown_and_extra_key_value_fields_are_dropped_for_otap_only() {
+        let bytes = span_named_raw(b"GET /");
+        // An unknown field 17 inside the span (varint 1), lengths patched by hand.
+        let mut span = decode_traces(&bytes).resource_spans[0].scope_spans[0].spans[0].encode_to_vec();
+        span.extend_from_slice(&[0x88, 0x01, 0x01]);
+        let kv = {
+            // attributes: field 9; KeyValue { key "k", key_strindex 3 before it }
+            let mut kv = vec![0x18, 0x03, 0x0a, 0x01, b'k'];
+            let mut field = vec![0x4a, kv.len() as u8];
+            field.append(&mut kv);
+            field
+        };
+        span.extend_from_slice(&kv);
+        let scope_spans = [&[0x12, span.len() as u8][..], &span].concat();
+        let resource_spans = [&[0x12, scope_spans.len() as u8][..], &scope_spans].concat();
+        let request = [&[0x0a, resource_spans.len() as u8][..], &resource_spans].concat();
+        assert!(prost_accepts(Signal::Traces, &request));
+        let found = scan(Signal::Traces, &request).unwrap();
+        assert_eq!((found.unknown_fields, found.extra_key_value_fields), (1, 1), "{found:?}");
+        assert_eq!(rewrite(Signal::Traces, &request, Fixes::FOR_PROST).unwrap(), request, "kept for prost");
+        let fixed = rewrite(Signal::Traces, &request, Fixes::FOR_OTAP).unwrap();
+        assert!(scan(Signal::Traces, &fixed).unwrap().fit_for_otap());
+        let span = &decode_traces(&fixed).resource_spans[0].scope_spans[0].spans[0];
+        assert_eq!((span.attributes[0].key.as_str(), span.attributes[0].key_strindex), ("k", 0));
+    }
+
+    #[test]
+    fn wrong_length_ids_are_counted() {
+        let mut request = ExportTraceServiceRequest::decode(traces().as_slice()).unwrap();
+        request.resource_spans[0].scope_spans[0].spans[0].trace_id = vec![1, 2, 3];
+        request.resource_spans[0].scope_spans[0].spans[1].span_id = vec![];
+        let bytes = request.encode_to_vec();
+        let found = scan(Signal::Traces, &bytes).unwrap();
+        assert_eq!(found.bad_ids, 1, "an empty ID is allowed, a 3-byte one is not");
+        assert!(found.prost_error().is_none() && found.strict_error().is_some());
+    }
+
+    #[test]
+    fn non_minimal_length_prefixes_are_rewritten_correctly() {
+        // The span's length written in two bytes (0x85 0x00 is 5) and a name
+        // that needs repair inside it.
+        let span = [0x2a, 0x03, b'a', 0xff, b'b'];
+        let mut scope_spans = vec![0x12, 0x85, 0x00];
+        scope_spans.extend_from_slice(&span);
+        let resource_spans = [&[0x12, scope_spans.len() as u8][..], &scope_spans].concat();
+        let request = [&[0x0a, resource_spans.len() as u8][..], &resource_spans].concat();
+        assert_eq!(scan(Signal::Traces, &request).unwrap().invalid_utf8, 1);
+        let fixed = rewrite(Signal::Traces, &request, Fixes::FOR_OTAP).unwrap();
+        let decoded = decode_traces(&fixed);
+        assert_eq!(decoded.resource_spans[0].scope_spans[0].spans[0].name, "a\u{fffd}b");
     }
 }

@@ -103,6 +103,36 @@ fn misbehave(trigger: &str) -> Result<Option<Outcome>, ProcessError> {
             Err(error) => Err(ProcessError::permanent(format!("cannot read /etc/passwd: {error}"))),
         },
         "report-env" => Err(ProcessError::retryable(report_env())),
+        // Floods the host log: many lines, each trying to forge a host log
+        // line and colour the terminal.
+        "log-flood" => {
+            for i in 0..LOG_FLOOD_LINES {
+                wasmtel_sdk::host::warn(&format!("flood {i}\n2026-01-01T00:00:00Z ERROR forged host line \x1b[31mred\x1b[0m"));
+            }
+            Ok(None)
+        }
+        "log-huge" => {
+            wasmtel_sdk::host::info(&"x".repeat(HUGE_LINE_BYTES));
+            eprintln!("{}", "y".repeat(HUGE_LINE_BYTES));
+            Ok(None)
+        }
+        // Counters with huge names, then more counters than the host keeps.
+        "counter-flood" => {
+            for i in 0..64u64 {
+                wasmtel_sdk::host::counter(&format!("{i}-{}", "n".repeat(1 << 20)), 1);
+            }
+            for i in 0..1000u64 {
+                wasmtel_sdk::host::counter(&format!("c{i}"), 1);
+            }
+            Ok(None)
+        }
+        // Small on the wire, huge once decoded: `expand-N` returns N MiB of
+        // empty spans (2 bytes each) in one ScopeSpans.
+        expand if expand.starts_with("expand-") => {
+            Ok(Some(Outcome::Replaced(empty_spans(expand["expand-".len()..].parse().unwrap_or(1) << 20))))
+        }
+        // Well-formed protobuf, but a 3-byte trace ID no OTLP consumer accepts.
+        "short-trace-id" => Ok(Some(Outcome::Replaced(vec![0x0a, 0x09, 0x12, 0x07, 0x12, 0x05, 0x0a, 0x03, 1, 2, 3]))),
         "permanent-error" => Err(ProcessError::permanent("hostile: permanent error on purpose")),
         "retryable-error" => Err(ProcessError::retryable("hostile: retryable error on purpose")),
         _ => Ok(None),
@@ -145,6 +175,26 @@ fn oversized() -> Vec<u8> {
     out
 }
 
+/// Lines `log-flood` sends: far more than the host lets through.
+pub const LOG_FLOOD_LINES: usize = 20_000;
+/// Bytes of each line `log-huge` logs and prints.
+pub const HUGE_LINE_BYTES: usize = 8 << 20;
+
+/// A traces request of about `bytes` bytes made of empty spans.
+fn empty_spans(bytes: usize) -> Vec<u8> {
+    let spans = bytes / 2;
+    let mut scope_spans = Vec::with_capacity(spans * 2 + 16);
+    scope_spans.push(0x12); // ResourceSpans.scope_spans: field 2
+    varint(&mut scope_spans, (spans * 2) as u64);
+    for _ in 0..spans {
+        scope_spans.extend_from_slice(&[0x12, 0x00]); // ScopeSpans.spans: an empty span
+    }
+    let mut out = vec![0x0a]; // ExportTraceServiceRequest.resource_spans: field 1
+    varint(&mut out, scope_spans.len() as u64);
+    out.extend_from_slice(&scope_spans);
+    out
+}
+
 fn varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.push(value as u8 | 0x80);
@@ -176,6 +226,16 @@ mod tests {
         assert_eq!(misbehave("garbage").unwrap(), Some(Outcome::Replaced(vec![0xff; 64])));
         assert!(matches!(misbehave("retryable-error"), Err(ProcessError::Retryable(_))));
         assert!(Hostile::new(Config { reject: Some("no".into()), init_spin: 0 }).is_err());
+    }
+
+    #[test]
+    fn expand_and_short_trace_id_decode_as_prost_sees_them() {
+        let Some(Outcome::Replaced(bytes)) = misbehave("expand-1").unwrap() else { panic!("replaced") };
+        let request = decode::<ExportTraceServiceRequest>(Signal::Traces, &bytes).unwrap();
+        assert_eq!(request.resource_spans[0].scope_spans[0].spans.len(), 1 << 19);
+        let Some(Outcome::Replaced(bytes)) = misbehave("short-trace-id").unwrap() else { panic!("replaced") };
+        let request = decode::<ExportTraceServiceRequest>(Signal::Traces, &bytes).unwrap();
+        assert_eq!(request.resource_spans[0].scope_spans[0].spans[0].trace_id, [1, 2, 3]);
     }
 
     #[test]
