@@ -56,7 +56,8 @@ use otel_arrow_dfe_telemetry::metrics::MetricSet;
 use otel_arrow_dfe_telemetry_macros::metric_set;
 use serde::Deserialize;
 use wasmtel_registry::{Policy, Reference};
-use wasmtel_runtime::{FailureKind, Grants, Limits, MetricsSnapshot, OnError, Outcome, Plugin, PluginConfig};
+use wasmtel_otap::ConvertError;
+use wasmtel_runtime::{FailureKind, Grants, Limits, MetricsSnapshot, OnError, Outcome, Plugin, PluginConfig, Signal};
 
 use crate::{config_error, wasmtel_signal};
 
@@ -88,6 +89,8 @@ pub struct WasmProcessorConfig {
     pub grants: Grants,
     #[serde(default)]
     pub quarantine_dir: Option<PathBuf>,
+    #[serde(default = "default_quarantine_max_bytes")]
+    pub quarantine_max_bytes: bytesize::ByteSize,
     #[serde(default)]
     pub output: OutputForm,
 }
@@ -103,6 +106,10 @@ pub enum OutputForm {
     Otlp,
     /// Whatever form the batch arrived in.
     Input,
+}
+
+fn default_quarantine_max_bytes() -> bytesize::ByteSize {
+    PluginConfig::default().quarantine_max_bytes
 }
 
 impl WasmProcessorConfig {
@@ -121,6 +128,7 @@ impl WasmProcessorConfig {
             on_error: self.on_error,
             grants: self.grants.clone(),
             quarantine_dir: self.quarantine_dir.clone(),
+            quarantine_max_bytes: self.quarantine_max_bytes,
         }
     }
 
@@ -188,6 +196,21 @@ pub struct WasmProcessorMetrics {
     /// Batches whose caller's deadline expired while the guest ran.
     #[metric(name = "errors.deadline_exceeded", unit = "{error}")]
     pub errors_deadline_exceeded: ObserveCounter<u64>,
+    /// Batches that were not OTLP of their signal (never reached the guest).
+    #[metric(name = "errors.invalid_input", unit = "{error}")]
+    pub errors_invalid_input: ObserveCounter<u64>,
+    /// Batches with invalid UTF-8 or values nested too deep, repaired before the guest.
+    #[metric(name = "input.repaired", unit = "{batch}")]
+    pub input_repaired: ObserveCounter<u64>,
+    /// Failed batches not quarantined because `quarantine_max_bytes` was reached.
+    #[metric(name = "quarantine.skipped", unit = "{batch}")]
+    pub quarantine_skipped: ObserveCounter<u64>,
+    /// Guest log lines dropped by the rate limit.
+    #[metric(name = "guest.log_lines_suppressed", unit = "{line}")]
+    pub guest_log_lines_suppressed: ObserveCounter<u64>,
+    /// Guest counter updates refused (bad name, too many counters).
+    #[metric(name = "guest.counters_refused", unit = "{update}")]
+    pub guest_counters_refused: ObserveCounter<u64>,
     /// Failed batches forwarded unchanged by `on_error: pass`.
     #[metric(name = "policy.passed", unit = "{batch}")]
     pub policy_passed: ObserveCounter<u64>,
@@ -230,6 +253,9 @@ pub struct WasmProcessorMetrics {
     /// Batches converted between OTLP and OTAP by this node.
     #[metric(name = "node.conversions", unit = "{batch}")]
     pub conversions: Counter<u64>,
+    /// Batches forwarded as OTLP because they hold more items than OTAP conversion can number.
+    #[metric(name = "node.kept_as_otlp", unit = "{batch}")]
+    pub kept_as_otlp: Counter<u64>,
 }
 
 impl WasmProcessorMetrics {
@@ -249,6 +275,11 @@ impl WasmProcessorMetrics {
         self.errors_instantiate.observe(s.error_count(FailureKind::Instantiate));
         self.errors_busy.observe(s.error_count(FailureKind::Busy));
         self.errors_deadline_exceeded.observe(s.error_count(FailureKind::DeadlineExceeded));
+        self.errors_invalid_input.observe(s.error_count(FailureKind::InvalidInput));
+        self.input_repaired.observe(s.input_repaired);
+        self.quarantine_skipped.observe(s.quarantine_skipped);
+        self.guest_log_lines_suppressed.observe(s.guest_log_lines_suppressed);
+        self.guest_counters_refused.observe(s.guest_counters_refused);
         self.policy_passed.observe(s.policy_passed);
         self.policy_dropped.observe(s.policy_dropped);
         self.policy_failed.observe(s.policy_failed);
@@ -338,42 +369,35 @@ impl WasmProcessor {
                 return self.nack(eh, OtapPdata::new(context, payload), reason, false).await;
             }
         };
+        let want_otap = match self.output {
+            OutputForm::Otap => true,
+            OutputForm::Otlp => false,
+            OutputForm::Input => !input_is_otlp,
+        };
         match result {
             Ok(Outcome::Unchanged) => {
-                let want_otap = match self.output {
-                    OutputForm::Otap => true,
-                    OutputForm::Otlp => false,
-                    OutputForm::Input => !input_is_otlp,
-                };
                 let payload = match (want_otap, input_is_otlp) {
                     // Already in the wanted form: forward the very input.
                     (true, false) | (false, true) => payload,
                     // Encoded for the guest already; reuse those bytes.
                     (false, false) => OtapPayload::from_otlp(OtlpProtoBytes::new_from_bytes(signal_type, otlp)),
-                    (true, true) => {
-                        let original = payload.clone();
-                        match self.to_otap(eh, payload).await {
-                            Ok(otap) => otap,
-                            Err(reason) => return self.nack(eh, OtapPdata::new(context, original), reason, true).await,
-                        }
-                    }
+                    (true, true) => match self.to_otap(signal, otlp) {
+                        Ok(otap) => otap,
+                        Err(reason) => return self.nack(eh, OtapPdata::new(context, payload), reason, true).await,
+                    },
                 };
                 self.emit(eh, OtapPdata::new(context, payload)).await
             }
             Ok(Outcome::Replaced(bytes)) => {
                 let bytes = Bytes::from(bytes);
-                let want_otap = match self.output {
-                    OutputForm::Otap => true,
-                    OutputForm::Otlp => false,
-                    OutputForm::Input => !input_is_otlp,
-                };
-                let mut replaced = OtapPayload::from_otlp(OtlpProtoBytes::new_from_bytes(signal_type, bytes));
-                if want_otap {
-                    replaced = match self.to_otap(eh, replaced).await {
+                let mut replaced = if want_otap {
+                    match self.to_otap(signal, bytes) {
                         Ok(otap) => otap,
                         Err(reason) => return self.nack(eh, OtapPdata::new(context, payload), reason, true).await,
-                    };
-                }
+                    }
+                } else {
+                    OtapPayload::from_otlp(OtlpProtoBytes::new_from_bytes(signal_type, bytes))
+                };
                 if replaced.num_items() == 0 {
                     // The guest filtered everything out: complete like a drop.
                     return self.ack_without_output(eh, OtapPdata::new(context, payload)).await;
@@ -388,16 +412,20 @@ impl WasmProcessor {
         }
     }
 
-    async fn to_otap(
-        &mut self,
-        eh: &local::EffectHandler<OtapPdata>,
-        payload: OtapPayload,
-    ) -> Result<OtapPayload, String> {
+    /// OTLP bytes (the guest's output, or a client's input) as OTAP, through
+    /// the conversion that cannot panic or take quadratic time; a batch with
+    /// more items than otap-dataflow can number stays OTLP, which every
+    /// downstream stage accepts.
+    fn to_otap(&mut self, signal: Signal, otlp: Bytes) -> Result<OtapPayload, String> {
         self.metrics.conversions.inc();
-        eh.materialize_otap_payload(payload)
-            .await
-            .map(OtapPayload::from_otap)
-            .map_err(|e| format!("{}: cannot convert the batch to OTAP: {e}", self.plugin.name()))
+        match wasmtel_otap::otlp_to_otap(signal, otlp.clone()) {
+            Ok(records) => Ok(OtapPayload::from_otap(records)),
+            Err(ConvertError::TooManyItems { .. }) => {
+                self.metrics.kept_as_otlp.inc();
+                Ok(OtapPayload::from_otlp(wasmtel_otap::otlp_payload(signal, otlp)))
+            }
+            Err(error) => Err(format!("{}: {error}", self.plugin.name())),
+        }
     }
 
     async fn emit(&mut self, eh: &mut local::EffectHandler<OtapPdata>, pdata: OtapPdata) -> Result<(), Error> {

@@ -390,3 +390,79 @@ fn components_load_by_store_reference_under_the_node_registry_policy() {
         "registry": { "require_signature": true, "trusted_keys": [] } }));
     assert!(unsigned.contains("trusted_keys is empty"), "{unsigned}");
 }
+
+/// One span carrying unknown field 17: valid OTLP, which otap-dataflow
+/// 0.62's span view indexes out of bounds on.
+fn span_with_field_17() -> Vec<u8> {
+    let mut span = ExportTraceServiceRequest::decode(&traces_bytes(&[("GET /", vec![])])[..]).unwrap().resource_spans
+        [0]
+        .scope_spans[0]
+        .spans[0]
+        .encode_to_vec();
+    span.extend_from_slice(&[0x88, 0x01, 0x01]); // field 17, varint 1
+    let scope_spans = [&[0x12, span.len() as u8][..], &span].concat();
+    let resource_spans = [&[0x12, scope_spans.len() as u8][..], &scope_spans].concat();
+    [&[0x0a, resource_spans.len() as u8][..], &resource_spans].concat()
+}
+
+#[test]
+fn client_bytes_the_engine_would_panic_on_are_converted_safely() {
+    let request = span_with_field_17();
+    assert!(wasmtel_runtime::otlp::validate(wasmtel_runtime::Signal::Traces, &request).is_ok(), "valid OTLP");
+    for mode in ["unchanged", "replace"] {
+        run_one(identity(mode, "otap"), otlp_traces(request.clone()), move |emitted, completion| {
+            assert!(completion.is_none(), "{mode}: forwarded, not refused: {completion:?}");
+            assert_eq!(emitted.len(), 1, "{mode}");
+            let (_, payload) = emitted.into_iter().next().unwrap().into_parts();
+            assert!(matches!(payload.storage(), PayloadStorage::OtapRecords(_)), "{mode}: converted to OTAP");
+            assert_eq!(span_names(&decode_traces(&payload)), ["GET /"], "{mode}");
+        });
+    }
+}
+
+#[test]
+fn malformed_client_bytes_are_refused_permanently_not_a_panic() {
+    for output in ["otap", "otlp"] {
+        run_one(identity("unchanged", output), otlp_traces(vec![0x0a, 0x05, 0x12, 0xff]), move |emitted, completion| {
+            assert!(emitted.is_empty(), "{output}");
+            match completion {
+                Some(PipelineCompletionMsg::DeliverNack { nack }) => {
+                    assert!(nack.permanent, "{output}: {}", nack.reason);
+                    assert!(nack.reason.contains("not an OTLP traces request"), "{}", nack.reason);
+                }
+                other => panic!("{output}: expected a permanent Nack, got {other:?}"),
+            }
+        });
+    }
+}
+
+#[test]
+fn scope_less_batches_convert_in_linear_time() {
+    // 50k spans without a scope: quadratic in otap-dataflow 0.62 (over 30 s);
+    // the node adds the scope first. Bounded by the test's own time budget.
+    let span = [0x12, 0x07, 0x2a, 0x05, b'G', b'E', b'T', b' ', b'/'];
+    let scope_spans: Vec<u8> = span.iter().copied().cycle().take(span.len() * 50_000).collect();
+    let mut resource_spans = vec![0x12];
+    let mut len = scope_spans.len();
+    while len >= 0x80 {
+        resource_spans.push(len as u8 | 0x80);
+        len >>= 7;
+    }
+    resource_spans.push(len as u8);
+    resource_spans.extend_from_slice(&scope_spans);
+    let mut request = vec![0x0a];
+    let mut len = resource_spans.len();
+    while len >= 0x80 {
+        request.push(len as u8 | 0x80);
+        len >>= 7;
+    }
+    request.push(len as u8);
+    request.extend_from_slice(&resource_spans);
+    let started = std::time::Instant::now();
+    run_one(identity("unchanged", "otap"), otlp_traces(request), |emitted, completion| {
+        assert!(completion.is_none(), "{completion:?}");
+        let (_, mut payload) = emitted.into_iter().next().expect("one batch").into_parts();
+        assert_eq!(payload.num_items(), 50_000);
+    });
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+}

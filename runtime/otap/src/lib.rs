@@ -2,20 +2,30 @@
 //! OTel-Arrow record batches for downstream otap-dataflow stages. Conversion
 //! is done once, on the host, and only where a consumer wants OTAP.
 
+use std::panic::AssertUnwindSafe;
+
 use bytes::Bytes;
 use otel_arrow_dfe_config::SignalType;
 use otel_arrow_dfe_pdata::TryFromWithOptions;
 pub use otel_arrow_dfe_pdata::proto::opentelemetry::arrow::v1::ArrowPayloadType;
 pub use otel_arrow_dfe_pdata::{OtapArrowRecords, OtlpProtoBytes};
-use wasmtel_runtime::Signal;
+use wasmtel_runtime::{Signal, otlp};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConvertError {
     #[error("cannot convert OTLP {signal} to OTAP: {message}")]
     ToOtap { signal: Signal, message: String },
+    /// More items than otap-dataflow 0.62 numbers correctly in one batch;
+    /// the batch itself is fine (forward it as OTLP, or split it).
+    #[error("cannot convert OTLP {signal} to OTAP: {items} items in one batch, more than the {max} otap-dataflow 0.62 can number")]
+    TooManyItems { signal: Signal, items: u64, max: u64 },
     #[error("cannot convert an OTAP {signal} batch to OTLP: {message}")]
     ToOtlp { signal: Signal, message: String },
 }
+
+/// Log records (and resources) per batch that otap-dataflow 0.62's logs
+/// encoder numbers with unchecked `u16`s: past it, ids wrap (or panic).
+pub const MAX_OTAP_LOG_ITEMS: u64 = u16::MAX as u64;
 
 /// The otap-dataflow name of a signal.
 pub fn signal_type(signal: Signal) -> SignalType {
@@ -41,15 +51,40 @@ pub fn otlp_payload(signal: Signal, otlp: impl Into<Bytes>) -> OtlpProtoBytes {
     OtlpProtoBytes::new_from_bytes(signal_type(signal), otlp)
 }
 
-/// Converts an OTLP request (protobuf) into OTAP record batches.
+/// Converts an OTLP request (protobuf) into OTAP record batches, never
+/// panicking on what a client or a guest sends: the bytes must frame as the
+/// signal's request; shapes otap-dataflow 0.62 misreads or converts in
+/// quadratic time are rewritten first ([`otlp::for_otap`]); batches past its
+/// item numbering are refused ([`ConvertError::TooManyItems`]); and a panic in
+/// the conversion is caught and returned as an error.
 pub fn otlp_to_otap(signal: Signal, otlp: impl Into<Bytes>) -> Result<OtapArrowRecords, ConvertError> {
     let bytes: Bytes = otlp.into();
-    // The Arrow encoder reads OTLP through lazy views and trusts the framing;
-    // prove the bytes are the signal's request first so garbage is an error.
-    wasmtel_runtime::otlp::validate(signal, &bytes)
-        .map_err(|e| ConvertError::ToOtap { signal, message: format!("not an OTLP request: {e}") })?;
-    OtapArrowRecords::try_from_with_default(otlp_payload(signal, bytes))
-        .map_err(|e| ConvertError::ToOtap { signal, message: e.to_string() })
+    let refused = |message: String| ConvertError::ToOtap { signal, message };
+    let scan = otlp::scan(signal, &bytes).map_err(|e| refused(format!("not an OTLP request: {e}")))?;
+    if signal == Signal::Logs && scan.items > MAX_OTAP_LOG_ITEMS {
+        return Err(ConvertError::TooManyItems { signal, items: scan.items, max: MAX_OTAP_LOG_ITEMS });
+    }
+    let bytes = if scan.fit_for_otap() {
+        bytes
+    } else {
+        Bytes::from(otlp::rewrite(signal, &bytes, otlp::Fixes::FOR_OTAP).map_err(|e| refused(e.to_string()))?)
+    };
+    let converted = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        OtapArrowRecords::try_from_with_default(otlp_payload(signal, bytes))
+    }));
+    match converted {
+        Ok(Ok(records)) => Ok(records),
+        Ok(Err(e)) => Err(refused(e.to_string())),
+        Err(panic) => Err(refused(format!("the otap-dataflow encoder panicked: {}", panic_message(&*panic)))),
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string())
 }
 
 /// Converts OTAP record batches back into an OTLP request (protobuf).

@@ -265,3 +265,66 @@ fn malformed_bytes_are_a_typed_error() {
     assert!(matches!(error, ConvertError::ToOtap { signal: Signal::Logs, .. }), "{error}");
     assert!(error.to_string().contains("logs"), "{error}");
 }
+
+/// Valid OTLP that otap-dataflow 0.62's own conversion panics on: a span
+/// with an unknown field numbered 17 or more, and (found by `cargo fuzz`) a
+/// KeyValue whose field 3 comes before its value. Ours converts both.
+#[test]
+fn requests_the_engine_panics_on_convert_safely() {
+    use otel_arrow_dfe_pdata::TryFromWithOptions;
+    let mut span = traces().resource_spans[0].scope_spans[0].spans[0].clone();
+    span.attributes.clear();
+    let mut span_bytes = span.encode_to_vec();
+    span_bytes.extend_from_slice(&[0x88, 0x01, 0x01]); // field 17 = 1
+    let wrap = |tag: u8, payload: &[u8]| {
+        let mut out = vec![tag];
+        let mut len = payload.len();
+        while len >= 0x80 {
+            out.push(len as u8 | 0x80);
+            len >>= 7;
+        }
+        out.push(len as u8);
+        out.extend_from_slice(payload);
+        out
+    };
+    let field_17 = wrap(0x0a, &wrap(0x12, &wrap(0x12, &span_bytes)));
+    // KeyValue { 3: 2, key: "\x12\x02\x08\x7f" }: read as all length-delimited,
+    // field 3 swallows the key's header and its bytes become a broken value.
+    let key_value = [0x18, 0x02, 0x0a, 0x04, 0x12, 0x02, 0x08, 0x7f];
+    let mut plain_span = span.clone();
+    plain_span.name = "kv".into();
+    let kv_span = [plain_span.encode_to_vec(), wrap(0x4a, &key_value)].concat();
+    let kv_first = wrap(0x0a, &wrap(0x12, &wrap(0x12, &kv_span)));
+
+    for (what, bytes) in [("unknown field 17", field_17), ("KeyValue field 3 first", kv_first)] {
+        assert!(wasmtel_runtime::otlp::validate(Signal::Traces, &bytes).is_ok(), "{what}: valid OTLP");
+        let engine = std::panic::catch_unwind(|| {
+            OtapArrowRecords::try_from_with_default(wasmtel_otap::otlp_payload(Signal::Traces, bytes.clone()))
+        });
+        assert!(
+            !matches!(engine, Ok(Ok(_))),
+            "{what}: otap-dataflow converts it now; drop the workaround note from the README"
+        );
+        let records = otlp_to_otap(Signal::Traces, bytes.clone()).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(item_count(&records), 1, "{what}");
+    }
+}
+
+#[test]
+fn too_many_log_records_for_otap_numbering_are_refused_not_corrupted() {
+    let record = LogRecord {
+        body: Some(AnyValue { value: Some(Value::StringValue("x".into())) }),
+        attributes: vec![kv("a", Value::IntValue(1))],
+        ..Default::default()
+    };
+    let request = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs { log_records: vec![record; 70_000], ..Default::default() }],
+            ..Default::default()
+        }],
+    };
+    match otlp_to_otap(Signal::Logs, request.encode_to_vec()) {
+        Err(ConvertError::TooManyItems { items: 70_000, .. }) => {}
+        other => panic!("expected TooManyItems, got {:?}", other.map(|r| item_count(&r))),
+    }
+}
