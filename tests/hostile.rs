@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytesize::ByteSize;
 use prost::Message;
 use wasmtel_runtime::{ComponentSource, FailureKind, LoadError, OnError, Outcome, Plugin, PluginConfig, Signal};
-use wasmtel_tests::{load, logs, runtime, span_named};
+use wasmtel_tests::{capture_logs, load, logs, runtime, span_named};
 
 const HOSTILE: &str = "wasmtel-test-hostile";
 
@@ -280,31 +280,138 @@ fn guests_are_hermetic_unless_granted() {
 
 #[test]
 fn guest_stderr_reaches_the_host_log_tagged_with_the_plugin() {
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-    impl Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
     let (plugin, _cache) = hostile(OnError::Pass);
-    tracing::subscriber::with_default(subscriber, || {
+    let log = capture_logs(|| {
         plugin.process(Signal::Traces, &span_named("panic"), None).unwrap();
     });
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     let panic_line =
         log.lines().find(|line| line.contains("panicked")).unwrap_or_else(|| panic!("no guest panic in:\n{log}"));
     assert!(panic_line.contains(HOSTILE) && panic_line.contains("stderr"), "{panic_line}");
     assert!(log.contains("on_error: pass"), "the policy decision is logged too:\n{log}");
+}
+
+#[test]
+fn a_guest_cannot_flood_or_forge_the_host_log() {
+    let (plugin, _cache) = hostile(OnError::Fail);
+    let started = std::time::Instant::now();
+    let log = capture_logs(|| {
+        assert_eq!(plugin.process(Signal::Traces, &span_named("log-flood"), None).unwrap(), Outcome::Unchanged);
+    });
+    let lines: Vec<&str> = log.lines().filter(|line| line.contains("flood ")).collect();
+    // The burst of 200 gets through, then 100 a second; the rest is counted, not logged.
+    let allowed = 200 + (100.0 * started.elapsed().as_secs_f64()).ceil() as usize;
+    assert!(lines.len() <= allowed, "{} host log lines for a 20k-line flood (allowed {allowed})", lines.len());
+    assert!(lines.iter().all(|line| !line.contains('\x1b')), "terminal escapes are escaped");
+    assert!(
+        lines.iter().all(|line| !line.starts_with("2026-01-01T00:00:00Z")),
+        "a guest newline cannot start a host log line"
+    );
+    assert!(lines.iter().any(|line| line.contains("flood 0\\n2026")), "the newline is shown escaped:\n{log}");
+    let suppressed = plugin.metrics().guest_log_lines_suppressed;
+    assert_eq!(suppressed as usize + lines.len(), 20_000, "every line is logged or counted");
+    // Once the budget refills, the next line reports what was suppressed.
+    std::thread::sleep(Duration::from_millis(100));
+    let log = capture_logs(|| {
+        plugin.process(Signal::Traces, &span_named("stderr-after the flood"), None).unwrap();
+    });
+    assert!(log.contains("guest log lines suppressed"), "{log}");
+}
+
+#[test]
+fn huge_guest_log_lines_are_cut() {
+    let (runtime, _cache) = runtime();
+    let mut config = PluginConfig { on_error: Some(OnError::Fail), ..PluginConfig::default() };
+    config.limits.max_memory = ByteSize::mib(128);
+    let plugin = load(&runtime, HOSTILE, config).unwrap();
+    let log = capture_logs(|| {
+        assert_eq!(plugin.process(Signal::Traces, &span_named("log-huge"), None).unwrap(), Outcome::Unchanged);
+    });
+    assert!(log.len() < 64 << 10, "two 8 MiB lines became {} bytes of host log", log.len());
+    assert!(log.contains("more bytes]"), "the cut is visible:\n{}", &log[..log.len().min(500)]);
+}
+
+#[test]
+fn guest_counters_are_bounded_in_name_and_number() {
+    let (plugin, _cache) = hostile(OnError::Fail);
+    plugin.process(Signal::Traces, &span_named("counter-flood"), None).unwrap();
+    let metrics = plugin.metrics();
+    assert!(metrics.guest_counters.len() <= 256, "{}", metrics.guest_counters.len());
+    assert!(metrics.guest_counters.keys().all(|name| name.len() <= 128), "no megabyte names kept");
+    assert_eq!(metrics.guest_counters_refused, 64 + 1000 - metrics.guest_counters.len() as u64);
+}
+
+#[test]
+fn max_memory_bounds_all_of_a_components_memories_together() {
+    use wasmtel_tests::crafted::multi_memory_plugin;
+    let (runtime, _cache) = runtime();
+    let with_cap = |mib| {
+        let mut config = PluginConfig { on_error: Some(OnError::Fail), ..PluginConfig::default() };
+        config.limits.max_memory = ByteSize::mib(mib);
+        config
+    };
+    // 1 MiB + 48 MiB: within 64 MiB, but not within 32 MiB though each memory is.
+    let two = multi_memory_plugin(2, 768);
+    let plugin = runtime.load_plugin("two-memories", ComponentSource::Bytes(two.clone()), with_cap(64)).unwrap();
+    assert_still_serves(&plugin);
+    let error = runtime.load_plugin("two-memories", ComponentSource::Bytes(two), with_cap(32)).err().unwrap();
+    let text = error.to_string();
+    assert!(text.contains("two-memories") && text.contains("memory limit"), "{text}");
+
+    // Thirteen small memories: refused whatever the cap, naming the reason.
+    let many = multi_memory_plugin(13, 1);
+    let error = runtime.load_plugin("many-memories", ComponentSource::Bytes(many), with_cap(1024)).err().unwrap();
+    let text = error.to_string();
+    assert!(text.contains("many-memories") && text.contains("memor"), "{text}");
+}
+
+#[test]
+fn output_that_expands_past_the_element_limit_is_refused() {
+    // 4 MiB of empty spans: 2M elements from a one-span input.
+    let (error, _plugin, _cache) = {
+        let (runtime, cache) = runtime();
+        let mut config = PluginConfig { on_error: Some(OnError::Fail), ..PluginConfig::default() };
+        config.limits.max_output_bytes = ByteSize::mib(8);
+        config.limits.timeout = Duration::from_secs(5);
+        let plugin = load(&runtime, HOSTILE, config).unwrap();
+        let error = plugin.process(Signal::Traces, &span_named("expand-4"), None).unwrap_err();
+        assert_still_serves(&plugin);
+        (error, plugin, cache)
+    };
+    assert_eq!(error.kind, FailureKind::OutputTooLarge, "{error}");
+    assert!(error.message.contains("max_output_elements"), "{error}");
+    // An explicit limit lets a plugin that really enriches do so.
+    let (runtime, _cache) = runtime();
+    let mut config = PluginConfig { on_error: Some(OnError::Fail), ..PluginConfig::default() };
+    config.limits.max_output_elements = Some(1 << 20);
+    config.limits.timeout = Duration::from_secs(5);
+    let plugin = load(&runtime, HOSTILE, config).unwrap();
+    assert!(matches!(plugin.process(Signal::Traces, &span_named("expand-1"), None), Ok(Outcome::Replaced(_))));
+}
+
+#[test]
+fn output_with_ids_no_collector_accepts_is_refused() {
+    let (error, _plugin, _cache) = fail_with("short-trace-id");
+    assert_eq!(error.kind, FailureKind::InvalidOutput, "{error}");
+    assert!(error.message.contains("trace ID"), "{error}");
+}
+
+#[test]
+fn the_quarantine_stays_within_its_budget() {
+    let (runtime, _cache) = runtime();
+    let quarantine = tempfile::tempdir().unwrap();
+    let config = PluginConfig {
+        on_error: Some(OnError::Drop),
+        quarantine_dir: Some(quarantine.path().to_path_buf()),
+        quarantine_max_bytes: ByteSize::kib(2),
+        ..PluginConfig::default()
+    };
+    let plugin = load(&runtime, HOSTILE, config).unwrap();
+    for _ in 0..40 {
+        assert_eq!(plugin.process(Signal::Traces, &span_named("garbage"), None).unwrap(), Outcome::Dropped);
+    }
+    let used: u64 = std::fs::read_dir(quarantine.path()).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+    assert!(used <= 2048, "{used} bytes quarantined");
+    let metrics = plugin.metrics();
+    assert!(metrics.quarantined >= 1 && metrics.quarantine_skipped >= 30, "{metrics:?}");
+    assert_eq!(metrics.quarantined + metrics.quarantine_skipped, 40, "every failure is kept or counted");
 }

@@ -161,3 +161,107 @@ fn metrics_batches_round_trip_through_a_guest() {
     let batch = gauge("queue.depth", &[(3.0, vec![string_attr("queue", "a")])]).encode_to_vec();
     assert_eq!(replace.process(Signal::Metrics, &batch, None).unwrap(), Outcome::Replaced(batch));
 }
+
+/// A traces request whose one span's name is `name` bytes, written by hand
+/// so the bytes need not be UTF-8.
+fn span_with_raw_name(name: &[u8], attributes: &[(&str, &str)]) -> Vec<u8> {
+    let mut request = wasmtel_tests::traces(&[(
+        "PLACEHOLDER",
+        attributes.iter().map(|(k, v)| string_attr(k, v)).collect(),
+    )])
+    .encode_to_vec();
+    // Same length, so no length prefix changes: swap the placeholder bytes.
+    assert_eq!(name.len(), "PLACEHOLDER".len());
+    let at = request.windows(11).position(|w| w == b"PLACEHOLDER").unwrap();
+    request[at..at + 11].copy_from_slice(name);
+    request
+}
+
+#[test]
+fn invalid_utf8_input_is_repaired_and_redacted_not_refused() {
+    let (runtime, _cache) = runtime();
+    let config = PluginConfig {
+        config: serde_json::json!({"keys": ["user.email"], "action": "mask"}),
+        ..PluginConfig::default()
+    };
+    let redact = load(&runtime, "wasmtel-redact", config).unwrap();
+    let batch = span_with_raw_name(b"GET /\xff\xfe\xc3abc", &[("user.email", "ada@example.com")]);
+    assert!(wasmtel_runtime::otlp::validate(Signal::Traces, &batch).is_err(), "prost would refuse it");
+    let Outcome::Replaced(out) = redact.process(Signal::Traces, &batch, None).unwrap() else {
+        panic!("redacted");
+    };
+    let request = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(&out[..])
+        .expect("what leaves the plugin is valid OTLP");
+    let span = &request.resource_spans[0].scope_spans[0].spans[0];
+    assert_eq!(span.name, "GET /\u{fffd}\u{fffd}\u{fffd}abc");
+    assert!(!String::from_utf8_lossy(&out).contains("ada@example.com"), "still redacted");
+    assert_eq!(redact.metrics().input_repaired, 1);
+
+    // A guest that leaves it unchanged still hands on the repaired batch.
+    let (unchanged, _cache) = identity("unchanged");
+    let Outcome::Replaced(out) = unchanged.process(Signal::Traces, &batch, None).unwrap() else {
+        panic!("the repair goes on");
+    };
+    assert!(wasmtel_runtime::otlp::validate(Signal::Traces, &out).is_ok());
+}
+
+#[test]
+fn input_no_decoder_can_frame_is_refused_before_the_guest_even_under_pass() {
+    let (runtime, _cache) = runtime();
+    let config = PluginConfig {
+        config: serde_json::json!({ "mode": "unchanged" }),
+        on_error: Some(wasmtel_runtime::OnError::Pass),
+        ..Default::default()
+    };
+    let plugin = load(&runtime, IDENTITY, config).unwrap();
+    let batch = traces_bytes(&[("GET /", vec![])]);
+    for (what, bytes) in [
+        ("truncated", batch[..batch.len() - 3].to_vec()),
+        ("garbage", vec![0xff; 32]),
+        ("huge length prefix", vec![0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x00]),
+    ] {
+        let error = plugin.process(Signal::Traces, &bytes, None).expect_err(what);
+        assert_eq!(error.kind, wasmtel_runtime::FailureKind::InvalidInput, "{what}: {error}");
+        assert!(error.is_permanent(), "{what}");
+        assert!(error.to_string().contains(IDENTITY) && error.to_string().contains("not an OTLP traces"), "{error}");
+    }
+    let metrics = plugin.metrics();
+    assert_eq!((metrics.policy_passed, metrics.error_count(wasmtel_runtime::FailureKind::InvalidInput)), (0, 3));
+    assert_eq!(plugin.process(Signal::Traces, &batch, None).unwrap(), Outcome::Unchanged, "keeps serving");
+}
+
+/// `tag`, the varint length of `payload`, `payload`.
+fn field(tag: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let mut len = payload.len() as u64;
+    while len >= 0x80 {
+        out.push(len as u8 | 0x80);
+        len >>= 7;
+    }
+    out.push(len as u8);
+    out.extend_from_slice(payload);
+    out
+}
+
+#[test]
+fn deeply_nested_input_is_cut_at_the_limit_not_a_stack_overflow() {
+    // Written byte by byte: prost itself would overflow the stack encoding it.
+    let mut value = field(0x0a, b"leaf"); // AnyValue.string_value
+    for _ in 0..5000 {
+        value = field(0x2a, &field(0x0a, &value)); // AnyValue.array_value { values: [value] }
+    }
+    let deep = [field(0x0a, b"deep"), field(0x12, &value)].concat();
+    let email = string_attr("user.email", "ada@example.com").encode_to_vec();
+    let span = [field(0x2a, b"GET /"), field(0x4a, &deep), field(0x4a, &email)].concat();
+    let batch = field(0x0a, &field(0x12, &field(0x12, &span)));
+    let (runtime, _cache) = runtime();
+    let config = PluginConfig {
+        config: serde_json::json!({"keys": ["user.email"], "action": "mask"}),
+        ..PluginConfig::default()
+    };
+    let redact = load(&runtime, "wasmtel-redact", config).unwrap();
+    let Outcome::Replaced(out) = redact.process(Signal::Traces, &batch, None).unwrap() else { panic!("redacted") };
+    assert!(!String::from_utf8_lossy(&out).contains("ada@example.com"));
+    assert!(wasmtel_runtime::otlp::validate(Signal::Traces, &out).is_ok());
+    assert_eq!(redact.metrics().input_repaired, 1);
+}

@@ -12,6 +12,7 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 use wasmtel_runtime::{ComponentSource, LoadError, Plugin, PluginConfig, Runtime, RuntimeConfig};
 
+pub mod crafted;
 #[path = "paths.rs"]
 mod paths;
 pub use paths::{component, components_dir, workspace_root};
@@ -130,4 +131,35 @@ pub fn gauge(name: &str, points: &[(f64, Vec<KeyValue>)]) -> ExportMetricsServic
             ..Default::default()
         }],
     }
+}
+
+/// Runs `body` with a fresh `tracing` subscriber and returns what it logged
+/// (plain text, no colours; the runtime's own events at every level).
+pub fn capture_logs(body: impl FnOnce()) -> String {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        // The runtime at every level; wasmtime-wasi's per-call traces would drown it.
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info,wasmtel_runtime=trace"))
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, body);
+    let bytes = captured.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    String::from_utf8_lossy(&bytes).into_owned()
 }
