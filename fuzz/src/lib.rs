@@ -72,3 +72,16 @@ pub fn write_seeds_if_asked() {
     }
     std::process::exit(0);
 }
+
+/// Whether two requests decode (with prost) to the same content, compared
+/// re-encoded so that NaN values compare equal to themselves.
+pub fn prost_eq(signal: Signal, a: &[u8], b: &[u8]) -> bool {
+    fn eq<M: Message + Default>(a: &[u8], b: &[u8]) -> bool {
+        matches!((M::decode(a), M::decode(b)), (Ok(a), Ok(b)) if a.encode_to_vec() == b.encode_to_vec())
+    }
+    match signal {
+        Signal::Traces => eq::<ExportTraceServiceRequest>(a, b),
+        Signal::Metrics => eq::<ExportMetricsServiceRequest>(a, b),
+        Signal::Logs => eq::<ExportLogsServiceRequest>(a, b),
+    }
+}
