@@ -71,8 +71,12 @@ func (w *wasmProcessor) run(ctx context.Context, sig signal, input []byte) (outc
 	}
 	result, output, err := w.plugin.process(sig, input, budget)
 	if err != nil {
+		// The client sees the error; the operator sees why (the collector's
+		// logger samples repeats).
 		var bridgeErr *bridgeError
-		if errors.As(err, &bridgeErr) && bridgeErr.permanent {
+		permanent := errors.As(err, &bridgeErr) && bridgeErr.permanent
+		w.settings.Logger.Warn("wasm plugin refused a batch", zap.Bool("permanent", permanent), zap.Error(err))
+		if permanent {
 			return result, nil, consumererror.NewPermanent(err)
 		}
 		return result, nil, err

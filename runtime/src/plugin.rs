@@ -280,23 +280,29 @@ impl PluginInner {
         budget: Budget,
         input_elements: u64,
     ) -> Result<Outcome, Failure> {
-        if budget.time.is_zero() {
-            return Err(Failure {
-                kind: FailureKind::DeadlineExceeded,
-                message: "the caller's deadline had passed before the batch started".into(),
-            });
+        let expired = || Failure {
+            kind: FailureKind::DeadlineExceeded,
+            message: "the caller's deadline passed before the guest could start".into(),
+        };
+        if budget.deadline.is_some_and(|deadline| deadline.is_zero()) {
+            return Err(expired());
         }
         let mut instance = self.checkout(budget)?;
+        let (run_time, caller_bound) = budget.run_time();
+        if run_time.is_zero() {
+            self.release(instance);
+            return Err(expired());
+        }
         let store = &mut instance.store;
         // Nothing of an earlier batch may reach this one's errors.
         store.data_mut().limiter.exceeded = None;
         store.data().stderr.take_recent();
-        // The wait for an instance came out of the same budget.
-        let left = budget.time.saturating_sub(budget.started.elapsed());
-        store.set_epoch_deadline(epoch_ticks(left));
+        store.set_epoch_deadline(epoch_ticks(run_time));
         let call = instance.bindings.wasmtel_plugin_processor().call_process(&mut *store, signal.into(), input);
         let result = match call {
-            Err(error) => Err(Failure { kind: classify(&error, store, budget), message: explain_trap(&error, store) }),
+            Err(error) => {
+                Err(Failure { kind: classify(&error, store, caller_bound), message: explain_trap(&error, store) })
+            }
             Ok(Err(GuestError::Permanent(message))) => Err(Failure { kind: FailureKind::GuestPermanent, message }),
             Ok(Err(GuestError::Retryable(message))) => Err(Failure { kind: FailureKind::GuestRetryable, message }),
             Ok(Ok(GuestOutcome::Unchanged)) => Ok(Outcome::Unchanged),
@@ -422,7 +428,8 @@ impl PluginInner {
     /// deadline, and running out of time here is backpressure
     /// ([`FailureKind::Busy`]), not a sandbox failure.
     fn checkout(self: &Arc<Self>, budget: Budget) -> Result<Instance, Failure> {
-        let give_up = budget.started + budget.time;
+        let most = budget.deadline.unwrap_or(budget.limit);
+        let give_up = budget.started + most;
         let mut state = self.pool.lock();
         let failures_seen = state.failed_instantiations;
         loop {
@@ -443,8 +450,8 @@ impl PluginInner {
                 return Err(Failure {
                     kind: FailureKind::Busy,
                     message: format!(
-                        "no free instance within {:?} (limits.max_instances = {}); retry later",
-                        budget.time, self.pool.max
+                        "no free instance within {most:?} (limits.max_instances = {}); retry later",
+                        self.pool.max
                     ),
                 });
             }
@@ -496,22 +503,33 @@ impl PluginInner {
     }
 }
 
-/// The time one batch may take: the plugin's own `limits.timeout`, or the
-/// caller's deadline when that is shorter.
+/// A batch's time. Waiting for an instance is bounded by the caller's
+/// deadline (else `limits.timeout`) and is backpressure when it runs out;
+/// the guest then runs for `limits.timeout`, or what is left of the caller's
+/// deadline when that is shorter. The wait never eats the guest's own time,
+/// so a batch that queued under load does not fail as if the guest were slow.
 #[derive(Clone, Copy)]
 struct Budget {
     started: Instant,
-    time: Duration,
-    /// Whether the caller's deadline, not `limits.timeout`, set `time`.
-    caller_bound: bool,
+    limit: Duration,
+    /// What the caller had left when the batch arrived.
+    deadline: Option<Duration>,
 }
 
 impl Budget {
     fn new(limit: Duration, deadline: Option<Duration>) -> Budget {
-        let started = Instant::now();
-        match deadline {
-            Some(deadline) if deadline < limit => Budget { started, time: deadline, caller_bound: true },
-            _ => Budget { started, time: limit, caller_bound: false },
+        Budget { started: Instant::now(), limit, deadline }
+    }
+
+    /// How long the guest may run from now, and whether the caller's
+    /// deadline (rather than `limits.timeout`) is what bounds it.
+    fn run_time(&self) -> (Duration, bool) {
+        match self.deadline {
+            Some(deadline) => {
+                let left = deadline.saturating_sub(self.started.elapsed());
+                if left < self.limit { (left, true) } else { (self.limit, false) }
+            }
+            None => (self.limit, false),
         }
     }
 }
@@ -537,12 +555,12 @@ fn epoch_ticks(timeout: Duration) -> u64 {
     (timeout.as_nanos() / EPOCH_TICK.as_nanos()).min(u64::MAX as u128 - 1) as u64 + 1
 }
 
-fn classify(error: &wasmtime::Error, store: &Store<HostState>, budget: Budget) -> FailureKind {
+fn classify(error: &wasmtime::Error, store: &Store<HostState>, caller_bound: bool) -> FailureKind {
     if store.data().limiter.exceeded.is_some() {
         return FailureKind::Memory;
     }
     match error.downcast_ref::<wasmtime::Trap>() {
-        Some(wasmtime::Trap::Interrupt) if budget.caller_bound => FailureKind::DeadlineExceeded,
+        Some(wasmtime::Trap::Interrupt) if caller_bound => FailureKind::DeadlineExceeded,
         Some(wasmtime::Trap::Interrupt) => FailureKind::Timeout,
         _ => FailureKind::Trap,
     }

@@ -7,117 +7,35 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/plog"
-	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace"
-	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
-type sink struct {
-	mu     sync.Mutex
-	traces []ptrace.Traces
-	logs   []plog.Logs
-}
-
-type traceSink struct {
-	ptraceotlp.UnimplementedGRPCServer
-	*sink
-}
-
-func (s traceSink) Export(_ context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.traces = append(s.traces, req.Traces())
-	return ptraceotlp.NewExportResponse(), nil
-}
-
-type logSink struct {
-	plogotlp.UnimplementedGRPCServer
-	*sink
-}
-
-func (s logSink) Export(_ context.Context, req plogotlp.ExportRequest) (plogotlp.ExportResponse, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.logs = append(s.logs, req.Logs())
-	return plogotlp.NewExportResponse(), nil
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func repoRoot(t *testing.T) string {
-	root, err := filepath.Abs(filepath.Join("..", "..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return root
-}
-
-// buildCollector builds this distribution into the test's temp dir.
-func buildCollector(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "otelcol-wasmtel")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 func TestCollectorRedactsAndFiltersOverGRPC(t *testing.T) {
-	root := repoRoot(t)
-	components := filepath.Join(root, "target", "wasm32-wasip2", "release")
-	if _, err := os.Stat(filepath.Join(components, "wasmtel_redact.wasm")); err != nil {
-		t.Fatalf("build the guests first with scripts/build-components.sh: %v", err)
-	}
-
-	received := &sink{}
-	server := grpc.NewServer()
-	ptraceotlp.RegisterGRPCServer(server, &traceSink{sink: received})
-	plogotlp.RegisterGRPCServer(server, &logSink{sink: received})
-	listener, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = server.Serve(listener) }()
-	defer server.Stop()
-
-	inPort := freePort(t)
-	config := fmt.Sprintf(`
+	received, sinkAddr := startSink(t)
+	c := startCollector(t, fmt.Sprintf(`
 receivers:
   otlp:
     protocols:
       grpc:
-        endpoint: 127.0.0.1:%d
+        endpoint: {{otlp}}
 processors:
   wasm/redact:
-    component: %[2]s/wasmtel_redact.wasm
+    component: %[1]s/wasmtel_redact.wasm
     config: { keys: [user.email], action: mask, mask: "<redacted>" }
   wasm/filter:
-    component: %[2]s/wasmtel_filter.wasm
+    component: %[1]s/wasmtel_filter.wasm
     config: { spans: { names: ["GET /health"] }, logs: { min_severity: 9 } }
 exporters:
   otlp:
-    endpoint: %[3]s
+    endpoint: %[2]s
     tls: { insecure: true }
     sending_queue: { enabled: false }
 service:
@@ -125,29 +43,7 @@ service:
   pipelines:
     traces: { receivers: [otlp], processors: [wasm/redact, wasm/filter], exporters: [otlp] }
     logs: { receivers: [otlp], processors: [wasm/redact, wasm/filter], exporters: [otlp] }
-`, inPort, components, listener.Addr().String())
-	configPath := filepath.Join(t.TempDir(), "collector.yaml")
-	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
-
-	collector := exec.Command(buildCollector(t), "--config", configPath)
-	var output strings.Builder
-	collector.Stdout, collector.Stderr = &output, &output
-	collector.Env = append(os.Environ(), "WASMTEL_HOME="+t.TempDir())
-	if err := collector.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = collector.Process.Signal(os.Interrupt)
-		_ = collector.Wait()
-	}()
-
-	conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", inPort), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+`, componentsDir(t), sinkAddr))
 
 	traces := ptrace.NewTraces()
 	spans := traces.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans()
@@ -166,40 +62,24 @@ service:
 		record.Body().SetStr(severity.String())
 		record.Attributes().PutStr("user.email", "ada@example.com")
 	}
-
-	// The receiver may not listen yet: retry until the collector is up.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err = ptraceotlp.NewGRPCClient(conn).Export(ctx, ptraceotlp.NewExportRequestFromTraces(traces))
-		cancel()
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("collector never accepted traces: %v\n%s", err, output.String())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := plogotlp.NewGRPCClient(conn).Export(ctx, plogotlp.NewExportRequestFromLogs(logs)); err != nil {
+	if err := c.exportTraces(ctx, traces); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.exportLogs(ctx, logs); err != nil {
 		t.Fatal(err)
 	}
 
-	for time.Now().Before(deadline) {
+	waitFor(10*time.Second, func() bool {
 		received.mu.Lock()
-		done := len(received.traces) > 0 && len(received.logs) > 0
-		received.mu.Unlock()
-		if done {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		defer received.mu.Unlock()
+		return len(received.traces) > 0 && len(received.logs) > 0
+	})
 	received.mu.Lock()
 	defer received.mu.Unlock()
 	if len(received.traces) != 1 || len(received.logs) != 1 {
-		t.Fatalf("got %d trace and %d log exports\n%s", len(received.traces), len(received.logs), output.String())
+		t.Fatalf("got %d trace and %d log exports\n%s", len(received.traces), len(received.logs), c.output.String())
 	}
 	gotSpans := received.traces[0].ResourceSpans().At(0).ScopeSpans().At(0).Spans()
 	if gotSpans.Len() != 1 || gotSpans.At(0).Name() != "POST /pay" {

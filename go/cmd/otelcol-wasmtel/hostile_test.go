@@ -1,0 +1,318 @@
+package main
+
+// The collector under hostile input and load, with the shipped redact
+// component: what a failing or overloaded redactor does must never be to
+// forward what it was meant to hide.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+const secret = "planted.secret@example.com"
+
+// redactPipeline is a collector config: OTLP in -> wasm/redact (with
+// `redact` settings appended) -> OTLP out to sinkAddr.
+func redactPipeline(t *testing.T, sinkAddr, redact string) string {
+	return fmt.Sprintf(`
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: {{otlp}}
+        max_recv_msg_size_mib: 16
+processors:
+  wasm/redact:
+    component: %s/wasmtel_redact.wasm
+    config:
+      keys: [user.email]
+      value_patterns: ['[\w.+-]+@[\w-]+\.[\w.]+']
+      action: mask
+%s
+exporters:
+  otlp:
+    endpoint: %s
+    tls: { insecure: true }
+    sending_queue: { enabled: false }
+    retry_on_failure: { enabled: false }
+service:
+  telemetry: { metrics: { level: none } }
+  pipelines:
+    traces: { receivers: [otlp], processors: [wasm/redact], exporters: [otlp] }
+`, componentsDir(t), redact, sinkAddr)
+}
+
+func secretSpan(name string, extra ...[]byte) []byte {
+	return span([]byte(name), append([][]byte{stringAttribute("user.email", []byte(secret))}, extra...)...)
+}
+
+// assertRedactsOrdinaryBatches sends one ordinary batch and expects it
+// exported, redacted.
+func assertRedactsOrdinaryBatches(t *testing.T, c *collector, received *sink) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.exportRawTraces(ctx, traceRequest(secretSpan("ordinary"))); err != nil {
+		t.Fatalf("an ordinary batch after the hostile ones: %v\n%s", err, c.output.String())
+	}
+	if !waitFor(10*time.Second, func() bool {
+		for _, s := range received.spans() {
+			if s.Name() == "ordinary" {
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatalf("the ordinary batch was not exported\n%s", c.output.String())
+	}
+	if received.containsText(secret) {
+		t.Fatal("the planted secret reached the exporter")
+	}
+}
+
+func TestRedactFailsClosedOnInputThatBreaksTheSandbox(t *testing.T) {
+	// A million empty attributes: 2 MB on the wire, far more than 32 MiB decoded.
+	bomb := append(secretSpan("bomb"), bytes.Repeat([]byte{0x4a, 0x00}, 1_000_000)...)
+	// Six hundred thousand emails to mask: far more than 300 ms of work.
+	heavy := secretSpan("heavy", stringAttribute("note", bytes.Repeat([]byte("x@example.co "), 600_000)))
+	for _, tc := range []struct {
+		name, limits, cause string
+		request             []byte
+	}{
+		{"bomb", `{ max_memory: 32MiB, timeout: 10s }`, "memory limit", traceRequest(bomb)},
+		{"heavy", `{ timeout: 300ms }`, "time limit", traceRequest(heavy)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			received, sinkAddr := startSink(t)
+			// Default on_error: redact declares itself fail-closed.
+			c := startCollector(t, redactPipeline(t, sinkAddr, "    limits: "+tc.limits))
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			err := c.exportRawTraces(ctx, tc.request)
+			cancel()
+			if err == nil {
+				t.Fatal("the collector accepted a batch its redactor failed on")
+			}
+			logged := func() bool {
+				out := c.output.String()
+				return strings.Contains(out, tc.cause) && strings.Contains(out, "wasm/redact")
+			}
+			if !waitFor(5*time.Second, logged) {
+				t.Fatalf("the collector log does not name wasm/redact and %q:\n%s", tc.cause, c.output.String())
+			}
+			assertRedactsOrdinaryBatches(t, c, received)
+		})
+	}
+}
+
+func TestBackpressureIsRetryableAndNeverForwardsUnredacted(t *testing.T) {
+	received, sinkAddr := startSink(t)
+	// One instance, batches that take a while, and more callers than it can
+	// serve within the timeout: some wait too long. Even under an explicit
+	// `pass`, a batch that found no instance is refused, never forwarded.
+	// The callers set no deadline, so the wait is bounded by limits.timeout
+	// and the refusal is the collector's, never a client's own time-out.
+	const timeout = time.Second
+	c := startCollector(t, redactPipeline(t, sinkAddr, `    limits: { max_instances: 1, timeout: 1s }
+    on_error: pass`))
+	slow := stringAttribute("note", bytes.Repeat([]byte("x@example.co "), 20_000))
+
+	// How long one batch takes here decides how many callers overload it.
+	started := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if err := c.exportRawTraces(ctx, traceRequest(secretSpan("calibrate", slow))); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	one := time.Since(started)
+	if one > timeout/4 {
+		t.Fatalf("one batch took %v, too close to the %v timeout for this test", one, timeout)
+	}
+	callers := min(max(int(3*timeout/one), 8), 300)
+
+	var mu sync.Mutex
+	refused := map[string]codes.Code{}
+	var wg sync.WaitGroup
+	for caller := 0; caller < callers; caller++ {
+		wg.Add(1)
+		go func(caller int) {
+			defer wg.Done()
+			name := fmt.Sprintf("req-%d", caller)
+			err := c.exportRawTraces(context.Background(), traceRequest(secretSpan(name, slow)))
+			if err != nil {
+				mu.Lock()
+				refused[name] = status.Code(err)
+				mu.Unlock()
+			}
+		}(caller)
+	}
+	wg.Wait()
+
+	sent := callers + 1
+	waitFor(5*time.Second, func() bool { return len(received.spans()) >= sent-len(refused) })
+	exported := map[string]bool{}
+	for _, s := range received.spans() {
+		exported[s.Name()] = true
+	}
+	if received.containsText(secret) {
+		t.Fatal("a planted secret reached the exporter")
+	}
+	for name, code := range refused {
+		if exported[name] {
+			t.Errorf("%s was refused (%v) and exported", name, code)
+		}
+		if code != codes.Unavailable {
+			t.Errorf("%s: backpressure must be retryable (Unavailable), got %v", name, code)
+		}
+	}
+	if len(exported)+len(refused) != sent {
+		t.Fatalf("sent %d = exported %d + refused %d does not add up\n%s", sent, len(exported), len(refused), c.output.String())
+	}
+	if len(refused) == 0 {
+		t.Fatalf("one instance served %d concurrent callers (%v each) within %v: the test did not load it", callers, one, timeout)
+	}
+	if !strings.Contains(c.output.String(), "no free instance") {
+		t.Fatalf("the log says why batches were refused:\n%s", c.output.String())
+	}
+}
+
+func TestShortClientDeadlinesNeverForwardInClear(t *testing.T) {
+	received, sinkAddr := startSink(t)
+	c := startCollector(t, redactPipeline(t, sinkAddr, `    limits: { timeout: 2s }
+    on_error: pass`))
+	heavy := stringAttribute("note", bytes.Repeat([]byte("x@example.co "), 100_000))
+	for i := 0; i < 10; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Millisecond)
+		err := c.exportRawTraces(ctx, traceRequest(secretSpan(fmt.Sprintf("hurried-%d", i), heavy)))
+		cancel()
+		if err == nil {
+			t.Fatalf("a batch far slower than 15 ms was accepted within its 15 ms deadline")
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // anything still in flight lands now
+	if received.containsText(secret) {
+		t.Fatal("a batch whose client gave up was forwarded in clear")
+	}
+	assertRedactsOrdinaryBatches(t, c, received)
+}
+
+func TestHostileOTLPIsRepairedOrRefusedAndTheCollectorKeepsServing(t *testing.T) {
+	received, sinkAddr := startSink(t)
+	c := startCollector(t, redactPipeline(t, sinkAddr, ``))
+	// 49 nested arrays around the secret: within the collector's own decoder's
+	// limit (100 levels of values), past prost's (100 levels from the request
+	// root), so the guest could not decode the batch without the repair.
+	deep := field(0x0a, []byte(secret))
+	for i := 0; i < 49; i++ {
+		deep = field(0x2a, field(0x0a, deep))
+	}
+	cases := []struct {
+		name    string
+		request []byte
+	}{
+		{"invalid-utf8", traceRequest(secretSpan("bad \xff\xfe name"))},
+		{"deep", traceRequest(secretSpan("deep", append(field(0x0a, []byte("nested")), field(0x12, deep)...)))},
+		{"unknown-field", traceRequest(append(secretSpan("unknown"), 0x88, 0x01, 0x01))},
+	}
+	for _, tc := range cases {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := c.exportRawTraces(ctx, tc.request)
+		cancel()
+		if err != nil {
+			t.Logf("%s: refused: %v", tc.name, err)
+		}
+	}
+	// Bytes no decoder can frame are the receiver's to refuse.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if err := c.exportRawTraces(ctx, []byte{0x0a, 0xff, 0xff, 0x7f, 0x12}); err == nil {
+		t.Fatal("truncated bytes were accepted")
+	}
+	cancel()
+	waitFor(5*time.Second, func() bool { return len(received.spans()) >= 3 })
+	names := map[string]bool{}
+	for _, s := range received.spans() {
+		names[s.Name()] = true
+	}
+	for _, want := range []string{"bad \uFFFD\uFFFD name", "deep", "unknown"} {
+		if !names[want] {
+			t.Errorf("%q was not exported (repaired) — got %v\n%s", want, names, c.output.String())
+		}
+	}
+	if received.containsText(secret) {
+		t.Fatal("a planted secret reached the exporter")
+	}
+	assertRedactsOrdinaryBatches(t, c, received)
+}
+
+// The main job's own config, on the shipped sample data: nothing the README
+// says is hidden comes out of the debug exporter.
+func TestMainJobConfigHidesEveryPlantedSecret(t *testing.T) {
+	root := repoRoot(t)
+	config, err := os.ReadFile(filepath.Join(root, "examples", "collector.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.ReplaceAll(string(config), "127.0.0.1:${env:OTLP_GRPC_PORT:-4317}", "{{otlp}}")
+	text = strings.ReplaceAll(text, "${env:WASMTEL_COMPONENTS:-target/wasm32-wasip2/release}", componentsDir(t))
+	c := startCollector(t, text)
+
+	read := func(name string) []byte {
+		data, err := os.ReadFile(filepath.Join(root, "examples", "data", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	traces, err := (&ptrace.JSONUnmarshaler{}).UnmarshalTraces(read("traces.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, err := (&pmetric.JSONUnmarshaler{}).UnmarshalMetrics(read("metrics.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs, err := (&plog.JSONUnmarshaler{}).UnmarshalLogs(read("logs.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.exportTraces(ctx, traces); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pmetricotlp.NewGRPCClient(c.conn).Export(ctx, pmetricotlp.NewExportRequestFromMetrics(metrics)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.exportLogs(ctx, logs); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(10*time.Second, func() bool {
+		out := c.output.String()
+		return strings.Contains(out, "ResourceSpans #0") && strings.Contains(out, "LogRecord #0") &&
+			strings.Contains(out, "ResourceMetrics #0")
+	}) {
+		t.Fatalf("the debug exporter did not print all three signals:\n%s", c.output.String())
+	}
+	out := c.output.String()
+	for _, planted := range []string{"ada@example.com", "4111 1111 1111 1111", "Bearer eyJ", "+1-202-555"} {
+		if strings.Contains(out, planted) {
+			t.Errorf("%q reached the debug exporter", planted)
+		}
+	}
+	if !strings.Contains(out, "order placed by ") {
+		t.Errorf("the log body with the email should be exported, redacted:\n%s", out)
+	}
+}
