@@ -16,4 +16,9 @@ if [ -x scripts/test-go.sh ]; then
     stage "go tests"
     scripts/test-go.sh
 fi
+# Every parser of outside bytes under libFuzzer + ASan for a short, bounded
+# time; committed reproducers first (fuzz/README.md). Its own build: the
+# sanitizer flags make it a different artifact from the one above.
+stage "fuzz (${WASMTEL_FUZZ_SECONDS:-15}s per target)"
+scripts/fuzz.sh "${WASMTEL_FUZZ_SECONDS:-15}"
 stage "done"

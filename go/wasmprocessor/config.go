@@ -24,6 +24,8 @@ type Config struct {
 	Grants  GrantsConfig `mapstructure:"grants"`
 	// QuarantineDir, when set, keeps batches that failed in the sandbox.
 	QuarantineDir string `mapstructure:"quarantine_dir"`
+	// QuarantineMaxBytes caps what this processor keeps there (default 64MiB).
+	QuarantineMaxBytes string `mapstructure:"quarantine_max_bytes"`
 	// Registry decides how references other than plain paths resolve and
 	// what they must prove (pin, lock, signature).
 	Registry RegistryConfig `mapstructure:"registry"`
@@ -51,12 +53,14 @@ type RegistryConfig struct {
 }
 
 // LimitsConfig caps one plugin; zero values take the runtime's defaults
-// (128MiB memory, 1s per batch, 32MiB output, one instance per CPU).
+// (128MiB memory, 1s per batch, 32MiB output, one instance per CPU, output
+// elements at most 4x the input's plus 65536).
 type LimitsConfig struct {
-	MaxMemory      string        `mapstructure:"max_memory"`
-	Timeout        time.Duration `mapstructure:"timeout"`
-	MaxOutputBytes string        `mapstructure:"max_output_bytes"`
-	MaxInstances   int           `mapstructure:"max_instances"`
+	MaxMemory         string        `mapstructure:"max_memory"`
+	Timeout           time.Duration `mapstructure:"timeout"`
+	MaxOutputBytes    string        `mapstructure:"max_output_bytes"`
+	MaxInstances      int           `mapstructure:"max_instances"`
+	MaxOutputElements uint64        `mapstructure:"max_output_elements"`
 }
 
 // GrantsConfig lists capabilities beyond the hermetic default.
@@ -157,6 +161,9 @@ func (cfg *Config) pluginConfigJSON() ([]byte, error) {
 	if cfg.Limits.MaxInstances > 0 {
 		limits["max_instances"] = cfg.Limits.MaxInstances
 	}
+	if cfg.Limits.MaxOutputElements > 0 {
+		limits["max_output_elements"] = cfg.Limits.MaxOutputElements
+	}
 	plugin := map[string]any{"limits": limits}
 	if cfg.Config != nil {
 		plugin["config"] = cfg.Config
@@ -167,6 +174,9 @@ func (cfg *Config) pluginConfigJSON() ([]byte, error) {
 	plugin["grants"] = map[string]any{"clocks": cfg.Grants.Clocks, "random": cfg.Grants.Random, "env": nonNil(cfg.Grants.Env)}
 	if cfg.QuarantineDir != "" {
 		plugin["quarantine_dir"] = cfg.QuarantineDir
+	}
+	if cfg.QuarantineMaxBytes != "" {
+		plugin["quarantine_max_bytes"] = cfg.QuarantineMaxBytes
 	}
 	data, err := json.Marshal(plugin)
 	if err != nil {

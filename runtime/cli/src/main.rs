@@ -59,6 +59,10 @@ enum Command {
         /// Admin HTTP address, overriding `engine.http_admin.bind_address`.
         #[arg(long)]
         admin_bind: Option<String>,
+        /// File with the bearer token that admin writes (shutdown, reconfigure) need;
+        /// without it they are refused. Reads need no token.
+        #[arg(long)]
+        admin_token_file: Option<PathBuf>,
         /// Cores per pipeline, overriding the spec (0: all).
         #[arg(long)]
         cores: Option<usize>,
@@ -140,12 +144,13 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
-    if let Command::Serve { config, admin_bind, cores, check } = &cli.command {
+    if let Command::Serve { config, admin_bind, admin_token_file, cores, check } = &cli.command {
         let options = wasmtel_dataflow::ServeOptions {
             config: config.clone(),
             admin_bind: admin_bind.clone(),
             cores: *cores,
             no_cache: cli.no_cache,
+            admin_token_file: admin_token_file.clone(),
         };
         return serve(&options, *check);
     }

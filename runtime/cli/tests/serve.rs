@@ -36,12 +36,17 @@ struct Serve {
 
 impl Serve {
     fn start(dir: &Path, name: &str, spec: &Value, wait_port: u16) -> Serve {
+        Serve::start_with(dir, name, spec, wait_port, &[])
+    }
+
+    fn start_with(dir: &Path, name: &str, spec: &Value, wait_port: u16, args: &[&str]) -> Serve {
         let config = dir.join(format!("{name}.yaml"));
         std::fs::write(&config, serde_json::to_string_pretty(spec).unwrap()).unwrap();
         let log = dir.join(format!("{name}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_wasmtel"))
             .args(["serve", "--config"])
             .arg(&config)
+            .args(args)
             .env("WASMTEL_HOME", dir.join("home"))
             .stdout(Stdio::from(std::fs::File::create(dir.join(format!("{name}.out"))).unwrap()))
             .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
@@ -93,16 +98,30 @@ impl Serve {
 
     /// The current metric sets from the admin API.
     fn metrics(&self) -> Value {
+        let path = "/api/v1/telemetry/metrics?format=json&keep_all_zeroes=true";
+        let (_, body) = self.admin_request("GET", path, &[]).unwrap_or_default();
+        serde_json::from_str(&body).unwrap_or(Value::Null)
+    }
+
+    /// One HTTP/1.1 request to the admin address: (status, body).
+    fn admin_request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Option<(u16, String)> {
         use std::io::{Read, Write};
-        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.admin)) else { return Value::Null };
-        let request = "GET /api/v1/telemetry/metrics?format=json&keep_all_zeroes=true HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-        if stream.write_all(request.as_bytes()).is_err() {
-            return Value::Null;
+        let mut stream = TcpStream::connect(("127.0.0.1", self.admin)).ok()?;
+        let mut request = format!("{method} {path} HTTP/1.1\r\nHost: localhost:{}\r\nConnection: close\r\n", self.admin);
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
         }
+        request.push_str("Content-Length: 0\r\n\r\n");
+        stream.write_all(request.as_bytes()).ok()?;
         let mut response = String::new();
         let _ = stream.read_to_string(&mut response);
+        let status = response.split(' ').nth(1)?.parse().ok()?;
         let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
-        serde_json::from_str(body).unwrap_or(Value::Null)
+        Some((status, body.to_string()))
+    }
+
+    fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|child| child.try_wait().ok().flatten().is_none())
     }
 
     /// A metric of a metric set, summed over the set's instances.
@@ -438,4 +457,205 @@ fn wait_for(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(200));
     }
     false
+}
+
+/// Sends request bytes as they are (no encoding on the client's side), so a
+/// test can send what a client could: unknown fields, bad UTF-8, garbage.
+async fn send_raw_traces(port: u16, request: Vec<u8>) -> Result<(), tonic::Status> {
+    use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+
+    #[derive(Default)]
+    struct Raw;
+    impl Codec for Raw {
+        type Encode = Vec<u8>;
+        type Decode = Vec<u8>;
+        type Encoder = Raw;
+        type Decoder = Raw;
+        fn encoder(&mut self) -> Raw {
+            Raw
+        }
+        fn decoder(&mut self) -> Raw {
+            Raw
+        }
+    }
+    impl Encoder for Raw {
+        type Item = Vec<u8>;
+        type Error = tonic::Status;
+        fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+            bytes::BufMut::put_slice(dst, &item);
+            Ok(())
+        }
+    }
+    impl Decoder for Raw {
+        type Item = Vec<u8>;
+        type Error = tonic::Status;
+        fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+            let mut out = vec![0; bytes::Buf::remaining(src)];
+            bytes::Buf::copy_to_slice(src, &mut out);
+            Ok(Some(out))
+        }
+    }
+
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    );
+    grpc.unary(tonic::Request::new(request), path, Raw).await.map(|_| ())
+}
+
+/// `tag`, the varint length of `payload`, `payload`.
+fn field(tag: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let mut len = payload.len() as u64;
+    while len >= 0x80 {
+        out.push(len as u8 | 0x80);
+        len >>= 7;
+    }
+    out.push(len as u8);
+    out.extend_from_slice(payload);
+    out
+}
+
+const SECRET: &str = "planted.secret@example.com";
+
+#[test]
+fn hostile_requests_neither_crash_nor_wedge_serve_nor_leak() {
+    let dir = tempfile::tempdir().unwrap();
+    let (grpc, admin) = (free_port(), free_port());
+    let out = dir.path().join("data");
+    let mut fail_closed_redact = redact();
+    fail_closed_redact["config"]["output"] = json!("otap");
+    fail_closed_redact["config"]["limits"] = json!({ "max_memory": "32MiB", "timeout": "5s" });
+    let spec = json!({
+        "version": "otel_dataflow/v1",
+        "engine": engine(admin),
+        "policies": one_core(),
+        "groups": { "default": { "pipelines": { "main": {
+            "nodes": { "otlp": otlp_receiver(grpc, true), "redact": fail_closed_redact, "files": arrow_files(&out) },
+            "connections": [{ "from": "otlp", "to": "redact" }, { "from": "redact", "to": "files" }],
+        }}}},
+    });
+    let mut serve = Serve::start(dir.path(), "serve", &spec, grpc);
+
+    let secret = string_attr("user.email", SECRET).encode_to_vec();
+    let span = |name: &[u8], extra: &[u8]| {
+        [field(0x0a, &[7; 16]), field(0x12, &[8; 8]), field(0x2a, name), field(0x4a, &secret), extra.to_vec()].concat()
+    };
+    let request = |spans: &[Vec<u8>]| {
+        let scope_spans: Vec<u8> = spans.iter().flat_map(|s| field(0x12, s)).collect();
+        field(0x0a, &field(0x12, &scope_spans))
+    };
+    // A valid 50-odd-byte request otap-dataflow 0.62's span view panics on
+    // (unknown field 17); the sixth panic used to end the process.
+    let field_17 = request(&[span(b"field-17", &[0x88, 0x01, 0x01])]);
+    // 50k spans in a scope container without a scope: quadratic to convert
+    // (over 30 s in otap-dataflow 0.62).
+    let scope_less = request(&vec![field(0x2a, b"x"); 50_000]);
+    // A million empty attributes next to the secret: past 32 MiB decoded.
+    let bomb = request(&[span(b"bomb", &[0x4a, 0x00].repeat(1_000_000))]);
+    let bad_utf8 = request(&[span(b"bad \xff name", &[])]);
+
+    runtime().block_on(async {
+        for i in 0..10 {
+            send_raw_traces(grpc, field_17.clone()).await.unwrap_or_else(|e| panic!("field 17, try {i}: {e}"));
+        }
+        for garbage in [vec![0x0a, 0x05, 0x12], vec![0xff; 40], field(0x0a, &[0x12, 0xff, 0xff, 0xff, 0xff, 0x0f])] {
+            let error = send_raw_traces(grpc, garbage).await.expect_err("garbage is refused");
+            assert!(error.message().contains("not an OTLP traces request"), "{error}");
+        }
+        send_raw_traces(grpc, scope_less).await.expect("scope-less spans");
+        send_raw_traces(grpc, bad_utf8).await.expect("invalid UTF-8 is repaired");
+        let error = send_raw_traces(grpc, bomb).await.expect_err("fail closed");
+        assert!(error.message().contains("memory limit"), "{error}");
+        send_traces(grpc, &spans(&["ordinary".to_string()])).await.expect("still serving");
+    });
+    assert!(serve.is_running(), "serve survived:\n{}", serve.logs());
+    assert!(!serve.logs().contains("recovery failed"), "{}", serve.logs());
+    serve.stop();
+
+    let spans = read_signal(&out, "traces");
+    assert_eq!(rows(&spans), 10 + 50_000 + 1 + 1);
+    let names = strings(&spans, "name");
+    for want in ["field-17", "bad \u{fffd} name", "ordinary"] {
+        assert!(names.contains(&Some(want.to_string())), "{want} was written");
+    }
+    assert!(!names.contains(&Some("bomb".to_string())), "the batch its redactor failed on was refused");
+    for file in std::fs::read_dir(out.join("traces")).unwrap().flatten() {
+        let bytes = std::fs::read(file.path()).unwrap();
+        assert!(!bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()), "{}", file.path().display());
+    }
+}
+
+#[test]
+fn admin_writes_need_the_token_and_foreign_pages_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (grpc, admin) = (free_port(), free_port());
+    let token = dir.path().join("admin.token");
+    std::fs::write(&token, "0123456789abcdef0123\n").unwrap();
+    let spec = json!({
+        "version": "otel_dataflow/v1",
+        "engine": engine(admin),
+        "policies": one_core(),
+        "groups": { "default": { "pipelines": { "main": {
+            "nodes": { "otlp": otlp_receiver(grpc, true), "redact": redact(), "files": arrow_files(&dir.path().join("data")) },
+            "connections": [{ "from": "otlp", "to": "redact" }, { "from": "redact", "to": "files" }],
+        }}}},
+    });
+    let mut serve =
+        Serve::start_with(dir.path(), "serve", &spec, grpc, &["--admin-token-file", token.to_str().unwrap()]);
+    let shutdown = "/api/v1/groups/shutdown";
+    // What a web page the operator opens could send: refused, serve keeps running.
+    for headers in [
+        vec![("Origin", "https://evil.example"), ("Content-Type", "text/plain")],
+        vec![("Sec-Fetch-Site", "cross-site")],
+        vec![],
+        vec![("Authorization", "Bearer not-the-token")],
+    ] {
+        let (status, body) = serve.admin_request("POST", shutdown, &headers).expect("answered");
+        assert_eq!(status, 403, "{headers:?}: {body}");
+    }
+    let (status, _) = serve.admin_request("GET", "/api/v1/telemetry/metrics?format=json", &[]).expect("answered");
+    assert_eq!(status, 200, "reads need no token");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(serve.is_running(), "no refused request reached the engine:\n{}", serve.logs());
+    let (status, body) = serve
+        .admin_request("POST", shutdown, &[("Authorization", "Bearer 0123456789abcdef0123")])
+        .expect("answered");
+    assert!((200..300).contains(&status), "the operator's shutdown is forwarded: {status} {body}");
+}
+
+#[test]
+fn a_second_serve_on_the_same_receiver_ports_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (grpc, admin, admin_b) = (free_port(), free_port(), free_port());
+    let spec = |admin| {
+        json!({
+            "version": "otel_dataflow/v1",
+            "engine": engine(admin),
+            "policies": one_core(),
+            "groups": { "default": { "pipelines": { "main": {
+                "nodes": { "otlp": otlp_receiver(grpc, true), "files": arrow_files(&dir.path().join("data")) },
+                "connections": [{ "from": "otlp", "to": "files" }],
+            }}}},
+        })
+    };
+    let first = Serve::start(dir.path(), "first", &spec(admin), grpc);
+    let config = dir.path().join("second.yaml");
+    std::fs::write(&config, serde_json::to_string(&spec(admin_b)).unwrap()).unwrap();
+    let second = Command::new(env!("CARGO_BIN_EXE_wasmtel"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("WASMTEL_HOME", dir.path().join("home"))
+        .output()
+        .expect("runs");
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains(&format!("127.0.0.1:{grpc} is already in use")), "{stderr}");
+    first.stop();
 }

@@ -7,12 +7,14 @@
 //! - [`circuit_breaker`]: `urn:wasmtel:processor:circuit_breaker`, fails fast
 //!   while a downstream exporter keeps refusing, so a retry processor backs off;
 //! - [`embedded`]: an in-process pipeline that takes OTLP bytes directly;
-//! - [`serve`]: the `wasmtel serve` service.
+//! - [`serve`]: the `wasmtel serve` service, with [`admin_guard`] in front of
+//!   the engine's admin API.
 //!
 //! Nodes register themselves in the engine's factory slices. A binary that
 //! builds pipelines must link this crate (`use wasmtel_dataflow as _;`), and
 //! the core nodes (this crate does that for `otel_arrow_dfe_core_nodes`).
 
+pub mod admin_guard;
 pub mod arrow_ipc_exporter;
 pub mod circuit_breaker;
 pub mod embedded;

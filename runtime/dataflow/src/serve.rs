@@ -9,6 +9,13 @@
 //!   configures the shared wasm runtime;
 //! - `--admin-bind` and `--cores` override the spec.
 //!
+//! When it runs:
+//! - every receiver's `listening_addr` must be free: otap-dataflow binds
+//!   them with `SO_REUSEPORT`, so a second serve on the same config would
+//!   otherwise share the ports silently;
+//! - the admin address is served by the [`crate::admin_guard`] and the
+//!   engine's own admin server moves to an ephemeral loopback port.
+//!
 //! SIGINT/SIGTERM drain the pipelines (receivers stop, in-flight batches
 //! finish, exporters flush and close their files) before the process exits;
 //! a second signal exits at once.
@@ -32,6 +39,12 @@ pub enum ServeError {
     Spec { path: PathBuf, message: String },
     #[error("the pipelines failed: {0}")]
     Run(String),
+    #[error(transparent)]
+    Admin(#[from] crate::admin_guard::AdminGuardError),
+    #[error(
+        "{node}: {address} is already in use (another process listens there; otap-dataflow would share it through SO_REUSEPORT)"
+    )]
+    AddressInUse { node: String, address: String },
 }
 
 #[derive(Clone, Debug, Default)]
@@ -44,6 +57,9 @@ pub struct ServeOptions {
     pub cores: Option<usize>,
     /// Disables the precompiled-component cache.
     pub no_cache: bool,
+    /// A file holding the bearer token admin writes (shutdown, reconfigure) need;
+    /// without it they are refused.
+    pub admin_token_file: Option<PathBuf>,
 }
 
 /// Reads, rewrites and validates the spec; returns it with the runtime settings.
@@ -84,7 +100,19 @@ pub fn load(options: &ServeOptions) -> Result<(OtelDataflowSpec, RuntimeConfig),
 
 /// Runs the spec until a termination signal drains it.
 pub fn run(options: &ServeOptions) -> Result<(), ServeError> {
-    let (spec, runtime) = load(options)?;
+    let (mut spec, runtime) = load(options)?;
+    for (node, address) in receiver_addresses(&spec) {
+        if let Err(error) = std::net::TcpListener::bind(&address)
+            && error.kind() == std::io::ErrorKind::AddrInUse
+        {
+            return Err(ServeError::AddressInUse { node, address });
+        }
+    }
+    let token = options.admin_token_file.as_deref().map(crate::admin_guard::read_token).transpose()?;
+    let http_admin = spec.engine.http_admin.get_or_insert_with(Default::default);
+    let guard = crate::admin_guard::start(&http_admin.bind_address, token)?;
+    http_admin.bind_address = guard.engine.to_string();
+    tracing::info!(admin = %guard.public, "admin API (guarded) listening");
     crate::plugins::configure_runtime(runtime);
     let run_options = ControllerRunOptions {
         build_info: BuildInfo {
@@ -97,4 +125,32 @@ pub fn run(options: &ServeOptions) -> Result<(), ServeError> {
     Controller::new(&OTAP_PIPELINE_FACTORY)
         .run_forever_with_options(spec, run_options)
         .map_err(|e| ServeError::Run(e.to_string()))
+}
+
+/// `(node, address)` of every `listening_addr` in a receiver's config.
+fn receiver_addresses(spec: &OtelDataflowSpec) -> Vec<(String, String)> {
+    fn collect(value: &Value, node: &str, out: &mut Vec<(String, String)>) {
+        match value {
+            Value::Object(map) => {
+                for (key, value) in map {
+                    match (key.as_str(), value) {
+                        ("listening_addr", Value::String(address)) => out.push((node.to_string(), address.clone())),
+                        _ => collect(value, node, out),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|item| collect(item, node, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    let Ok(mut json) = serde_json::to_value(spec) else { return out };
+    for_each_node(&mut json, |node| {
+        let is_receiver = node.get("type").and_then(Value::as_str).is_some_and(|t| t.contains("receiver"));
+        if is_receiver && let Some(config) = node.get("config") {
+            let name = node.get("type").and_then(Value::as_str).unwrap_or("receiver").to_string();
+            collect(config, &name, &mut out);
+        }
+    });
+    out
 }
