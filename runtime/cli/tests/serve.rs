@@ -659,3 +659,35 @@ fn a_second_serve_on_the_same_receiver_ports_is_refused() {
     assert!(stderr.contains(&format!("127.0.0.1:{grpc} is already in use")), "{stderr}");
     first.stop();
 }
+
+#[test]
+fn serve_check_loads_every_plugin_and_checks_its_config_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |redact_config: Value| {
+        let mut node = redact();
+        node["config"]["config"] = redact_config;
+        let spec = json!({
+            "version": "otel_dataflow/v1",
+            "engine": engine(free_port()),
+            "policies": one_core(),
+            "groups": { "default": { "pipelines": { "main": {
+                "nodes": { "otlp": otlp_receiver(free_port(), true), "redact": node, "files": arrow_files(&dir.path().join("data")) },
+                "connections": [{ "from": "otlp", "to": "redact" }, { "from": "redact", "to": "files" }],
+            }}}},
+        });
+        let config = dir.path().join("check.yaml");
+        std::fs::write(&config, serde_json::to_string(&spec).unwrap()).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_wasmtel"))
+            .args(["serve", "--check", "--config"])
+            .arg(&config)
+            .env("WASMTEL_HOME", dir.path().join("home"))
+            .output()
+            .expect("runs")
+    };
+    let bad = check(json!({ "keys": "user.email", "action": "mask" }));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success(), "a config the component's schema refuses must not pass --check");
+    assert!(stderr.contains("config.keys") && stderr.contains("config_schema"), "{stderr}");
+    let good = check(json!({ "keys": ["user.email"], "action": "mask" }));
+    assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stderr));
+}

@@ -94,13 +94,15 @@ pub fn load(options: &ServeOptions) -> Result<(OtelDataflowSpec, RuntimeConfig),
 
     let mut spec = OtelDataflowSpec::from_json(&spec.to_string()).map_err(|e| spec_error(e.to_string()))?;
     otel_arrow_dfe_controller::startup::apply_cli_overrides(&mut spec, options.cores, None, options.admin_bind.clone());
+    // Validation loads every wasm node's plugin: the runtime takes its settings first.
+    crate::plugins::configure_runtime(runtime.clone());
     Controller::new(&OTAP_PIPELINE_FACTORY).validate_engine_components(&spec).map_err(spec_error)?;
     Ok((spec, runtime))
 }
 
 /// Runs the spec until a termination signal drains it.
 pub fn run(options: &ServeOptions) -> Result<(), ServeError> {
-    let (mut spec, runtime) = load(options)?;
+    let (mut spec, _) = load(options)?;
     for (node, address) in receiver_addresses(&spec) {
         if let Err(error) = std::net::TcpListener::bind(&address)
             && error.kind() == std::io::ErrorKind::AddrInUse
@@ -113,7 +115,6 @@ pub fn run(options: &ServeOptions) -> Result<(), ServeError> {
     let guard = crate::admin_guard::start(&http_admin.bind_address, token)?;
     http_admin.bind_address = guard.engine.to_string();
     tracing::info!(admin = %guard.public, "admin API (guarded) listening");
-    crate::plugins::configure_runtime(runtime);
     let run_options = ControllerRunOptions {
         build_info: BuildInfo {
             service_name: Some("wasmtel".into()),

@@ -55,7 +55,7 @@ use otel_arrow_dfe_telemetry::instrument::{Counter, Gauge, ObserveCounter};
 use otel_arrow_dfe_telemetry::metrics::MetricSet;
 use otel_arrow_dfe_telemetry_macros::metric_set;
 use serde::Deserialize;
-use wasmtel_registry::{Policy, Reference};
+use wasmtel_registry::Policy;
 use wasmtel_otap::ConvertError;
 use wasmtel_runtime::{FailureKind, Grants, Limits, MetricsSnapshot, OnError, Outcome, Plugin, PluginConfig, Signal};
 
@@ -533,14 +533,9 @@ pub static WASM_PROCESSOR_FACTORY: ProcessorFactory<OtapPdata> = ProcessorFactor
     context_declarations: None,
     wiring_contract: otel_arrow_dfe_engine::wiring_contract::WiringContract::UNRESTRICTED,
     validate_config: |value| {
-        let config = WasmProcessorConfig::from_value(value)?;
-        // Fail at start-up, not on the first batch, when the file is missing or the reference is malformed.
-        match Reference::parse(&config.component) {
-            Ok(Reference::Path(path)) if !path.is_file() => {
-                Err(config_error(format!("{WASM_PROCESSOR_URN}: component {} is not a file", path.display())))
-            }
-            Ok(_) => Ok(()),
-            Err(e) => Err(config_error(format!("{WASM_PROCESSOR_URN}: component {}: {e}", config.component))),
-        }
+        // Fail at start-up (and in `serve --check`), not on the first batch:
+        // the component resolves and loads, its config matches the schema
+        // it carries, and its `init` accepts it.
+        WasmProcessorConfig::from_value(value)?.load().map(drop)
     },
 };
