@@ -39,6 +39,10 @@ pub struct HostState {
     pub limiter: MemoryLimiter,
     pub reports: Arc<GuestReports>,
     pub stderr: GuestOutput,
+    /// When the running call must stop (checked on epoch ticks).
+    pub run_until: std::time::Instant,
+    /// The running batch's caller's cancellation, if it can cancel.
+    pub cancel: Option<crate::plugin::Cancel>,
 }
 
 impl HostState {
@@ -66,6 +70,8 @@ impl HostState {
             limiter: MemoryLimiter::new(max_memory),
             reports,
             stderr,
+            run_until: Instant::now(),
+            cancel: None,
         }
     }
 }

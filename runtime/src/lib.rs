@@ -21,6 +21,7 @@ pub mod config;
 mod error;
 mod host;
 pub mod inspect;
+pub mod logging;
 mod manifest;
 pub mod metrics;
 pub mod otlp;
@@ -32,7 +33,7 @@ pub use error::{FailureKind, LoadError, ProcessError};
 pub use manifest::{FailureMode, Manifest};
 pub use metrics::MetricsSnapshot;
 pub use otlp::Signal;
-pub use plugin::{Outcome, Plugin};
+pub use plugin::{CANCEL_CHECK, Cancel, Outcome, Plugin};
 pub use runtime::{ComponentSource, LoadedComponent, MAX_COMPONENT_BYTES, Runtime, read_component_file};
 
 /// The `wasmtel:plugin` WIT package version this runtime implements.

@@ -2,12 +2,12 @@
 //! the error policy around every batch.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use wasmtime::Store;
+use wasmtime::{Store, UpdateDeadline};
 
 use crate::bindings::{GuestError, GuestOutcome, GuestSignal, ProcessorPlugin};
 use crate::otlp::{self, Fixes};
@@ -21,6 +21,35 @@ use crate::{
 
 /// Instantiation and `init` may build regexes or tables; give them more room than a batch.
 const MIN_INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a running guest is checked for a cancelled caller.
+pub const CANCEL_CHECK: Duration = Duration::from_millis(10);
+
+/// Lets a caller give up on a batch while the guest runs (see
+/// [`Plugin::process_cancellable`]). Cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The trap a cancelled batch ends with.
+#[derive(Debug)]
+struct Cancelled;
+
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the caller gave up on the batch")
+    }
+}
+
+impl std::error::Error for Cancelled {}
 
 /// What became of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,6 +207,20 @@ impl Plugin {
     /// backpressure ([`FailureKind::Busy`]), expired deadlines, and failures
     /// under `on_error: fail` come back as `Err`.
     pub fn process(&self, signal: Signal, input: &[u8], deadline: Option<Duration>) -> Result<Outcome, ProcessError> {
+        self.process_cancellable(signal, input, deadline, None)
+    }
+
+    /// As [`Plugin::process`], and the caller may give up meanwhile: once
+    /// `cancel` is cancelled the guest is stopped within
+    /// [`CANCEL_CHECK`] and the batch ends as [`FailureKind::DeadlineExceeded`]
+    /// (never forwarded).
+    pub fn process_cancellable(
+        &self,
+        signal: Signal,
+        input: &[u8],
+        deadline: Option<Duration>,
+        cancel: Option<&Cancel>,
+    ) -> Result<Outcome, ProcessError> {
         let inner = &*self.inner;
         inner.metrics.call(input.len());
         if let Some(manifest) = &inner.component.manifest {
@@ -206,7 +249,7 @@ impl Plugin {
             },
         };
         let batch = repaired.as_deref().unwrap_or(input);
-        let result = self.inner.run(signal, batch, budget, scan.elements);
+        let result = self.inner.run(signal, batch, budget, scan.elements, cancel);
         inner.metrics.latency(budget.started.elapsed());
         let outcome = match result {
             Ok(outcome) => {
@@ -237,8 +280,22 @@ impl PluginInner {
         let state = HostState::new(&self.config.grants, limits.max_memory.as_u64() as usize, self.reports.clone());
         let mut store = Store::new(&self.runtime.inner.engine, state);
         store.limiter(|state| &mut state.limiter);
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(epoch_ticks(limits.timeout.max(MIN_INIT_TIMEOUT)));
+        // Every few ticks: stop the guest if its time is up or its caller
+        // gave up, else let it go on.
+        store.epoch_deadline_callback(|store| {
+            let state = store.data();
+            if state.cancel.as_ref().is_some_and(Cancel::is_cancelled) {
+                return Err(Cancelled.into());
+            }
+            let now = Instant::now();
+            if now >= state.run_until {
+                return Err(wasmtime::Trap::Interrupt.into());
+            }
+            Ok(UpdateDeadline::Continue(epoch_ticks((state.run_until - now).min(CANCEL_CHECK))))
+        });
+        let init_time = limits.timeout.max(MIN_INIT_TIMEOUT);
+        store.data_mut().run_until = Instant::now() + init_time;
+        store.set_epoch_deadline(epoch_ticks(init_time.min(CANCEL_CHECK)));
         let failed = |context: &'static str, error: wasmtime::Error, store: &Store<HostState>| LoadError::Instantiate {
             component: self.name.to_string(),
             context,
@@ -279,6 +336,7 @@ impl PluginInner {
         input: &[u8],
         budget: Budget,
         input_elements: u64,
+        cancel: Option<&Cancel>,
     ) -> Result<Outcome, Failure> {
         let expired = || Failure {
             kind: FailureKind::DeadlineExceeded,
@@ -295,9 +353,12 @@ impl PluginInner {
         }
         let store = &mut instance.store;
         // Nothing of an earlier batch may reach this one's errors.
-        store.data_mut().limiter.exceeded = None;
-        store.data().stderr.take_recent();
-        store.set_epoch_deadline(epoch_ticks(run_time));
+        let state = store.data_mut();
+        state.limiter.exceeded = None;
+        state.stderr.take_recent();
+        state.run_until = Instant::now() + run_time;
+        state.cancel = cancel.cloned();
+        store.set_epoch_deadline(epoch_ticks(run_time.min(CANCEL_CHECK)));
         let call = instance.bindings.wasmtel_plugin_processor().call_process(&mut *store, signal.into(), input);
         let result = match call {
             Err(error) => {
@@ -559,6 +620,9 @@ fn classify(error: &wasmtime::Error, store: &Store<HostState>, caller_bound: boo
     if store.data().limiter.exceeded.is_some() {
         return FailureKind::Memory;
     }
+    if error.downcast_ref::<Cancelled>().is_some() {
+        return FailureKind::DeadlineExceeded;
+    }
     match error.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::Interrupt) if caller_bound => FailureKind::DeadlineExceeded,
         Some(wasmtime::Trap::Interrupt) => FailureKind::Timeout,
@@ -568,6 +632,9 @@ fn classify(error: &wasmtime::Error, store: &Store<HostState>, caller_bound: boo
 
 /// The trap, plus what the guest printed just before (a Rust panic message).
 fn explain_trap(error: &wasmtime::Error, store: &Store<HostState>) -> String {
+    if error.downcast_ref::<Cancelled>().is_some() {
+        return "the caller gave up on the batch (guest interrupted)".to_string();
+    }
     let mut message = match error.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::Interrupt) => "batch exceeded its time limit (guest interrupted)".to_string(),
         Some(wasmtime::Trap::StackOverflow) => "guest overflowed its stack".to_string(),
