@@ -50,6 +50,20 @@ enum Command {
     },
     #[command(flatten)]
     Registry(registry::Command),
+    /// Serve plugins to a collector's `wasm` processors over a private unix socket
+    /// (gRPC; the collector's subprocess mode starts this itself). Logs go to
+    /// stderr as JSON lines.
+    Bridge {
+        /// The socket to listen on; its directory must be private (0700).
+        #[arg(long)]
+        socket: PathBuf,
+        /// Exit when standard input closes (the parent keeps it open while alive).
+        #[arg(long)]
+        watch_stdin: bool,
+        /// Instances alive at once across all plugins.
+        #[arg(long, default_value_t = 256)]
+        max_total_instances: u32,
+    },
     /// Run otap-dataflow pipelines (OTLP/OTAP in, wasm processors, Arrow IPC files or
     /// OTLP/OTAP out) from an engine spec until SIGINT/SIGTERM drains them.
     Serve {
@@ -128,9 +142,13 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // `serve` logs through the engine's own subscriber, installed by its controller.
-    if !matches!(cli.command, Command::Serve { .. }) {
-        let filter = tracing_subscriber::EnvFilter::try_from_env("WASMTEL_LOG")
+    // `serve` logs through the engine's own subscriber, installed by its
+    // controller; `bridge` as JSON lines for the collector that started it.
+    let filter = std::env::var("WASMTEL_LOG").unwrap_or_else(|_| "info".into());
+    if matches!(cli.command, Command::Bridge { .. }) {
+        wasmtel_bridge::log_to_stderr_as_json(&filter);
+    } else if !matches!(cli.command, Command::Serve { .. }) {
+        let filter = tracing_subscriber::EnvFilter::try_new(&filter)
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     }
@@ -154,13 +172,21 @@ fn run(cli: Cli) -> Result<(), Failure> {
         };
         return serve(&options, *check);
     }
+    if let Command::Bridge { socket, watch_stdin, max_total_instances } = &cli.command {
+        let mut runtime = RuntimeConfig { max_total_instances: *max_total_instances, ..RuntimeConfig::default() };
+        if cli.no_cache {
+            runtime.cache_dir = None;
+        }
+        let options = wasmtel_bridge::BridgeOptions { socket: socket.clone(), runtime, watch_stdin: *watch_stdin };
+        return wasmtel_bridge::serve(options).map_err(|e| Failure(2, e.into()));
+    }
     let mut runtime_config = RuntimeConfig { max_total_instances: 8, ..RuntimeConfig::default() };
     if cli.no_cache {
         runtime_config.cache_dir = None;
     }
     let runtime = Runtime::new(runtime_config)?;
     match cli.command {
-        Command::Serve { .. } => unreachable!("served above, before a local runtime is made"),
+        Command::Serve { .. } | Command::Bridge { .. } => unreachable!("served above, before a local runtime is made"),
         Command::Registry(command) => Ok(registry::run(command, &cli.registry)?),
         Command::Run(args) => run_batch(&runtime, &cli.registry, args),
         Command::Inspect { component, plugin_config, json } => {

@@ -1,0 +1,337 @@
+//! `wasmtel bridge`: the subprocess side of the collector's `wasm`
+//! processor, for collector builds without cgo. It serves
+//! proto/bridge.proto and grpc.health.v1 on a unix socket in a private
+//! directory; every plugin of the collector is loaded here once and each
+//! batch is one unary call whose gRPC deadline is its budget. A call the
+//! client cancels interrupts the guest. Log events go to stderr as JSON
+//! lines (level, plugin, stream, message) for the parent's logger. The
+//! process ends on SIGTERM/SIGINT and, with `watch_stdin`, when its
+//! standard input closes: the parent died.
+
+pub mod proto;
+
+mod generated {
+    #![allow(clippy::all, missing_docs)]
+    include!(concat!(env!("OUT_DIR"), "/wasmtel.bridge.v1.Bridge.rs"));
+    include!(concat!(env!("OUT_DIR"), "/grpc.health.v1.Health.rs"));
+}
+
+use std::collections::HashMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+pub use generated::bridge_client::BridgeClient;
+use generated::bridge_server::{Bridge, BridgeServer};
+pub use generated::health_client::HealthClient;
+use generated::health_server::{Health, HealthServer};
+use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::{Code, Request, Response, Status};
+use wasmtel_registry::{ErrorKind, Policy};
+use wasmtel_runtime::{
+    Cancel, FailureKind, LoadError, Outcome, Plugin, PluginConfig, ProcessError, Runtime, RuntimeConfig, Signal,
+};
+
+/// The trailer naming the runtime's failure kind of a refused batch.
+pub const FAILURE_KIND_TRAILER: &str = "wasmtel-failure-kind";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    #[error("socket {path}: {message}")]
+    Socket { path: PathBuf, message: String },
+    #[error("wasmtel runtime: {0}")]
+    Runtime(#[from] LoadError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("gRPC server: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+pub struct BridgeOptions {
+    /// Where to listen; its directory must be private (0700, ours).
+    pub socket: PathBuf,
+    pub runtime: RuntimeConfig,
+    /// Exit when standard input closes (the parent holds its write end).
+    pub watch_stdin: bool,
+}
+
+/// Serves until a termination signal (or stdin EOF with `watch_stdin`).
+pub fn serve(options: BridgeOptions) -> Result<(), BridgeError> {
+    let runtime = Runtime::new(options.runtime.clone())?;
+    let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let result = tokio.block_on(serve_async(options, runtime));
+    // The stdin watcher's blocking read never ends while the parent lives:
+    // do not wait for it.
+    tokio.shutdown_background();
+    result
+}
+
+async fn serve_async(options: BridgeOptions, runtime: Runtime) -> Result<(), BridgeError> {
+    let socket = &options.socket;
+    check_private_dir(socket)?;
+    if std::fs::symlink_metadata(socket).is_ok() {
+        std::fs::remove_file(socket)?;
+    }
+    let listener = tokio::net::UnixListener::bind(socket)
+        .map_err(|e| BridgeError::Socket { path: socket.clone(), message: e.to_string() })?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
+    let service = Service { runtime, plugins: RwLock::default(), next_id: AtomicU64::new(1) };
+    let shutdown = shutdown_signal(options.watch_stdin);
+    tracing::info!(socket = %socket.display(), "wasmtel bridge serving");
+    let result = tonic::transport::Server::builder()
+        // Batches are as large as the collector lets them be: no limit of our own here.
+        .add_service(
+            BridgeServer::from_arc(Arc::new(service))
+                .max_decoding_message_size(usize::MAX)
+                .max_encoding_message_size(usize::MAX),
+        )
+        .add_service(HealthServer::new(Serving))
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::UnixListenerStream::new(listener), shutdown)
+        .await;
+    let _ = std::fs::remove_file(socket);
+    tracing::info!("wasmtel bridge stopped");
+    Ok(result?)
+}
+
+/// Only this user may reach the socket: its directory is ours and 0700.
+fn check_private_dir(socket: &Path) -> Result<(), BridgeError> {
+    let dir = socket.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let refuse = |message: String| BridgeError::Socket { path: socket.to_path_buf(), message };
+    let metadata = std::fs::metadata(dir).map_err(|e| refuse(format!("{}: {e}", dir.display())))?;
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    if metadata.uid() != uid || metadata.mode() & 0o077 != 0 {
+        return Err(refuse(format!("{} must be a directory of ours with mode 0700", dir.display())));
+    }
+    Ok(())
+}
+
+async fn shutdown_signal(watch_stdin: bool) {
+    use tokio::io::AsyncReadExt;
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut interrupt = signal(SignalKind::interrupt()).ok();
+    let stdin_closed = async {
+        if !watch_stdin {
+            return std::future::pending().await;
+        }
+        let mut stdin = tokio::io::stdin();
+        let mut buffer = [0u8; 64];
+        while matches!(stdin.read(&mut buffer).await, Ok(n) if n > 0) {}
+    };
+    tokio::select! {
+        _ = async { match term.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
+        _ = async { match interrupt.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
+        _ = stdin_closed => tracing::info!("standard input closed: the parent is gone"),
+    }
+}
+
+struct Service {
+    runtime: Runtime,
+    plugins: RwLock<HashMap<u64, Plugin>>,
+    next_id: AtomicU64,
+}
+
+impl Service {
+    fn plugin(&self, id: u64) -> Result<Plugin, Status> {
+        self.plugins
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| Status::not_found(format!("no plugin {id} is loaded (the bridge may have restarted)")))
+    }
+}
+
+#[tonic::async_trait]
+impl Bridge for Service {
+    async fn load(&self, request: Request<proto::LoadRequest>) -> Result<Response<proto::LoadResponse>, Status> {
+        let request = request.into_inner();
+        let name = request.name.clone();
+        let config = match request.plugin_config_json.as_str() {
+            "" => PluginConfig::default(),
+            json => PluginConfig::from_json(json)
+                .map_err(|e| Status::invalid_argument(format!("component {name}: invalid plugin configuration: {e}")))?,
+        };
+        let policy = match request.registry_policy_json.as_str() {
+            "" => Policy::default(),
+            json => Policy::from_json(json)
+                .map_err(|e| Status::invalid_argument(format!("component {name}: invalid registry policy: {e}")))?,
+        };
+        let runtime = self.runtime.clone();
+        let reference = request.reference;
+        let loaded = tokio::task::spawn_blocking(move || {
+            wasmtel_registry::load_plugin(&runtime, &request.name, &reference, config, &policy)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("component {name}: loading did not complete: {e}")))?;
+        let plugin = loaded.map_err(|error| {
+            let code = if error.is_transient() { Code::Unavailable } else { Code::FailedPrecondition };
+            match &error.kind {
+                ErrorKind::Load(load) => Status::new(code, load.to_string()),
+                _ => Status::new(code, format!("component {name}: {error}")),
+            }
+        })?;
+        let plugin_id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.plugins.write().unwrap_or_else(PoisonError::into_inner).insert(plugin_id, plugin);
+        Ok(Response::new(proto::LoadResponse { plugin_id }))
+    }
+
+    async fn process(
+        &self,
+        request: Request<proto::ProcessRequest>,
+    ) -> Result<Response<proto::ProcessResponse>, Status> {
+        let deadline = grpc_timeout(request.metadata());
+        let request = request.into_inner();
+        let plugin = self.plugin(request.plugin_id)?;
+        let signal = match request.signal {
+            0 => Signal::Traces,
+            1 => Signal::Metrics,
+            2 => Signal::Logs,
+            other => return Err(Status::invalid_argument(format!("unknown signal {other}"))),
+        };
+        // Dropped with this future when the client cancels the call: the
+        // guest is interrupted then.
+        let cancel = CancelOnDrop(Cancel::default());
+        let token = cancel.0.clone();
+        let result =
+            tokio::task::spawn_blocking(move || plugin.process_cancellable(signal, &request.otlp, deadline, Some(&token)))
+                .await
+                .map_err(|e| Status::internal(format!("the batch did not complete: {e}")))?;
+        drop(cancel);
+        let (outcome, otlp) = match result {
+            Ok(Outcome::Unchanged) => (proto::UNCHANGED, Vec::new()),
+            Ok(Outcome::Replaced(bytes)) => (proto::REPLACED, bytes),
+            Ok(Outcome::Dropped) => (proto::DROPPED, Vec::new()),
+            Err(error) => return Err(status_of(&error)),
+        };
+        Ok(Response::new(proto::ProcessResponse { outcome, otlp }))
+    }
+
+    async fn metrics(
+        &self,
+        request: Request<proto::MetricsRequest>,
+    ) -> Result<Response<proto::MetricsResponse>, Status> {
+        let plugin = self.plugin(request.into_inner().plugin_id)?;
+        let json = serde_json::to_string(&plugin.metrics()).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(proto::MetricsResponse { json }))
+    }
+
+    async fn unload(&self, request: Request<proto::UnloadRequest>) -> Result<Response<proto::UnloadResponse>, Status> {
+        let id = request.into_inner().plugin_id;
+        self.plugins.write().unwrap_or_else(PoisonError::into_inner).remove(&id);
+        Ok(Response::new(proto::UnloadResponse {}))
+    }
+}
+
+struct CancelOnDrop(Cancel);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+/// A refused batch as a gRPC status: permanent failures as
+/// INVALID_ARGUMENT (the input) or FAILED_PRECONDITION (the sandbox),
+/// retryable ones as UNAVAILABLE, RESOURCE_EXHAUSTED (no free instance) or
+/// DEADLINE_EXCEEDED; the kind in a trailer.
+pub fn status_of(error: &ProcessError) -> Status {
+    let code = match error.kind {
+        FailureKind::GuestPermanent | FailureKind::InvalidInput => Code::InvalidArgument,
+        FailureKind::Trap | FailureKind::Memory | FailureKind::InvalidOutput | FailureKind::OutputTooLarge => {
+            Code::FailedPrecondition
+        }
+        FailureKind::Busy => Code::ResourceExhausted,
+        FailureKind::DeadlineExceeded => Code::DeadlineExceeded,
+        FailureKind::Timeout | FailureKind::GuestRetryable | FailureKind::Instantiate => Code::Unavailable,
+    };
+    debug_assert_eq!(is_permanent(code), error.is_permanent(), "{:?}", error.kind);
+    let mut metadata = MetadataMap::new();
+    metadata.insert(FAILURE_KIND_TRAILER, MetadataValue::from_static(error.kind.as_str()));
+    Status::with_metadata(code, error.to_string(), metadata)
+}
+
+/// The codes [`status_of`] uses for failures that will repeat on the same input.
+pub fn is_permanent(code: Code) -> bool {
+    matches!(code, Code::InvalidArgument | Code::FailedPrecondition)
+}
+
+/// The client's deadline from the `grpc-timeout` header (1–8 digits and a
+/// unit: H, M, S, m, u, n).
+fn grpc_timeout(metadata: &MetadataMap) -> Option<Duration> {
+    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount.saturating_mul(3600)),
+        "M" => Duration::from_secs(amount.saturating_mul(60)),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+/// Always serving: the bridge answers health checks only once it listens.
+struct Serving;
+
+#[tonic::async_trait]
+impl Health for Serving {
+    async fn check(
+        &self,
+        _request: Request<proto::HealthCheckRequest>,
+    ) -> Result<Response<proto::HealthCheckResponse>, Status> {
+        Ok(Response::new(proto::HealthCheckResponse { status: proto::SERVING }))
+    }
+}
+
+/// Log events as JSON lines on stderr, for the parent's logger.
+pub fn log_to_stderr_as_json(filter: &str) {
+    use std::io::Write;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let layer = wasmtel_runtime::logging::RecordLayer::new(|record| {
+        let line = serde_json::json!({
+            "level": record.level_name(),
+            "plugin": record.plugin,
+            "stream": record.stream,
+            "target": record.target,
+            "message": record.message,
+        });
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+    });
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::registry().with(filter).with(layer).try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse_in_every_unit() {
+        let cases = [("5S", 5_000_000), ("250m", 250_000), ("7u", 7), ("2M", 120_000_000), ("1H", 3_600_000_000)];
+        for (text, micros) in cases {
+            let mut metadata = MetadataMap::new();
+            metadata.insert("grpc-timeout", text.parse().unwrap());
+            assert_eq!(grpc_timeout(&metadata), Some(Duration::from_micros(micros)), "{text}");
+        }
+        let mut metadata = MetadataMap::new();
+        metadata.insert("grpc-timeout", "5X".parse().unwrap());
+        assert_eq!(grpc_timeout(&metadata), None);
+    }
+
+    #[test]
+    fn every_failure_kind_maps_to_a_code_with_its_retry_meaning() {
+        for kind in FailureKind::ALL {
+            let error = ProcessError { plugin: "p".into(), signal: Signal::Traces, kind, message: "m".into() };
+            let status = status_of(&error);
+            assert_eq!(is_permanent(status.code()), kind.is_permanent(), "{kind}");
+            assert_eq!(status.metadata().get(FAILURE_KIND_TRAILER).unwrap(), kind.as_str());
+        }
+    }
+}

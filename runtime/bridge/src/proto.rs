@@ -1,0 +1,80 @@
+//! The messages of proto/bridge.proto and grpc.health.v1, as prost structs
+//! (field numbers as in the .proto files).
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LoadRequest {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(string, tag = "2")]
+    pub reference: String,
+    #[prost(string, tag = "3")]
+    pub plugin_config_json: String,
+    #[prost(string, tag = "4")]
+    pub registry_policy_json: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LoadResponse {
+    #[prost(uint64, tag = "1")]
+    pub plugin_id: u64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ProcessRequest {
+    #[prost(uint64, tag = "1")]
+    pub plugin_id: u64,
+    #[prost(uint32, tag = "2")]
+    pub signal: u32,
+    #[prost(bytes = "vec", tag = "3")]
+    pub otlp: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ProcessResponse {
+    #[prost(uint32, tag = "1")]
+    pub outcome: u32,
+    #[prost(bytes = "vec", tag = "2")]
+    pub otlp: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MetricsRequest {
+    #[prost(uint64, tag = "1")]
+    pub plugin_id: u64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MetricsResponse {
+    #[prost(string, tag = "1")]
+    pub json: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct UnloadRequest {
+    #[prost(uint64, tag = "1")]
+    pub plugin_id: u64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct UnloadResponse {}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct HealthCheckRequest {
+    #[prost(string, tag = "1")]
+    pub service: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct HealthCheckResponse {
+    /// 1 SERVING, 2 NOT_SERVING (grpc.health.v1.HealthCheckResponse.ServingStatus).
+    #[prost(int32, tag = "1")]
+    pub status: i32,
+}
+
+pub const SERVING: i32 = 1;
+pub const NOT_SERVING: i32 = 2;
+
+/// `outcome` values of [`ProcessResponse`].
+pub const UNCHANGED: u32 = 0;
+pub const REPLACED: u32 = 1;
+pub const DROPPED: u32 = 2;

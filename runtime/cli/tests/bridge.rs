@@ -1,0 +1,185 @@
+//! `wasmtel bridge` end to end: the real binary on a unix socket, driven as
+//! the collector's subprocess mode drives it (the Go side has its own tests).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use prost::Message;
+use tonic::Code;
+use wasmtel_bridge::proto::{LoadRequest, ProcessRequest};
+use wasmtel_bridge::{BridgeClient, FAILURE_KIND_TRAILER, HealthClient};
+use wasmtel_tests::{component, span_named, string_attr, traces};
+
+struct Bridge {
+    child: Child,
+    socket: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Bridge {
+    fn start() -> Bridge {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let socket = dir.path().join("bridge.sock");
+        let child = Command::new(env!("CARGO_BIN_EXE_wasmtel"))
+            .args(["bridge", "--watch-stdin", "--socket"])
+            .arg(&socket)
+            .env("WASMTEL_HOME", dir.path().join("home"))
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("wasmtel bridge starts");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !socket.exists() {
+            assert!(Instant::now() < deadline, "the bridge never listened");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Bridge { child, socket, _dir: dir }
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn channel(socket: &Path) -> tonic::transport::Channel {
+    let socket = socket.to_path_buf();
+    tonic::transport::Endpoint::from_static("http://bridge")
+        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+            let socket = socket.clone();
+            async move { Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tokio::net::UnixStream::connect(socket).await?)) }
+        }))
+        .await
+        .expect("connects")
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+fn load(name: &str, crate_name: &str, plugin_config: serde_json::Value) -> LoadRequest {
+    LoadRequest {
+        name: name.into(),
+        reference: component(crate_name).display().to_string(),
+        plugin_config_json: plugin_config.to_string(),
+        registry_policy_json: String::new(),
+    }
+}
+
+#[test]
+fn plugins_load_once_and_batches_keep_their_outcomes_and_failure_codes() {
+    let bridge = Bridge::start();
+    runtime().block_on(async {
+        let channel = channel(&bridge.socket).await;
+        let health = HealthClient::new(channel.clone())
+            .check(wasmtel_bridge::proto::HealthCheckRequest::default())
+            .await
+            .expect("health");
+        assert_eq!(health.into_inner().status, wasmtel_bridge::proto::SERVING);
+
+        let mut client = BridgeClient::new(channel);
+        let redact = client
+            .load(load("wasm/redact", "wasmtel-redact", serde_json::json!({"config": {"keys": ["user.email"]}})))
+            .await
+            .expect("redact loads")
+            .into_inner()
+            .plugin_id;
+        let batch = traces(&[("GET /", vec![string_attr("user.email", "ada@example.com")])]).encode_to_vec();
+        let response = client
+            .process(ProcessRequest { plugin_id: redact, signal: 0, otlp: batch })
+            .await
+            .expect("processed")
+            .into_inner();
+        assert_eq!(response.outcome, wasmtel_bridge::proto::REPLACED);
+        assert!(!String::from_utf8_lossy(&response.otlp).contains("ada@example.com"));
+
+        // A guest that loops, under a 100 ms client deadline: interrupted,
+        // and the caller's deadline is what the failure says.
+        let hostile = client
+            .load(load("wasm/hostile", "wasmtel-test-hostile", serde_json::json!({"on_error": "pass", "limits": {"timeout": "30s"}})))
+            .await
+            .expect("hostile loads")
+            .into_inner()
+            .plugin_id;
+        let mut request = tonic::Request::new(ProcessRequest { plugin_id: hostile, signal: 0, otlp: span_named("loop") });
+        request.set_timeout(Duration::from_millis(100));
+        let status = client.process(request).await.expect_err("interrupted");
+        // The client gives up at its deadline; the bridge must have too.
+        assert!(matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled), "{status:?}");
+        let started = Instant::now();
+        loop {
+            let metrics = client
+                .metrics(wasmtel_bridge::proto::MetricsRequest { plugin_id: hostile })
+                .await
+                .expect("metrics")
+                .into_inner();
+            let metrics: serde_json::Value = serde_json::from_str(&metrics.json).unwrap();
+            if metrics["errors"]["deadline_exceeded"] == 1 {
+                assert_eq!(metrics["policy_passed"], 0, "a batch whose caller gave up is never passed");
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(5), "the loop was not interrupted: {metrics}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Permanent failures are FAILED_PRECONDITION, with the kind as a trailer.
+        let mut request = ProcessRequest { plugin_id: hostile, signal: 0, otlp: span_named("garbage") };
+        let fail = client
+            .load(load("wasm/strict", "wasmtel-test-hostile", serde_json::json!({"on_error": "fail"})))
+            .await
+            .unwrap()
+            .into_inner()
+            .plugin_id;
+        request.plugin_id = fail;
+        let status = client.process(request).await.expect_err("invalid output");
+        assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+        assert_eq!(status.metadata().get(FAILURE_KIND_TRAILER).unwrap(), "invalid_output");
+        assert!(status.message().contains("wasm/strict"), "{status:?}");
+
+        // A component that cannot load is refused naming it and the cause.
+        let status = client
+            .load(LoadRequest { name: "wasm/ghost".into(), reference: "/nonexistent/ghost.wasm".into(), ..Default::default() })
+            .await
+            .expect_err("refused");
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        assert!(status.message().contains("wasm/ghost") && status.message().contains("cannot read"), "{status:?}");
+        let status = client
+            .process(ProcessRequest { plugin_id: 999, signal: 0, otlp: vec![] })
+            .await
+            .expect_err("unknown plugin");
+        assert_eq!(status.code(), Code::NotFound);
+    });
+}
+
+#[test]
+fn the_bridge_exits_when_its_parent_closes_stdin() {
+    let mut bridge = Bridge::start();
+    drop(bridge.child.stdin.take());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = bridge.child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "still running after its stdin closed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!bridge.socket.exists(), "the socket is removed");
+}
+
+#[test]
+fn a_socket_directory_others_can_enter_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmtel"))
+        .args(["bridge", "--socket"])
+        .arg(dir.path().join("bridge.sock"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mode 0700"), "{}", String::from_utf8_lossy(&out.stderr));
+}
