@@ -151,6 +151,14 @@ void wasmtel_string_free(char *s);
 // The three values are exactly those of one [`WasmtelOutput`], freed once.
 void wasmtel_bytes_free(uint8_t *data, size_t len, size_t capacity);
 
+// Takes the queued log records of the runtime and its guests as a JSON
+// array of `{"level", "plugin", "stream", "target", "message"}` (plus one
+// warning record when some were dropped); free with [`wasmtel_string_free`].
+//
+// # Safety
+// `out_json` is writable.
+enum WasmtelStatus wasmtel_logs_drain(char **out_json);
+
 // Runtime and plugin handles currently alive (for leak tests).
 uint64_t wasmtel_live_handles(void);
 

@@ -6,13 +6,16 @@
 //! copied here; a `replaced` output is a Rust buffer the caller reads once and
 //! frees with [`wasmtel_bytes_free`]. Panics never cross the boundary.
 
+use std::collections::VecDeque;
 use std::ffi::{CString, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, Once, PoisonError};
 use std::time::Duration;
 
 use wasmtel_registry::{ErrorKind, Policy, Reference};
+use wasmtel_runtime::logging::{LogRecord, RecordLayer};
 use wasmtel_runtime::{FailureKind, LoadError, Outcome, Plugin, PluginConfig, Runtime, RuntimeConfig, Signal};
 
 /// Opaque runtime handle: one per process is enough; plugins share its engine and caches.
@@ -86,6 +89,35 @@ pub struct WasmtelOutput {
 
 /// Runtime and plugin handles alive now: tests assert it returns to zero.
 static LIVE_HANDLES: AtomicU64 = AtomicU64::new(0);
+
+/// Log records waiting for [`wasmtel_logs_drain`]; past the cap new ones are
+/// counted and dropped, so a host that never drains cannot grow memory.
+static LOGS: Mutex<VecDeque<LogRecord>> = Mutex::new(VecDeque::new());
+static LOGS_DROPPED: AtomicU64 = AtomicU64::new(0);
+const LOG_QUEUE_CAP: usize = 4096;
+
+/// Routes the runtime's `tracing` events into [`LOGS`], once per process
+/// (unless the host installed a subscriber of its own). `WASMTEL_LOG` sets
+/// the filter (default `info`).
+fn capture_logs() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        let filter = std::env::var("WASMTEL_LOG").unwrap_or_else(|_| "info".into());
+        let filter = tracing_subscriber::EnvFilter::try_new(filter)
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let layer = RecordLayer::new(|record| {
+            let mut queue = LOGS.lock().unwrap_or_else(PoisonError::into_inner);
+            if queue.len() >= LOG_QUEUE_CAP {
+                LOGS_DROPPED.fetch_add(1, Ordering::Relaxed);
+            } else {
+                queue.push_back(record);
+            }
+        });
+        let _ = tracing_subscriber::registry().with(filter).with(layer).try_init();
+    });
+}
 
 fn fail(error: *mut WasmtelError, kind: WasmtelErrorKind, permanent: bool, message: String) -> WasmtelStatus {
     if !error.is_null() {
@@ -189,6 +221,7 @@ pub unsafe extern "C" fn wasmtel_runtime_new(
             },
             Err(message) => return invalid(error, message),
         };
+        capture_logs();
         match Runtime::new(config) {
             Ok(runtime) => {
                 LIVE_HANDLES.fetch_add(1, Ordering::SeqCst);
@@ -430,6 +463,48 @@ pub unsafe extern "C" fn wasmtel_bytes_free(data: *mut u8, len: usize, capacity:
     if !data.is_null() {
         // SAFETY: upheld by the caller: this is a leaked Vec<u8>.
         drop(unsafe { Vec::from_raw_parts(data, len, capacity) });
+    }
+}
+
+/// Takes the queued log records of the runtime and its guests as a JSON
+/// array of `{"level", "plugin", "stream", "target", "message"}` (plus one
+/// warning record when some were dropped); free with [`wasmtel_string_free`].
+///
+/// # Safety
+/// `out_json` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wasmtel_logs_drain(out_json: *mut *mut c_char) -> WasmtelStatus {
+    let drained = catch_unwind(|| {
+        let records: Vec<LogRecord> = LOGS.lock().unwrap_or_else(PoisonError::into_inner).drain(..).collect();
+        let mut json: Vec<serde_json::Value> = records
+            .iter()
+            .map(|record| {
+                serde_json::json!({
+                    "level": record.level_name(),
+                    "plugin": record.plugin,
+                    "stream": record.stream,
+                    "target": record.target,
+                    "message": record.message,
+                })
+            })
+            .collect();
+        let dropped = LOGS_DROPPED.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            json.push(serde_json::json!({
+                "level": "warn",
+                "target": "wasmtel",
+                "message": format!("{dropped} runtime log records dropped (the queue was full)"),
+            }));
+        }
+        CString::new(serde_json::Value::Array(json).to_string()).ok()
+    });
+    match drained {
+        Ok(Some(json)) if !out_json.is_null() => {
+            // SAFETY: `out_json` is non-null and writable (upheld by the caller).
+            unsafe { *out_json = json.into_raw() };
+            WasmtelStatus::Ok
+        }
+        _ => WasmtelStatus::Error,
     }
 }
 
