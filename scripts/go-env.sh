@@ -1,10 +1,9 @@
 # Sourced by the Go build and test scripts: builds the Rust static library the
-# cgo bridge links, and makes Go relink when it changed (Go's build cache does
-# not track the .a file itself, only the flags).
+# cgo bridge links (and the wasmtel binary subprocess mode runs), points cgo
+# and PATH at them.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/scripts/build.sh" >&2
-lib="$root/target/debug/libwasmtel_ffi.a"
-export CGO_ENABLED=1
-export CGO_CFLAGS="-DWASMTEL_FFI_STAMP=$(stat -c %Y-%s "$lib")"
+eval "$("$root/scripts/ffi-env.sh")"
+export PATH="$root/target/debug:$PATH"
 export GOFLAGS="${GOFLAGS:--mod=mod}"

@@ -1,23 +1,26 @@
 package wasmprocessor
 
-// Benchmarks: the wasm processor against the bare bridge (identity) and a
-// Go-native processor doing the same redaction, on the same batches.
-// Run: scripts/bench-go.sh (or, after scripts/build.sh with go-env.sh sourced,
-// go test -run '^$' -bench . -benchmem ./wasmprocessor/)
+// Benchmarks: the wasm processor in both modes (embedded, subprocess)
+// against the bare bridge (identity) and a Go-native processor doing the same
+// redaction, on the same batches. Run: scripts/bench-go.sh (an optimised
+// runtime), or after sourcing scripts/go-env.sh:
+// go test -run '^$' -bench . -benchmem ./wasmprocessor/
 
 import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"regexp"
+	"strings"
 	"testing"
 
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
-	"go.opentelemetry.io/collector/processor/processortest"
+	"go.uber.org/zap"
 )
 
 // benchTraces builds n spans with HTTP attributes; every tenth carries an email.
@@ -102,7 +105,7 @@ func (r *nativeRedact) processTraces(td ptrace.Traces) {
 
 func benchProcessor(b *testing.B, cfg *Config, batch ptrace.Traces) {
 	ctx := context.Background()
-	p, err := NewFactory().CreateTraces(ctx, processortest.NewNopSettings(Type), cfg, consumertest.NewNop())
+	p, err := NewFactory().CreateTraces(ctx, settings(), cfg, consumertest.NewNop())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -133,30 +136,57 @@ func BenchmarkTraces(b *testing.B) {
 				r.processTraces(td)
 			}
 		})
-		b.Run(fmt.Sprintf("spans=%d/wasm_redact", n), func(b *testing.B) {
-			benchProcessor(b, &Config{Component: componentPath(b, "wasmtel-redact"), Config: redactConfig}, batch)
-		})
-		b.Run(fmt.Sprintf("spans=%d/bridge_identity_unchanged", n), func(b *testing.B) {
-			benchProcessor(b, &Config{Component: componentPath(b, "wasmtel-test-identity")}, batch)
-		})
-		b.Run(fmt.Sprintf("spans=%d/bridge_identity_replace", n), func(b *testing.B) {
-			benchProcessor(b, &Config{Component: componentPath(b, "wasmtel-test-identity"), Config: map[string]any{"mode": "replace"}}, batch)
-		})
+		for _, mode := range modes() {
+			b.Run(fmt.Sprintf("spans=%d/%s/wasm_redact", n, mode), func(b *testing.B) {
+				benchProcessor(b, &Config{Component: componentPath(b, "wasmtel-redact"), Config: redactConfig, Mode: mode}, batch)
+			})
+			b.Run(fmt.Sprintf("spans=%d/%s/identity_unchanged", n, mode), func(b *testing.B) {
+				benchProcessor(b, &Config{Component: componentPath(b, "wasmtel-test-identity"), Mode: mode}, batch)
+			})
+			b.Run(fmt.Sprintf("spans=%d/%s/identity_replace", n, mode), func(b *testing.B) {
+				benchProcessor(b, &Config{Component: componentPath(b, "wasmtel-test-identity"),
+					Config: map[string]any{"mode": "replace"}, Mode: mode}, batch)
+			})
+		}
+	}
+	if pid := childPID(); pid != 0 {
+		b.Logf("bridge child peak RSS: %d MiB", peakRSSMiB(pid))
 	}
 }
 
-// BenchmarkBridgeCall is the bare cgo round trip: an empty batch through the
-// identity component, no marshaling.
-func BenchmarkBridgeCall(b *testing.B) {
-	p, err := loadPlugin("identity", componentPath(b, "wasmtel-test-identity"), nil, nil)
+// peakRSSMiB is a process's peak resident memory (Linux VmHWM), or 0.
+func peakRSSMiB(pid int) uint64 {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		b.Fatal(err)
+		return 0
 	}
-	defer p.free()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, _, err := p.process(signalTraces, nil, 0); err != nil {
-			b.Fatal(err)
+	for _, line := range strings.Split(string(status), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kib uint64
+			_, _ = fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kib)
+			return kib >> 10
 		}
+	}
+	return 0
+}
+
+// BenchmarkCall is the bare round trip of each mode: an empty batch through
+// the identity component, no marshaling.
+func BenchmarkCall(b *testing.B) {
+	for _, mode := range modes() {
+		b.Run(mode, func(b *testing.B) {
+			p, err := openPlugin(&Config{Component: componentPath(b, "wasmtel-test-identity"), Mode: mode}, "bench", zap.NewNop())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.free()
+			ctx := context.Background()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, _, err := p.process(ctx, signalTraces, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

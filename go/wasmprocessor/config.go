@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
-	"strings"
 	"time"
 )
 
@@ -29,8 +27,34 @@ type Config struct {
 	// Registry decides how references other than plain paths resolve and
 	// what they must prove (pin, lock, signature).
 	Registry RegistryConfig `mapstructure:"registry"`
+	// Mode is where plugins run: auto (embedded when the collector was built
+	// with cgo, else subprocess), embedded (linked into this process) or
+	// subprocess (a `wasmtel bridge` child shared by every wasm processor).
+	Mode string `mapstructure:"mode"`
+	// RuntimeBinary is the wasmtel binary subprocess mode runs; default: the
+	// one built into the collector (-tags wasmtel_embed_runtime), else
+	// `wasmtel` on PATH.
+	RuntimeBinary string `mapstructure:"runtime_binary"`
 
 	_ struct{}
+}
+
+const (
+	modeAuto       = "auto"
+	modeEmbedded   = "embedded"
+	modeSubprocess = "subprocess"
+)
+
+// effectiveMode resolves auto for this build.
+func (cfg *Config) effectiveMode() string {
+	switch cfg.Mode {
+	case modeEmbedded, modeSubprocess:
+		return cfg.Mode
+	}
+	if cgoAvailable {
+		return modeEmbedded
+	}
+	return modeSubprocess
 }
 
 // RegistryConfig is the registry policy; zero values take the runtime's
@@ -70,33 +94,25 @@ type GrantsConfig struct {
 	Env    map[string]string `mapstructure:"env"`
 }
 
-// Validate checks the settings and loads the component once, so a missing or
-// invalid component, or a config its init rejects, stops the collector at
-// start-up with the reason.
+// Validate checks the settings (the collector calls it before creating the
+// processor). The component itself is loaded once, when the processor is
+// created, so a missing or invalid component, or a config its schema or its
+// init rejects, stops the collector at start-up naming the processor.
 func (cfg *Config) Validate() error {
 	if cfg.Component == "" {
 		return errors.New("component: a path or oci:// reference to a wasm component is required")
 	}
-	pluginJSON, registryJSON, err := cfg.loadArguments()
-	if err != nil {
-		return err
+	switch cfg.Mode {
+	case "", modeAuto, modeSubprocess:
+	case modeEmbedded:
+		if !cgoAvailable {
+			return errors.New("mode: embedded needs a collector built with cgo (CGO_ENABLED=1, or dist.cgo_enabled: true for the builder); use subprocess or auto")
+		}
+	default:
+		return fmt.Errorf("mode: %q is not one of auto, embedded, subprocess", cfg.Mode)
 	}
-	p, err := loadPlugin(componentName(cfg.Component), cfg.Component, pluginJSON, registryJSON)
-	if err != nil {
-		return err
-	}
-	p.free()
-	return nil
-}
-
-// componentName names the component in errors before the processor has an
-// ID: the file name of a path, the last segment of a reference (repo:tag).
-func componentName(reference string) string {
-	name := strings.TrimPrefix(reference, "file://")
-	if at := strings.Index(name, "@sha256:"); at > 0 {
-		name = name[:at]
-	}
-	return filepath.Base(name)
+	_, _, err := cfg.loadArguments()
+	return err
 }
 
 // loadArguments renders what the bridge's load takes: the plugin config and

@@ -2,19 +2,28 @@
 
 package wasmprocessor
 
+// Embedded mode: the Rust runtime linked into the collector through cgo
+// (the C ABI of runtime/ffi). The library is found through CGO_LDFLAGS
+// (-L<dir of libwasmtel_ffi.a>), which scripts/ffi-env.sh prints.
+
 /*
 #cgo CFLAGS: -I${SRCDIR}/../../runtime/ffi/include
+#cgo LDFLAGS: -lwasmtel_ffi -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 #include <stdlib.h>
 #include "wasmtel.h"
 */
 import "C"
 
 import (
+	"context"
+	"encoding/json"
 	"runtime"
 	"sync"
 	"time"
 	"unsafe"
 )
+
+const cgoAvailable = true
 
 // takeError converts and frees a C error.
 func takeError(cerr *C.WasmtelError) error {
@@ -29,11 +38,17 @@ func takeError(cerr *C.WasmtelError) error {
 
 // The runtime (engine, compile cache) is shared by every plugin of the
 // process and freed with the last one, so Shutdown leaves no handle alive.
+// While it lives, its log records are drained into the collector's logger.
 var shared struct {
 	sync.Mutex
-	runtime *C.WasmtelRuntime
-	users   int
+	runtime  *C.WasmtelRuntime
+	users    int
+	stopLogs chan struct{}
+	logsDone chan struct{}
 }
+
+// logDrainInterval is how often the runtime's log records are fetched.
+const logDrainInterval = 100 * time.Millisecond
 
 func acquireRuntime() (*C.WasmtelRuntime, error) {
 	shared.Lock()
@@ -45,6 +60,8 @@ func acquireRuntime() (*C.WasmtelRuntime, error) {
 			return nil, takeError(&cerr)
 		}
 		shared.runtime = rt
+		shared.stopLogs, shared.logsDone = make(chan struct{}), make(chan struct{})
+		go drainLogs(shared.stopLogs, shared.logsDone)
 	}
 	shared.users++
 	return shared.runtime, nil
@@ -55,13 +72,47 @@ func releaseRuntime() {
 	defer shared.Unlock()
 	shared.users--
 	if shared.users == 0 && shared.runtime != nil {
+		close(shared.stopLogs)
+		<-shared.logsDone
 		C.wasmtel_runtime_free(shared.runtime)
 		shared.runtime = nil
 	}
 }
 
-// plugin is a loaded component; safe for concurrent use until free.
-type plugin struct {
+// drainLogs forwards the runtime's log records until stopped, then once more.
+func drainLogs(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	ticker := time.NewTicker(logDrainInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-stop:
+			forwardRuntimeLogs()
+			return
+		case <-ticker.C:
+			forwardRuntimeLogs()
+		}
+	}
+}
+
+func forwardRuntimeLogs() {
+	var out *C.char
+	if C.wasmtel_logs_drain(&out) != C.WASMTEL_STATUS_OK || out == nil {
+		return
+	}
+	data := C.GoString(out)
+	C.wasmtel_string_free(out)
+	var records []runtimeLogRecord
+	if json.Unmarshal([]byte(data), &records) != nil {
+		return
+	}
+	for _, record := range records {
+		logRuntimeRecord(record)
+	}
+}
+
+// embeddedPlugin is a loaded component; safe for concurrent use until free.
+type embeddedPlugin struct {
 	mu     sync.RWMutex // process holds it shared; free exclusively
 	handle *C.WasmtelPlugin
 }
@@ -75,9 +126,9 @@ func cBytes(b []byte) (*C.uint8_t, C.size_t) {
 	return (*C.uint8_t)(unsafe.Pointer(&b[0])), C.size_t(len(b))
 }
 
-// loadPlugin resolves reference (a path, file://, oci://…, sha256:… or a
+// loadEmbedded resolves reference (a path, file://, oci://…, sha256:… or a
 // store name:tag) under the registry policy (empty: defaults) and starts it.
-func loadPlugin(name, reference string, pluginConfigJSON, registryJSON []byte) (*plugin, error) {
+func loadEmbedded(name, reference string, pluginConfigJSON, registryJSON []byte) (pluginHandle, error) {
 	rt, err := acquireRuntime()
 	if err != nil {
 		return nil, err
@@ -98,11 +149,18 @@ func loadPlugin(name, reference string, pluginConfigJSON, registryJSON []byte) (
 		releaseRuntime()
 		return nil, takeError(&cerr)
 	}
-	return &plugin{handle: handle}, nil
+	return &embeddedPlugin{handle: handle}, nil
 }
 
-// process runs one OTLP batch. For outcomeReplaced it returns a Go copy of the output.
-func (p *plugin) process(sig signal, input []byte, deadline time.Duration) (outcome, []byte, error) {
+// process runs one OTLP batch within the context's deadline. For
+// outcomeReplaced it returns a Go copy of the output.
+func (p *embeddedPlugin) process(ctx context.Context, sig signal, input []byte) (outcome, []byte, error) {
+	var deadline time.Duration
+	if d, ok := ctx.Deadline(); ok {
+		if deadline = time.Until(d); deadline <= 0 {
+			return outcomeUnchanged, nil, ctx.Err()
+		}
+	}
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.handle == nil {
@@ -135,7 +193,7 @@ func (p *plugin) process(sig signal, input []byte, deadline time.Duration) (outc
 }
 
 // metricsJSON returns the plugin's metrics snapshot as JSON.
-func (p *plugin) metricsJSON() ([]byte, error) {
+func (p *embeddedPlugin) metricsJSON() ([]byte, error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.handle == nil {
@@ -151,7 +209,7 @@ func (p *plugin) metricsJSON() ([]byte, error) {
 }
 
 // free releases the plugin; later calls fail with errPluginClosed. Idempotent.
-func (p *plugin) free() {
+func (p *embeddedPlugin) free() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.handle == nil {

@@ -29,28 +29,40 @@ func NewFactory() processor.Factory {
 var capabilities = processorhelper.WithCapabilities(consumer.Capabilities{MutatesData: false})
 
 func createTraces(ctx context.Context, set processor.Settings, cfg component.Config, next consumer.Traces) (processor.Traces, error) {
-	p, err := newWasmProcessor(set, cfg.(*Config))
+	use, err := acquireProcessor(set, cfg.(*Config))
 	if err != nil {
 		return nil, err
 	}
-	return processorhelper.NewTraces(ctx, set, cfg, next, p.processTraces,
-		processorhelper.WithStart(p.start), processorhelper.WithShutdown(p.shutdown), capabilities)
+	p, err := processorhelper.NewTraces(ctx, set, cfg, next, use.processor.processTraces,
+		processorhelper.WithStart(use.start), processorhelper.WithShutdown(use.shutdown), capabilities)
+	if err != nil {
+		_ = use.shutdown(ctx)
+	}
+	return p, err
 }
 
 func createMetrics(ctx context.Context, set processor.Settings, cfg component.Config, next consumer.Metrics) (processor.Metrics, error) {
-	p, err := newWasmProcessor(set, cfg.(*Config))
+	use, err := acquireProcessor(set, cfg.(*Config))
 	if err != nil {
 		return nil, err
 	}
-	return processorhelper.NewMetrics(ctx, set, cfg, next, p.processMetrics,
-		processorhelper.WithStart(p.start), processorhelper.WithShutdown(p.shutdown), capabilities)
+	p, err := processorhelper.NewMetrics(ctx, set, cfg, next, use.processor.processMetrics,
+		processorhelper.WithStart(use.start), processorhelper.WithShutdown(use.shutdown), capabilities)
+	if err != nil {
+		_ = use.shutdown(ctx)
+	}
+	return p, err
 }
 
 func createLogs(ctx context.Context, set processor.Settings, cfg component.Config, next consumer.Logs) (processor.Logs, error) {
-	p, err := newWasmProcessor(set, cfg.(*Config))
+	use, err := acquireProcessor(set, cfg.(*Config))
 	if err != nil {
 		return nil, err
 	}
-	return processorhelper.NewLogs(ctx, set, cfg, next, p.processLogs,
-		processorhelper.WithStart(p.start), processorhelper.WithShutdown(p.shutdown), capabilities)
+	p, err := processorhelper.NewLogs(ctx, set, cfg, next, use.processor.processLogs,
+		processorhelper.WithStart(use.start), processorhelper.WithShutdown(use.shutdown), capabilities)
+	if err != nil {
+		_ = use.shutdown(ctx)
+	}
+	return p, err
 }

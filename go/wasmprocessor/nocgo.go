@@ -2,20 +2,14 @@
 
 package wasmprocessor
 
-import "time"
+import "errors"
 
-// The wasm processor links the Rust runtime through cgo. This build has cgo
-// off (the collector builder's default): set CGO_ENABLED=1, or
-// `dist.cgo_enabled: true` in the builder manifest. The stubs below keep that
-// the only compile error.
-var _ = wasmprocessor_needs_cgo_set_CGO_ENABLED_1
+// Built without cgo (the collector builder's default): no runtime is linked
+// in, and `mode: auto` runs plugins in a `wasmtel bridge` child.
+const cgoAvailable = false
 
-type plugin struct{}
-
-func loadPlugin(string, string, []byte, []byte) (*plugin, error) { return nil, errPluginClosed }
-func (*plugin) process(signal, []byte, time.Duration) (outcome, []byte, error) {
-	return outcomeUnchanged, nil, errPluginClosed
+func loadEmbedded(string, string, []byte, []byte) (pluginHandle, error) {
+	return nil, errors.New("mode embedded needs a collector built with cgo (CGO_ENABLED=1, or dist.cgo_enabled: true for the builder); use mode: subprocess or auto")
 }
-func (*plugin) metricsJSON() ([]byte, error) { return nil, errPluginClosed }
-func (*plugin) free()                        {}
-func liveHandles() uint64                    { return 0 }
+
+func liveHandles() uint64 { return 0 }

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
+	"sync"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer/consumererror"
@@ -19,28 +19,85 @@ import (
 	"go.uber.org/zap"
 )
 
+// wasmProcessor is one `wasm` processor ID: its plugin is loaded once and
+// shared by every pipeline (traces, metrics, logs) the ID appears in.
 type wasmProcessor struct {
 	cfg      *Config
 	name     string
 	settings processor.Settings
-	plugin   *plugin
-	metrics  metric.Registration
+	plugin   pluginHandle
+	// Guarded by processors' lock.
+	users   int
+	metrics metric.Registration
 }
 
-func newWasmProcessor(set processor.Settings, cfg *Config) (*wasmProcessor, error) {
+// processors holds the loaded processor of each ID.
+var processors = struct {
+	sync.Mutex
+	byID map[component.ID]*wasmProcessor
+}{byID: map[component.ID]*wasmProcessor{}}
+
+// acquireProcessor returns the processor of set.ID, loading its plugin the
+// first time; each pipeline that uses it holds one reference.
+func acquireProcessor(set processor.Settings, cfg *Config) (*pipelineUse, error) {
+	processors.Lock()
+	defer processors.Unlock()
+	w := processors.byID[set.ID]
+	if w == nil {
+		name := set.ID.String()
+		registerPluginLogger(name, set.Logger)
+		p, err := openPlugin(cfg, name, set.Logger)
+		if err != nil {
+			unregisterPluginLogger(name)
+			return nil, err
+		}
+		w = &wasmProcessor{cfg: cfg, name: name, settings: set, plugin: p}
+		processors.byID[set.ID] = w
+	}
+	w.users++
+	return &pipelineUse{processor: w}, nil
+}
+
+// openPlugin loads the component where the mode says: in this process
+// (embedded, cgo builds) or in the bridge child (subprocess).
+func openPlugin(cfg *Config, name string, logger *zap.Logger) (pluginHandle, error) {
 	pluginJSON, registryJSON, err := cfg.loadArguments()
 	if err != nil {
 		return nil, err
 	}
-	name := set.ID.String()
-	p, err := loadPlugin(name, cfg.Component, pluginJSON, registryJSON)
+	if cfg.effectiveMode() == modeEmbedded {
+		return loadEmbedded(name, cfg.Component, pluginJSON, registryJSON)
+	}
+	binary, err := runtimeBinary(cfg.RuntimeBinary)
 	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	c, err := acquireChild(binary, logger)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	p, err := c.load(name, cfg.Component, pluginJSON, registryJSON)
+	if err != nil {
+		c.release()
 		return nil, err
 	}
-	return &wasmProcessor{cfg: cfg, name: name, settings: set, plugin: p}, nil
+	return p, nil
 }
 
-func (w *wasmProcessor) start(context.Context, component.Host) error {
+// pipelineUse is one pipeline's hold on a processor: started and shut down
+// once, whatever the collector calls.
+type pipelineUse struct {
+	processor *wasmProcessor
+	released  sync.Once
+}
+
+func (u *pipelineUse) start(context.Context, component.Host) error {
+	processors.Lock()
+	defer processors.Unlock()
+	w := u.processor
+	if w.metrics != nil {
+		return nil
+	}
 	registration, err := registerMetrics(w.settings.MeterProvider.Meter("github.com/wasmtel/wasmtel/go/wasmprocessor"), w)
 	if err != nil {
 		return err
@@ -49,27 +106,32 @@ func (w *wasmProcessor) start(context.Context, component.Host) error {
 	return nil
 }
 
-// shutdown releases every Rust handle the processor holds; safe to call twice
+// shutdown releases this pipeline's reference; the last one frees the plugin
+// (and every runtime handle or the bridge child with it). Safe to call twice
 // and without start (the collector does both on failed start-ups).
-func (w *wasmProcessor) shutdown(context.Context) error {
-	if w.metrics != nil {
-		_ = w.metrics.Unregister()
-		w.metrics = nil
-	}
-	w.plugin.free()
+func (u *pipelineUse) shutdown(context.Context) error {
+	u.released.Do(func() {
+		processors.Lock()
+		defer processors.Unlock()
+		w := u.processor
+		w.users--
+		if w.users > 0 {
+			return
+		}
+		delete(processors.byID, w.settings.ID)
+		if w.metrics != nil {
+			_ = w.metrics.Unregister()
+			w.metrics = nil
+		}
+		w.plugin.free()
+		unregisterPluginLogger(w.name)
+	})
 	return nil
 }
 
-// run sends one marshaled batch through the plugin, honouring the caller's deadline.
+// run sends one marshaled batch through the plugin within the caller's deadline.
 func (w *wasmProcessor) run(ctx context.Context, sig signal, input []byte) (outcome, []byte, error) {
-	var budget time.Duration
-	if deadline, ok := ctx.Deadline(); ok {
-		budget = time.Until(deadline)
-		if budget <= 0 {
-			return outcomeUnchanged, nil, ctx.Err()
-		}
-	}
-	result, output, err := w.plugin.process(sig, input, budget)
+	result, output, err := w.plugin.process(ctx, sig, input)
 	if err != nil {
 		// The client sees the error; the operator sees why (the collector's
 		// logger samples repeats).

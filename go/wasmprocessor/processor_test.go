@@ -2,12 +2,15 @@ package wasmprocessor
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/consumer/consumertest"
@@ -18,6 +21,31 @@ import (
 	"go.opentelemetry.io/collector/processor/processortest"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
+
+// modes are the modes this build can run plugins in.
+func modes() []string {
+	if cgoAvailable {
+		return []string{modeEmbedded, modeSubprocess}
+	}
+	return []string{modeSubprocess}
+}
+
+// forEachMode runs body once per mode, as a subtest named after it.
+func forEachMode(t *testing.T, body func(t *testing.T, mode string)) {
+	for _, mode := range modes() {
+		t.Run(mode, func(t *testing.T) { body(t, mode) })
+	}
+}
+
+var processorSeq atomic.Int64
+
+// settings are nop settings with a processor ID of their own: one ID, one
+// loaded plugin.
+func settings() processor.Settings {
+	set := processortest.NewNopSettings(Type)
+	set.ID = component.NewIDWithName(Type, fmt.Sprintf("p%d", processorSeq.Add(1)))
+	return set
+}
 
 // componentPath is a guest built by scripts/build-components.sh.
 func componentPath(t testing.TB, crate string) string {
@@ -85,11 +113,16 @@ type harness struct {
 	lsink   *consumertest.LogsSink
 }
 
-// start creates and starts processors of all three signals for one config.
+// start creates and starts processors of all three signals for one config
+// and one processor ID (so they share one plugin).
 func start(t *testing.T, cfg *Config) *harness {
 	t.Helper()
+	return startWith(t, settings(), cfg)
+}
+
+func startWith(t *testing.T, set processor.Settings, cfg *Config) *harness {
+	t.Helper()
 	ctx := context.Background()
-	set := processortest.NewNopSettings(Type)
 	h := &harness{tsink: new(consumertest.TracesSink), msink: new(consumertest.MetricsSink), lsink: new(consumertest.LogsSink)}
 	var err error
 	factory := NewFactory()
@@ -126,10 +159,14 @@ func (h *harness) shutdown(t *testing.T) {
 }
 
 func TestIdentityOutcomesForAllSignals(t *testing.T) {
+	forEachMode(t, testIdentityOutcomes)
+}
+
+func testIdentityOutcomes(t *testing.T, runIn string) {
 	ctx := context.Background()
 	for _, mode := range []string{"unchanged", "replace", "drop"} {
 		t.Run(mode, func(t *testing.T) {
-			h := start(t, &Config{Component: componentPath(t, "wasmtel-test-identity"), Config: map[string]any{"mode": mode}})
+			h := start(t, &Config{Component: componentPath(t, "wasmtel-test-identity"), Config: map[string]any{"mode": mode}, Mode: runIn})
 			if err := h.traces.ConsumeTraces(ctx, traces("GET /a", "GET /b")); err != nil {
 				t.Fatal(err)
 			}
@@ -165,10 +202,15 @@ func attr(t *testing.T, value string, ok bool) string {
 }
 
 func TestRedactEverySignal(t *testing.T) {
+	forEachMode(t, testRedactEverySignal)
+}
+
+func testRedactEverySignal(t *testing.T, mode string) {
 	ctx := context.Background()
 	h := start(t, &Config{
 		Component: componentPath(t, "wasmtel-redact"),
 		Config:    map[string]any{"keys": []any{"user.email"}, "action": "mask", "mask": "<redacted>"},
+		Mode:      mode,
 	})
 	if err := h.traces.ConsumeTraces(ctx, traces("GET /")); err != nil {
 		t.Fatal(err)
@@ -216,11 +258,15 @@ func TestFilterDropsHealthChecks(t *testing.T) {
 }
 
 func TestOnErrorPolicies(t *testing.T) {
+	forEachMode(t, testOnErrorPolicies)
+}
+
+func testOnErrorPolicies(t *testing.T, mode string) {
 	ctx := context.Background()
 	hostile := componentPath(t, "wasmtel-test-hostile")
 	limits := LimitsConfig{Timeout: 200 * time.Millisecond, MaxMemory: "64MiB"}
 
-	pass := start(t, &Config{Component: hostile, OnError: "pass", Limits: limits})
+	pass := start(t, &Config{Component: hostile, OnError: "pass", Limits: limits, Mode: mode})
 	for _, trigger := range []string{"panic", "loop", "garbage"} {
 		if err := pass.traces.ConsumeTraces(ctx, traces(trigger)); err != nil {
 			t.Fatalf("%s under pass: %v", trigger, err)
@@ -230,7 +276,7 @@ func TestOnErrorPolicies(t *testing.T) {
 		t.Fatalf("pass forwards the original batches: got %d spans", pass.tsink.SpanCount())
 	}
 
-	drop := start(t, &Config{Component: hostile, OnError: "drop", Limits: limits})
+	drop := start(t, &Config{Component: hostile, OnError: "drop", Limits: limits, Mode: mode})
 	if err := drop.logs.ConsumeLogs(ctx, logs("panic")); err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +284,7 @@ func TestOnErrorPolicies(t *testing.T) {
 		t.Fatal("drop discards the batch")
 	}
 
-	fail := start(t, &Config{Component: hostile, OnError: "fail", Limits: limits})
+	fail := start(t, &Config{Component: hostile, OnError: "fail", Limits: limits, Mode: mode})
 	err := fail.metrics.ConsumeMetrics(ctx, metrics("panic"))
 	if err == nil || !consumererror.IsPermanent(err) || !strings.Contains(err.Error(), "trap") {
 		t.Fatalf("fail returns a permanent trap error, got %v", err)
@@ -250,8 +296,12 @@ func TestOnErrorPolicies(t *testing.T) {
 }
 
 func TestGuestErrorsKeepRetrySemantics(t *testing.T) {
+	forEachMode(t, testGuestErrorsKeepRetrySemantics)
+}
+
+func testGuestErrorsKeepRetrySemantics(t *testing.T, mode string) {
 	ctx := context.Background()
-	h := start(t, &Config{Component: componentPath(t, "wasmtel-test-hostile")})
+	h := start(t, &Config{Component: componentPath(t, "wasmtel-test-hostile"), Mode: mode})
 	permanent := h.traces.ConsumeTraces(ctx, traces("permanent-error"))
 	if permanent == nil || !consumererror.IsPermanent(permanent) {
 		t.Fatalf("permanent guest error: %v", permanent)
@@ -263,11 +313,16 @@ func TestGuestErrorsKeepRetrySemantics(t *testing.T) {
 }
 
 func TestContextDeadlineBoundsTheBatch(t *testing.T) {
-	h := start(t, &Config{Component: componentPath(t, "wasmtel-test-hostile"), OnError: "fail", Limits: LimitsConfig{Timeout: 10 * time.Second}})
+	forEachMode(t, testContextDeadlineBoundsTheBatch)
+}
+
+func testContextDeadlineBoundsTheBatch(t *testing.T, mode string) {
+	h := start(t, &Config{Component: componentPath(t, "wasmtel-test-hostile"), OnError: "fail", Limits: LimitsConfig{Timeout: 10 * time.Second}, Mode: mode})
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	err := h.traces.ConsumeTraces(ctx, traces("loop"))
-	if err == nil || !strings.Contains(err.Error(), "deadline_exceeded") {
+	// The runtime says deadline_exceeded; in subprocess mode the gRPC client may say it first.
+	if err == nil || !(strings.Contains(err.Error(), "deadline_exceeded") || strings.Contains(err.Error(), "deadline exceeded")) {
 		t.Fatalf("the 100ms context deadline interrupts the loop: %v", err)
 	}
 	if consumererror.IsPermanent(err) {
@@ -275,24 +330,16 @@ func TestContextDeadlineBoundsTheBatch(t *testing.T) {
 	}
 }
 
-func TestValidateRefusesBadComponentsAndConfigs(t *testing.T) {
-	dir := t.TempDir()
-	notWasm := filepath.Join(dir, "notes.wasm")
-	if err := os.WriteFile(notWasm, []byte("not wasm at all"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+func TestValidateRefusesBadSettings(t *testing.T) {
+	identity := componentPath(t, "wasmtel-test-identity")
 	cases := []struct {
 		name string
 		cfg  Config
 		want string
 	}{
 		{"no component", Config{}, "component: a path or oci:// reference to a wasm component is required"},
-		{"missing file", Config{Component: filepath.Join(dir, "ghost.wasm")}, "component ghost.wasm: cannot read"},
-		{"not wasm", Config{Component: notWasm}, "component notes.wasm: not a WebAssembly file"},
-		{"rejected config", Config{Component: componentPath(t, "wasmtel-test-hostile"), Config: map[string]any{"reject": "ratio too high"}}, "init rejected the configuration: ratio too high"},
-		{"bad guest config", Config{Component: componentPath(t, "wasmtel-redact"), Config: map[string]any{"keyz": []any{"a"}}}, "keyz"},
-		{"bad policy", Config{Component: componentPath(t, "wasmtel-test-identity"), OnError: "ignore"}, `on_error: "ignore"`},
-		{"bad limit", Config{Component: componentPath(t, "wasmtel-test-identity"), Limits: LimitsConfig{MaxMemory: "lots"}}, "max_memory"},
+		{"bad policy", Config{Component: identity, OnError: "ignore"}, `on_error: "ignore"`},
+		{"bad mode", Config{Component: identity, Mode: "remote"}, `mode: "remote"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -302,19 +349,77 @@ func TestValidateRefusesBadComponentsAndConfigs(t *testing.T) {
 			}
 		})
 	}
-	good := Config{Component: componentPath(t, "wasmtel-test-identity")}
+	good := Config{Component: identity}
 	if err := good.Validate(); err != nil {
 		t.Fatalf("a good config validates: %v", err)
 	}
 	if n := liveHandles(); n != 0 {
-		t.Fatalf("Validate leaves %d Rust handles alive", n)
+		t.Fatalf("Validate leaves %d Rust handles alive (it loads nothing)", n)
 	}
+}
+
+func TestBadComponentsAndConfigsFailCreationNamingTheProcessor(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode string) {
+		dir := t.TempDir()
+		notWasm := filepath.Join(dir, "notes.wasm")
+		if err := os.WriteFile(notWasm, []byte("not wasm at all"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cases := []struct {
+			name string
+			cfg  Config
+			want string
+		}{
+			{"missing file", Config{Component: filepath.Join(dir, "ghost.wasm")}, "cannot read"},
+			{"not wasm", Config{Component: notWasm}, "not a WebAssembly file"},
+			{"rejected config", Config{Component: componentPath(t, "wasmtel-test-hostile"), Config: map[string]any{"reject": "ratio too high"}}, "init rejected the configuration: ratio too high"},
+			{"bad guest config", Config{Component: componentPath(t, "wasmtel-redact"), Config: map[string]any{"keyz": []any{"a"}}}, "keyz"},
+			{"bad limit", Config{Component: componentPath(t, "wasmtel-test-identity"), Limits: LimitsConfig{MaxMemory: "lots"}}, "max_memory"},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				c.cfg.Mode = mode
+				set := settings()
+				_, err := NewFactory().CreateTraces(context.Background(), set, &c.cfg, consumertest.NewNop())
+				if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), set.ID.String()) {
+					t.Fatalf("want an error naming %s and containing %q, got %v", set.ID, c.want, err)
+				}
+			})
+		}
+		if n := liveHandles(); n != 0 {
+			t.Fatalf("failed creations leave %d Rust handles alive", n)
+		}
+	})
+}
+
+func TestOneProcessorIDLoadsItsPluginOnce(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode string) {
+		h := start(t, &Config{Component: componentPath(t, "wasmtel-test-identity"), Config: map[string]any{"mode": "unchanged"}, Mode: mode})
+		processors.Lock()
+		loaded := 0
+		for _, w := range processors.byID {
+			if w.cfg.Mode == mode && w.users == 3 {
+				loaded++
+			}
+		}
+		processors.Unlock()
+		if loaded != 1 {
+			t.Fatalf("the three pipelines of one processor ID should share one plugin (found %d with 3 users)", loaded)
+		}
+		h.shutdown(t)
+		processors.Lock()
+		left := len(processors.byID)
+		processors.Unlock()
+		if left != 0 {
+			t.Fatalf("%d processors left after the last pipeline's shutdown", left)
+		}
+	})
 }
 
 func TestNoHandlesLeakAfterShutdownOrUnderLoad(t *testing.T) {
 	ctx := context.Background()
-	set := processortest.NewNopSettings(Type)
-	cfg := &Config{Component: componentPath(t, "wasmtel-test-identity"), Config: map[string]any{"mode": "replace"}}
+	set := settings()
+	cfg := &Config{Component: componentPath(t, "wasmtel-test-identity"), Config: map[string]any{"mode": "replace"}, Mode: modes()[0]}
 	sink := new(consumertest.TracesSink)
 	p, err := NewFactory().CreateTraces(ctx, set, cfg, sink)
 	if err != nil {
@@ -348,12 +453,16 @@ func TestNoHandlesLeakAfterShutdownOrUnderLoad(t *testing.T) {
 }
 
 func TestPluginMetricsAreCollectorTelemetry(t *testing.T) {
+	forEachMode(t, testPluginMetricsAreCollectorTelemetry)
+}
+
+func testPluginMetricsAreCollectorTelemetry(t *testing.T, mode string) {
 	ctx := context.Background()
 	tel := componenttest.NewTelemetry()
 	defer func() { _ = tel.Shutdown(ctx) }()
-	set := processortest.NewNopSettings(Type)
+	set := settings()
 	set.TelemetrySettings = tel.NewTelemetrySettings()
-	cfg := &Config{Component: componentPath(t, "wasmtel-redact"), Config: map[string]any{"keys": []any{"user.email"}}}
+	cfg := &Config{Component: componentPath(t, "wasmtel-redact"), Config: map[string]any{"keys": []any{"user.email"}}, Mode: mode}
 	p, err := NewFactory().CreateTraces(ctx, set, cfg, consumertest.NewNop())
 	if err != nil {
 		t.Fatal(err)

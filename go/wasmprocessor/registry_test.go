@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
@@ -173,12 +174,13 @@ func TestComponentsByReference(t *testing.T) {
 	}
 }
 
-// expectRefused checks Validate refuses cfg with an error mentioning each of want.
+// expectRefused checks the processor refuses to start on cfg with an error
+// mentioning each of want.
 func expectRefused(t *testing.T, cfg Config, want ...string) {
 	t.Helper()
-	err := cfg.Validate()
+	_, err := NewFactory().CreateTraces(context.Background(), settings(), &cfg, consumertest.NewNop())
 	if err == nil {
-		t.Fatalf("Validate accepted %s", cfg.Component)
+		t.Fatalf("the processor started with %s", cfg.Component)
 	}
 	for _, w := range want {
 		if !strings.Contains(err.Error(), w) {

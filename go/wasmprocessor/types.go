@@ -1,8 +1,11 @@
 package wasmprocessor
 
-import "errors"
+import (
+	"context"
+	"errors"
+)
 
-// signal numbers of the C ABI.
+// signal numbers of the C ABI and the bridge protocol.
 type signal uint32
 
 const (
@@ -19,7 +22,19 @@ const (
 	outcomeDropped
 )
 
-// bridgeError is a failure reported by the Rust runtime.
+// pluginHandle is a loaded plugin, in this process (embedded) or in the
+// bridge child (subprocess); the processor cannot tell which.
+type pluginHandle interface {
+	// process runs one OTLP batch within ctx's deadline; for
+	// outcomeReplaced it returns the output in Go memory.
+	process(ctx context.Context, sig signal, input []byte) (outcome, []byte, error)
+	// metricsJSON is the plugin's MetricsSnapshot as JSON.
+	metricsJSON() ([]byte, error)
+	// free releases the plugin; later calls fail with errPluginClosed.
+	free()
+}
+
+// bridgeError is a failure reported by the runtime, in either mode.
 type bridgeError struct {
 	permanent bool
 	message   string

@@ -19,8 +19,12 @@ import (
 )
 
 func TestCollectorRedactsAndFiltersOverGRPC(t *testing.T) {
+	forEachBuild(t, testRedactsAndFilters)
+}
+
+func testRedactsAndFilters(t *testing.T, build collectorBuild) {
 	received, sinkAddr := startSink(t)
-	c := startCollector(t, fmt.Sprintf(`
+	c := startCollector(t, build, fmt.Sprintf(`
 receivers:
   otlp:
     protocols:
@@ -98,6 +102,10 @@ service:
 }
 
 func TestCollectorRefusesToStartWithABadPlugin(t *testing.T) {
+	forEachBuild(t, testRefusesABadPlugin)
+}
+
+func testRefusesABadPlugin(t *testing.T, build collectorBuild) {
 	root := repoRoot(t)
 	config := fmt.Sprintf(`
 receivers:
@@ -118,7 +126,7 @@ service:
 	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(buildCollector(t), "--config", configPath)
+	cmd := exec.Command(buildCollector(t, build), "--config", configPath)
 	cmd.Env = append(os.Environ(), "WASMTEL_HOME="+t.TempDir())
 	out, err := cmd.CombinedOutput()
 	if err == nil {

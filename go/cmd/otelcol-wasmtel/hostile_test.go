@@ -85,6 +85,10 @@ func assertRedactsOrdinaryBatches(t *testing.T, c *collector, received *sink) {
 }
 
 func TestRedactFailsClosedOnInputThatBreaksTheSandbox(t *testing.T) {
+	forEachBuild(t, testRedactFailsClosedOnInputThatBreaksTheSandbox)
+}
+
+func testRedactFailsClosedOnInputThatBreaksTheSandbox(t *testing.T, build collectorBuild) {
 	// A million empty attributes: 2 MB on the wire, far more than 32 MiB decoded.
 	bomb := append(secretSpan("bomb"), bytes.Repeat([]byte{0x4a, 0x00}, 1_000_000)...)
 	// Six hundred thousand emails to mask: far more than 300 ms of work.
@@ -99,7 +103,7 @@ func TestRedactFailsClosedOnInputThatBreaksTheSandbox(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			received, sinkAddr := startSink(t)
 			// Default on_error: redact declares itself fail-closed.
-			c := startCollector(t, redactPipeline(t, sinkAddr, "    limits: "+tc.limits))
+			c := startCollector(t, build, redactPipeline(t, sinkAddr, "    limits: "+tc.limits))
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			err := c.exportRawTraces(ctx, tc.request)
 			cancel()
@@ -119,6 +123,10 @@ func TestRedactFailsClosedOnInputThatBreaksTheSandbox(t *testing.T) {
 }
 
 func TestBackpressureIsRetryableAndNeverForwardsUnredacted(t *testing.T) {
+	forEachBuild(t, testBackpressureIsRetryableAndNeverForwardsUnredacted)
+}
+
+func testBackpressureIsRetryableAndNeverForwardsUnredacted(t *testing.T, build collectorBuild) {
 	received, sinkAddr := startSink(t)
 	// One instance, batches that take a while, and more callers than it can
 	// serve within the timeout: some wait too long. Even under an explicit
@@ -126,7 +134,7 @@ func TestBackpressureIsRetryableAndNeverForwardsUnredacted(t *testing.T) {
 	// The callers set no deadline, so the wait is bounded by limits.timeout
 	// and the refusal is the collector's, never a client's own time-out.
 	const timeout = time.Second
-	c := startCollector(t, redactPipeline(t, sinkAddr, `    limits: { max_instances: 1, timeout: 1s }
+	c := startCollector(t, build, redactPipeline(t, sinkAddr, `    limits: { max_instances: 1, timeout: 1s }
     on_error: pass`))
 	slow := stringAttribute("note", bytes.Repeat([]byte("x@example.co "), 20_000))
 
@@ -190,8 +198,12 @@ func TestBackpressureIsRetryableAndNeverForwardsUnredacted(t *testing.T) {
 }
 
 func TestShortClientDeadlinesNeverForwardInClear(t *testing.T) {
+	forEachBuild(t, testShortClientDeadlinesNeverForwardInClear)
+}
+
+func testShortClientDeadlinesNeverForwardInClear(t *testing.T, build collectorBuild) {
 	received, sinkAddr := startSink(t)
-	c := startCollector(t, redactPipeline(t, sinkAddr, `    limits: { timeout: 2s }
+	c := startCollector(t, build, redactPipeline(t, sinkAddr, `    limits: { timeout: 2s }
     on_error: pass`))
 	heavy := stringAttribute("note", bytes.Repeat([]byte("x@example.co "), 100_000))
 	for i := 0; i < 10; i++ {
@@ -210,8 +222,12 @@ func TestShortClientDeadlinesNeverForwardInClear(t *testing.T) {
 }
 
 func TestHostileOTLPIsRepairedOrRefusedAndTheCollectorKeepsServing(t *testing.T) {
+	forEachBuild(t, testHostileOTLPIsRepairedOrRefusedAndTheCollectorKeepsServing)
+}
+
+func testHostileOTLPIsRepairedOrRefusedAndTheCollectorKeepsServing(t *testing.T, build collectorBuild) {
 	received, sinkAddr := startSink(t)
-	c := startCollector(t, redactPipeline(t, sinkAddr, ``))
+	c := startCollector(t, build, redactPipeline(t, sinkAddr, ``))
 	// 49 nested arrays around the secret: within the collector's own decoder's
 	// limit (100 levels of values), past prost's (100 levels from the request
 	// root), so the guest could not decode the batch without the repair.
@@ -257,9 +273,60 @@ func TestHostileOTLPIsRepairedOrRefusedAndTheCollectorKeepsServing(t *testing.T)
 	assertRedactsOrdinaryBatches(t, c, received)
 }
 
+func TestAGuestCannotMakeTheCollectorDecodeGigabytes(t *testing.T) {
+	forEachBuild(t, testAGuestCannotMakeTheCollectorDecodeGigabytes)
+}
+
+func testAGuestCannotMakeTheCollectorDecodeGigabytes(t *testing.T, build collectorBuild) {
+	received, sinkAddr := startSink(t)
+	c := startCollector(t, build, fmt.Sprintf(`
+receivers:
+  otlp:
+    protocols: { grpc: { endpoint: {{otlp}} } }
+processors:
+  wasm/hostile:
+    component: %s/wasmtel_test_hostile.wasm
+    limits: { max_memory: 256MiB, max_output_bytes: 64MiB, timeout: 10s }
+exporters:
+  otlp:
+    endpoint: %s
+    tls: { insecure: true }
+    sending_queue: { enabled: false }
+service:
+  telemetry: { metrics: { level: none } }
+  pipelines:
+    traces: { receivers: [otlp], processors: [wasm/hostile], exporters: [otlp] }
+`, componentsDir(t), sinkAddr))
+	// 32 MiB of empty spans from a one-span request: 16 million spans, about
+	// 3.5 GB once Go's pdata decodes them.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := c.exportRawTraces(ctx, traceRequest(span([]byte("expand-32")))); err == nil {
+		t.Fatal("the expanding output was accepted")
+	}
+	if !waitFor(5*time.Second, func() bool { return strings.Contains(c.output.String(), "max_output_elements") }) {
+		t.Fatalf("the log does not say why:\n%s", c.output.String())
+	}
+	if err := c.exportRawTraces(ctx, traceRequest(span([]byte("ordinary")))); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(5*time.Second, func() bool { return len(received.spans()) == 1 }) {
+		t.Fatal("the ordinary batch after it was not exported")
+	}
+	// Guest memory (256 MiB) plus the 32 MiB output and the runtime: far
+	// below what decoding the output would take.
+	if peak := c.peakRSS(t); peak > 1<<30 {
+		t.Fatalf("collector peak RSS %d MiB", peak>>20)
+	}
+}
+
 // The main job's own config, on the shipped sample data: nothing the README
 // says is hidden comes out of the debug exporter.
 func TestMainJobConfigHidesEveryPlantedSecret(t *testing.T) {
+	forEachBuild(t, testMainJobConfigHidesEveryPlantedSecret)
+}
+
+func testMainJobConfigHidesEveryPlantedSecret(t *testing.T, build collectorBuild) {
 	root := repoRoot(t)
 	config, err := os.ReadFile(filepath.Join(root, "examples", "collector.yaml"))
 	if err != nil {
@@ -267,7 +334,7 @@ func TestMainJobConfigHidesEveryPlantedSecret(t *testing.T) {
 	}
 	text := strings.ReplaceAll(string(config), "127.0.0.1:${env:OTLP_GRPC_PORT:-4317}", "{{otlp}}")
 	text = strings.ReplaceAll(text, "${env:WASMTEL_COMPONENTS:-target/wasm32-wasip2/release}", componentsDir(t))
-	c := startCollector(t, text)
+	c := startCollector(t, build, text)
 
 	read := func(name string) []byte {
 		data, err := os.ReadFile(filepath.Join(root, "examples", "data", name))

@@ -138,30 +138,58 @@ func componentsDir(t *testing.T) string {
 	return dir
 }
 
-var collectorBinary struct {
+// collectorBuild is one way to build this distribution.
+type collectorBuild struct {
+	name string
+	cgo  bool
+}
+
+// builds: with cgo the wasm processors run embedded (mode auto), without it
+// in a `wasmtel bridge` child (found on PATH, which scripts/go-env.sh sets).
+var builds = []collectorBuild{{"embedded", true}, {"subprocess", false}}
+
+var collectorBinaries sync.Map // build name -> *builtCollector
+
+type builtCollector struct {
 	once sync.Once
 	path string
 	err  error
 }
 
-// buildCollector builds this distribution once per test run.
-func buildCollector(t *testing.T) string {
+// buildCollector builds this distribution once per test run and build, or
+// takes a binary built elsewhere (the builder's, scripts/test-go.sh) from
+// WASMTEL_COLLECTOR_EMBEDDED / WASMTEL_COLLECTOR_SUBPROCESS.
+func buildCollector(t *testing.T, build collectorBuild) string {
 	t.Helper()
-	collectorBinary.once.Do(func() {
+	if path := os.Getenv("WASMTEL_COLLECTOR_" + strings.ToUpper(build.name)); path != "" {
+		return path
+	}
+	entry, _ := collectorBinaries.LoadOrStore(build.name, &builtCollector{})
+	b := entry.(*builtCollector)
+	b.once.Do(func() {
 		dir, err := os.MkdirTemp("", "otelcol-wasmtel-test")
 		if err != nil {
-			collectorBinary.err = err
+			b.err = err
 			return
 		}
-		collectorBinary.path = filepath.Join(dir, "otelcol-wasmtel")
-		if out, err := exec.Command("go", "build", "-o", collectorBinary.path, ".").CombinedOutput(); err != nil {
-			collectorBinary.err = fmt.Errorf("go build: %v\n%s", err, out)
+		b.path = filepath.Join(dir, "otelcol-wasmtel-"+build.name)
+		cmd := exec.Command("go", "build", "-o", b.path, ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED="+map[bool]string{true: "1", false: "0"}[build.cgo])
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build (%s): %v\n%s", build.name, err, out)
 		}
 	})
-	if collectorBinary.err != nil {
-		t.Fatal(collectorBinary.err)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return collectorBinary.path
+	return b.path
+}
+
+// forEachBuild runs body against each build of the collector.
+func forEachBuild(t *testing.T, body func(t *testing.T, build collectorBuild)) {
+	for _, build := range builds {
+		t.Run(build.name, func(t *testing.T) { body(t, build) })
+	}
 }
 
 // lockedBuffer collects a child's output while tests read it.
@@ -186,18 +214,39 @@ func (b *lockedBuffer) String() string {
 type collector struct {
 	output *lockedBuffer
 	conn   *grpc.ClientConn
+	pid    int
+}
+
+// peakRSS is the collector process's peak resident memory (Linux VmHWM).
+func (c *collector) peakRSS(t *testing.T) uint64 {
+	t.Helper()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kib uint64
+			if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kib); err != nil {
+				t.Fatal(err)
+			}
+			return kib << 10
+		}
+	}
+	t.Fatal("no VmHWM in /proc status")
+	return 0
 }
 
 // startCollector runs the distribution on config, in which every `{{otlp}}`
 // becomes the receiver's endpoint, and waits until it is ready.
-func startCollector(t *testing.T, config string) *collector {
+func startCollector(t *testing.T, build collectorBuild, config string) *collector {
 	t.Helper()
 	endpoint := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	path := filepath.Join(t.TempDir(), "collector.yaml")
 	if err := os.WriteFile(path, []byte(strings.ReplaceAll(config, "{{otlp}}", endpoint)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(buildCollector(t), "--config", path)
+	cmd := exec.Command(buildCollector(t, build), "--config", path)
 	output := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = output, output
 	cmd.Env = append(os.Environ(), "WASMTEL_HOME="+t.TempDir())
@@ -233,7 +282,7 @@ func startCollector(t *testing.T, config string) *collector {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	return &collector{output: output, conn: conn}
+	return &collector{output: output, conn: conn, pid: cmd.Process.Pid}
 }
 
 func (c *collector) exportTraces(ctx context.Context, td ptrace.Traces) error {

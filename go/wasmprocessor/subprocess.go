@@ -1,0 +1,428 @@
+package wasmprocessor
+
+// Subprocess mode: the plugins run in a `wasmtel bridge` child serving a
+// unix socket in a private directory; every wasm processor of the collector
+// is its client, each plugin loaded there once. The child dies with the
+// collector (PR_SET_PDEATHSIG where there is one, and EOF on its stdin, a
+// pipe only this process holds), stops with the last processor's Shutdown,
+// and is restarted with backoff when it crashes; batches in flight then fail
+// as retryable errors, never silently.
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+)
+
+const (
+	// childStartTimeout bounds the wait for the child's health check to say SERVING.
+	childStartTimeout = 20 * time.Second
+	// childStopTimeout is how long Shutdown waits after SIGTERM before SIGKILL.
+	childStopTimeout  = 5 * time.Second
+	maxRestartBackoff = 10 * time.Second
+)
+
+// children holds the one bridge child per runtime binary.
+var children struct {
+	sync.Mutex
+	byBinary map[string]*child
+}
+
+type child struct {
+	binary string
+	logger *zap.Logger
+
+	mu       sync.Mutex
+	users    int
+	stopping bool
+	// The current generation; nil while (re)starting.
+	conn   *grpc.ClientConn
+	cmd    *exec.Cmd
+	stdin  io.Closer
+	dir    string
+	exited chan struct{}
+	// Plugins to load again after a restart.
+	plugins map[*remotePlugin]struct{}
+}
+
+// acquireChild returns the running child for binary, starting it if needed.
+func acquireChild(binary string, logger *zap.Logger) (*child, error) {
+	children.Lock()
+	defer children.Unlock()
+	if children.byBinary == nil {
+		children.byBinary = map[string]*child{}
+	}
+	c := children.byBinary[binary]
+	if c == nil {
+		c = &child{binary: binary, logger: logger, plugins: map[*remotePlugin]struct{}{}}
+		if err := c.start(); err != nil {
+			return nil, err
+		}
+		children.byBinary[binary] = c
+	}
+	c.mu.Lock()
+	c.users++
+	c.mu.Unlock()
+	return c, nil
+}
+
+// release stops the child with its last user: SIGTERM, then SIGKILL.
+func (c *child) release() {
+	children.Lock()
+	defer children.Unlock()
+	c.mu.Lock()
+	c.users--
+	if c.users > 0 {
+		c.mu.Unlock()
+		return
+	}
+	c.stopping = true
+	cmd, exited, conn, stdin, dir := c.cmd, c.exited, c.conn, c.stdin, c.dir
+	c.mu.Unlock()
+	delete(children.byBinary, c.binary)
+	if conn != nil {
+		_ = conn.Close()
+	}
+	if cmd != nil {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(childStopTimeout):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}
+	if stdin != nil {
+		_ = stdin.Close()
+	}
+	if dir != "" {
+		_ = os.RemoveAll(dir)
+	}
+}
+
+// start runs a new generation and waits until it serves.
+func (c *child) start() error {
+	dir, err := os.MkdirTemp("", "wasmtel-bridge-")
+	if err != nil {
+		return fmt.Errorf("wasmtel bridge: private socket directory: %w", err)
+	}
+	socket := filepath.Join(dir, "bridge.sock")
+	cmd := exec.Command(c.binary, "bridge", "--socket", socket, "--watch-stdin")
+	cmd.SysProcAttr = childProcAttr()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return fmt.Errorf("wasmtel bridge: %w", err)
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return fmt.Errorf("wasmtel bridge: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		_ = os.RemoveAll(dir)
+		return fmt.Errorf("wasmtel bridge: cannot run %s: %w", c.binary, err)
+	}
+	tail := &lineTail{}
+	logsDone, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		c.forwardLogs(stderr, tail)
+		close(logsDone)
+	}()
+	go func() {
+		// Wait closes the stderr pipe: only once every line was read.
+		<-logsDone
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32), grpc.MaxCallSendMsgSize(math.MaxInt32)))
+	if err == nil {
+		err = waitServing(conn, exited)
+	}
+	if err != nil {
+		_ = cmd.Process.Kill()
+		<-exited
+		if conn != nil {
+			_ = conn.Close()
+		}
+		_ = os.RemoveAll(dir)
+		return fmt.Errorf("wasmtel bridge (%s) did not start: %w; its last output: %s", c.binary, err, tail.String())
+	}
+	c.mu.Lock()
+	if c.stopping {
+		// Released while this generation started: it must not outlive its users.
+		c.mu.Unlock()
+		_ = cmd.Process.Kill()
+		<-exited
+		_ = conn.Close()
+		_ = os.RemoveAll(dir)
+		return errors.New("wasmtel bridge: stopped while starting")
+	}
+	c.conn, c.cmd, c.stdin, c.dir, c.exited = conn, cmd, stdin, dir, exited
+	c.mu.Unlock()
+	go c.supervise(cmd, exited)
+	return nil
+}
+
+// waitServing polls the health service until SERVING, the child exits, or
+// the start-up timeout passes.
+func waitServing(conn *grpc.ClientConn, exited <-chan struct{}) error {
+	health := healthpb.NewHealthClient(conn)
+	deadline := time.Now().Add(childStartTimeout)
+	var last error
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		response, err := health.Check(ctx, &healthpb.HealthCheckRequest{})
+		cancel()
+		if err == nil && response.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			return nil
+		}
+		last = err
+		select {
+		case <-exited:
+			return errors.New("it exited")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("not serving within %v (%v)", childStartTimeout, last)
+}
+
+// supervise restarts the child when it dies on its own, with backoff, and
+// loads every plugin into the new generation.
+func (c *child) supervise(cmd *exec.Cmd, exited <-chan struct{}) {
+	<-exited
+	c.mu.Lock()
+	if c.stopping || c.cmd != cmd {
+		c.mu.Unlock()
+		return
+	}
+	oldConn, oldDir := c.conn, c.dir
+	c.conn, c.cmd = nil, nil
+	plugins := make([]*remotePlugin, 0, len(c.plugins))
+	for p := range c.plugins {
+		plugins = append(plugins, p)
+		p.forget()
+	}
+	c.mu.Unlock()
+	if oldConn != nil {
+		_ = oldConn.Close()
+	}
+	_ = os.RemoveAll(oldDir)
+	c.logger.Error("the wasmtel bridge exited; restarting it", zap.String("status", cmd.ProcessState.String()))
+	for backoff := 100 * time.Millisecond; ; backoff = min(backoff*2, maxRestartBackoff) {
+		time.Sleep(backoff)
+		c.mu.Lock()
+		stopping := c.stopping
+		c.mu.Unlock()
+		if stopping {
+			return
+		}
+		if err := c.start(); err != nil {
+			c.logger.Error("restarting the wasmtel bridge failed", zap.Error(err), zap.Duration("retry_in", backoff*2))
+			continue
+		}
+		for _, p := range plugins {
+			if err := p.reload(); err != nil {
+				c.logger.Error("reloading a plugin into the restarted wasmtel bridge", zap.String("plugin", p.name), zap.Error(err))
+			}
+		}
+		c.logger.Info("the wasmtel bridge is back", zap.Int("plugins", len(plugins)))
+		return
+	}
+}
+
+func (c *child) connection() *grpc.ClientConn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.conn
+}
+
+// forwardLogs hands each of the child's JSON log lines to the logger of the
+// processor it concerns; other output (a crash message) is logged as is.
+func (c *child) forwardLogs(stderr io.Reader, tail *lineTail) {
+	scanner := bufio.NewScanner(stderr)
+	scanner.Buffer(make([]byte, 64<<10), 1<<20)
+	for scanner.Scan() {
+		line := scanner.Text()
+		tail.add(line)
+		var record runtimeLogRecord
+		if json.Unmarshal([]byte(line), &record) != nil {
+			c.logger.Warn(line, zap.String("source", "wasmtel bridge"))
+			continue
+		}
+		logRuntimeRecord(record)
+	}
+}
+
+// lineTail keeps the child's last lines for start-up errors.
+type lineTail struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (t *lineTail) add(line string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.lines = append(t.lines, line)
+	if len(t.lines) > 5 {
+		t.lines = t.lines[1:]
+	}
+}
+
+func (t *lineTail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.lines) == 0 {
+		return "(none)"
+	}
+	return strings.Join(t.lines, " | ")
+}
+
+// remotePlugin is a plugin loaded in the child.
+type remotePlugin struct {
+	child                    *child
+	name, reference          string
+	pluginJSON, registryJSON []byte
+
+	mu     sync.RWMutex
+	id     uint64 // 0 while the child restarts
+	closed bool
+}
+
+func (c *child) load(name, reference string, pluginJSON, registryJSON []byte) (*remotePlugin, error) {
+	p := &remotePlugin{child: c, name: name, reference: reference, pluginJSON: pluginJSON, registryJSON: registryJSON}
+	if err := p.reload(); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.plugins[p] = struct{}{}
+	c.mu.Unlock()
+	return p, nil
+}
+
+// reload loads the plugin into the current generation of the child.
+func (p *remotePlugin) reload() error {
+	conn := p.child.connection()
+	if conn == nil {
+		return errBridgeRestarting
+	}
+	request := &loadRequest{name: p.name, reference: p.reference, pluginConfigJSON: string(p.pluginJSON),
+		registryPolicyJSON: string(p.registryJSON)}
+	var response loadResponse
+	// Loading may pull from a registry and compile: the registry's own timeout bounds it.
+	if err := conn.Invoke(context.Background(), bridgeService+"Load", request, &response, grpc.ForceCodec(bridgeCodec{})); err != nil {
+		return statusError(err)
+	}
+	p.mu.Lock()
+	p.id = response.pluginID
+	p.mu.Unlock()
+	return nil
+}
+
+// forget marks the plugin as not loaded (its child died).
+func (p *remotePlugin) forget() {
+	p.mu.Lock()
+	p.id = 0
+	p.mu.Unlock()
+}
+
+var errBridgeRestarting = &bridgeError{message: "the wasmtel bridge is restarting; retry"}
+
+func (p *remotePlugin) current() (uint64, *grpc.ClientConn, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return 0, nil, errPluginClosed
+	}
+	conn := p.child.connection()
+	if p.id == 0 || conn == nil {
+		return 0, nil, errBridgeRestarting
+	}
+	return p.id, conn, nil
+}
+
+// process sends one batch; the context's deadline and cancellation travel
+// with the call and bound (or interrupt) the guest in the child.
+func (p *remotePlugin) process(ctx context.Context, sig signal, input []byte) (outcome, []byte, error) {
+	id, conn, err := p.current()
+	if err != nil {
+		return outcomeUnchanged, nil, err
+	}
+	var response processResponse
+	err = conn.Invoke(ctx, bridgeService+"Process", &processRequest{pluginID: id, signal: sig, otlp: input}, &response,
+		grpc.ForceCodec(bridgeCodec{}))
+	if err != nil {
+		return outcomeUnchanged, nil, statusError(err)
+	}
+	return response.outcome, response.otlp, nil
+}
+
+func (p *remotePlugin) metricsJSON() ([]byte, error) {
+	id, conn, err := p.current()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var response metricsResponse
+	if err := conn.Invoke(ctx, bridgeService+"Metrics", &metricsRequest{pluginID: id}, &response, grpc.ForceCodec(bridgeCodec{})); err != nil {
+		return nil, statusError(err)
+	}
+	return response.json, nil
+}
+
+func (p *remotePlugin) free() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	id := p.id
+	p.mu.Unlock()
+	c := p.child
+	c.mu.Lock()
+	delete(c.plugins, p)
+	c.mu.Unlock()
+	if conn := c.connection(); conn != nil && id != 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		var response unloadResponse
+		_ = conn.Invoke(ctx, bridgeService+"Unload", &unloadRequest{pluginID: id}, &response, grpc.ForceCodec(bridgeCodec{}))
+		cancel()
+	}
+	c.release()
+}
+
+// statusError turns a gRPC status into the error the processor reports:
+// permanent for INVALID_ARGUMENT and FAILED_PRECONDITION (as the bridge
+// sends failures that repeat on the same input), retryable otherwise.
+func statusError(err error) error {
+	st := status.Convert(err)
+	switch st.Code() {
+	case codes.InvalidArgument, codes.FailedPrecondition:
+		return &bridgeError{permanent: true, message: st.Message()}
+	case codes.Unavailable:
+		return &bridgeError{message: "the wasmtel bridge is unavailable: " + st.Message()}
+	default:
+		return &bridgeError{message: st.Message()}
+	}
+}
