@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -105,6 +106,21 @@ func TestCollectorRefusesToStartWithABadPlugin(t *testing.T) {
 	forEachBuild(t, testRefusesABadPlugin)
 }
 
+// bridgeProcesses lists the running `… bridge --socket …` processes.
+func bridgeProcesses() []int {
+	var out []int
+	entries, _ := os.ReadDir("/proc")
+	for _, entry := range entries {
+		cmdline, err := os.ReadFile(filepath.Join("/proc", entry.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(cmdline), "bridge\x00--socket") {
+			if pid, err := strconv.Atoi(entry.Name()); err == nil && processAlive(pid) {
+				out = append(out, pid)
+			}
+		}
+	}
+	return out
+}
+
 func testRefusesABadPlugin(t *testing.T, build collectorBuild) {
 	root := repoRoot(t)
 	config := fmt.Sprintf(`
@@ -126,11 +142,15 @@ service:
 	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	before := bridgeProcesses()
 	cmd := exec.Command(buildCollector(t, build), "--config", configPath)
 	cmd.Env = append(os.Environ(), "WASMTEL_HOME="+t.TempDir())
 	out, err := cmd.CombinedOutput()
 	if err == nil {
 		t.Fatal("the collector started with a plugin whose init rejects its config")
+	}
+	if !waitFor(5*time.Second, func() bool { return len(bridgeProcesses()) == len(before) }) {
+		t.Fatalf("a bridge child outlived the failed start: %v (before: %v)", bridgeProcesses(), before)
 	}
 	for _, want := range []string{"wasm/strict", "this plugin needs a tenant id"} {
 		if !strings.Contains(string(out), want) {

@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -381,5 +383,135 @@ func testMainJobConfigHidesEveryPlantedSecret(t *testing.T, build collectorBuild
 	}
 	if !strings.Contains(out, "order placed by ") {
 		t.Errorf("the log body with the email should be exported, redacted:\n%s", out)
+	}
+}
+
+// childrenOf lists the process IDs whose parent is pid.
+func childrenOf(pid int) []int {
+	var out []int
+	entries, _ := os.ReadDir("/proc")
+	for _, entry := range entries {
+		child, err := strconv.Atoi(entry.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", entry.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
+		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) && fields[0] != "Z" {
+			out = append(out, child)
+		}
+	}
+	return out
+}
+
+func processAlive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	return err == nil && !strings.Contains(string(stat[bytes.LastIndexByte(stat, ')')+1:]), " Z ")
+}
+
+func TestTheBridgeChildUnderLoadAndAtTheEnd(t *testing.T) {
+	build := builds[1] // subprocess
+	received, sinkAddr := startSink(t)
+	config := redactPipeline(t, sinkAddr, `    limits: { timeout: 2s }`)
+	c := startCollector(t, build, config)
+	bridges := childrenOf(c.pid)
+	if len(bridges) != 1 {
+		t.Fatalf("want one bridge child of the collector, got %v", bridges)
+	}
+
+	// kill -9 of the child under load: every batch is exported or refused
+	// with an error the client sees; none is lost, none leaks.
+	var mu sync.Mutex
+	sent, refused := 0, map[string]bool{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				name := fmt.Sprintf("load-%d-%d", w, i)
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				err := c.exportRawTraces(ctx, traceRequest(secretSpan(name)))
+				cancel()
+				mu.Lock()
+				sent++
+				if err != nil {
+					refused[name] = true
+				}
+				mu.Unlock()
+			}
+		}(w)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if err := syscall.Kill(bridges[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(30*time.Second, func() bool {
+		now := childrenOf(c.pid)
+		return len(now) == 1 && now[0] != bridges[0]
+	}) {
+		t.Fatalf("the bridge was not restarted:\n%s", c.output.String())
+	}
+	// Serving again: a batch after the restart goes through.
+	if !waitFor(30*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return c.exportRawTraces(ctx, traceRequest(secretSpan("after-restart"))) == nil
+	}) {
+		t.Fatalf("the collector does not serve after the restart:\n%s", c.output.String())
+	}
+	close(stop)
+	wg.Wait()
+	waitFor(5*time.Second, func() bool { return len(received.spans()) >= sent-len(refused)+1 })
+	exported := map[string]bool{}
+	for _, s := range received.spans() {
+		exported[s.Name()] = true
+	}
+	loaded := 0
+	for name := range exported {
+		if strings.HasPrefix(name, "load-") {
+			loaded++
+			if refused[name] {
+				t.Errorf("%s was refused and exported", name)
+			}
+		}
+	}
+	if loaded+len(refused) != sent {
+		t.Fatalf("sent %d = exported %d + refused %d does not add up", sent, loaded, len(refused))
+	}
+	if received.containsText(secret) {
+		t.Fatal("a planted secret reached the exporter")
+	}
+	if !strings.Contains(c.output.String(), "restarting") {
+		t.Fatalf("the collector log says the bridge was restarted:\n%s", c.output.String())
+	}
+
+	// Killed collector: its child goes with it.
+	child := childrenOf(c.pid)[0]
+	if err := syscall.Kill(c.pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(10*time.Second, func() bool { return !processAlive(child) }) {
+		t.Fatal("the bridge outlived the killed collector")
+	}
+
+	// Stopped collector: no child left.
+	stopped := startCollector(t, build, config)
+	child = childrenOf(stopped.pid)[0]
+	if err := syscall.Kill(stopped.pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(15*time.Second, func() bool { return !processAlive(child) && !processAlive(stopped.pid) }) {
+		t.Fatal("the bridge outlived the collector's shutdown")
 	}
 }
