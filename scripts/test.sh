@@ -3,6 +3,8 @@
 # workspace is tested with the one dev profile, then the Go module.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A fresh build gains nothing from incremental compilation, only its overhead.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 
 stage() { printf '\n== %s (%ss elapsed)\n' "$1" "$SECONDS"; }
 
