@@ -153,7 +153,10 @@ func (c *child) start() error {
 		_ = cmd.Wait()
 		close(exited)
 	}()
+	// Large windows: a batch of many MiB crosses the local socket without
+	// flow-control round trips (matches the bridge's HTTP2_WINDOW).
 	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithInitialWindowSize(64<<20), grpc.WithInitialConnWindowSize(64<<20),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32), grpc.MaxCallSendMsgSize(math.MaxInt32)))
 	if err == nil {
 		err = waitServing(conn, exited)

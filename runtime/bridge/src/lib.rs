@@ -68,6 +68,9 @@ pub fn serve(options: BridgeOptions) -> Result<(), BridgeError> {
     result
 }
 
+/// HTTP/2 flow-control window of the bridge socket, both directions.
+const HTTP2_WINDOW: u32 = 64 << 20;
+
 async fn serve_async(options: BridgeOptions, runtime: Runtime) -> Result<(), BridgeError> {
     let socket = &options.socket;
     check_private_dir(socket)?;
@@ -81,6 +84,11 @@ async fn serve_async(options: BridgeOptions, runtime: Runtime) -> Result<(), Bri
     let shutdown = shutdown_signal(options.watch_stdin);
     tracing::info!(socket = %socket.display(), "wasmtel bridge serving");
     let result = tonic::transport::Server::builder()
+        // A batch of many MiB crosses in one window instead of waiting for
+        // WINDOW_UPDATE round trips (the socket is local: no memory pressure
+        // from a slow peer beyond one batch).
+        .initial_stream_window_size(HTTP2_WINDOW)
+        .initial_connection_window_size(HTTP2_WINDOW)
         // Batches are as large as the collector lets them be: no limit of our own here.
         .add_service(
             BridgeServer::from_arc(Arc::new(service))
