@@ -1,39 +1,49 @@
 #!/usr/bin/env bash
 # The main job: build the runtime, the example components and the collector
-# distribution; run a collector pipeline (OTLP in -> wasm/redact ->
-# wasm/filter -> debug exporter) on embedded defaults, send it the shipped
-# sample telemetry, and show what comes out. Then the same components through
-# the author CLI, before/after.
+# distribution (with the official builder, cgo on and off); run a collector
+# pipeline (OTLP in -> wasm/redact -> wasm/filter -> debug exporter) on
+# embedded defaults in both modes, send it the shipped sample telemetry, and
+# show what comes out. Then the same components through the author CLI,
+# before/after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/build.sh
-wasmtel=target/debug/wasmtel
+wasmtel=$PWD/target/debug/wasmtel
 components=${CARGO_TARGET_DIR:-target}/wasm32-wasip2/release
 export WASMTEL_HOME=${WASMTEL_HOME:-$PWD/target/wasmtel-home}
 
 show() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-show "building the collector distribution (go/cmd/otelcol-wasmtel) and the load client"
+show "building the collector distribution with the OpenTelemetry Collector Builder, in both modes"
 source scripts/go-env.sh
-(cd go && go build -o ../target/otelcol-wasmtel ./cmd/otelcol-wasmtel && go build -o ../target/wasmtel-load ./cmd/wasmtel-load)
+embedded=$(scripts/build-distribution.sh cgo | tail -1)
+subprocess=$(scripts/build-distribution.sh nocgo | tail -1)
+(cd go && go build -o ../target/wasmtel-load ./cmd/wasmtel-load)
 
 port=${OTLP_GRPC_PORT:-4317}
-show "collector: examples/collector.yaml on 127.0.0.1:$port"
-OTLP_GRPC_PORT=$port target/otelcol-wasmtel --config examples/collector.yaml > target/demo-collector.log 2>&1 &
-collector=$!
-trap 'kill $collector 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-    grep -q "Everything is ready" target/demo-collector.log 2>/dev/null && break
-    if ! kill -0 $collector 2>/dev/null; then cat target/demo-collector.log; exit 1; fi
-    sleep 0.2
-done
-target/wasmtel-load -endpoint "127.0.0.1:$port" -data examples/data
-sleep 1.5
-kill -INT $collector; wait $collector || true
-show "what reached the debug exporter (emails, tokens, card numbers hashed; /health, /readyz spans and DEBUG logs filtered)"
-grep -E "Name +:|-> (user.email|http.route|customer.phone|payment.card_number|http.request.header.authorization|db.statement)|SeverityText|Body:|ResourceSpans|ResourceLogs|ResourceMetrics|-> Name:" target/demo-collector.log
-echo "full collector output: target/demo-collector.log"
+# run_collector BINARY LABEL: examples/collector.yaml on the sample data.
+run_collector() {
+    local binary=$1 label=$2 log=target/demo-collector-$2.log
+    show "collector ($label): examples/collector.yaml on 127.0.0.1:$port"
+    OTLP_GRPC_PORT=$port "$binary" --config examples/collector.yaml > "$log" 2>&1 &
+    local collector=$!
+    for _ in $(seq 1 150); do
+        grep -q "Everything is ready" "$log" 2>/dev/null && break
+        if ! kill -0 $collector 2>/dev/null; then cat "$log"; exit 1; fi
+        sleep 0.2
+    done
+    target/wasmtel-load -endpoint "127.0.0.1:$port" -data examples/data
+    sleep 1.5
+    kill -INT $collector; wait $collector || true
+    show "what reached the debug exporter ($label): emails, tokens, card numbers hashed (log bodies too); /health, /readyz spans and DEBUG logs filtered"
+    grep -E "Name +:|-> (user.email|http.route|customer.phone|payment.card_number|http.request.header.authorization|db.statement)|SeverityText|Body:|ResourceSpans|ResourceLogs|ResourceMetrics|-> Name:" "$log"
+    echo "full collector output: $log"
+}
+# Embedded: the runtime linked in (cgo). Subprocess: a collector built with
+# cgo off runs its plugins in the wasmtel binary built into it.
+run_collector "$embedded" embedded
+PATH=/usr/bin:/bin run_collector "$subprocess" subprocess
 
 show "the same components through the author CLI: redact traces (examples/redact.yaml)"
 "$wasmtel" run "$components/wasmtel_redact.wasm" --plugin-config examples/redact.yaml \
