@@ -24,10 +24,12 @@
 //! unit-tested with plain `cargo test` (see [`testing`]).
 
 pub mod attributes;
+pub mod edit;
 pub mod host;
 #[doc(hidden)]
 pub mod manifest;
 pub mod testing;
+pub mod view;
 mod walk;
 
 pub use walk::*;
