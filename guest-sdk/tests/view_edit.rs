@@ -1183,3 +1183,56 @@ fn wrong_wire_types_and_bad_utf8_are_named() {
     let process_error: wasmtel_sdk::ProcessError = error.into();
     assert!(matches!(process_error, wasmtel_sdk::ProcessError::Permanent(_)));
 }
+
+/// A view `retain_*` outcome against the decoded helper's action and result.
+fn check_retained<M: Message + Default + PartialEq + std::fmt::Debug>(
+    outcome: Outcome,
+    action: wasmtel_sdk::Action,
+    expected: &M,
+) -> Result<(), TestCaseError> {
+    match (outcome, action) {
+        (Outcome::Unchanged, wasmtel_sdk::Action::Unchanged) | (Outcome::Dropped, wasmtel_sdk::Action::Dropped) => {}
+        (Outcome::Replaced(bytes), wasmtel_sdk::Action::Modified) => {
+            prop_assert_eq!(&M::decode(bytes.as_slice()).expect("the output decodes"), expected);
+        }
+        (outcome, action) => prop_assert!(false, "view: {:?}, decoded: {:?}", outcome, action),
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// The view `retain_*` helpers remove what the decoded ones remove,
+    /// emptied scopes and resources included.
+    #[test]
+    fn retain_helpers_match_the_decoded_ones(
+        traces_in in traces_strategy(),
+        logs_in in logs_strategy(),
+        metrics_in in metrics_strategy(),
+    ) {
+        let otlp = traces_in.encode_to_vec();
+        let (outcome, _) = retain_spans::<ViewError>(&otlp, |_, span| Ok(span.name()? != "gone")).unwrap();
+        let mut expected = traces_in.clone();
+        let action = wasmtel_sdk::retain_spans(&mut expected, |_, span| span.name != "gone").unwrap();
+        check_retained(outcome, action, &expected)?;
+
+        let otlp = logs_in.encode_to_vec();
+        let (outcome, _) = retain_log_records::<ViewError>(&otlp, |_, r| Ok(r.severity_number()? > 4)).unwrap();
+        let mut expected = logs_in.clone();
+        let action = wasmtel_sdk::retain_log_records(&mut expected, |_, r| r.severity_number > 4).unwrap();
+        check_retained(outcome, action, &expected)?;
+
+        let otlp = metrics_in.encode_to_vec();
+        let (outcome, _) = retain_data_points::<ViewError>(&otlp, |_, metric, attributes| {
+            Ok(metric.name()? != "gone" && find_attribute(attributes, "secret")?.is_none())
+        })
+        .unwrap();
+        let mut expected = metrics_in.clone();
+        let action = wasmtel_sdk::retain_data_points(&mut expected, |_, name, attributes| {
+            name != "gone" && !attributes.iter().any(|kv| kv.key == "secret")
+        })
+        .unwrap();
+        check_retained(outcome, action, &expected)?;
+    }
+}

@@ -28,6 +28,7 @@
 //! the last occurrence of a scalar wins, unknown fields are skipped (and kept
 //! by the editor), packed and unpacked repeated scalars both read.
 
+mod walk;
 mod wire;
 
 use std::marker::PhantomData;
@@ -35,6 +36,8 @@ use std::marker::PhantomData;
 pub(crate) use wire::{
     FIXED32, FIXED64, Field, Fields, LEN, VARINT, Wire, put_len_field, put_tag, put_varint, read_varint, varint_len,
 };
+
+pub use walk::{PointView, for_each_attributes, retain_data_points, retain_log_records, retain_spans};
 
 use crate::ProcessError;
 
