@@ -191,15 +191,23 @@ impl<'a> Editor<'a> {
 
     /// Replaces a message's body with `body` (its encoding), keeping its tag.
     pub fn replace_body<V: View<'a>>(&mut self, item: &V, body: &[u8]) {
+        self.replace_body_with(item, body.len(), |out| out.extend_from_slice(body));
+    }
+
+    /// Replaces a message's body with `len` bytes that `write` appends.
+    fn replace_body_with<V: View<'a>>(&mut self, item: &V, len: usize, write: impl FnOnce(&mut Vec<u8>)) {
         self.check(item);
         let location = item.location();
+        // The view was read from this field: its tag reads.
         let Some((tag, _)) = crate::view::read_varint(self.input, location.field_start) else {
             return;
         };
         self.push(location.parent, Some((location.field_start, location.end)), |out| {
             put_varint(out, tag);
-            put_varint(out, body.len() as u64);
-            out.extend_from_slice(body);
+            put_varint(out, len as u64);
+            let start = out.len();
+            write(out);
+            debug_assert_eq!(out.len() - start, len);
         });
     }
 
@@ -250,13 +258,11 @@ impl<'a> Editor<'a> {
         self.set_len_field(record, 5, value.encoded_len(), |out| value.encode(out))
     }
 
-    /// Replaces a value in place: a log body, an array element, a value in a
-    /// key-value list.
+    /// Replaces a value in place: a log body, an array element, the value
+    /// of an attribute or of a key-value list entry.
     pub fn set_any_value<'b>(&mut self, target: &AnyValueView<'a>, value: impl Into<NewValue<'b>>) {
         let value = value.into();
-        let mut body = Vec::with_capacity(value.encoded_len());
-        value.encode(&mut body);
-        self.replace_body(target, &body);
+        self.replace_body_with(target, value.encoded_len(), |out| value.encode(out));
     }
 
     /// Adds an attribute at the end of a message's attribute list.

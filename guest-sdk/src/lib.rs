@@ -203,6 +203,7 @@ pub fn parse_config<C: DeserializeOwned>(config_json: &str) -> Result<C, String>
 pub mod prelude {
     pub use crate::attributes::{AttributesExt, AttributesVecExt, IntoAnyValue, kv, string_value};
     pub use crate::otlp::common::v1::{AnyValue, KeyValue, any_value};
+    pub use crate::view::{HasAttributes as _, View as _};
     pub use crate::walk::*;
     pub use crate::{
         Action, ExportLogsServiceRequest, ExportMetricsServiceRequest, ExportTraceServiceRequest, Outcome,

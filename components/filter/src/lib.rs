@@ -3,8 +3,13 @@
 //! scopes and resources left empty.
 
 use regex::Regex;
-use wasmtel_sdk::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
 use wasmtel_sdk::prelude::*;
+use wasmtel_sdk::view::{
+    KeyValueView, LogRecordView, MetricView, Repeated, ResourceView, SpanView, Value, ViewError, find_attribute,
+    retain_data_points, retain_log_records, retain_spans,
+};
+
+type Attributes<'a> = Repeated<'a, KeyValueView<'a>>;
 
 #[derive(serde::Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
@@ -96,27 +101,34 @@ impl AttributeMatcher {
             .collect()
     }
 
-    fn matches(&self, attributes: &[KeyValue]) -> bool {
-        let Some(value) = attributes.value(&self.key) else {
-            return false;
+    fn matches(&self, attributes: Attributes<'_>) -> Result<bool, ViewError> {
+        let Some(value) = find_attribute(attributes, &self.key)?.map(|kv| kv.get()).transpose()?.flatten() else {
+            return Ok(false);
         };
-        match &self.matcher {
+        Ok(match &self.matcher {
             Match::Exists => true,
             Match::Equals(expected) => json_equals(value, expected),
-            Match::Pattern(regex) => string_value(value).is_some_and(|s| regex.is_match(s)),
+            Match::Pattern(regex) => matches!(value, Value::String(s) if regex.is_match(s)),
+        })
+    }
+
+    fn any_matches(matchers: &[Self], attributes: Attributes<'_>) -> Result<bool, ViewError> {
+        for matcher in matchers {
+            if matcher.matches(attributes.clone())? {
+                return Ok(true);
+            }
         }
+        Ok(false)
     }
 }
 
-fn json_equals(value: &AnyValue, expected: &serde_json::Value) -> bool {
-    match (&value.value, expected) {
-        (Some(Value::StringValue(s)), serde_json::Value::String(e)) => s == e,
-        (Some(Value::BoolValue(b)), serde_json::Value::Bool(e)) => b == e,
+fn json_equals(value: Value<'_>, expected: &serde_json::Value) -> bool {
+    match (value, expected) {
+        (Value::String(s), serde_json::Value::String(e)) => s == e,
+        (Value::Bool(b), serde_json::Value::Bool(e)) => b == *e,
         // `200` and `200.0` in the config both match the int 200.
-        (Some(Value::IntValue(i)), serde_json::Value::Number(e)) => {
-            e.as_i64().map_or(e.as_f64() == Some(*i as f64), |e| e == *i)
-        }
-        (Some(Value::DoubleValue(d)), serde_json::Value::Number(e)) => e.as_f64() == Some(*d),
+        (Value::Int(i), serde_json::Value::Number(e)) => e.as_i64().map_or(e.as_f64() == Some(i as f64), |e| e == i),
+        (Value::Double(d), serde_json::Value::Number(e)) => e.as_f64() == Some(d),
         _ => false,
     }
 }
@@ -162,37 +174,50 @@ impl Processor for Filter {
         Ok(filter)
     }
 
-    fn traces(&mut self, request: &mut ExportTraceServiceRequest) -> Result<Action, ProcessError> {
-        let mut dropped = 0;
-        let action = retain_spans(request, |resource, span| {
-            let drop = self.drops_resource(resource) || self.drops_span(span);
-            dropped += u64::from(drop);
-            !drop
-        })?;
-        count("filtered_spans", dropped);
-        Ok(action)
-    }
-
-    fn logs(&mut self, request: &mut ExportLogsServiceRequest) -> Result<Action, ProcessError> {
-        let mut dropped = 0;
-        let action = retain_log_records(request, |resource, record| {
-            let drop = self.drops_resource(resource) || self.drops_log(record);
-            dropped += u64::from(drop);
-            !drop
-        })?;
-        count("filtered_log_records", dropped);
-        Ok(action)
-    }
-
-    fn metrics(&mut self, request: &mut ExportMetricsServiceRequest) -> Result<Action, ProcessError> {
-        let mut dropped = 0;
-        let action = retain_data_points(request, |resource, metric, attributes| {
-            let drop = self.drops_resource(resource) || self.drops_point(metric, attributes);
-            dropped += u64::from(drop);
-            !drop
-        })?;
-        count("filtered_data_points", dropped);
-        Ok(action)
+    /// Reads the request in place and removes what matches (the SDK's
+    /// zero-decode view and splice editor): nothing is decoded or re-encoded.
+    fn process_raw(&mut self, signal: Signal, otlp: Vec<u8>) -> Result<Outcome, ProcessError> {
+        // Resource rules once per resource, not once per item.
+        let mut resource_verdict: Option<(usize, bool)> = None;
+        let mut drops_resource = |resource: Option<ResourceView<'_>>, at: usize| -> Result<bool, ViewError> {
+            if let Some((cached_at, verdict)) = resource_verdict
+                && cached_at == at
+            {
+                return Ok(verdict);
+            }
+            let verdict = match resource {
+                Some(resource) => AttributeMatcher::any_matches(&self.resource_attributes, resource.attributes())?,
+                None => false,
+            };
+            resource_verdict = Some((at, verdict));
+            Ok(verdict)
+        };
+        let (outcome, dropped, counter) = match signal {
+            Signal::Traces => {
+                let (outcome, dropped) = retain_spans(&otlp, |rs, span| {
+                    let drop = drops_resource(rs.resource()?, rs.location().body().start)? || self.drops_span(span)?;
+                    Ok::<_, ViewError>(!drop)
+                })?;
+                (outcome, dropped, "filtered_spans")
+            }
+            Signal::Logs => {
+                let (outcome, dropped) = retain_log_records(&otlp, |rl, record| {
+                    let drop = drops_resource(rl.resource()?, rl.location().body().start)? || self.drops_log(record)?;
+                    Ok::<_, ViewError>(!drop)
+                })?;
+                (outcome, dropped, "filtered_log_records")
+            }
+            Signal::Metrics => {
+                let (outcome, dropped) = retain_data_points(&otlp, |rm, metric, attributes| {
+                    let drop = drops_resource(rm.resource()?, rm.location().body().start)?
+                        || self.drops_point(metric, attributes)?;
+                    Ok::<_, ViewError>(!drop)
+                })?;
+                (outcome, dropped, "filtered_data_points")
+            }
+        };
+        count(counter, dropped);
+        Ok(outcome)
     }
 }
 
@@ -204,29 +229,38 @@ fn count(counter: &str, dropped: u64) {
 }
 
 impl Filter {
-    fn drops_resource(&self, attributes: &[KeyValue]) -> bool {
-        self.resource_attributes.iter().any(|m| m.matches(attributes))
+    fn drops_span(&self, span: &SpanView<'_>) -> Result<bool, ViewError> {
+        let name = span.name()?;
+        Ok(self.span_names.iter().any(|n| n == name)
+            || self.span_name_patterns.iter().any(|p| p.is_match(name))
+            || AttributeMatcher::any_matches(&self.span_attributes, span.attributes())?)
     }
 
-    fn drops_span(&self, span: &wasmtel_sdk::otlp::trace::v1::Span) -> bool {
-        self.span_names.contains(&span.name)
-            || self.span_name_patterns.iter().any(|p| p.is_match(&span.name))
-            || self.span_attributes.iter().any(|m| m.matches(&span.attributes))
-    }
-
-    fn drops_log(&self, record: &wasmtel_sdk::otlp::logs::v1::LogRecord) -> bool {
+    fn drops_log(&self, record: &LogRecordView<'_>) -> Result<bool, ViewError> {
         // Severity 0 means "unspecified": never dropped by min_severity.
-        let too_low = self.min_severity.is_some_and(|min| record.severity_number > 0 && record.severity_number < min);
-        let body = record.body.as_ref().and_then(string_value);
-        too_low
-            || body.is_some_and(|b| self.body_patterns.iter().any(|p| p.is_match(b)))
-            || self.log_attributes.iter().any(|m| m.matches(&record.attributes))
+        let severity = record.severity_number()?;
+        if self.min_severity.is_some_and(|min| severity > 0 && severity < min) {
+            return Ok(true);
+        }
+        if !self.body_patterns.is_empty()
+            && let Some(body) = record.body()?
+            && let Some(text) = body.as_str()?
+            && self.body_patterns.iter().any(|p| p.is_match(text))
+        {
+            return Ok(true);
+        }
+        AttributeMatcher::any_matches(&self.log_attributes, record.attributes())
     }
 
-    fn drops_point(&self, metric: &str, attributes: &[KeyValue]) -> bool {
-        self.metric_names.iter().any(|n| n == metric)
-            || self.metric_name_patterns.iter().any(|p| p.is_match(metric))
-            || self.point_attributes.iter().any(|m| m.matches(attributes))
+    fn drops_point(&self, metric: &MetricView<'_>, attributes: Attributes<'_>) -> Result<bool, ViewError> {
+        if !self.metric_names.is_empty() || !self.metric_name_patterns.is_empty() {
+            let name = metric.name()?;
+            if self.metric_names.iter().any(|n| n == name) || self.metric_name_patterns.iter().any(|p| p.is_match(name))
+            {
+                return Ok(true);
+            }
+        }
+        AttributeMatcher::any_matches(&self.point_attributes, attributes)
     }
 }
 
@@ -235,6 +269,7 @@ wasmtel_sdk::export_processor!(Filter, signals: [traces, metrics, logs], config_
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wasmtel_sdk::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
     use wasmtel_sdk::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
     use wasmtel_sdk::otlp::metrics::v1::{Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data};
     use wasmtel_sdk::otlp::resource::v1::Resource;

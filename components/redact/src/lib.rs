@@ -5,8 +5,12 @@
 
 use regex::{Regex, RegexSet};
 use sha2::{Digest, Sha256};
-use wasmtel_sdk::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
+use wasmtel_sdk::edit::Editor;
+use wasmtel_sdk::otlp::common::v1::{KeyValue, KeyValueList};
 use wasmtel_sdk::prelude::*;
+use wasmtel_sdk::view::{
+    AnyValueView, KeyValueListView, KeyValueView, LogsView, Repeated, Value, ViewError, for_each_attributes, view_of,
+};
 
 #[derive(serde::Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
@@ -106,126 +110,146 @@ impl Processor for Redact {
         })
     }
 
-    fn traces(&mut self, request: &mut ExportTraceServiceRequest) -> Result<Action, ProcessError> {
+    /// Reads the request in place and writes only the values it redacts
+    /// (the zero-decode view and splice editor of the SDK).
+    fn process_raw(&mut self, signal: Signal, otlp: Vec<u8>) -> Result<Outcome, ProcessError> {
+        let mut editor = Editor::new(&otlp);
         let mut redacted = 0;
-        for_each_trace_attributes(request, |_, attributes| redacted += self.redact_attributes(attributes));
-        Ok(self.finish(redacted))
-    }
-
-    fn logs(&mut self, request: &mut ExportLogsServiceRequest) -> Result<Action, ProcessError> {
-        let mut redacted = 0;
-        for_each_log_attributes(request, |_, attributes| redacted += self.redact_attributes(attributes));
-        if self.log_bodies {
-            for record in
-                request.resource_logs.iter_mut().flat_map(|r| &mut r.scope_logs).flat_map(|s| &mut s.log_records)
-            {
-                if let Some(body) = record.body.as_mut().and_then(|b| b.value.as_mut()) {
-                    redacted += self.redact_body(body);
-                }
-            }
+        for_each_attributes(signal, &otlp, |_, attributes| {
+            redacted += self.redact_list(&mut editor, attributes)?;
+            Ok::<_, ViewError>(())
+        })?;
+        if signal == Signal::Logs && self.log_bodies {
+            redacted += self.redact_bodies(&mut editor, &otlp)?;
         }
-        Ok(self.finish(redacted))
-    }
-
-    fn metrics(&mut self, request: &mut ExportMetricsServiceRequest) -> Result<Action, ProcessError> {
-        let mut redacted = 0;
-        for_each_metric_attributes(request, |_, attributes| redacted += self.redact_attributes(attributes));
-        Ok(self.finish(redacted))
+        if redacted == 0 {
+            return Ok(Outcome::Unchanged);
+        }
+        host::counter("redacted_values", redacted);
+        Ok(editor.finish()?)
     }
 }
 
 impl Redact {
-    fn finish(&self, redacted: u64) -> Action {
-        if redacted == 0 {
-            return Action::Unchanged;
-        }
-        host::counter("redacted_values", redacted);
-        Action::Modified
-    }
-
     fn key_selected(&self, key: &str) -> bool {
         self.keys.iter().any(|k| k == key) || self.key_patterns.is_match(key)
     }
 
-    /// Redacts one attribute list (and the lists and arrays nested in its
-    /// values); returns how many values it changed or removed.
+    /// Redacts one attribute list of a decoded request (and the lists and
+    /// arrays nested in its values); returns how many values it changed or
+    /// removed. The same code as for requests, on the list's encoding.
     pub fn redact_attributes(&self, attributes: &mut Vec<KeyValue>) -> u64 {
-        let mut redacted = 0;
-        attributes.retain_mut(|kv| match self.redact_entry(kv) {
-            Fate::Keep(n) => {
-                redacted += n;
-                true
-            }
-            Fate::Remove => {
-                redacted += 1;
-                false
-            }
-        });
+        let list = wasmtel_sdk::encode(&KeyValueList { values: std::mem::take(attributes) });
+        let mut editor = Editor::new(&list);
+        // Our own encoding reads cleanly and the output decodes.
+        let redacted = self.redact_list(&mut editor, view_of::<KeyValueListView>(&list).values()).unwrap_or(0);
+        let edited = match editor.write() {
+            Ok(Some(bytes)) => bytes,
+            _ => list.clone(),
+        };
+        *attributes = wasmtel_sdk::decode::<KeyValueList>(Signal::Logs, &edited).map(|l| l.values).unwrap_or_default();
         redacted
     }
 
-    fn redact_entry(&self, kv: &mut KeyValue) -> Fate {
-        let Some(value) = kv.value.as_mut().and_then(|v| v.value.as_mut()) else {
-            return Fate::Keep(0);
+    fn redact_list<'a>(
+        &self,
+        editor: &mut Editor<'a>,
+        attributes: Repeated<'a, KeyValueView<'a>>,
+    ) -> Result<u64, ViewError> {
+        let mut redacted = 0;
+        for attribute in attributes {
+            redacted += self.redact_entry(editor, &attribute?)?;
+        }
+        Ok(redacted)
+    }
+
+    fn redact_entry<'a>(&self, editor: &mut Editor<'a>, attribute: &KeyValueView<'a>) -> Result<u64, ViewError> {
+        let Some(any) = attribute.value()? else {
+            return Ok(0);
         };
-        if !self.key_selected(&kv.key) {
-            return self.redact_value(value);
+        let Some(value) = any.get()? else {
+            return Ok(0);
+        };
+        if !self.key_selected(attribute.key()?) {
+            return Ok(match self.redact_value(editor, &any, value)? {
+                Fate::Keep(n) => n,
+                Fate::Remove => {
+                    editor.remove(attribute);
+                    1
+                }
+            });
         }
         if self.action == RedactAction::Remove {
-            return Fate::Remove;
+            editor.remove(attribute);
+        } else {
+            editor.set_value(attribute, self.replacement(&value_bytes(&any, value)).as_str());
         }
-        *value = Value::StringValue(self.replacement(&value_bytes(value)));
-        Fate::Keep(1)
+        Ok(1)
     }
 
     /// Value-pattern matches in a value, and selected keys in nested lists.
-    fn redact_value(&self, value: &mut Value) -> Fate {
-        match value {
-            Value::StringValue(text) => match self.redact_matches(text) {
+    fn redact_value<'a>(
+        &self,
+        editor: &mut Editor<'a>,
+        any: &AnyValueView<'a>,
+        value: Value<'a>,
+    ) -> Result<Fate, ViewError> {
+        Ok(match value {
+            Value::String(text) => match self.redact_matches(text) {
                 None => Fate::Keep(0),
                 Some(_) if self.action == RedactAction::Remove => Fate::Remove,
                 Some(new) => {
-                    *text = new;
+                    editor.set_any_value(any, new.as_str());
                     Fate::Keep(1)
                 }
             },
-            Value::KvlistValue(list) => Fate::Keep(self.redact_attributes(&mut list.values)),
-            Value::ArrayValue(array) => {
+            Value::KvList(list) => Fate::Keep(self.redact_list(editor, list.values())?),
+            Value::Array(array) => {
                 let mut redacted = 0;
-                array.values.retain_mut(|element| match element.value.as_mut().map(|v| self.redact_value(v)) {
-                    None => true,
-                    Some(Fate::Keep(n)) => {
-                        redacted += n;
-                        true
+                for element in array.values() {
+                    let element = element?;
+                    let Some(inner) = element.get()? else { continue };
+                    match self.redact_value(editor, &element, inner)? {
+                        Fate::Keep(n) => redacted += n,
+                        Fate::Remove => {
+                            editor.remove(&element);
+                            redacted += 1;
+                        }
                     }
-                    Some(Fate::Remove) => {
-                        redacted += 1;
-                        false
-                    }
-                });
+                }
                 Fate::Keep(redacted)
             }
             _ => Fate::Keep(0),
-        }
+        })
     }
 
-    /// A log body: string bodies are masked or hashed in place even under
+    /// Log bodies: string bodies are masked or hashed in place even under
     /// `remove`; structured bodies are redacted like attributes.
-    fn redact_body(&self, body: &mut Value) -> u64 {
-        if let Value::StringValue(text) = body {
-            return match self.redact_matches(text) {
-                Some(new) => {
-                    *text = new;
-                    1
+    fn redact_bodies<'a>(&self, editor: &mut Editor<'a>, otlp: &'a [u8]) -> Result<u64, ViewError> {
+        let mut redacted = 0;
+        for resource_logs in LogsView::new(otlp).resource_logs() {
+            for scope_logs in resource_logs?.scope_logs() {
+                for record in scope_logs?.log_records() {
+                    let Some(body) = record?.body()? else { continue };
+                    redacted += match body.get()? {
+                        None => 0,
+                        Some(Value::String(text)) => match self.redact_matches(text) {
+                            Some(new) => {
+                                editor.set_any_value(&body, new.as_str());
+                                1
+                            }
+                            None => 0,
+                        },
+                        Some(value) => match self.redact_value(editor, &body, value)? {
+                            Fate::Keep(n) => n,
+                            // Only strings ask for removal, handled above.
+                            Fate::Remove => 0,
+                        },
+                    };
                 }
-                None => 0,
-            };
+            }
         }
-        match self.redact_value(body) {
-            Fate::Keep(n) => n,
-            // Only strings ask for removal, handled above.
-            Fate::Remove => 0,
-        }
+        Ok(redacted)
     }
 
     /// The text with every value-pattern match replaced, or `None` if nothing matched.
@@ -260,14 +284,14 @@ impl Redact {
 /// The bytes a whole value is hashed from: strings and bytes as they are,
 /// numbers and booleans as text, arrays and lists as their protobuf encoding
 /// (stable across builds, unlike a debug format).
-fn value_bytes(value: &Value) -> Vec<u8> {
+fn value_bytes<'a>(any: &AnyValueView<'a>, value: Value<'a>) -> std::borrow::Cow<'a, [u8]> {
     match value {
-        Value::StringValue(s) => s.as_bytes().to_vec(),
-        Value::BytesValue(b) => b.clone(),
-        Value::BoolValue(b) => b.to_string().into_bytes(),
-        Value::IntValue(i) => i.to_string().into_bytes(),
-        Value::DoubleValue(d) => d.to_string().into_bytes(),
-        other => wasmtel_sdk::encode(&AnyValue { value: Some(other.clone()) }),
+        Value::String(s) => s.as_bytes().into(),
+        Value::Bytes(b) => b.into(),
+        Value::Bool(b) => b.to_string().into_bytes().into(),
+        Value::Int(i) => i.to_string().into_bytes().into(),
+        Value::Double(d) => d.to_string().into_bytes().into(),
+        Value::Array(_) | Value::KvList(_) | Value::StringIndex(_) => any.bytes().into(),
     }
 }
 
@@ -276,6 +300,7 @@ wasmtel_sdk::export_processor!(Redact, signals: [traces, metrics, logs], config_
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wasmtel_sdk::otlp::common::v1::{AnyValue, any_value::Value};
     use wasmtel_sdk::otlp::common::v1::{ArrayValue, KeyValueList};
     use wasmtel_sdk::otlp::metrics::v1::{Exemplar, metric::Data};
     use wasmtel_sdk::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span, span::Event, span::Link};

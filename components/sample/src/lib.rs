@@ -3,6 +3,7 @@
 //! answer in any batch, on any instance, in any collector.
 
 use wasmtel_sdk::prelude::*;
+use wasmtel_sdk::view::{ViewError, retain_log_records, retain_spans};
 
 #[derive(serde::Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
@@ -68,31 +69,31 @@ impl Processor for Sample {
         Ok(Sample { threshold, seed: config.seed, keep_logs_without_trace: config.keep_logs_without_trace })
     }
 
-    fn traces(&mut self, request: &mut ExportTraceServiceRequest) -> Result<Action, ProcessError> {
-        let mut dropped = 0;
-        let action = retain_spans(request, |_, span| {
-            let keep = self.keeps(&span.trace_id);
-            dropped += u64::from(!keep);
-            keep
-        })?;
-        count("sampled_out_spans", dropped);
-        Ok(action)
-    }
-
-    fn logs(&mut self, request: &mut ExportLogsServiceRequest) -> Result<Action, ProcessError> {
-        let mut dropped = 0;
-        let action = retain_log_records(request, |_, record| {
-            // Empty or all-zero: the record was not emitted inside a trace.
-            let keep = if record.trace_id.iter().all(|b| *b == 0) {
-                self.keep_logs_without_trace
-            } else {
-                self.keeps(&record.trace_id)
-            };
-            dropped += u64::from(!keep);
-            keep
-        })?;
-        count("sampled_out_log_records", dropped);
-        Ok(action)
+    /// Reads only the trace ids in place and removes what is sampled out
+    /// (the SDK's zero-decode view and splice editor).
+    fn process_raw(&mut self, signal: Signal, otlp: Vec<u8>) -> Result<Outcome, ProcessError> {
+        let (outcome, dropped, counter) = match signal {
+            Signal::Traces => {
+                let (outcome, dropped) =
+                    retain_spans(&otlp, |_, span| Ok::<_, ViewError>(self.keeps(span.trace_id()?)))?;
+                (outcome, dropped, "sampled_out_spans")
+            }
+            Signal::Logs => {
+                let (outcome, dropped) = retain_log_records(&otlp, |_, record| {
+                    let trace_id = record.trace_id()?;
+                    // Empty or all-zero: the record was not emitted inside a trace.
+                    Ok::<_, ViewError>(if trace_id.iter().all(|b| *b == 0) {
+                        self.keep_logs_without_trace
+                    } else {
+                        self.keeps(trace_id)
+                    })
+                })?;
+                (outcome, dropped, "sampled_out_log_records")
+            }
+            Signal::Metrics => return Ok(Outcome::Unchanged),
+        };
+        count(counter, dropped);
+        Ok(outcome)
     }
 }
 

@@ -621,6 +621,12 @@ impl<'a> MetricsView<'a> {
     }
 }
 
+/// A view of a whole encoded message of type `V` (a `KeyValueList`, an
+/// `AnyValue`, …); requests have `TracesView::new` and its siblings.
+pub fn view_of<'a, V: View<'a>>(message: &'a [u8]) -> V {
+    V::at(message, root(message))
+}
+
 fn root(otlp: &[u8]) -> Location {
     Location { field_start: 0, start: 0, end: otlp.len(), parent: (0, otlp.len()) }
 }
