@@ -217,7 +217,7 @@ pub(crate) fn sanitize_line(text: &str) -> Cow<'_, str> {
 pub struct MemoryLimiter {
     max_memory: usize,
     /// Bytes of linear memory the instance holds, over all its memories.
-    total: usize,
+    pub total: usize,
     pub exceeded: Option<usize>,
 }
 

@@ -33,6 +33,7 @@ pub(crate) struct PluginMetrics {
     latency_buckets: [AtomicU64; LATENCY_BUCKETS_US.len() + 1],
     pub instances_created: AtomicU64,
     pub instances_discarded: AtomicU64,
+    guest_memory_max: AtomicU64,
 }
 
 /// What the policy did with a batch the sandbox failed on.
@@ -44,6 +45,11 @@ pub(crate) enum PolicyAction {
 }
 
 impl PluginMetrics {
+    /// Linear memory an instance held after a batch (memory only grows).
+    pub fn guest_memory(&self, bytes: usize) {
+        self.guest_memory_max.fetch_max(bytes as u64, Relaxed);
+    }
+
     pub fn call(&self, bytes_in: usize) {
         self.calls.fetch_add(1, Relaxed);
         self.bytes_in.fetch_add(bytes_in as u64, Relaxed);
@@ -99,12 +105,7 @@ impl PluginMetrics {
         self.latency_buckets[bucket].fetch_add(1, Relaxed);
     }
 
-    pub fn snapshot(
-        &self,
-        plugin: &str,
-        live_instances: usize,
-        reports: &GuestReports,
-    ) -> MetricsSnapshot {
+    pub fn snapshot(&self, plugin: &str, live_instances: usize, reports: &GuestReports) -> MetricsSnapshot {
         let load = |counter: &AtomicU64| counter.load(Relaxed);
         MetricsSnapshot {
             plugin: plugin.to_string(),
@@ -135,6 +136,7 @@ impl PluginMetrics {
             guest_counters: reports.counters(),
             guest_counters_refused: load(&reports.counters_refused),
             guest_log_lines_suppressed: load(&reports.log_lines_suppressed),
+            guest_memory_max_bytes: load(&self.guest_memory_max),
         }
     }
 }
@@ -180,6 +182,10 @@ pub struct MetricsSnapshot {
     /// Guest log lines (log, stdout, stderr) dropped by the rate limit.
     #[serde(default)]
     pub guest_log_lines_suppressed: u64,
+    /// The most linear memory any instance held after a batch: the guest's
+    /// peak working set, including the input and output copies.
+    #[serde(default)]
+    pub guest_memory_max_bytes: u64,
 }
 
 impl MetricsSnapshot {

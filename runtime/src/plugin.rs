@@ -10,9 +10,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wasmtime::{Store, UpdateDeadline};
 
 use crate::bindings::{GuestError, GuestOutcome, GuestSignal, ProcessorPlugin};
-use crate::otlp::{self, Fixes};
 use crate::host::{GuestReports, HostState};
 use crate::metrics::{PluginMetrics, PolicyAction};
+use crate::otlp::{self, Fixes};
 use crate::runtime::{EPOCH_TICK, MAX_PLUGIN_MEMORY};
 use crate::{
     FailureKind, Limits, LoadError, LoadedComponent, Manifest, MetricsSnapshot, OnError, PluginConfig, ProcessError,
@@ -370,6 +370,7 @@ impl PluginInner {
             Ok(Ok(GuestOutcome::Dropped)) => Ok(Outcome::Dropped),
             Ok(Ok(GuestOutcome::Replaced(bytes))) => self.check_output(signal, bytes, input_elements),
         };
+        self.metrics.guest_memory(store.data().limiter.total);
         match &result {
             // A guest's deliberate error leaves the instance sound; any other
             // failure may have left it inconsistent, so it is replaced.
