@@ -2,6 +2,9 @@
 //! configured condition (e.g. health-check spans, debug logs), then the
 //! scopes and resources left empty.
 
+#[doc(hidden)]
+pub mod decoded;
+
 use regex::Regex;
 use wasmtel_sdk::prelude::*;
 use wasmtel_sdk::view::{

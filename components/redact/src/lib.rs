@@ -3,6 +3,9 @@
 //! Array and key-value-list values are searched too: semantic-convention
 //! headers are string arrays, and structured values nest the same secrets.
 
+#[doc(hidden)]
+pub mod decoded;
+
 use regex::{Regex, RegexSet};
 use sha2::{Digest, Sha256};
 use wasmtel_sdk::edit::Editor;
