@@ -107,14 +107,15 @@ fn assert_redacts(plugin: &Plugin) {
 }
 
 #[test]
-fn input_that_decodes_past_the_memory_cap_is_refused_not_forwarded() {
+fn input_that_pushes_the_guest_past_its_memory_cap_is_refused_not_forwarded() {
     let (runtime, _cache) = runtime();
     let plugin = small_redact(&runtime, Duration::from_secs(5));
-    // 400k empty attributes are 800 KB on the wire and far more than 16 MiB decoded.
+    // 5M empty attributes, 10 MB: redact reads them in place, but the input
+    // copy and the edited output alone are past 16 MiB.
     let mut attributes = vec![string_attr("user.email", SECRET)];
-    attributes.extend(std::iter::repeat_with(KeyValue::default).take(400_000));
+    attributes.extend(std::iter::repeat_with(KeyValue::default).take(5_000_000));
     let bomb = traces(&[("login", attributes)]).encode_to_vec();
-    assert!(bomb.len() < 1 << 20);
+    assert!(bomb.len() > 9 << 20);
     let error = plugin.process(Signal::Traces, &bomb, None).expect_err("refused");
     assert_eq!(error.kind, FailureKind::Memory, "{error}");
     assert!(error.is_permanent(), "the same input fails again: {error}");

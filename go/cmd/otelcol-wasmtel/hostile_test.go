@@ -91,16 +91,17 @@ func TestRedactFailsClosedOnInputThatBreaksTheSandbox(t *testing.T) {
 }
 
 func testRedactFailsClosedOnInputThatBreaksTheSandbox(t *testing.T, build collectorBuild) {
-	// A million empty attributes: 2 MB on the wire, far more than 32 MiB decoded.
+	// A million empty attributes, 2 MB on the wire: redact reads them in
+	// place, but the input and the edited output alone outgrow 4 MiB.
 	bomb := append(secretSpan("bomb"), bytes.Repeat([]byte{0x4a, 0x00}, 1_000_000)...)
-	// Six hundred thousand emails to mask: far more than 300 ms of work.
-	heavy := secretSpan("heavy", stringAttribute("note", bytes.Repeat([]byte("x@example.co "), 600_000)))
+	// 1.1 million emails to mask (14 MB): far more than 20 ms of work.
+	heavy := secretSpan("heavy", stringAttribute("note", bytes.Repeat([]byte("x@example.co "), 1_100_000)))
 	for _, tc := range []struct {
 		name, limits, cause string
 		request             []byte
 	}{
-		{"bomb", `{ max_memory: 32MiB, timeout: 10s }`, "memory limit", traceRequest(bomb)},
-		{"heavy", `{ timeout: 300ms }`, "time limit", traceRequest(heavy)},
+		{"bomb", `{ max_memory: 4MiB, timeout: 10s }`, "memory limit", traceRequest(bomb)},
+		{"heavy", `{ timeout: 20ms }`, "time limit", traceRequest(heavy)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			received, sinkAddr := startSink(t)
@@ -207,7 +208,7 @@ func testShortClientDeadlinesNeverForwardInClear(t *testing.T, build collectorBu
 	received, sinkAddr := startSink(t)
 	c := startCollector(t, build, redactPipeline(t, sinkAddr, `    limits: { timeout: 2s }
     on_error: pass`))
-	heavy := stringAttribute("note", bytes.Repeat([]byte("x@example.co "), 100_000))
+	heavy := stringAttribute("note", bytes.Repeat([]byte("x@example.co "), 400_000))
 	for i := 0; i < 10; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Millisecond)
 		err := c.exportRawTraces(ctx, traceRequest(secretSpan(fmt.Sprintf("hurried-%d", i), heavy)))
