@@ -29,6 +29,7 @@ export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
 declare -A max_len=(
     [otlp_validate]=65536
     [otlp_to_otap]=65536
+    [sdk_redact]=65536
     [manifest]=16384
     [plugin_config]=4096
     [registry_reference]=1024
@@ -36,7 +37,7 @@ declare -A max_len=(
     [oci_manifest]=8192
     [signature_payload]=4096
 )
-all="otlp_validate otlp_to_otap manifest plugin_config registry_reference lock_file oci_manifest signature_payload"
+all="otlp_validate otlp_to_otap sdk_redact manifest plugin_config registry_reference lock_file oci_manifest signature_payload"
 targets=${FUZZ_TARGETS:-$all}
 
 stage() { printf '\n== %s (%ss elapsed)\n' "$1" "$SECONDS"; }
@@ -53,7 +54,7 @@ bin_dir=fuzz/target/$triple/debug
 
 # The OTLP corpora start from the repository's sample data (examples/data),
 # converted to protobuf by the target binary itself (see fuzz/src/lib.rs).
-for t in otlp_validate otlp_to_otap; do
+for t in otlp_validate otlp_to_otap sdk_redact; do
     mkdir -p "fuzz/corpus/$t"
     WASMTEL_FUZZ_WRITE_SEEDS="fuzz/corpus/$t" "$bin_dir/otlp_validate" >/dev/null 2>&1
 done
