@@ -2,7 +2,9 @@
 //! same run. Needs the guests built first: `scripts/build-components.sh`.
 //! Run: `cargo bench -p wasmtel-runtime --bench plugin`.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -190,15 +192,70 @@ fn sdk_signal(signal: Signal) -> wasmtel_sdk::Signal {
     }
 }
 
-/// The same processor compiled natively (baseline) and as a wasm component.
-fn wasm_vs_native<P: wasmtel_sdk::Processor>(c: &mut Criterion, crate_name: &str, config: serde_json::Value) {
+/// Counts heap allocations while `COUNTING` is on (off while timing).
+struct CountingAllocator;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+static ALLOCATED_BYTES: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator; only counts.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Relaxed) {
+            ALLOCATIONS.fetch_add(1, Relaxed);
+            ALLOCATED_BYTES.fetch_add(layout.size() as u64, Relaxed);
+        }
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Relaxed) {
+            ALLOCATIONS.fetch_add(1, Relaxed);
+            ALLOCATED_BYTES.fetch_add(new_size.saturating_sub(layout.size()) as u64, Relaxed);
+        }
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+/// Allocations and bytes allocated by one native run of a processor.
+fn allocations<P: wasmtel_sdk::Processor>(processor: &mut P, signal: Signal, batch: &[u8]) -> (u64, u64) {
+    ALLOCATIONS.store(0, Relaxed);
+    ALLOCATED_BYTES.store(0, Relaxed);
+    COUNTING.store(true, Relaxed);
+    black_box(wasmtel_sdk::testing::run(processor, sdk_signal(signal), batch).unwrap());
+    COUNTING.store(false, Relaxed);
+    (ALLOCATIONS.load(Relaxed), ALLOCATED_BYTES.load(Relaxed))
+}
+
+/// The processor as a wasm component, against the same library compiled
+/// natively (`native`, on the SDK's view) and its decode/re-encode twin
+/// compiled natively (`native_decoded`, the pre-view implementation), in
+/// one run. Prints allocations per batch and the guest's peak memory.
+fn wasm_vs_native<P: wasmtel_sdk::Processor, D: wasmtel_sdk::Processor>(
+    c: &mut Criterion,
+    crate_name: &str,
+    config: serde_json::Value,
+) {
     let runtime = runtime(None);
-    let plugin_config = PluginConfig { config: config.clone(), ..Default::default() };
-    let plugin = runtime
-        .load_plugin(crate_name, ComponentSource::Path(paths::component(crate_name)), plugin_config)
-        .expect("component loads");
+    let load = || {
+        let plugin_config = PluginConfig { config: config.clone(), ..Default::default() };
+        runtime
+            .load_plugin(crate_name, ComponentSource::Path(paths::component(crate_name)), plugin_config)
+            .expect("component loads")
+    };
+    let plugin = load();
     let mut native: P = wasmtel_sdk::testing::new(&config.to_string()).expect("native config");
-    let mut group = c.benchmark_group(crate_name.trim_start_matches("wasmtel-"));
+    let mut decoded: D = wasmtel_sdk::testing::new(&config.to_string()).expect("native config");
+    let name = crate_name.trim_start_matches("wasmtel-");
+    let mut group = c.benchmark_group(name);
     group.sample_size(20).measurement_time(Duration::from_secs(8));
     // 10k items as a collector's batch processor sends them; 100 spans as a busy SDK exporter does.
     for (signal, items, label) in
@@ -206,7 +263,19 @@ fn wasm_vs_native<P: wasmtel_sdk::Processor>(c: &mut Criterion, crate_name: &str
     {
         let batch = big_batch(signal, items);
         let id = format!("{signal}_{label}");
+        let (view_allocs, view_bytes) = allocations(&mut native, signal, &batch);
+        let (decoded_allocs, decoded_bytes) = allocations(&mut decoded, signal, &batch);
+        let fresh = load();
+        fresh.process(signal, &batch, None).unwrap();
+        println!(
+            "{name}/{id}: input {} B; allocations per batch (native): view {view_allocs} ({view_bytes} B), decoded {decoded_allocs} ({decoded_bytes} B); guest linear memory after one batch: {} B",
+            batch.len(),
+            fresh.metrics().guest_memory_max_bytes
+        );
         group.throughput(Throughput::Elements(items as u64));
+        group.bench_with_input(BenchmarkId::new("native_decoded", &id), &batch, |b, batch| {
+            b.iter(|| black_box(wasmtel_sdk::testing::run(&mut decoded, sdk_signal(signal), batch).unwrap()))
+        });
         group.bench_with_input(BenchmarkId::new("native", &id), &batch, |b, batch| {
             b.iter(|| black_box(wasmtel_sdk::testing::run(&mut native, sdk_signal(signal), batch).unwrap()))
         });
@@ -222,7 +291,7 @@ fn wasm_vs_native<P: wasmtel_sdk::Processor>(c: &mut Criterion, crate_name: &str
 }
 
 fn components(c: &mut Criterion) {
-    wasm_vs_native::<wasmtel_redact::Redact>(
+    wasm_vs_native::<wasmtel_redact::Redact, wasmtel_redact::decoded::Decoded>(
         c,
         "wasmtel-redact",
         serde_json::json!({
@@ -232,7 +301,7 @@ fn components(c: &mut Criterion) {
             "action": "hash",
         }),
     );
-    wasm_vs_native::<wasmtel_filter::Filter>(
+    wasm_vs_native::<wasmtel_filter::Filter, wasmtel_filter::decoded::Decoded>(
         c,
         "wasmtel-filter",
         serde_json::json!({
