@@ -7,7 +7,7 @@
 set -euo pipefail
 source "$(dirname "$0")/go-env.sh"
 cd "$root/go"
-test -z "$(gofmt -l .)" || { gofmt -l .; echo "test-go: gofmt would change the files above" >&2; exit 1; }
+test -z "$(gofmt -l cmd wasmprocessor)" || { gofmt -l cmd wasmprocessor; echo "test-go: gofmt would change the files above" >&2; exit 1; }
 go vet ./...
 go test -count=1 ./wasmprocessor/
 cd "$root"
