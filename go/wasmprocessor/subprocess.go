@@ -374,6 +374,12 @@ func (p *remotePlugin) process(ctx context.Context, sig signal, input []byte) (o
 	err = conn.Invoke(ctx, bridgeService+"Process", &processRequest{pluginID: id, signal: sig, otlp: input}, &response,
 		grpc.ForceCodec(bridgeCodec{}))
 	if err != nil {
+		// When the caller's deadline passes, tonic may answer "Timeout expired"
+		// (CANCELLED) before the runtime's own deadline_exceeded arrives: report
+		// the caller's cause either way, retryable.
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return outcomeUnchanged, nil, &bridgeError{message: ctxErr.Error() + " (bridge: " + status.Convert(err).Message() + ")"}
+		}
 		return outcomeUnchanged, nil, statusError(err)
 	}
 	return response.outcome, response.otlp, nil
