@@ -75,7 +75,7 @@ impl Decoded {
         let Some(value) = kv.value.as_mut().and_then(|v| v.value.as_mut()) else {
             return Fate::Keep(0);
         };
-        if !self.0.key_selected(&kv.key) {
+        if !self.0.key_matches(&kv.key) {
             return self.redact_value(value);
         }
         if self.0.action == RedactAction::Remove {

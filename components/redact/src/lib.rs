@@ -8,6 +8,8 @@ pub mod decoded;
 
 use regex::{Regex, RegexSet};
 use sha2::{Digest, Sha256};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use wasmtel_sdk::edit::Editor;
 use wasmtel_sdk::otlp::common::v1::{KeyValue, KeyValueList};
 use wasmtel_sdk::prelude::*;
@@ -75,7 +77,14 @@ pub struct Redact {
     hash_salt: String,
     hash_length: usize,
     log_bodies: bool,
+    /// Key decisions already made: a batch repeats a few dozen keys thousands
+    /// of times, and a lookup is far cheaper than the key patterns.
+    key_decisions: RefCell<HashMap<Box<str>, bool>>,
 }
+
+/// Distinct keys remembered per instance; past it (hostile or generated
+/// keys) decisions are still made, just not kept.
+const KEY_DECISIONS_KEPT: usize = 1024;
 
 /// What redaction decided for one value.
 enum Fate {
@@ -110,6 +119,7 @@ impl Processor for Redact {
             hash_salt: config.hash_salt,
             hash_length: config.hash_length,
             log_bodies: config.log_bodies,
+            key_decisions: RefCell::default(),
         })
     }
 
@@ -134,8 +144,21 @@ impl Processor for Redact {
 }
 
 impl Redact {
-    fn key_selected(&self, key: &str) -> bool {
+    /// The configured keys and key patterns, uncached.
+    fn key_matches(&self, key: &str) -> bool {
         self.keys.iter().any(|k| k == key) || self.key_patterns.is_match(key)
+    }
+
+    fn key_selected(&self, key: &str) -> bool {
+        if let Some(&selected) = self.key_decisions.borrow().get(key) {
+            return selected;
+        }
+        let selected = self.key_matches(key);
+        let mut decisions = self.key_decisions.borrow_mut();
+        if decisions.len() < KEY_DECISIONS_KEPT {
+            decisions.insert(key.into(), selected);
+        }
+        selected
     }
 
     /// Redacts one attribute list of a decoded request (and the lists and
@@ -470,6 +493,20 @@ mod tests {
         assert_eq!(g.data_points[0].attributes.get_str("user.email"), Some("****"));
         assert_eq!(g.data_points[0].exemplars[0].filtered_attributes.get_str("user.email"), Some("****"));
         assert_eq!(wasmtel_sdk::host::counter_value("redacted_values"), 4, "link, log record, data point, exemplar");
+    }
+
+    #[test]
+    fn key_decisions_are_remembered_within_a_bound_and_stay_right_past_it() {
+        let r = redact(serde_json::json!({"keys": ["user.email"], "key_patterns": ["(?i)token"]}));
+        // Twice as many distinct keys as are remembered, every tenth selected, asked twice.
+        let key = |i: usize| if i % 10 == 0 { format!("x{i}.Token") } else { format!("x{i}.route") };
+        for _ in 0..2 {
+            for i in 0..2 * KEY_DECISIONS_KEPT {
+                assert_eq!(r.key_selected(&key(i)), i % 10 == 0, "key {}", key(i));
+            }
+            assert!(r.key_selected("user.email") && !r.key_selected("user.name"));
+        }
+        assert_eq!(r.key_decisions.borrow().len(), KEY_DECISIONS_KEPT, "the memo stops growing at its bound");
     }
 
     fn array(values: &[&str]) -> AnyValue {
