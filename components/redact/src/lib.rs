@@ -82,8 +82,9 @@ pub struct Redact {
     key_decisions: RefCell<HashMap<Box<str>, bool>>,
 }
 
-/// Distinct keys remembered per instance; past it (hostile or generated
-/// keys) decisions are still made, just not kept.
+/// Distinct keys remembered per instance. When full the memo starts over, so
+/// a burst of unique (hostile or generated) keys costs memory only up to this
+/// and the usual keys are remembered again after it.
 const KEY_DECISIONS_KEPT: usize = 1024;
 
 /// What redaction decided for one value.
@@ -155,9 +156,10 @@ impl Redact {
         }
         let selected = self.key_matches(key);
         let mut decisions = self.key_decisions.borrow_mut();
-        if decisions.len() < KEY_DECISIONS_KEPT {
-            decisions.insert(key.into(), selected);
+        if decisions.len() >= KEY_DECISIONS_KEPT {
+            decisions.clear();
         }
+        decisions.insert(key.into(), selected);
         selected
     }
 
@@ -496,7 +498,7 @@ mod tests {
     }
 
     #[test]
-    fn key_decisions_are_remembered_within_a_bound_and_stay_right_past_it() {
+    fn key_decisions_stay_right_and_their_memo_bounded() {
         let r = redact(serde_json::json!({"keys": ["user.email"], "key_patterns": ["(?i)token"]}));
         // Twice as many distinct keys as are remembered, every tenth selected, asked twice.
         let key = |i: usize| if i % 10 == 0 { format!("x{i}.Token") } else { format!("x{i}.route") };
@@ -506,7 +508,8 @@ mod tests {
             }
             assert!(r.key_selected("user.email") && !r.key_selected("user.name"));
         }
-        assert_eq!(r.key_decisions.borrow().len(), KEY_DECISIONS_KEPT, "the memo stops growing at its bound");
+        assert!(r.key_decisions.borrow().len() <= KEY_DECISIONS_KEPT, "the memo stays within its bound");
+        assert_eq!(r.key_decisions.borrow().get("user.email"), Some(&true), "usual keys are remembered after a burst");
     }
 
     fn array(values: &[&str]) -> AnyValue {
