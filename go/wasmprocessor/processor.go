@@ -138,6 +138,9 @@ func (w *wasmProcessor) run(ctx context.Context, sig signal, input []byte) (outc
 		var bridgeErr *bridgeError
 		permanent := errors.As(err, &bridgeErr) && bridgeErr.permanent
 		w.settings.Logger.Warn("wasm plugin refused a batch", zap.Bool("permanent", permanent), zap.Error(err))
+		// The client may see many processors' errors: name this one, as the
+		// marshal and output errors do.
+		err = fmt.Errorf("%s: %w", w.name, err)
 		if permanent {
 			return result, nil, consumererror.NewPermanent(err)
 		}
