@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -15,8 +16,11 @@ const bridgeService = "/wasmtel.bridge.v1.Bridge/"
 
 // bridgeMessage is what bridgeCodec sends and receives.
 type bridgeMessage interface {
-	marshal() []byte
-	unmarshal([]byte) error
+	// marshal returns the encoded message as parts sent one after another
+	// (a batch's bytes are sent from where they are, not copied).
+	marshal() [][]byte
+	// unmarshal decodes b, which the message may keep.
+	unmarshal(b []byte) error
 }
 
 type loadRequest struct {
@@ -97,17 +101,17 @@ func eachField(b []byte, field func(number protowire.Number, typ protowire.Type,
 	return nil
 }
 
-func (m *loadRequest) marshal() []byte {
+func (m *loadRequest) marshal() [][]byte {
 	var b []byte
 	b = appendString(b, 1, m.name)
 	b = appendString(b, 2, m.reference)
 	b = appendString(b, 3, m.pluginConfigJSON)
-	return appendString(b, 4, m.registryPolicyJSON)
+	return [][]byte{appendString(b, 4, m.registryPolicyJSON)}
 }
 
 func (m *loadRequest) unmarshal([]byte) error { return errors.New("loadRequest is only sent") }
 
-func (m *loadResponse) marshal() []byte { return nil }
+func (m *loadResponse) marshal() [][]byte { return nil }
 
 func (m *loadResponse) unmarshal(b []byte) error {
 	return eachField(b, func(number protowire.Number, typ protowire.Type, _ []byte, v uint64) error {
@@ -118,16 +122,21 @@ func (m *loadResponse) unmarshal(b []byte) error {
 	})
 }
 
-func (m *processRequest) marshal() []byte {
-	b := make([]byte, 0, len(m.otlp)+24)
-	b = appendVarint(b, 1, m.pluginID)
-	b = appendVarint(b, 2, uint64(m.signal))
-	return appendBytes(b, 3, m.otlp)
+func (m *processRequest) marshal() [][]byte {
+	var head []byte
+	head = appendVarint(head, 1, m.pluginID)
+	head = appendVarint(head, 2, uint64(m.signal))
+	if len(m.otlp) == 0 {
+		return [][]byte{head}
+	}
+	head = protowire.AppendTag(head, 3, protowire.BytesType)
+	head = protowire.AppendVarint(head, uint64(len(m.otlp)))
+	return [][]byte{head, m.otlp}
 }
 
 func (m *processRequest) unmarshal([]byte) error { return errors.New("processRequest is only sent") }
 
-func (m *processResponse) marshal() []byte { return nil }
+func (m *processResponse) marshal() [][]byte { return nil }
 
 func (m *processResponse) unmarshal(b []byte) error {
 	return eachField(b, func(number protowire.Number, typ protowire.Type, value []byte, v uint64) error {
@@ -138,54 +147,59 @@ func (m *processResponse) unmarshal(b []byte) error {
 			}
 			m.outcome = outcome(v)
 		case number == 2 && typ == protowire.BytesType:
-			// grpc-go reuses its receive buffer after Unmarshal: this is the
-			// output's one copy into Go memory.
-			m.otlp = append([]byte(nil), value...)
+			m.otlp = value
 		}
 		return nil
 	})
 }
 
-func (m *metricsRequest) marshal() []byte { return appendVarint(nil, 1, m.pluginID) }
+func (m *metricsRequest) marshal() [][]byte { return [][]byte{appendVarint(nil, 1, m.pluginID)} }
 
 func (m *metricsRequest) unmarshal([]byte) error { return errors.New("metricsRequest is only sent") }
 
-func (m *metricsResponse) marshal() []byte { return nil }
+func (m *metricsResponse) marshal() [][]byte { return nil }
 
 func (m *metricsResponse) unmarshal(b []byte) error {
 	return eachField(b, func(number protowire.Number, typ protowire.Type, value []byte, _ uint64) error {
 		if number == 1 && typ == protowire.BytesType {
-			m.json = append([]byte(nil), value...)
+			m.json = value
 		}
 		return nil
 	})
 }
 
-func (m *unloadRequest) marshal() []byte { return appendVarint(nil, 1, m.pluginID) }
+func (m *unloadRequest) marshal() [][]byte { return [][]byte{appendVarint(nil, 1, m.pluginID)} }
 
 func (m *unloadRequest) unmarshal([]byte) error { return errors.New("unloadRequest is only sent") }
 
-func (m *unloadResponse) marshal() []byte { return nil }
+func (m *unloadResponse) marshal() [][]byte { return nil }
 
 func (m *unloadResponse) unmarshal([]byte) error { return nil }
 
-// bridgeCodec carries bridgeMessages as protobuf.
+// bridgeCodec carries bridgeMessages as protobuf (grpc's CodecV2: a batch
+// is sent from its own buffer, and a response is materialised once, into
+// memory the message keeps).
 type bridgeCodec struct{}
 
-func (bridgeCodec) Marshal(v any) ([]byte, error) {
+func (bridgeCodec) Marshal(v any) (mem.BufferSlice, error) {
 	m, ok := v.(bridgeMessage)
 	if !ok {
 		return nil, fmt.Errorf("bridge codec: cannot marshal %T", v)
 	}
-	return m.marshal(), nil
+	parts := m.marshal()
+	out := make(mem.BufferSlice, len(parts))
+	for i, part := range parts {
+		out[i] = mem.SliceBuffer(part)
+	}
+	return out, nil
 }
 
-func (bridgeCodec) Unmarshal(data []byte, v any) error {
+func (bridgeCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	m, ok := v.(bridgeMessage)
 	if !ok {
 		return fmt.Errorf("bridge codec: cannot unmarshal into %T", v)
 	}
-	return m.unmarshal(data)
+	return m.unmarshal(data.Materialize())
 }
 
 func (bridgeCodec) Name() string { return "proto" }

@@ -38,6 +38,8 @@ const (
 	// childStopTimeout is how long Shutdown waits after SIGTERM before SIGKILL.
 	childStopTimeout  = 5 * time.Second
 	maxRestartBackoff = 10 * time.Second
+	// socketBufferSize is the client's read and write buffer on the socket.
+	socketBufferSize = 1 << 20
 )
 
 // children holds the one bridge child per runtime binary.
@@ -154,9 +156,11 @@ func (c *child) start() error {
 		close(exited)
 	}()
 	// Large windows: a batch of many MiB crosses the local socket without
-	// flow-control round trips (matches the bridge's HTTP2_WINDOW).
+	// flow-control round trips (matches the bridge's HTTP2_WINDOW); large
+	// buffers: in a few writes and reads.
 	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithInitialWindowSize(64<<20), grpc.WithInitialConnWindowSize(64<<20),
+		grpc.WithWriteBufferSize(socketBufferSize), grpc.WithReadBufferSize(socketBufferSize),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32), grpc.MaxCallSendMsgSize(math.MaxInt32)))
 	if err == nil {
 		err = waitServing(conn, exited)
@@ -332,7 +336,7 @@ func (p *remotePlugin) reload() error {
 		registryPolicyJSON: string(p.registryJSON)}
 	var response loadResponse
 	// Loading may pull from a registry and compile: the registry's own timeout bounds it.
-	if err := conn.Invoke(context.Background(), bridgeService+"Load", request, &response, grpc.ForceCodec(bridgeCodec{})); err != nil {
+	if err := conn.Invoke(context.Background(), bridgeService+"Load", request, &response, useBridgeCodec); err != nil {
 		return statusError(err)
 	}
 	p.mu.Lock()
@@ -347,6 +351,10 @@ func (p *remotePlugin) forget() {
 	p.id = 0
 	p.mu.Unlock()
 }
+
+// useBridgeCodec is the call option of every bridge RPC (the health check
+// keeps grpc's own protobuf codec).
+var useBridgeCodec = grpc.ForceCodecV2(bridgeCodec{})
 
 var errBridgeRestarting = &bridgeError{message: "the wasmtel bridge is restarting; retry"}
 
@@ -372,7 +380,7 @@ func (p *remotePlugin) process(ctx context.Context, sig signal, input []byte) (o
 	}
 	var response processResponse
 	err = conn.Invoke(ctx, bridgeService+"Process", &processRequest{pluginID: id, signal: sig, otlp: input}, &response,
-		grpc.ForceCodec(bridgeCodec{}))
+		useBridgeCodec)
 	if err != nil {
 		// When the caller's deadline passes, tonic may answer "Timeout expired"
 		// (CANCELLED) before the runtime's own deadline_exceeded arrives: report
@@ -393,7 +401,7 @@ func (p *remotePlugin) metricsJSON() ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var response metricsResponse
-	if err := conn.Invoke(ctx, bridgeService+"Metrics", &metricsRequest{pluginID: id}, &response, grpc.ForceCodec(bridgeCodec{})); err != nil {
+	if err := conn.Invoke(ctx, bridgeService+"Metrics", &metricsRequest{pluginID: id}, &response, useBridgeCodec); err != nil {
 		return nil, statusError(err)
 	}
 	return response.json, nil
@@ -415,7 +423,7 @@ func (p *remotePlugin) free() {
 	if conn := c.connection(); conn != nil && id != 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		var response unloadResponse
-		_ = conn.Invoke(ctx, bridgeService+"Unload", &unloadRequest{pluginID: id}, &response, grpc.ForceCodec(bridgeCodec{}))
+		_ = conn.Invoke(ctx, bridgeService+"Unload", &unloadRequest{pluginID: id}, &response, useBridgeCodec)
 		cancel()
 	}
 	c.release()

@@ -25,8 +25,9 @@ pub struct ProcessRequest {
     pub plugin_id: u64,
     #[prost(uint32, tag = "2")]
     pub signal: u32,
-    #[prost(bytes = "vec", tag = "3")]
-    pub otlp: Vec<u8>,
+    /// A slice of the received message: not copied out of it.
+    #[prost(bytes = "bytes", tag = "3")]
+    pub otlp: bytes::Bytes,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -91,7 +91,7 @@ fn plugins_load_once_and_batches_keep_their_outcomes_and_failure_codes() {
             .plugin_id;
         let batch = traces(&[("GET /", vec![string_attr("user.email", "ada@example.com")])]).encode_to_vec();
         let response = client
-            .process(ProcessRequest { plugin_id: redact, signal: 0, otlp: batch })
+            .process(ProcessRequest { plugin_id: redact, signal: 0, otlp: batch.into() })
             .await
             .expect("processed")
             .into_inner();
@@ -106,7 +106,7 @@ fn plugins_load_once_and_batches_keep_their_outcomes_and_failure_codes() {
             .expect("hostile loads")
             .into_inner()
             .plugin_id;
-        let mut request = tonic::Request::new(ProcessRequest { plugin_id: hostile, signal: 0, otlp: span_named("loop") });
+        let mut request = tonic::Request::new(ProcessRequest { plugin_id: hostile, signal: 0, otlp: span_named("loop").into() });
         request.set_timeout(Duration::from_millis(100));
         let status = client.process(request).await.expect_err("interrupted");
         // The client gives up at its deadline; the bridge must have too.
@@ -127,7 +127,7 @@ fn plugins_load_once_and_batches_keep_their_outcomes_and_failure_codes() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         // Permanent failures are FAILED_PRECONDITION, with the kind as a trailer.
-        let mut request = ProcessRequest { plugin_id: hostile, signal: 0, otlp: span_named("garbage") };
+        let mut request = ProcessRequest { plugin_id: hostile, signal: 0, otlp: span_named("garbage").into() };
         let fail = client
             .load(load("wasm/strict", "wasmtel-test-hostile", serde_json::json!({"on_error": "fail"})))
             .await
@@ -148,7 +148,7 @@ fn plugins_load_once_and_batches_keep_their_outcomes_and_failure_codes() {
         assert_eq!(status.code(), Code::FailedPrecondition);
         assert!(status.message().contains("wasm/ghost") && status.message().contains("cannot read"), "{status:?}");
         let status = client
-            .process(ProcessRequest { plugin_id: 999, signal: 0, otlp: vec![] })
+            .process(ProcessRequest { plugin_id: 999, signal: 0, otlp: Default::default() })
             .await
             .expect_err("unknown plugin");
         assert_eq!(status.code(), Code::NotFound);
