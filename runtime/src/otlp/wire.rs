@@ -33,9 +33,22 @@ enum Kind {
     Id(usize),
 }
 
-/// The fields of one message type, by field number, and what it is to the
-/// shape checks.
-struct Schema(&'static [(u32, Kind)], Role);
+/// The fields of one message type, indexed by field number, and what it is
+/// to the shape checks.
+struct Schema([Option<Kind>; MAX_FIELD + 1], Role);
+
+/// The highest field number of the OTLP messages walked here.
+const MAX_FIELD: usize = 16;
+
+const fn schema(fields: &[(u32, Kind)], role: Role) -> Schema {
+    let mut kinds = [None; MAX_FIELD + 1];
+    let mut i = 0;
+    while i < fields.len() {
+        kinds[fields[i].0 as usize] = Some(fields[i].1);
+        i += 1;
+    }
+    Schema(kinds, role)
+}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Role {
@@ -53,8 +66,8 @@ use Role::*;
 const TRACE_ID: Kind = Id(16);
 const SPAN_ID: Kind = Id(8);
 
-static KEY_VALUE: Schema = Schema(&[(1, Str), (2, Message(&ANY_VALUE)), (3, Varint)], KeyValue);
-static ANY_VALUE: Schema = Schema(&[
+static KEY_VALUE: Schema = schema(&[(1, Str), (2, Message(&ANY_VALUE)), (3, Varint)], KeyValue);
+static ANY_VALUE: Schema = schema(&[
     (1, Str),
     (2, Varint),
     (3, Varint),
@@ -64,16 +77,16 @@ static ANY_VALUE: Schema = Schema(&[
     (7, Bytes),
     (8, Varint),
 ], Plain);
-static ARRAY_VALUE: Schema = Schema(&[(1, Message(&ANY_VALUE))], Plain);
-static KEY_VALUE_LIST: Schema = Schema(&[(1, Message(&KEY_VALUE))], Plain);
-static SCOPE: Schema = Schema(&[(1, Str), (2, Str), (3, Message(&KEY_VALUE)), (4, Varint)], Plain);
-static ENTITY_REF: Schema = Schema(&[(1, Str), (2, Str), (3, Str), (4, Str)], Plain);
-static RESOURCE: Schema = Schema(&[(1, Message(&KEY_VALUE)), (2, Varint), (3, Message(&ENTITY_REF))], Plain);
+static ARRAY_VALUE: Schema = schema(&[(1, Message(&ANY_VALUE))], Plain);
+static KEY_VALUE_LIST: Schema = schema(&[(1, Message(&KEY_VALUE))], Plain);
+static SCOPE: Schema = schema(&[(1, Str), (2, Str), (3, Message(&KEY_VALUE)), (4, Varint)], Plain);
+static ENTITY_REF: Schema = schema(&[(1, Str), (2, Str), (3, Str), (4, Str)], Plain);
+static RESOURCE: Schema = schema(&[(1, Message(&KEY_VALUE)), (2, Varint), (3, Message(&ENTITY_REF))], Plain);
 
-static TRACES: Schema = Schema(&[(1, Message(&RESOURCE_SPANS))], Plain);
-static RESOURCE_SPANS: Schema = Schema(&[(1, Message(&RESOURCE)), (2, Message(&SCOPE_SPANS)), (3, Str)], Plain);
-static SCOPE_SPANS: Schema = Schema(&[(1, Message(&SCOPE)), (2, Message(&SPAN)), (3, Str)], ScopeContainer);
-static SPAN: Schema = Schema(&[
+static TRACES: Schema = schema(&[(1, Message(&RESOURCE_SPANS))], Plain);
+static RESOURCE_SPANS: Schema = schema(&[(1, Message(&RESOURCE)), (2, Message(&SCOPE_SPANS)), (3, Str)], Plain);
+static SCOPE_SPANS: Schema = schema(&[(1, Message(&SCOPE)), (2, Message(&SPAN)), (3, Str)], ScopeContainer);
+static SPAN: Schema = schema(&[
     (1, TRACE_ID),
     (2, SPAN_ID),
     (3, Str),
@@ -91,15 +104,15 @@ static SPAN: Schema = Schema(&[
     (15, Message(&STATUS)),
     (16, Fixed32),
 ], Item);
-static SPAN_EVENT: Schema = Schema(&[(1, Fixed64), (2, Str), (3, Message(&KEY_VALUE)), (4, Varint)], Plain);
+static SPAN_EVENT: Schema = schema(&[(1, Fixed64), (2, Str), (3, Message(&KEY_VALUE)), (4, Varint)], Plain);
 static SPAN_LINK: Schema =
-    Schema(&[(1, TRACE_ID), (2, SPAN_ID), (3, Str), (4, Message(&KEY_VALUE)), (5, Varint), (6, Fixed32)], Plain);
-static STATUS: Schema = Schema(&[(2, Str), (3, Varint)], Plain);
+    schema(&[(1, TRACE_ID), (2, SPAN_ID), (3, Str), (4, Message(&KEY_VALUE)), (5, Varint), (6, Fixed32)], Plain);
+static STATUS: Schema = schema(&[(2, Str), (3, Varint)], Plain);
 
-static LOGS: Schema = Schema(&[(1, Message(&RESOURCE_LOGS))], Plain);
-static RESOURCE_LOGS: Schema = Schema(&[(1, Message(&RESOURCE)), (2, Message(&SCOPE_LOGS)), (3, Str)], Plain);
-static SCOPE_LOGS: Schema = Schema(&[(1, Message(&SCOPE)), (2, Message(&LOG_RECORD)), (3, Str)], ScopeContainer);
-static LOG_RECORD: Schema = Schema(&[
+static LOGS: Schema = schema(&[(1, Message(&RESOURCE_LOGS))], Plain);
+static RESOURCE_LOGS: Schema = schema(&[(1, Message(&RESOURCE)), (2, Message(&SCOPE_LOGS)), (3, Str)], Plain);
+static SCOPE_LOGS: Schema = schema(&[(1, Message(&SCOPE)), (2, Message(&LOG_RECORD)), (3, Str)], ScopeContainer);
+static LOG_RECORD: Schema = schema(&[
     (1, Fixed64),
     (11, Fixed64),
     (2, Varint),
@@ -113,10 +126,10 @@ static LOG_RECORD: Schema = Schema(&[
     (12, Str),
 ], Item);
 
-static METRICS: Schema = Schema(&[(1, Message(&RESOURCE_METRICS))], Plain);
-static RESOURCE_METRICS: Schema = Schema(&[(1, Message(&RESOURCE)), (2, Message(&SCOPE_METRICS)), (3, Str)], Plain);
-static SCOPE_METRICS: Schema = Schema(&[(1, Message(&SCOPE)), (2, Message(&METRIC)), (3, Str)], ScopeContainer);
-static METRIC: Schema = Schema(&[
+static METRICS: Schema = schema(&[(1, Message(&RESOURCE_METRICS))], Plain);
+static RESOURCE_METRICS: Schema = schema(&[(1, Message(&RESOURCE)), (2, Message(&SCOPE_METRICS)), (3, Str)], Plain);
+static SCOPE_METRICS: Schema = schema(&[(1, Message(&SCOPE)), (2, Message(&METRIC)), (3, Str)], ScopeContainer);
+static METRIC: Schema = schema(&[
     (1, Str),
     (2, Str),
     (3, Str),
@@ -127,12 +140,12 @@ static METRIC: Schema = Schema(&[
     (11, Message(&SUMMARY)),
     (12, Message(&KEY_VALUE)),
 ], Plain);
-static GAUGE: Schema = Schema(&[(1, Message(&NUMBER_POINT))], Plain);
-static SUM: Schema = Schema(&[(1, Message(&NUMBER_POINT)), (2, Varint), (3, Varint)], Plain);
-static HISTOGRAM: Schema = Schema(&[(1, Message(&HISTOGRAM_POINT)), (2, Varint)], Plain);
-static EXPONENTIAL_HISTOGRAM: Schema = Schema(&[(1, Message(&EXPONENTIAL_POINT)), (2, Varint)], Plain);
-static SUMMARY: Schema = Schema(&[(1, Message(&SUMMARY_POINT))], Plain);
-static NUMBER_POINT: Schema = Schema(&[
+static GAUGE: Schema = schema(&[(1, Message(&NUMBER_POINT))], Plain);
+static SUM: Schema = schema(&[(1, Message(&NUMBER_POINT)), (2, Varint), (3, Varint)], Plain);
+static HISTOGRAM: Schema = schema(&[(1, Message(&HISTOGRAM_POINT)), (2, Varint)], Plain);
+static EXPONENTIAL_HISTOGRAM: Schema = schema(&[(1, Message(&EXPONENTIAL_POINT)), (2, Varint)], Plain);
+static SUMMARY: Schema = schema(&[(1, Message(&SUMMARY_POINT))], Plain);
+static NUMBER_POINT: Schema = schema(&[
     (7, Message(&KEY_VALUE)),
     (2, Fixed64),
     (3, Fixed64),
@@ -141,7 +154,7 @@ static NUMBER_POINT: Schema = Schema(&[
     (5, Message(&EXEMPLAR)),
     (8, Varint),
 ], Item);
-static HISTOGRAM_POINT: Schema = Schema(&[
+static HISTOGRAM_POINT: Schema = schema(&[
     (9, Message(&KEY_VALUE)),
     (2, Fixed64),
     (3, Fixed64),
@@ -154,7 +167,7 @@ static HISTOGRAM_POINT: Schema = Schema(&[
     (11, Fixed64),
     (12, Fixed64),
 ], Item);
-static EXPONENTIAL_POINT: Schema = Schema(&[
+static EXPONENTIAL_POINT: Schema = schema(&[
     (1, Message(&KEY_VALUE)),
     (2, Fixed64),
     (3, Fixed64),
@@ -170,8 +183,8 @@ static EXPONENTIAL_POINT: Schema = Schema(&[
     (13, Fixed64),
     (14, Fixed64),
 ], Item);
-static BUCKETS: Schema = Schema(&[(1, Varint), (2, RepeatedVarint)], Plain);
-static SUMMARY_POINT: Schema = Schema(&[
+static BUCKETS: Schema = schema(&[(1, Varint), (2, RepeatedVarint)], Plain);
+static SUMMARY_POINT: Schema = schema(&[
     (7, Message(&KEY_VALUE)),
     (2, Fixed64),
     (3, Fixed64),
@@ -180,13 +193,14 @@ static SUMMARY_POINT: Schema = Schema(&[
     (6, Message(&QUANTILE)),
     (8, Varint),
 ], Item);
-static QUANTILE: Schema = Schema(&[(1, Fixed64), (2, Fixed64)], Plain);
+static QUANTILE: Schema = schema(&[(1, Fixed64), (2, Fixed64)], Plain);
 static EXEMPLAR: Schema =
-    Schema(&[(7, Message(&KEY_VALUE)), (2, Fixed64), (3, Fixed64), (6, Fixed64), (4, SPAN_ID), (5, TRACE_ID)], Plain);
+    schema(&[(7, Message(&KEY_VALUE)), (2, Fixed64), (3, Fixed64), (6, Fixed64), (4, SPAN_ID), (5, TRACE_ID)], Plain);
 
 impl Schema {
-    fn field(&self, number: u32) -> Option<Kind> {
-        self.0.iter().find(|(n, _)| *n == number).map(|(_, kind)| *kind)
+    #[inline]
+    fn field(&self, number: u64) -> Option<Kind> {
+        usize::try_from(number).ok().and_then(|n| self.0.get(n)).copied().flatten()
     }
 }
 
@@ -375,7 +389,21 @@ impl Walker<'_, '_> {
     }
 
     /// A varint as prost reads it: at most ten bytes, the tenth at most 1.
+    #[inline]
     fn varint(&mut self, end: usize) -> Result<u64, InvalidOtlp> {
+        // Keys, short lengths and small numbers: one byte, most of a request's varints.
+        if self.at < end
+            && let Some(&byte) = self.bytes.get(self.at)
+            && byte < 0x80
+        {
+            self.at += 1;
+            return Ok(u64::from(byte));
+        }
+        self.long_varint(end)
+    }
+
+    #[inline(never)]
+    fn long_varint(&mut self, end: usize) -> Result<u64, InvalidOtlp> {
         let mut value = 0u64;
         for i in 0..10 {
             let Some(&byte) = self.bytes[..end].get(self.at) else {
@@ -393,6 +421,7 @@ impl Walker<'_, '_> {
         Err(self.error("invalid varint"))
     }
 
+    #[inline]
     fn skip(&mut self, n: usize, end: usize) -> Result<(), InvalidOtlp> {
         if end - self.at < n {
             return Err(self.error("field runs past the end of its message"));
@@ -402,6 +431,7 @@ impl Walker<'_, '_> {
     }
 
     /// The end offset of a length-delimited field's payload.
+    #[inline]
     fn length(&mut self, end: usize) -> Result<usize, InvalidOtlp> {
         let len = self.varint(end)?;
         match usize::try_from(len) {
@@ -424,7 +454,7 @@ impl Walker<'_, '_> {
                 self.at = scope.map_or(self.at, |(_, end)| end);
                 continue;
             }
-            match schema.field(number as u32) {
+            match schema.field(number) {
                 None => {
                     self.skip_unknown(wire, number, end, depth)?;
                     self.scan.unknown_fields += 1;
@@ -514,7 +544,8 @@ impl Walker<'_, '_> {
                 let prefix = self.at;
                 let field_end = self.length(end)?;
                 let text = &self.bytes[self.at..field_end];
-                if std::str::from_utf8(text).is_err() {
+                // ASCII (most telemetry text) checked a word at a time first.
+                if !text.is_ascii() && std::str::from_utf8(text).is_err() {
                     note(&mut self.scan.first_invalid_utf8, &mut self.scan.invalid_utf8, self.at);
                     if let Some((out, fixes)) = &mut self.out
                         && fixes.utf8
