@@ -113,6 +113,17 @@ pub enum OnError {
     Fail,
 }
 
+impl OnError {
+    /// The `on_error` an operator gets without saying one: what the
+    /// component's manifest declares it may do.
+    pub fn by_default(mode: wasmtel_component::FailureMode) -> OnError {
+        match mode {
+            wasmtel_component::FailureMode::Closed => OnError::Fail,
+            wasmtel_component::FailureMode::Open => OnError::Pass,
+        }
+    }
+}
+
 /// Capabilities beyond the hermetic default. Without a grant the guest sees a
 /// clock frozen at the Unix epoch and a fixed-seed random source, so its output
 /// is a pure function of its input and config.

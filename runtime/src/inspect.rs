@@ -20,7 +20,8 @@ pub struct Inspection {
 
 impl Inspection {
     pub fn new(component: &LoadedComponent, grants: &Grants) -> Self {
-        let hermetic_imports = component.imports.iter().filter(|name| name.starts_with("wasi:")).cloned().collect();
+        let hermetic_imports =
+            component.imports.iter().filter(|name| wasmtel_component::interfaces::is_hermetic(name)).cloned().collect();
         Inspection {
             name: component.name.clone(),
             digest: component.digest.clone(),

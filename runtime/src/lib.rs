@@ -22,7 +22,6 @@ mod error;
 mod host;
 pub mod inspect;
 pub mod logging;
-mod manifest;
 pub mod metrics;
 pub mod otlp;
 mod plugin;
@@ -30,11 +29,10 @@ mod runtime;
 
 pub use config::{Grants, Limits, OnError, PluginConfig, RuntimeConfig};
 pub use error::{FailureKind, LoadError, ProcessError};
-pub use manifest::{FailureMode, Manifest};
+pub use wasmtel_component::interfaces::WIT_VERSION;
+pub use wasmtel_component::{FailureMode, Manifest};
 pub use metrics::MetricsSnapshot;
 pub use otlp::Signal;
 pub use plugin::{CANCEL_CHECK, Cancel, Outcome, Plugin};
 pub use runtime::{ComponentSource, LoadedComponent, MAX_COMPONENT_BYTES, Runtime, read_component_file};
 
-/// The `wasmtel:plugin` WIT package version this runtime implements.
-pub const WIT_VERSION: &str = "0.1.0";

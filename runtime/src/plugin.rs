@@ -145,7 +145,7 @@ impl Plugin {
         let config_json = serde_json::to_string(&config.config).map_err(|e| config_error(e.to_string()))?;
         let on_error = config
             .on_error
-            .unwrap_or_else(|| Manifest::failure_mode_of(component.manifest.as_ref()).default_on_error());
+            .unwrap_or_else(|| OnError::by_default(Manifest::failure_mode_of(component.manifest.as_ref())));
         let plugin = Plugin {
             inner: Arc::new(PluginInner {
                 name: Arc::from(name.as_str()),

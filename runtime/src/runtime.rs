@@ -15,6 +15,9 @@ use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 use crate::bindings::{ProcessorPlugin, ProcessorPluginPre};
 use crate::cache::{CompileCache, CompiledFrom};
 use crate::host::HostState;
+use wasmtel_component::HeaderError;
+use wasmtel_component::interfaces::{self, ImportRefused};
+
 use crate::{LoadError, Manifest, Plugin, PluginConfig, RuntimeConfig, WIT_VERSION};
 
 /// Granularity of batch timeouts: the epoch advances this often.
@@ -24,34 +27,6 @@ pub(crate) const MAX_PLUGIN_MEMORY: u64 = 4 << 30;
 /// Linear memories one component may define (all of them count against its
 /// `max_memory` together).
 pub const MAX_MEMORIES_PER_COMPONENT: u32 = 2;
-
-const PROCESSOR_INTERFACE: &str = "wasmtel:plugin/processor";
-const HOST_INTERFACES: [&str; 2] = ["wasmtel:plugin/host", "wasmtel:plugin/types"];
-/// WASI interfaces Rust's std imports even when a plugin never uses them; the
-/// sandbox answers them without granting anything (no preopens, no env,
-/// frozen clock and fixed randomness unless granted, output into the host log).
-const HERMETIC_WASI: &[&str] = &[
-    "wasi:cli/environment",
-    "wasi:cli/exit",
-    "wasi:cli/stdin",
-    "wasi:cli/stdout",
-    "wasi:cli/stderr",
-    "wasi:cli/terminal-input",
-    "wasi:cli/terminal-output",
-    "wasi:cli/terminal-stdin",
-    "wasi:cli/terminal-stdout",
-    "wasi:cli/terminal-stderr",
-    "wasi:io/error",
-    "wasi:io/poll",
-    "wasi:io/streams",
-    "wasi:clocks/wall-clock",
-    "wasi:clocks/monotonic-clock",
-    "wasi:random/random",
-    "wasi:random/insecure",
-    "wasi:random/insecure-seed",
-    "wasi:filesystem/types",
-    "wasi:filesystem/preopens",
-];
 
 /// Where a component's bytes come from.
 #[derive(Clone, Debug)]
@@ -188,7 +163,7 @@ impl Runtime {
         }
         check_header(name, &bytes)?;
         let manifest = Manifest::from_component(&bytes)
-            .map_err(|detail| LoadError::Invalid { component: name.to_string(), detail })?;
+            .map_err(|error| LoadError::Invalid { component: name.to_string(), detail: error.to_string() })?;
         let digest_hex = hex::encode(Sha256::digest(&bytes));
         let (component, compiled_from) = self.compile(name, &digest_hex, &bytes)?;
 
@@ -308,45 +283,16 @@ fn spawn_epoch_ticker(engine: &Engine) {
 /// Tells a wasm component apart from a core module and from non-wasm files
 /// before Cranelift sees it, for errors a person can act on.
 fn check_header(name: &str, bytes: &[u8]) -> Result<(), LoadError> {
-    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
-        let head: String = bytes.iter().take(16).map(|b| if b.is_ascii_graphic() { *b as char } else { '.' }).collect();
-        let detail = if bytes.is_empty() {
-            "the file is empty".to_string()
-        } else {
-            format!("missing the \\0asm magic number; the file starts with {head:?}")
-        };
-        return Err(LoadError::NotWasm { component: name.to_string(), detail });
-    }
-    // Bytes 6..8 are the layer: 0 for core modules, 1 for components.
-    match bytes[6..8] {
-        [0, 0] => Err(LoadError::CoreModule { component: name.to_string() }),
-        [1, 0] => Ok(()),
-        _ => Err(LoadError::NotWasm {
-            component: name.to_string(),
-            detail: format!("unknown wasm encoding version/layer {:02x?}", &bytes[4..8]),
-        }),
-    }
-}
-
-fn split_version(name: &str) -> (&str, Option<&str>) {
-    match name.split_once('@') {
-        Some((interface, version)) => (interface, Some(version)),
-        None => (name, None),
-    }
-}
-
-/// Same major version (same minor while the major is 0), as Cargo's caret rule.
-fn wit_compatible(found: &str) -> bool {
-    let (Ok(found), Ok(ours)) = (semver::Version::parse(found), semver::Version::parse(WIT_VERSION)) else {
-        return false;
-    };
-    found.major == ours.major && (ours.major != 0 || found.minor == ours.minor)
+    wasmtel_component::check_header(bytes).map_err(|error| match error {
+        HeaderError::CoreModule => LoadError::CoreModule { component: name.to_string() },
+        other => LoadError::NotWasm { component: name.to_string(), detail: other.to_string() },
+    })
 }
 
 /// Finds the processor export and checks its WIT version; returns that version.
 fn check_exports(name: &str, exports: &[String]) -> Result<String, LoadError> {
-    let processor = exports.iter().find_map(|export| match split_version(export) {
-        (PROCESSOR_INTERFACE, version) => Some(version.unwrap_or("unversioned")),
+    let processor = exports.iter().find_map(|export| match interfaces::split_version(export) {
+        (interfaces::PROCESSOR, version) => Some(version.unwrap_or("unversioned")),
         _ => None,
     });
     match processor {
@@ -354,7 +300,7 @@ fn check_exports(name: &str, exports: &[String]) -> Result<String, LoadError> {
             component: name.to_string(),
             exports: if exports.is_empty() { "(none)".to_string() } else { exports.join(", ") },
         }),
-        Some(found) if !wit_compatible(found) => Err(LoadError::IncompatibleWit {
+        Some(found) if !interfaces::wit_compatible(found) => Err(LoadError::IncompatibleWit {
             component: name.to_string(),
             found: found.to_string(),
             supported: WIT_VERSION.to_string(),
@@ -364,35 +310,17 @@ fn check_exports(name: &str, exports: &[String]) -> Result<String, LoadError> {
 }
 
 fn check_import(name: &str, import: &str, item: &ComponentExtern<'_>) -> Result<(), LoadError> {
-    let (interface, version) = split_version(import);
-    let forbidden = |why: &str| LoadError::ForbiddenImport {
-        component: name.to_string(),
-        import: import.to_string(),
-        why: why.to_string(),
-    };
+    let forbidden =
+        |why: String| LoadError::ForbiddenImport { component: name.to_string(), import: import.to_string(), why };
     if !matches!(item.ty, ComponentItem::ComponentInstance(_)) {
-        return Err(forbidden("plugins may import only interfaces"));
+        return Err(forbidden("plugins may import only interfaces".to_string()));
     }
-    if HOST_INTERFACES.contains(&interface) {
-        return match version {
-            Some(v) if wit_compatible(v) => Ok(()),
-            _ => Err(LoadError::IncompatibleWit {
-                component: name.to_string(),
-                found: version.unwrap_or("unversioned").to_string(),
-                supported: WIT_VERSION.to_string(),
-            }),
-        };
-    }
-    if HERMETIC_WASI.contains(&interface) {
-        return Ok(());
-    }
-    if interface.starts_with("wasi:sockets/") {
-        return Err(forbidden("plugins get no network access"));
-    }
-    if interface.starts_with("wasi:http/") {
-        return Err(forbidden("plugins get no HTTP access"));
-    }
-    Err(forbidden("it is not part of the plugin sandbox"))
+    interfaces::check_import(import).map_err(|refused| match refused {
+        ImportRefused::IncompatibleWit { found } => {
+            LoadError::IncompatibleWit { component: name.to_string(), found, supported: WIT_VERSION.to_string() }
+        }
+        other => forbidden(other.to_string()),
+    })
 }
 
 #[cfg(test)]
@@ -405,15 +333,6 @@ mod tests {
         assert!(matches!(check_header("x", b""), Err(LoadError::NotWasm { .. })));
         assert!(matches!(check_header("x", b"\0asm\x01\0\0\0"), Err(LoadError::CoreModule { .. })));
         assert!(check_header("x", b"\0asm\x0d\0\x01\0").is_ok());
-    }
-
-    #[test]
-    fn wit_versions_follow_the_caret_rule() {
-        assert!(wit_compatible("0.1.0"));
-        assert!(wit_compatible("0.1.7"));
-        assert!(!wit_compatible("0.2.0"));
-        assert!(!wit_compatible("1.0.0"));
-        assert!(!wit_compatible("garbage"));
     }
 
     #[test]

@@ -247,21 +247,21 @@ fn run_batch(runtime: &Runtime, registry_opts: &registry::RegistryOpts, args: Ru
     let items_in = count_items(args.signal, &input)?;
     let output = match outcome? {
         Outcome::Unchanged => {
-            eprintln!("outcome: unchanged ({items_in} {})", item_noun(args.signal));
+            eprintln!("outcome: unchanged ({items_in} {})", args.signal.items());
             Some(input)
         }
         Outcome::Replaced(bytes) => {
             let items_out = count_items(args.signal, &bytes)?;
             eprintln!(
                 "outcome: replaced ({items_in} -> {items_out} {}, {} -> {} bytes)",
-                item_noun(args.signal),
+                args.signal.items(),
                 input.len(),
                 bytes.len()
             );
             Some(bytes)
         }
         Outcome::Dropped => {
-            eprintln!("outcome: dropped (all {items_in} {})", item_noun(args.signal));
+            eprintln!("outcome: dropped (all {items_in} {})", args.signal.items());
             None
         }
     };
@@ -272,14 +272,6 @@ fn run_batch(runtime: &Runtime, registry_opts: &registry::RegistryOpts, args: Ru
         }
     }
     Ok(())
-}
-
-fn item_noun(signal: Signal) -> &'static str {
-    match signal {
-        Signal::Traces => "spans",
-        Signal::Metrics => "data points",
-        Signal::Logs => "log records",
-    }
 }
 
 fn read_input(path: &Path, signal: Signal) -> Result<Vec<u8>> {

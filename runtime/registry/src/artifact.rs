@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use wasmparser::{Parser, Payload};
 
 use crate::Manifest;
 use crate::reference::Digest;
@@ -86,49 +85,17 @@ pub struct ComponentInfo {
 
 /// Checks the bytes are a wasm component and reads its manifest and world.
 pub fn describe(bytes: &[u8]) -> Result<ComponentInfo, String> {
-    check_component_header(bytes)?;
-    let manifest = Manifest::from_component(bytes)?;
-    let mut world = ComponentWorld::default();
-    // Nested modules and components have their own sections; only depth 0 is the component's world.
-    let mut depth = 0usize;
-    for payload in Parser::new(0).parse_all(bytes) {
-        match payload.map_err(|e| format!("invalid component: {e}"))? {
-            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
-            Payload::End(_) if depth == 0 => break,
-            Payload::End(_) => depth -= 1,
-            Payload::ComponentImportSection(reader) if depth == 0 => {
-                for import in reader {
-                    let import = import.map_err(|e| format!("invalid component import: {e}"))?;
-                    world.imports.push(import.name.name.to_string());
-                }
-            }
-            Payload::ComponentExportSection(reader) if depth == 0 => {
-                for export in reader {
-                    let export = export.map_err(|e| format!("invalid component export: {e}"))?;
-                    world.exports.push(export.name.name.to_string());
-                }
-            }
-            _ => {}
-        }
-    }
-    world.target = world
-        .exports
-        .iter()
-        .find_map(|e| e.strip_prefix("wasmtel:plugin/processor@"))
+    let description = wasmtel_component::describe(bytes).map_err(not_a_component)?;
+    let target = description
+        .processor_version()
         .map(|version| format!("wasmtel:plugin/processor-plugin@{version}"));
-    Ok(ComponentInfo { manifest, world })
+    let world = ComponentWorld { imports: description.imports, exports: description.exports, target };
+    Ok(ComponentInfo { manifest: description.manifest, world })
 }
 
-/// Components start with `\0asm`, version 0x0d and layer 1 (core modules have layer 0).
-pub fn check_component_header(bytes: &[u8]) -> Result<(), String> {
-    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
-        let head: String = bytes.iter().take(16).map(|b| if b.is_ascii_graphic() { *b as char } else { '.' }).collect();
-        return Err(format!("the content is not WebAssembly (it starts with {head:?})"));
-    }
-    if bytes[6..8] != [1, 0] {
-        return Err("the content is a core WebAssembly module, not a component".to_string());
-    }
-    Ok(())
+/// A component check's error as the registry reports it.
+pub fn not_a_component(error: impl std::fmt::Display) -> String {
+    format!("not a WebAssembly component: {error}")
 }
 
 /// The config, manifest and digests of an artifact ready to push.
@@ -237,10 +204,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn headers_are_checked() {
-        assert!(check_component_header(b"hello world, not wasm").unwrap_err().contains("not WebAssembly"));
-        assert!(check_component_header(b"\0asm\x01\0\0\0").unwrap_err().contains("core WebAssembly module"));
-        assert!(check_component_header(b"\0asm\x0d\0\x01\0").is_ok());
+    fn non_components_are_refused_saying_what_they_are() {
+        assert!(describe(b"hello world, not wasm").unwrap_err().contains("not a WebAssembly component"));
+        assert!(describe(b"\0asm\x01\0\0\0").unwrap_err().contains("core WebAssembly module"));
+        assert!(describe(b"\0asm\x0d\0\x01\0").is_ok());
     }
 
     #[test]

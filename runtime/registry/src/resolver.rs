@@ -808,7 +808,7 @@ fn check_file_header(path: &Path) -> Result<(), String> {
     std::fs::File::open(path)
         .and_then(|f| f.take(16).read_to_end(&mut head))
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    artifact::check_component_header(&head)
+    wasmtel_component::check_header(&head).map_err(artifact::not_a_component)
 }
 
 /// Parses trusted keys: PEM text inline, or a path to a PEM file.

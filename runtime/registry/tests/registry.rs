@@ -313,14 +313,14 @@ fn non_wasm_layers_are_refused() {
     let error = expect_error(resolver.resolve(&tar), &tar, "not a wasm component artifact");
     assert!(error.to_string().contains("tar+gzip"), "{error}");
     let text = registry.reference("plugins/bad:text");
-    expect_error(resolver.resolve(&text), &text, "not WebAssembly");
+    expect_error(resolver.resolve(&text), &text, "not a WebAssembly component");
     assert!(files_under(&store.path().join("blobs")).is_empty(), "{:?}", files_under(store.path()));
     assert!(files_under(&store.path().join("refs")).is_empty());
     no_partial_files(store.path());
 
     // Pushing something that is not a component is refused before any upload.
     let target = registry.reference("plugins/bad:push");
-    expect_error(resolver.push(&work.path().join("fake.wasm"), &target), &target, "not WebAssembly");
+    expect_error(resolver.push(&work.path().join("fake.wasm"), &target), &target, "not a WebAssembly component");
 }
 
 #[test]

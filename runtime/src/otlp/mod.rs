@@ -1,52 +1,12 @@
 //! OTLP signals and the protobuf/JSON encodings the host reads and writes.
 
-use std::fmt;
-use std::str::FromStr;
-
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-/// One OTLP signal; its bytes are the matching `Export*ServiceRequest`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Signal {
-    Traces,
-    Metrics,
-    Logs,
-}
-
-impl Signal {
-    pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Signal::Traces => "traces",
-            Signal::Metrics => "metrics",
-            Signal::Logs => "logs",
-        }
-    }
-}
-
-impl fmt::Display for Signal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Signal {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "traces" | "trace" | "spans" => Ok(Signal::Traces),
-            "metrics" | "metric" => Ok(Signal::Metrics),
-            "logs" | "log" => Ok(Signal::Logs),
-            other => Err(format!("unknown signal {other:?} (expected traces, metrics or logs)")),
-        }
-    }
-}
+pub use wasmtel_component::Signal;
 
 mod wire;
 pub use wire::{Fixes, InvalidOtlp, Scan, rewrite, scan, validate};
