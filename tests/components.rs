@@ -23,12 +23,7 @@ fn both<P: wasmtel_sdk::Processor>(
     let input = sample(signal);
     let wasm = plugin.process(signal, &input, None).unwrap();
     let mut native: P = testing::new(&config.to_string()).unwrap();
-    let sdk_signal = match signal {
-        Signal::Traces => wasmtel_sdk::Signal::Traces,
-        Signal::Metrics => wasmtel_sdk::Signal::Metrics,
-        Signal::Logs => wasmtel_sdk::Signal::Logs,
-    };
-    let native = testing::run(&mut native, sdk_signal, &input).unwrap();
+    let native = testing::run(&mut native, signal, &input).unwrap();
     (wasm, native)
 }
 

@@ -20,14 +20,6 @@ use wasmtel_sdk::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span, span::Event,
 use wasmtel_sdk::{Outcome, Processor, testing};
 use wasmtel_tests::workspace_root;
 
-fn sdk_signal(signal: Signal) -> wasmtel_sdk::Signal {
-    match signal {
-        Signal::Traces => wasmtel_sdk::Signal::Traces,
-        Signal::Metrics => wasmtel_sdk::Signal::Metrics,
-        Signal::Logs => wasmtel_sdk::Signal::Logs,
-    }
-}
-
 /// The decoded content of a request, comparable across encodings.
 fn content(signal: Signal, bytes: &[u8]) -> String {
     match signal {
@@ -54,8 +46,8 @@ impl<V: Processor, D: Processor> Pair<V, D> {
     /// Runs both on one batch: the same outcome and the same telemetry;
     /// returns whether the batch was changed.
     fn check(&mut self, signal: Signal, input: &[u8]) -> bool {
-        let by_view = testing::run(&mut self.view, sdk_signal(signal), input).unwrap();
-        let by_decoding = testing::run(&mut self.decoded, sdk_signal(signal), input).unwrap();
+        let by_view = testing::run(&mut self.view, signal, input).unwrap();
+        let by_decoding = testing::run(&mut self.decoded, signal, input).unwrap();
         match (&by_view, &by_decoding) {
             (Outcome::Unchanged, Outcome::Unchanged) => false,
             (Outcome::Dropped, Outcome::Dropped) => true,

@@ -33,11 +33,6 @@ thread_local! {
 }
 
 fn run<P: wasmtel_sdk::Processor>(processor: &mut P, signal: Signal, bytes: &[u8]) -> Result<Outcome, String> {
-    let signal = match signal {
-        Signal::Traces => wasmtel_sdk::Signal::Traces,
-        Signal::Metrics => wasmtel_sdk::Signal::Metrics,
-        Signal::Logs => wasmtel_sdk::Signal::Logs,
-    };
     testing::run(processor, signal, bytes).map_err(|e| e.to_string())
 }
 

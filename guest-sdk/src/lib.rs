@@ -59,13 +59,9 @@ pub mod bindings {
     });
 }
 
-/// Which OTLP request a batch holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Signal {
-    Traces,
-    Metrics,
-    Logs,
-}
+/// Which OTLP request a batch holds (the host's own type: one definition
+/// for the runtime, the registry and guests).
+pub use wasmtel_component::Signal;
 
 /// What a raw processor did with a batch.
 #[derive(Clone, Debug, PartialEq, Eq)]

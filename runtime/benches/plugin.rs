@@ -184,14 +184,6 @@ fn big_batch(signal: Signal, items: usize) -> Vec<u8> {
     }
 }
 
-fn sdk_signal(signal: Signal) -> wasmtel_sdk::Signal {
-    match signal {
-        Signal::Traces => wasmtel_sdk::Signal::Traces,
-        Signal::Metrics => wasmtel_sdk::Signal::Metrics,
-        Signal::Logs => wasmtel_sdk::Signal::Logs,
-    }
-}
-
 /// Counts heap allocations while `COUNTING` is on (off while timing).
 struct CountingAllocator;
 
@@ -230,7 +222,7 @@ fn allocations<P: wasmtel_sdk::Processor>(processor: &mut P, signal: Signal, bat
     ALLOCATIONS.store(0, Relaxed);
     ALLOCATED_BYTES.store(0, Relaxed);
     COUNTING.store(true, Relaxed);
-    black_box(wasmtel_sdk::testing::run(processor, sdk_signal(signal), batch).unwrap());
+    black_box(wasmtel_sdk::testing::run(processor, signal, batch).unwrap());
     COUNTING.store(false, Relaxed);
     (ALLOCATIONS.load(Relaxed), ALLOCATED_BYTES.load(Relaxed))
 }
@@ -274,10 +266,10 @@ fn wasm_vs_native<P: wasmtel_sdk::Processor, D: wasmtel_sdk::Processor>(
         );
         group.throughput(Throughput::Elements(items as u64));
         group.bench_with_input(BenchmarkId::new("native_decoded", &id), &batch, |b, batch| {
-            b.iter(|| black_box(wasmtel_sdk::testing::run(&mut decoded, sdk_signal(signal), batch).unwrap()))
+            b.iter(|| black_box(wasmtel_sdk::testing::run(&mut decoded, signal, batch).unwrap()))
         });
         group.bench_with_input(BenchmarkId::new("native", &id), &batch, |b, batch| {
-            b.iter(|| black_box(wasmtel_sdk::testing::run(&mut native, sdk_signal(signal), batch).unwrap()))
+            b.iter(|| black_box(wasmtel_sdk::testing::run(&mut native, signal, batch).unwrap()))
         });
         group.bench_with_input(BenchmarkId::new("wasm", &id), &batch, |b, batch| {
             b.iter(|| black_box(plugin.process(signal, batch, None).unwrap()))

@@ -11,8 +11,6 @@ mod signal;
 pub use manifest::{FailureMode, MANIFEST_SECTION, Manifest, ManifestError};
 pub use signal::{Signal, UnknownSignal};
 
-use wasmparser::{Parser, Payload};
-
 /// Why bytes are not a wasm component.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HeaderError {
@@ -47,6 +45,7 @@ pub fn check_header(bytes: &[u8]) -> Result<(), HeaderError> {
 }
 
 /// Why a component cannot be described.
+#[cfg(feature = "read")]
 #[derive(Debug, thiserror::Error)]
 pub enum DescribeError {
     #[error(transparent)]
@@ -84,6 +83,7 @@ impl Description {
     }
 }
 
+#[cfg(feature = "read")]
 /// Checks the header, then reads the manifest and the top-level imports and
 /// exports (nested modules and components have their own; only depth 0 is
 /// the component's world).
@@ -91,7 +91,8 @@ pub fn describe(bytes: &[u8]) -> Result<Description, DescribeError> {
     check_header(bytes)?;
     let mut description = Description::default();
     let mut depth = 0usize;
-    for payload in Parser::new(0).parse_all(bytes) {
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        use wasmparser::Payload;
         match payload? {
             Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
             Payload::End(_) if depth == 0 => break,
@@ -116,7 +117,7 @@ pub fn describe(bytes: &[u8]) -> Result<Description, DescribeError> {
     Ok(description)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "read"))]
 mod tests {
     use super::*;
 

@@ -46,6 +46,7 @@ pub enum FailureMode {
 /// Why a component's manifest cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
+    #[cfg(feature = "read")]
     #[error("invalid component: {0}")]
     Parse(#[from] wasmparser::BinaryReaderError),
     #[error("malformed `{MANIFEST_SECTION}` section: {0}")]
@@ -55,6 +56,7 @@ pub enum ManifestError {
 impl Manifest {
     /// Reads the manifest from a component's (or its nested core modules')
     /// custom sections. `Ok(None)` when the component has none (not built with the SDK).
+    #[cfg(feature = "read")]
     pub fn from_component(bytes: &[u8]) -> Result<Option<Manifest>, ManifestError> {
         for payload in wasmparser::Parser::new(0).parse_all(bytes) {
             if let wasmparser::Payload::CustomSection(section) = payload?
