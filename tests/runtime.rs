@@ -165,11 +165,9 @@ fn metrics_batches_round_trip_through_a_guest() {
 /// A traces request whose one span's name is `name` bytes, written by hand
 /// so the bytes need not be UTF-8.
 fn span_with_raw_name(name: &[u8], attributes: &[(&str, &str)]) -> Vec<u8> {
-    let mut request = wasmtel_tests::traces(&[(
-        "PLACEHOLDER",
-        attributes.iter().map(|(k, v)| string_attr(k, v)).collect(),
-    )])
-    .encode_to_vec();
+    let mut request =
+        wasmtel_tests::traces(&[("PLACEHOLDER", attributes.iter().map(|(k, v)| string_attr(k, v)).collect())])
+            .encode_to_vec();
     // Same length, so no length prefix changes: swap the placeholder bytes.
     assert_eq!(name.len(), "PLACEHOLDER".len());
     let at = request.windows(11).position(|w| w == b"PLACEHOLDER").unwrap();

@@ -23,7 +23,8 @@ fn config(action: &str) -> String {
 }
 
 fn processors<P: wasmtel_sdk::Processor>() -> [P; 2] {
-    [false, true].map(|remove| testing::new(&config(if remove { "remove" } else { "hash" })).expect("the config is valid"))
+    [false, true]
+        .map(|remove| testing::new(&config(if remove { "remove" } else { "hash" })).expect("the config is valid"))
 }
 
 thread_local! {

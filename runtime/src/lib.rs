@@ -29,10 +29,9 @@ mod runtime;
 
 pub use config::{Grants, Limits, OnError, PluginConfig, RuntimeConfig};
 pub use error::{FailureKind, LoadError, ProcessError};
-pub use wasmtel_component::interfaces::WIT_VERSION;
-pub use wasmtel_component::{FailureMode, Manifest};
 pub use metrics::MetricsSnapshot;
 pub use otlp::Signal;
 pub use plugin::{CANCEL_CHECK, Cancel, Outcome, Plugin};
 pub use runtime::{ComponentSource, LoadedComponent, MAX_COMPONENT_BYTES, Runtime, read_component_file};
-
+pub use wasmtel_component::interfaces::WIT_VERSION;
+pub use wasmtel_component::{FailureMode, Manifest};

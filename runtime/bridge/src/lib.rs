@@ -160,8 +160,9 @@ impl Bridge for Service {
         let name = request.name.clone();
         let config = match request.plugin_config_json.as_str() {
             "" => PluginConfig::default(),
-            json => PluginConfig::from_json(json)
-                .map_err(|e| Status::invalid_argument(format!("component {name}: invalid plugin configuration: {e}")))?,
+            json => PluginConfig::from_json(json).map_err(|e| {
+                Status::invalid_argument(format!("component {name}: invalid plugin configuration: {e}"))
+            })?,
         };
         let policy = match request.registry_policy_json.as_str() {
             "" => Policy::default(),
@@ -204,10 +205,11 @@ impl Bridge for Service {
         // guest is interrupted then.
         let cancel = CancelOnDrop(Cancel::default());
         let token = cancel.0.clone();
-        let result =
-            tokio::task::spawn_blocking(move || plugin.process_cancellable(signal, &request.otlp, deadline, Some(&token)))
-                .await
-                .map_err(|e| Status::internal(format!("the batch did not complete: {e}")))?;
+        let result = tokio::task::spawn_blocking(move || {
+            plugin.process_cancellable(signal, &request.otlp, deadline, Some(&token))
+        })
+        .await
+        .map_err(|e| Status::internal(format!("the batch did not complete: {e}")))?;
         drop(cancel);
         let (outcome, otlp) = match result {
             Ok(Outcome::Unchanged) => (proto::UNCHANGED, Vec::new()),
@@ -312,7 +314,8 @@ pub fn log_to_stderr_as_json(filter: &str) {
         });
         let _ = writeln!(std::io::stderr().lock(), "{line}");
     });
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::registry().with(filter).with(layer).try_init();
 }
 

@@ -10,7 +10,8 @@ use std::process::ExitCode;
 use wasmtel_bridge::BridgeOptions;
 use wasmtel_runtime::RuntimeConfig;
 
-const USAGE: &str = "usage: wasmtel-bridge [bridge] --socket PATH [--watch-stdin] [--max-total-instances N] [--no-cache]";
+const USAGE: &str =
+    "usage: wasmtel-bridge [bridge] --socket PATH [--watch-stdin] [--max-total-instances N] [--no-cache]";
 
 fn main() -> ExitCode {
     let mut socket = None;

@@ -52,7 +52,9 @@ async fn channel(socket: &Path) -> tonic::transport::Channel {
     tonic::transport::Endpoint::from_static("http://bridge")
         .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
             let socket = socket.clone();
-            async move { Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tokio::net::UnixStream::connect(socket).await?)) }
+            async move {
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tokio::net::UnixStream::connect(socket).await?))
+            }
         }))
         .await
         .expect("connects")
@@ -101,12 +103,17 @@ fn plugins_load_once_and_batches_keep_their_outcomes_and_failure_codes() {
         // A guest that loops, under a 100 ms client deadline: interrupted,
         // and the caller's deadline is what the failure says.
         let hostile = client
-            .load(load("wasm/hostile", "wasmtel-test-hostile", serde_json::json!({"on_error": "pass", "limits": {"timeout": "30s"}})))
+            .load(load(
+                "wasm/hostile",
+                "wasmtel-test-hostile",
+                serde_json::json!({"on_error": "pass", "limits": {"timeout": "30s"}}),
+            ))
             .await
             .expect("hostile loads")
             .into_inner()
             .plugin_id;
-        let mut request = tonic::Request::new(ProcessRequest { plugin_id: hostile, signal: 0, otlp: span_named("loop").into() });
+        let mut request =
+            tonic::Request::new(ProcessRequest { plugin_id: hostile, signal: 0, otlp: span_named("loop").into() });
         request.set_timeout(Duration::from_millis(100));
         let status = client.process(request).await.expect_err("interrupted");
         // The client gives up at its deadline; the bridge must have too.
@@ -142,7 +149,11 @@ fn plugins_load_once_and_batches_keep_their_outcomes_and_failure_codes() {
 
         // A component that cannot load is refused naming it and the cause.
         let status = client
-            .load(LoadRequest { name: "wasm/ghost".into(), reference: "/nonexistent/ghost.wasm".into(), ..Default::default() })
+            .load(LoadRequest {
+                name: "wasm/ghost".into(),
+                reference: "/nonexistent/ghost.wasm".into(),
+                ..Default::default()
+            })
             .await
             .expect_err("refused");
         assert_eq!(status.code(), Code::FailedPrecondition);

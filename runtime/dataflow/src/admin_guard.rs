@@ -67,16 +67,12 @@ pub fn start(public: &str, token: Option<String>) -> Result<AdminGuard, AdminGua
     let public: SocketAddr = public
         .parse()
         .map_err(|e| AdminGuardError::Address { address: public.to_string(), message: format!("{e}") })?;
-    let listener = std::net::TcpListener::bind(public).map_err(|source| AdminGuardError::Bind { address: public, source })?;
+    let listener =
+        std::net::TcpListener::bind(public).map_err(|source| AdminGuardError::Bind { address: public, source })?;
     let public = listener.local_addr().map_err(|source| AdminGuardError::Bind { address: public, source })?;
     let engine = ephemeral_loopback().map_err(|source| AdminGuardError::Bind { address: public, source })?;
     listener.set_nonblocking(true).map_err(|source| AdminGuardError::Bind { address: public, source })?;
-    let rules = Arc::new(Rules {
-        public,
-        engine,
-        token,
-        client: Client::builder(TokioExecutor::new()).build_http(),
-    });
+    let rules = Arc::new(Rules { public, engine, token, client: Client::builder(TokioExecutor::new()).build_http() });
     thread::Builder::new()
         .name("wasmtel-admin-guard".into())
         .spawn(move || {
@@ -121,7 +117,9 @@ async fn guard(State(rules): State<Arc<Rules>>, request: Request) -> Response {
     }
     match rules.client.request(Request::from_parts(parts, body)).await {
         Ok(response) => response.map(Body::new).into_response(),
-        Err(error) => (StatusCode::BAD_GATEWAY, format!("the engine's admin server did not answer: {error}")).into_response(),
+        Err(error) => {
+            (StatusCode::BAD_GATEWAY, format!("the engine's admin server did not answer: {error}")).into_response()
+        }
     }
 }
 

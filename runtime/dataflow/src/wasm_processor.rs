@@ -55,8 +55,8 @@ use otel_arrow_dfe_telemetry::instrument::{Counter, Gauge, ObserveCounter};
 use otel_arrow_dfe_telemetry::metrics::MetricSet;
 use otel_arrow_dfe_telemetry_macros::metric_set;
 use serde::Deserialize;
-use wasmtel_registry::Policy;
 use wasmtel_otap::ConvertError;
+use wasmtel_registry::Policy;
 use wasmtel_runtime::{FailureKind, Grants, Limits, MetricsSnapshot, OnError, Outcome, Plugin, PluginConfig, Signal};
 
 use crate::{config_error, wasmtel_signal};

@@ -396,7 +396,7 @@ fn components_load_by_store_reference_under_the_node_registry_policy() {
 fn span_with_field_17() -> Vec<u8> {
     let mut span = ExportTraceServiceRequest::decode(&traces_bytes(&[("GET /", vec![])])[..]).unwrap().resource_spans
         [0]
-        .scope_spans[0]
+    .scope_spans[0]
         .spans[0]
         .encode_to_vec();
     span.extend_from_slice(&[0x88, 0x01, 0x01]); // field 17, varint 1
@@ -423,16 +423,20 @@ fn client_bytes_the_engine_would_panic_on_are_converted_safely() {
 #[test]
 fn malformed_client_bytes_are_refused_permanently_not_a_panic() {
     for output in ["otap", "otlp"] {
-        run_one(identity("unchanged", output), otlp_traces(vec![0x0a, 0x05, 0x12, 0xff]), move |emitted, completion| {
-            assert!(emitted.is_empty(), "{output}");
-            match completion {
-                Some(PipelineCompletionMsg::DeliverNack { nack }) => {
-                    assert!(nack.permanent, "{output}: {}", nack.reason);
-                    assert!(nack.reason.contains("not an OTLP traces request"), "{}", nack.reason);
+        run_one(
+            identity("unchanged", output),
+            otlp_traces(vec![0x0a, 0x05, 0x12, 0xff]),
+            move |emitted, completion| {
+                assert!(emitted.is_empty(), "{output}");
+                match completion {
+                    Some(PipelineCompletionMsg::DeliverNack { nack }) => {
+                        assert!(nack.permanent, "{output}: {}", nack.reason);
+                        assert!(nack.reason.contains("not an OTLP traces request"), "{}", nack.reason);
+                    }
+                    other => panic!("{output}: expected a permanent Nack, got {other:?}"),
                 }
-                other => panic!("{output}: expected a permanent Nack, got {other:?}"),
-            }
-        });
+            },
+        );
     }
 }
 

@@ -17,7 +17,9 @@ pub enum ConvertError {
     ToOtap { signal: Signal, message: String },
     /// More items than otap-dataflow 0.62 numbers correctly in one batch;
     /// the batch itself is fine (forward it as OTLP, or split it).
-    #[error("cannot convert OTLP {signal} to OTAP: {items} items in one batch, more than the {max} otap-dataflow 0.62 can number")]
+    #[error(
+        "cannot convert OTLP {signal} to OTAP: {items} items in one batch, more than the {max} otap-dataflow 0.62 can number"
+    )]
     TooManyItems { signal: Signal, items: u64, max: u64 },
     #[error("cannot convert an OTAP {signal} batch to OTLP: {message}")]
     ToOtlp { signal: Signal, message: String },

@@ -86,9 +86,7 @@ pub struct ComponentInfo {
 /// Checks the bytes are a wasm component and reads its manifest and world.
 pub fn describe(bytes: &[u8]) -> Result<ComponentInfo, String> {
     let description = wasmtel_component::describe(bytes).map_err(not_a_component)?;
-    let target = description
-        .processor_version()
-        .map(|version| format!("wasmtel:plugin/processor-plugin@{version}"));
+    let target = description.processor_version().map(|version| format!("wasmtel:plugin/processor-plugin@{version}"));
     let world = ComponentWorld { imports: description.imports, exports: description.exports, target };
     Ok(ComponentInfo { manifest: description.manifest, world })
 }

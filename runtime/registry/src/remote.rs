@@ -81,11 +81,8 @@ impl Remote {
     }
 
     async fn manifest_accepting(&self, oci: &OciRef, accept: &[&str]) -> Result<(Vec<u8>, Digest), ErrorKind> {
-        let (bytes, _) = self
-            .client(oci)
-            .pull_manifest_raw(&oci.client_ref(), &self.auth, accept)
-            .await
-            .map_err(Self::fail(oci))?;
+        let (bytes, _) =
+            self.client(oci).pull_manifest_raw(&oci.client_ref(), &self.auth, accept).await.map_err(Self::fail(oci))?;
         if bytes.len() > MAX_MANIFEST_BYTES {
             return Err(registry_error(oci, format!("manifest of {} bytes is too large", bytes.len())));
         }
@@ -106,7 +103,8 @@ impl Remote {
     /// tags). Indexes are accepted too, so that whatever a tag holds is seen
     /// (and never mistaken for nothing and overwritten).
     pub async fn manifest_if_exists(&self, oci: &OciRef) -> Result<Option<(Vec<u8>, Digest)>, ErrorKind> {
-        let accept = [OCI_MANIFEST_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE, OCI_INDEX_MEDIA_TYPE, DOCKER_LIST_MEDIA_TYPE];
+        let accept =
+            [OCI_MANIFEST_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE, OCI_INDEX_MEDIA_TYPE, DOCKER_LIST_MEDIA_TYPE];
         match self.manifest_accepting(oci, &accept).await {
             Ok(found) => Ok(Some(found)),
             Err(ErrorKind::NotFound(_)) => Ok(None),

@@ -665,15 +665,15 @@ impl Resolver {
 
         let mut layers = match self.remote.manifest_if_exists(&signature_ref).await? {
             // Rewriting a manifest we cannot read would drop other keys' signatures.
-            Some((bytes, _)) => serde_json::from_slice::<ImageManifest>(&bytes).map(|m| m.layers).map_err(|e| {
-                ErrorKind::Registry {
+            Some((bytes, _)) => {
+                serde_json::from_slice::<ImageManifest>(&bytes).map(|m| m.layers).map_err(|e| ErrorKind::Registry {
                     registry: oci.registry.clone(),
                     detail: format!(
                         "the existing signature manifest {signature_ref} is not an OCI image manifest ({e}); \
                          refusing to overwrite the signatures it may hold"
                     ),
-                }
-            })?,
+                })?
+            }
             None => Vec::new(),
         };
         // Deterministic (RFC 6979) signatures make re-signing idempotent.

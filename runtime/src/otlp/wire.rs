@@ -67,16 +67,19 @@ const TRACE_ID: Kind = Id(16);
 const SPAN_ID: Kind = Id(8);
 
 static KEY_VALUE: Schema = schema(&[(1, Str), (2, Message(&ANY_VALUE)), (3, Varint)], KeyValue);
-static ANY_VALUE: Schema = schema(&[
-    (1, Str),
-    (2, Varint),
-    (3, Varint),
-    (4, Fixed64),
-    (5, Message(&ARRAY_VALUE)),
-    (6, Message(&KEY_VALUE_LIST)),
-    (7, Bytes),
-    (8, Varint),
-], Plain);
+static ANY_VALUE: Schema = schema(
+    &[
+        (1, Str),
+        (2, Varint),
+        (3, Varint),
+        (4, Fixed64),
+        (5, Message(&ARRAY_VALUE)),
+        (6, Message(&KEY_VALUE_LIST)),
+        (7, Bytes),
+        (8, Varint),
+    ],
+    Plain,
+);
 static ARRAY_VALUE: Schema = schema(&[(1, Message(&ANY_VALUE))], Plain);
 static KEY_VALUE_LIST: Schema = schema(&[(1, Message(&KEY_VALUE))], Plain);
 static SCOPE: Schema = schema(&[(1, Str), (2, Str), (3, Message(&KEY_VALUE)), (4, Varint)], Plain);
@@ -86,24 +89,27 @@ static RESOURCE: Schema = schema(&[(1, Message(&KEY_VALUE)), (2, Varint), (3, Me
 static TRACES: Schema = schema(&[(1, Message(&RESOURCE_SPANS))], Plain);
 static RESOURCE_SPANS: Schema = schema(&[(1, Message(&RESOURCE)), (2, Message(&SCOPE_SPANS)), (3, Str)], Plain);
 static SCOPE_SPANS: Schema = schema(&[(1, Message(&SCOPE)), (2, Message(&SPAN)), (3, Str)], ScopeContainer);
-static SPAN: Schema = schema(&[
-    (1, TRACE_ID),
-    (2, SPAN_ID),
-    (3, Str),
-    (4, SPAN_ID),
-    (5, Str),
-    (6, Varint),
-    (7, Fixed64),
-    (8, Fixed64),
-    (9, Message(&KEY_VALUE)),
-    (10, Varint),
-    (11, Message(&SPAN_EVENT)),
-    (12, Varint),
-    (13, Message(&SPAN_LINK)),
-    (14, Varint),
-    (15, Message(&STATUS)),
-    (16, Fixed32),
-], Item);
+static SPAN: Schema = schema(
+    &[
+        (1, TRACE_ID),
+        (2, SPAN_ID),
+        (3, Str),
+        (4, SPAN_ID),
+        (5, Str),
+        (6, Varint),
+        (7, Fixed64),
+        (8, Fixed64),
+        (9, Message(&KEY_VALUE)),
+        (10, Varint),
+        (11, Message(&SPAN_EVENT)),
+        (12, Varint),
+        (13, Message(&SPAN_LINK)),
+        (14, Varint),
+        (15, Message(&STATUS)),
+        (16, Fixed32),
+    ],
+    Item,
+);
 static SPAN_EVENT: Schema = schema(&[(1, Fixed64), (2, Str), (3, Message(&KEY_VALUE)), (4, Varint)], Plain);
 static SPAN_LINK: Schema =
     schema(&[(1, TRACE_ID), (2, SPAN_ID), (3, Str), (4, Message(&KEY_VALUE)), (5, Varint), (6, Fixed32)], Plain);
@@ -112,87 +118,105 @@ static STATUS: Schema = schema(&[(2, Str), (3, Varint)], Plain);
 static LOGS: Schema = schema(&[(1, Message(&RESOURCE_LOGS))], Plain);
 static RESOURCE_LOGS: Schema = schema(&[(1, Message(&RESOURCE)), (2, Message(&SCOPE_LOGS)), (3, Str)], Plain);
 static SCOPE_LOGS: Schema = schema(&[(1, Message(&SCOPE)), (2, Message(&LOG_RECORD)), (3, Str)], ScopeContainer);
-static LOG_RECORD: Schema = schema(&[
-    (1, Fixed64),
-    (11, Fixed64),
-    (2, Varint),
-    (3, Str),
-    (5, Message(&ANY_VALUE)),
-    (6, Message(&KEY_VALUE)),
-    (7, Varint),
-    (8, Fixed32),
-    (9, TRACE_ID),
-    (10, SPAN_ID),
-    (12, Str),
-], Item);
+static LOG_RECORD: Schema = schema(
+    &[
+        (1, Fixed64),
+        (11, Fixed64),
+        (2, Varint),
+        (3, Str),
+        (5, Message(&ANY_VALUE)),
+        (6, Message(&KEY_VALUE)),
+        (7, Varint),
+        (8, Fixed32),
+        (9, TRACE_ID),
+        (10, SPAN_ID),
+        (12, Str),
+    ],
+    Item,
+);
 
 static METRICS: Schema = schema(&[(1, Message(&RESOURCE_METRICS))], Plain);
 static RESOURCE_METRICS: Schema = schema(&[(1, Message(&RESOURCE)), (2, Message(&SCOPE_METRICS)), (3, Str)], Plain);
 static SCOPE_METRICS: Schema = schema(&[(1, Message(&SCOPE)), (2, Message(&METRIC)), (3, Str)], ScopeContainer);
-static METRIC: Schema = schema(&[
-    (1, Str),
-    (2, Str),
-    (3, Str),
-    (5, Message(&GAUGE)),
-    (7, Message(&SUM)),
-    (9, Message(&HISTOGRAM)),
-    (10, Message(&EXPONENTIAL_HISTOGRAM)),
-    (11, Message(&SUMMARY)),
-    (12, Message(&KEY_VALUE)),
-], Plain);
+static METRIC: Schema = schema(
+    &[
+        (1, Str),
+        (2, Str),
+        (3, Str),
+        (5, Message(&GAUGE)),
+        (7, Message(&SUM)),
+        (9, Message(&HISTOGRAM)),
+        (10, Message(&EXPONENTIAL_HISTOGRAM)),
+        (11, Message(&SUMMARY)),
+        (12, Message(&KEY_VALUE)),
+    ],
+    Plain,
+);
 static GAUGE: Schema = schema(&[(1, Message(&NUMBER_POINT))], Plain);
 static SUM: Schema = schema(&[(1, Message(&NUMBER_POINT)), (2, Varint), (3, Varint)], Plain);
 static HISTOGRAM: Schema = schema(&[(1, Message(&HISTOGRAM_POINT)), (2, Varint)], Plain);
 static EXPONENTIAL_HISTOGRAM: Schema = schema(&[(1, Message(&EXPONENTIAL_POINT)), (2, Varint)], Plain);
 static SUMMARY: Schema = schema(&[(1, Message(&SUMMARY_POINT))], Plain);
-static NUMBER_POINT: Schema = schema(&[
-    (7, Message(&KEY_VALUE)),
-    (2, Fixed64),
-    (3, Fixed64),
-    (4, Fixed64),
-    (6, Fixed64),
-    (5, Message(&EXEMPLAR)),
-    (8, Varint),
-], Item);
-static HISTOGRAM_POINT: Schema = schema(&[
-    (9, Message(&KEY_VALUE)),
-    (2, Fixed64),
-    (3, Fixed64),
-    (4, Fixed64),
-    (5, Fixed64),
-    (6, RepeatedFixed64),
-    (7, RepeatedFixed64),
-    (8, Message(&EXEMPLAR)),
-    (10, Varint),
-    (11, Fixed64),
-    (12, Fixed64),
-], Item);
-static EXPONENTIAL_POINT: Schema = schema(&[
-    (1, Message(&KEY_VALUE)),
-    (2, Fixed64),
-    (3, Fixed64),
-    (4, Fixed64),
-    (5, Fixed64),
-    (6, Varint),
-    (7, Fixed64),
-    (8, Message(&BUCKETS)),
-    (9, Message(&BUCKETS)),
-    (10, Varint),
-    (11, Message(&EXEMPLAR)),
-    (12, Fixed64),
-    (13, Fixed64),
-    (14, Fixed64),
-], Item);
+static NUMBER_POINT: Schema = schema(
+    &[
+        (7, Message(&KEY_VALUE)),
+        (2, Fixed64),
+        (3, Fixed64),
+        (4, Fixed64),
+        (6, Fixed64),
+        (5, Message(&EXEMPLAR)),
+        (8, Varint),
+    ],
+    Item,
+);
+static HISTOGRAM_POINT: Schema = schema(
+    &[
+        (9, Message(&KEY_VALUE)),
+        (2, Fixed64),
+        (3, Fixed64),
+        (4, Fixed64),
+        (5, Fixed64),
+        (6, RepeatedFixed64),
+        (7, RepeatedFixed64),
+        (8, Message(&EXEMPLAR)),
+        (10, Varint),
+        (11, Fixed64),
+        (12, Fixed64),
+    ],
+    Item,
+);
+static EXPONENTIAL_POINT: Schema = schema(
+    &[
+        (1, Message(&KEY_VALUE)),
+        (2, Fixed64),
+        (3, Fixed64),
+        (4, Fixed64),
+        (5, Fixed64),
+        (6, Varint),
+        (7, Fixed64),
+        (8, Message(&BUCKETS)),
+        (9, Message(&BUCKETS)),
+        (10, Varint),
+        (11, Message(&EXEMPLAR)),
+        (12, Fixed64),
+        (13, Fixed64),
+        (14, Fixed64),
+    ],
+    Item,
+);
 static BUCKETS: Schema = schema(&[(1, Varint), (2, RepeatedVarint)], Plain);
-static SUMMARY_POINT: Schema = schema(&[
-    (7, Message(&KEY_VALUE)),
-    (2, Fixed64),
-    (3, Fixed64),
-    (4, Fixed64),
-    (5, Fixed64),
-    (6, Message(&QUANTILE)),
-    (8, Varint),
-], Item);
+static SUMMARY_POINT: Schema = schema(
+    &[
+        (7, Message(&KEY_VALUE)),
+        (2, Fixed64),
+        (3, Fixed64),
+        (4, Fixed64),
+        (5, Fixed64),
+        (6, Message(&QUANTILE)),
+        (8, Varint),
+    ],
+    Item,
+);
 static QUANTILE: Schema = schema(&[(1, Fixed64), (2, Fixed64)], Plain);
 static EXEMPLAR: Schema =
     schema(&[(7, Message(&KEY_VALUE)), (2, Fixed64), (3, Fixed64), (6, Fixed64), (4, SPAN_ID), (5, TRACE_ID)], Plain);
@@ -259,23 +283,18 @@ impl Scan {
     pub fn prost_error(&self) -> Option<InvalidOtlp> {
         let at = |offset: Option<usize>, reason| offset.map(|offset| InvalidOtlp { offset, reason });
         // Whichever comes first in the bytes is what prost trips on.
-        [
-            at(self.first_invalid_utf8, "string is not valid UTF-8"),
-            at(self.first_too_deep, "recursion limit reached"),
-        ]
-        .into_iter()
-        .flatten()
-        .min_by_key(|error| error.offset)
+        [at(self.first_invalid_utf8, "string is not valid UTF-8"), at(self.first_too_deep, "recursion limit reached")]
+            .into_iter()
+            .flatten()
+            .min_by_key(|error| error.offset)
     }
 
     /// What a collector decoding these bytes would refuse: prost's rules,
     /// plus IDs of the wrong length.
     pub fn strict_error(&self) -> Option<InvalidOtlp> {
         self.prost_error().or_else(|| {
-            self.first_bad_id.map(|offset| InvalidOtlp {
-                offset,
-                reason: "trace ID not 16 bytes or span ID not 8 bytes long",
-            })
+            self.first_bad_id
+                .map(|offset| InvalidOtlp { offset, reason: "trace ID not 16 bytes or span ID not 8 bytes long" })
         })
     }
 
@@ -1025,7 +1044,10 @@ mod tests {
         assert_eq!(&fixed[4..6], &[0x0a, 0x00], "the scope container starts with an empty scope");
         let decoded = decode_traces(&fixed);
         assert_eq!(decoded.resource_spans[0].scope_spans[0].scope, Some(InstrumentationScope::default()));
-        assert_eq!(decoded.resource_spans[0].scope_spans[0].spans, decode_traces(&bytes).resource_spans[0].scope_spans[0].spans);
+        assert_eq!(
+            decoded.resource_spans[0].scope_spans[0].spans,
+            decode_traces(&bytes).resource_spans[0].scope_spans[0].spans
+        );
         assert!(scan(Signal::Traces, &fixed).unwrap().fit_for_otap());
 
         // A scope after the spans moves in front of them.

@@ -107,7 +107,9 @@ fn misbehave(trigger: &str) -> Result<Option<Outcome>, ProcessError> {
         // line and colour the terminal.
         "log-flood" => {
             for i in 0..LOG_FLOOD_LINES {
-                wasmtel_sdk::host::warn(&format!("flood {i}\n2026-01-01T00:00:00Z ERROR forged host line \x1b[31mred\x1b[0m"));
+                wasmtel_sdk::host::warn(&format!(
+                    "flood {i}\n2026-01-01T00:00:00Z ERROR forged host line \x1b[31mred\x1b[0m"
+                ));
             }
             Ok(None)
         }
