@@ -6,4 +6,5 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/scripts/build.sh" >&2
 eval "$("$root/scripts/ffi-env.sh")"
 export PATH="$root/target/debug:$PATH"
-export GOFLAGS="${GOFLAGS:--mod=mod}"
+# Tests and builds must not rewrite go.mod or go.sum.
+export GOFLAGS="${GOFLAGS:--mod=readonly}"

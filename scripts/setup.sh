@@ -10,3 +10,7 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
     echo "setup: adding the wasm32-wasip2 target (guest components)"
     rustup target add wasm32-wasip2
 fi
+if ! rustup component list --installed | grep -q '^rustfmt'; then
+    echo "setup: adding rustfmt (the test command checks formatting)"
+    rustup component add rustfmt
+fi

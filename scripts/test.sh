@@ -8,12 +8,11 @@ export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 
 stage() { printf '\n== %s (%ss elapsed)\n' "$1" "$SECONDS"; }
 
+stage "build (components, workspace, all targets)"
+scripts/build.sh
 stage "format (rustfmt; gofmt runs with the Go tests)"
 cargo fmt --all --check
 (cd fuzz && cargo fmt --check)
-
-stage "build (components, workspace, all targets)"
-scripts/build.sh
 stage "registry test prerequisites (docker-registry, oras)"
 scripts/setup-registry.sh
 stage "rust workspace tests"
