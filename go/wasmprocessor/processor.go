@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer/consumererror"
@@ -26,6 +27,9 @@ type wasmProcessor struct {
 	name     string
 	settings processor.Settings
 	plugin   pluginHandle
+	// duration records each batch's time in the plugin (the runtime keeps
+	// only cumulative buckets, which an observable instrument cannot export).
+	duration metric.Float64Histogram
 	// Guarded by processors' lock.
 	users   int
 	metrics metric.Registration
@@ -51,7 +55,15 @@ func acquireProcessor(set processor.Settings, cfg *Config) (*pipelineUse, error)
 			unregisterPluginLogger(name)
 			return nil, err
 		}
-		w = &wasmProcessor{cfg: cfg, name: name, settings: set, plugin: p}
+		duration, err := set.MeterProvider.Meter(meterName).Float64Histogram("wasmtel.plugin.duration",
+			metric.WithUnit("s"), metric.WithDescription("Time a batch spent in the plugin, by signal and outcome"),
+			metric.WithExplicitBucketBoundaries(durationBuckets...))
+		if err != nil {
+			p.free()
+			unregisterPluginLogger(name)
+			return nil, err
+		}
+		w = &wasmProcessor{cfg: cfg, name: name, settings: set, plugin: p, duration: duration}
 		processors.byID[set.ID] = w
 	}
 	w.users++
@@ -98,7 +110,7 @@ func (u *pipelineUse) start(context.Context, component.Host) error {
 	if w.metrics != nil {
 		return nil
 	}
-	registration, err := registerMetrics(w.settings.MeterProvider.Meter("github.com/wasmtel/wasmtel/go/wasmprocessor"), w)
+	registration, err := registerMetrics(w.settings.MeterProvider.Meter(meterName), w)
 	if err != nil {
 		return err
 	}
@@ -131,7 +143,14 @@ func (u *pipelineUse) shutdown(context.Context) error {
 
 // run sends one marshaled batch through the plugin within the caller's deadline.
 func (w *wasmProcessor) run(ctx context.Context, sig signal, input []byte) (outcome, []byte, error) {
+	started := time.Now()
 	result, output, err := w.plugin.process(ctx, sig, input)
+	outcomeName := result.String()
+	if err != nil {
+		outcomeName = "error"
+	}
+	w.duration.Record(ctx, time.Since(started).Seconds(), metric.WithAttributes(attribute.String("plugin", w.name),
+		attribute.String("signal", sig.String()), attribute.String("outcome", outcomeName)))
 	if err != nil {
 		// The client sees the error; the operator sees why (the collector's
 		// logger samples repeats).
@@ -225,6 +244,11 @@ func (w *wasmProcessor) snapshot() (pluginMetrics, error) {
 	err = json.Unmarshal(data, &m)
 	return m, err
 }
+
+const meterName = "github.com/wasmtel/wasmtel/go/wasmprocessor"
+
+// durationBuckets (seconds) span a one-span batch (~10 µs) to a timed-out one.
+var durationBuckets = []float64{0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5}
 
 // registerMetrics exposes the plugin's metrics as collector internal telemetry.
 func registerMetrics(meter metric.Meter, w *wasmProcessor) (metric.Registration, error) {

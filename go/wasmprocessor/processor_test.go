@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processortest"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
@@ -502,5 +503,18 @@ func testPluginMetricsAreCollectorTelemetry(t *testing.T, mode string) {
 	}
 	if redacted := sumOf("wasmtel.plugin.guest_counter", all); redacted != 3 {
 		t.Fatalf("guest counter redacted_values = %d, want 3", redacted)
+	}
+	duration, err := tel.GetMetric("wasmtel.plugin.duration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	points := duration.Data.(metricdata.Histogram[float64]).DataPoints
+	if len(points) != 1 || points[0].Count != 3 || points[0].Sum <= 0 {
+		t.Fatalf("wasmtel.plugin.duration: want one series of 3 batches taking some time, got %+v", points)
+	}
+	for key, want := range map[attribute.Key]string{"signal": "traces", "outcome": "replaced"} {
+		if v, _ := points[0].Attributes.Value(key); v.AsString() != want {
+			t.Fatalf("wasmtel.plugin.duration %s = %q, want %q", key, v.AsString(), want)
+		}
 	}
 }

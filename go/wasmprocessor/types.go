@@ -14,6 +14,18 @@ const (
 	signalLogs    signal = 2
 )
 
+func (s signal) String() string {
+	switch s {
+	case signalTraces:
+		return "traces"
+	case signalMetrics:
+		return "metrics"
+	case signalLogs:
+		return "logs"
+	}
+	return "unknown"
+}
+
 type outcome int
 
 const (
@@ -21,6 +33,18 @@ const (
 	outcomeReplaced
 	outcomeDropped
 )
+
+func (o outcome) String() string {
+	switch o {
+	case outcomeUnchanged:
+		return "unchanged"
+	case outcomeReplaced:
+		return "replaced"
+	case outcomeDropped:
+		return "dropped"
+	}
+	return "unknown"
+}
 
 // pluginHandle is a loaded plugin, in this process (embedded) or in the
 // bridge child (subprocess); the processor cannot tell which.
