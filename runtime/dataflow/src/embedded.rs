@@ -51,6 +51,7 @@ use serde_json::{Value, json};
 use wasmtel_runtime::Signal;
 
 use crate::embedded_receiver::{self, Completion, EMBEDDED_RECEIVER_URN, Inbound, Reply, Request};
+use crate::spec::for_each_node;
 
 /// Controller extension through which the pipeline hands us its control plane.
 const HANDLE_EXTENSION_URN: &str = "urn:wasmtel:extension:embedded_handle";
@@ -111,6 +112,11 @@ impl EmbeddedPipeline {
             return Err(EmbeddedError::Spec(format!("the spec has no {EMBEDDED_RECEIVER_URN} node to feed")));
         }
         prepare_engine(&mut spec)?;
+        let runtime = crate::spec::prepare(&mut spec, None).map_err(|e| EmbeddedError::Spec(e.to_string()))?;
+        if !crate::plugins::configure_runtime(runtime) && spec.pointer("/engine/custom/wasmtel/runtime").is_some() {
+            // One runtime per process: the first pipeline's settings hold.
+            tracing::warn!("engine.custom.wasmtel.runtime ignored: this process's wasm runtime already runs");
+        }
         let spec = OtelDataflowSpec::from_json(&spec.to_string()).map_err(|e| EmbeddedError::Spec(e.to_string()))?;
 
         let inbound = Inbound::new(1024);
@@ -318,27 +324,13 @@ fn signal_type(signal: Signal) -> SignalType {
 /// Points every embedded receiver of the spec at `channel`; returns how many.
 fn bind_receivers(spec: &mut Value, channel: &str) -> usize {
     let mut bound = 0;
-    for_each_node(spec, |node| {
+    for_each_node(spec, |_, node| {
         if node.get("type").and_then(Value::as_str) == Some(EMBEDDED_RECEIVER_URN) {
             node["config"] = json!({ "channel": channel });
             bound += 1;
         }
     });
     bound
-}
-
-/// Calls `f` on every node object under `groups.*.pipelines.*.nodes`.
-pub(crate) fn for_each_node(spec: &mut Value, mut f: impl FnMut(&mut Value)) {
-    let Some(groups) = spec.get_mut("groups").and_then(Value::as_object_mut) else { return };
-    for group in groups.values_mut() {
-        let Some(pipelines) = group.get_mut("pipelines").and_then(Value::as_object_mut) else { continue };
-        for pipeline in pipelines.values_mut() {
-            let Some(nodes) = pipeline.get_mut("nodes").and_then(Value::as_object_mut) else { continue };
-            for node in nodes.values_mut() {
-                f(node);
-            }
-        }
-    }
 }
 
 /// Admin server on an ephemeral loopback port unless set, and the extension

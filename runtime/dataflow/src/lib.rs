@@ -22,6 +22,7 @@ mod embedded_receiver;
 mod flat;
 pub mod plugins;
 pub mod serve;
+pub mod spec;
 pub mod wasm_processor;
 
 // Linking the core nodes registers their factories (receiver:otlp, exporter:otlp_grpc, …).

@@ -1,13 +1,11 @@
 //! `wasmtel serve`: the otap-dataflow controller with the core nodes and
 //! wasmtel's nodes, running an engine spec (`version: otel_dataflow/v1`).
 //!
-//! Before the spec reaches the engine:
-//! - relative `component` paths of `urn:wasmtel:processor:wasm` nodes are
-//!   resolved against the spec file's directory (data directories stay
-//!   relative to the working directory);
-//! - `engine.custom.wasmtel.runtime` (`cache_dir`, `max_total_instances`)
-//!   configures the shared wasm runtime;
-//! - `--admin-bind` and `--cores` override the spec.
+//! Before the spec reaches the engine, [`crate::spec::prepare`] makes
+//! relative `component` paths absolute against the spec file's directory
+//! (data directories stay relative to the working directory), pins registry
+//! references, and reads `engine.custom.wasmtel.runtime`; `--admin-bind` and
+//! `--cores` override the spec.
 //!
 //! When it runs:
 //! - every receiver's `listening_addr` must be free: otap-dataflow binds
@@ -25,11 +23,10 @@ use std::path::{Path, PathBuf};
 use otel_arrow_dfe_config::engine::OtelDataflowSpec;
 use otel_arrow_dfe_controller::{BuildInfo, Controller, ControllerRunOptions};
 use serde_json::Value;
-use wasmtel_registry::Reference;
 use wasmtel_runtime::RuntimeConfig;
 
-use crate::embedded::for_each_node;
-use crate::{OTAP_PIPELINE_FACTORY, WASM_PROCESSOR_URN};
+use crate::OTAP_PIPELINE_FACTORY;
+use crate::spec::for_each_node;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -70,24 +67,7 @@ pub fn load(options: &ServeOptions) -> Result<(OtelDataflowSpec, RuntimeConfig),
     let mut spec: Value = serde_yaml::from_str(&text).map_err(|e| spec_error(e.to_string()))?;
 
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    for_each_node(&mut spec, |node| {
-        if node.get("type").and_then(Value::as_str) != Some(WASM_PROCESSOR_URN) {
-            return;
-        }
-        // Only paths are relative to the spec; registry references stay as written.
-        if let Some(component) = node.pointer_mut("/config/component")
-            && let Some(Ok(Reference::Path(relative))) = component.as_str().map(Reference::parse)
-            && relative.is_relative()
-        {
-            *component = Value::String(base.join(relative).display().to_string());
-        }
-    });
-
-    let mut runtime = match spec.pointer("/engine/custom/wasmtel/runtime") {
-        Some(value) => serde_json::from_value::<RuntimeConfig>(value.clone())
-            .map_err(|e| spec_error(format!("engine.custom.wasmtel.runtime: {e}")))?,
-        None => RuntimeConfig::default(),
-    };
+    let mut runtime = crate::spec::prepare(&mut spec, Some(&base)).map_err(|e| spec_error(e.to_string()))?;
     if options.no_cache {
         runtime.cache_dir = None;
     }
@@ -146,7 +126,7 @@ fn receiver_addresses(spec: &OtelDataflowSpec) -> Vec<(String, String)> {
     }
     let mut out = Vec::new();
     let Ok(mut json) = serde_json::to_value(spec) else { return out };
-    for_each_node(&mut json, |node| {
+    for_each_node(&mut json, |_, node| {
         let is_receiver = node.get("type").and_then(Value::as_str).is_some_and(|t| t.contains("receiver"));
         if is_receiver && let Some(config) = node.get("config") {
             let name = node.get("type").and_then(Value::as_str).unwrap_or("receiver").to_string();
