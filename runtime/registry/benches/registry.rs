@@ -71,7 +71,11 @@ fn load(c: &mut Criterion) {
     let pinned = resolver.push(&file, &reference).unwrap().reference;
     drop(registry); // The pinned load below must not need it.
     // Fill the precompiled cache once; both variants then deserialize it.
-    resolver.load_component(&runtime(&cache), "redact", &pinned).unwrap();
+    let load_pinned = |rt: &wasmtel_runtime::Runtime| {
+        let (source, _) = resolver.verified_source(&pinned).unwrap();
+        rt.load_component("redact", source).unwrap()
+    };
+    load_pinned(&runtime(&cache));
 
     let mut group = c.benchmark_group("load_precompiled");
     group.sample_size(30).measurement_time(Duration::from_secs(10));
@@ -80,7 +84,7 @@ fn load(c: &mut Criterion) {
         b.iter_batched(
             || runtime(&cache),
             |rt| {
-                let (loaded, _) = resolver.load_component(&rt, "redact", &pinned).unwrap();
+                let loaded = load_pinned(&rt);
                 (loaded, rt)
             },
             BatchSize::PerIteration,

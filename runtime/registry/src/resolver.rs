@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use wasmtel_runtime::{ComponentSource, LoadedComponent, Plugin, PluginConfig, Runtime};
+use wasmtel_runtime::{ComponentSource, Plugin, PluginConfig, Runtime};
 
 use crate::artifact::{self, ImageManifest, OCI_MANIFEST_MEDIA_TYPE, WasmConfig};
 use crate::lock::{self, LockEntry, LockFile};
@@ -231,28 +231,6 @@ impl Resolver {
         .map_err(err)?;
         resolved.reference = reference.to_string();
         Ok(resolved)
-    }
-
-    /// Resolves and compiles a component; checks the runtime loaded exactly the resolved bytes.
-    pub fn load_component(
-        &self,
-        runtime: &Runtime,
-        name: &str,
-        reference: &str,
-    ) -> Result<(LoadedComponent, Resolved), RegistryError> {
-        let resolved = self.resolve(reference)?;
-        let err = |kind| RegistryError::new(reference, kind);
-        let loaded = runtime.load_component(name, resolved.source()).map_err(|e| err(ErrorKind::Load(e)))?;
-        if let Some(expected) = &resolved.digest
-            && &loaded.digest != expected
-        {
-            return Err(err(ErrorKind::DigestMismatch {
-                what: "stored component",
-                expected: expected.clone(),
-                actual: loaded.digest.clone(),
-            }));
-        }
-        Ok((loaded, resolved))
     }
 
     /// Resolves a reference to the bytes to load: store and registry bytes are

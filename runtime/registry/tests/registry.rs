@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use support::{FailingServer, TestRegistry, closed_port, component_path, files_under, oras};
 use wasmtel_registry::{
-    Digest, ErrorKind, LockFile, LockUpdate, Origin, Policy, RegistryError, Resolver, SigningKey, artifact,
+    Digest, ErrorKind, LockFile, LockUpdate, Origin, Policy, RegistryError, Resolved, Resolver, SigningKey, artifact,
 };
-use wasmtel_runtime::{PluginConfig, Runtime, RuntimeConfig, Signal};
+use wasmtel_runtime::{LoadedComponent, PluginConfig, Runtime, RuntimeConfig, Signal};
 
 fn policy(store: &Path) -> Policy {
     Policy { store: Some(store.to_path_buf()), timeout: Duration::from_secs(5), ..Policy::default() }
@@ -18,6 +18,19 @@ fn policy(store: &Path) -> Policy {
 
 fn resolver(policy: Policy) -> Resolver {
     Resolver::new(policy).expect("resolver")
+}
+
+/// Resolves (bytes checked against the digest), then compiles: what every
+/// loading edge does, keeping the component to look at.
+fn load_component(
+    resolver: &Resolver,
+    runtime: &Runtime,
+    name: &str,
+    reference: &str,
+) -> Result<(LoadedComponent, Resolved), RegistryError> {
+    let (source, resolved) = resolver.verified_source(reference)?;
+    let loaded = runtime.load_component(name, source).map_err(|e| RegistryError::new(reference, ErrorKind::Load(e)))?;
+    Ok((loaded, resolved))
 }
 
 fn runtime() -> Runtime {
@@ -79,7 +92,7 @@ fn push_then_pull_into_a_fresh_store_and_load() {
 
     // The runtime loads exactly the resolved bytes and the plugin runs.
     let runtime = runtime();
-    let (loaded, _) = consumer.load_component(&runtime, "redact", &reference).expect("load");
+    let (loaded, _) = load_component(&consumer, &runtime, "redact", &reference).expect("load");
     assert_eq!(loaded.digest, pushed.component_digest);
     let (plugin, _) = consumer
         .load_plugin(&runtime, "redact", &pushed.reference, redact_config())
@@ -128,7 +141,7 @@ fn a_pinned_digest_in_the_store_loads_with_the_registry_down() {
     let resolver = resolver(policy(store.path()));
     let resolved = resolver.resolve(&pinned).expect("pinned digest from the store");
     assert_eq!(resolved.origin, Origin::Store);
-    let (loaded, _) = resolver.load_component(&runtime(), "identity", &pinned).expect("load offline");
+    let (loaded, _) = load_component(&resolver, &runtime(), "identity", &pinned).expect("load offline");
     assert_eq!(loaded.digest, pushed.component_digest);
     // Bare digests (manifest or component) resolve from the store as well.
     let by_manifest = resolver.resolve(pushed.manifest_digest.as_deref().unwrap()).unwrap();
@@ -359,7 +372,7 @@ fn local_names_work_without_any_registry() {
     let resolved = resolver.resolve("identity:dev").unwrap();
     assert_eq!(resolved.origin, Origin::Store);
     assert_eq!(std::fs::read(&resolved.path).unwrap(), std::fs::read(&file).unwrap());
-    let (loaded, _) = resolver.load_component(&runtime(), "identity", "local://identity:dev").unwrap();
+    let (loaded, _) = load_component(&resolver, &runtime(), "identity", "local://identity:dev").unwrap();
     assert_eq!(loaded.digest, pushed.component_digest);
 
     // A component corrupted inside the store is caught by the digest check at load.
@@ -367,7 +380,7 @@ fn local_names_work_without_any_registry() {
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     std::fs::write(&resolved.path, bytes).unwrap();
-    expect_error(resolver.load_component(&runtime(), "identity", "identity:dev"), "identity:dev", "digest mismatch");
+    expect_error(load_component(&resolver, &runtime(), "identity", "identity:dev"), "identity:dev", "digest mismatch");
 }
 
 #[test]
@@ -414,7 +427,7 @@ fn oras_pulls_what_we_push_and_we_pull_what_oras_pushes() {
     let theirs = registry.reference("interop/theirs:1");
     let resolved = resolver.resolve(&theirs).expect("pull what oras pushed");
     assert_eq!(std::fs::read(&resolved.path).unwrap(), bytes);
-    let (loaded, _) = resolver.load_component(&runtime(), "redact", &theirs).unwrap();
+    let (loaded, _) = load_component(&resolver, &runtime(), "redact", &theirs).unwrap();
     assert_eq!(loaded.digest, Digest::of(&bytes).to_string());
 }
 
