@@ -6,7 +6,7 @@ use std::thread;
 
 use prost::Message;
 use wasmtel_runtime::{ComponentSource, Outcome, PluginConfig, Runtime, RuntimeConfig, Signal};
-use wasmtel_tests::{component, gauge, load, runtime, span_named, string_attr, traces_bytes};
+use wasmtel_tests::{component, field, gauge, load, runtime, span_named, string_attr, traces_bytes};
 
 const IDENTITY: &str = "wasmtel-test-identity";
 
@@ -226,19 +226,6 @@ fn input_no_decoder_can_frame_is_refused_before_the_guest_even_under_pass() {
     let metrics = plugin.metrics();
     assert_eq!((metrics.policy_passed, metrics.error_count(wasmtel_runtime::FailureKind::InvalidInput)), (0, 3));
     assert_eq!(plugin.process(Signal::Traces, &batch, None).unwrap(), Outcome::Unchanged, "keeps serving");
-}
-
-/// `tag`, the varint length of `payload`, `payload`.
-fn field(tag: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let mut len = payload.len() as u64;
-    while len >= 0x80 {
-        out.push(len as u8 | 0x80);
-        len >>= 7;
-    }
-    out.push(len as u8);
-    out.extend_from_slice(payload);
-    out
 }
 
 #[test]

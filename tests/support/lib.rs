@@ -163,3 +163,17 @@ pub fn capture_logs(body: impl FnOnce()) -> String {
     let bytes = captured.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
     String::from_utf8_lossy(&bytes).into_owned()
 }
+
+/// A length-delimited protobuf field written by hand (for requests no
+/// encoder would write): `tag`, the varint length of `payload`, `payload`.
+pub fn field(tag: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let mut len = payload.len() as u64;
+    while len >= 0x80 {
+        out.push(len as u8 | 0x80);
+        len >>= 7;
+    }
+    out.push(len as u8);
+    out.extend_from_slice(payload);
+    out
+}

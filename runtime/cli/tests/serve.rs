@@ -17,6 +17,7 @@ use otel_arrow_dfe_pdata::proto::opentelemetry::collector::trace::v1 as trace_pb
 use otel_arrow_dfe_pdata::proto::opentelemetry::collector::trace::v1::trace_service_client::TraceServiceClient;
 use prost::Message;
 use serde_json::{Value, json};
+use wasmtel_tests::field;
 use wasmtel_tests::{component, gauge, logs, string_attr, traces};
 
 #[path = "../../dataflow/tests/support/mod.rs"]
@@ -508,19 +509,6 @@ async fn send_raw_traces(port: u16, request: Vec<u8>) -> Result<(), tonic::Statu
         "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
     );
     grpc.unary(tonic::Request::new(request), path, Raw).await.map(|_| ())
-}
-
-/// `tag`, the varint length of `payload`, `payload`.
-fn field(tag: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let mut len = payload.len() as u64;
-    while len >= 0x80 {
-        out.push(len as u8 | 0x80);
-        len >>= 7;
-    }
-    out.push(len as u8);
-    out.extend_from_slice(payload);
-    out
 }
 
 const SECRET: &str = "planted.secret@example.com";
