@@ -76,6 +76,30 @@ async fn forwarded_one(ctx: &mut TestContext<OtapPdata>) -> OtapPdata {
     out.remove(0)
 }
 
+/// A probe goes out, its Ack closes the circuit, and the next batch flows.
+async fn probe_closes(
+    ctx: &mut TestContext<OtapPdata>,
+    rx: &mut PipelineCompletionMsgReceiver<OtapPdata>,
+    probe: Message<OtapPdata>,
+    after: Message<OtapPdata>,
+) {
+    ctx.process(probe).await.unwrap();
+    let probe = forwarded_one(ctx).await;
+    ctx.process(downstream_ack(probe)).await.unwrap();
+    assert!(matches!(next_completion(rx).await, PipelineCompletionMsg::DeliverAck { .. }));
+    ctx.process(after).await.unwrap();
+    let _ = forwarded_one(ctx).await;
+}
+
+/// The breaker's metrics, by name.
+async fn breaker_metrics(ctx: &mut TestContext<OtapPdata>) -> HashMap<String, u64> {
+    let (snapshots, reporter) = MetricsReporter::create_new_and_receiver(4);
+    ctx.process(Message::Control(NodeControlMsg::CollectTelemetry { metrics_reporter: reporter })).await.unwrap();
+    let snapshot = snapshots.try_recv().expect("breaker metrics");
+    let values = snapshot.get_metrics();
+    snapshot.descriptor().metrics.iter().zip(values).map(|(m, v)| (m.name.to_string(), v.to_u64_lossy())).collect()
+}
+
 #[test]
 fn opens_refuses_probes_and_closes() {
     let test_runtime = TestRuntime::<OtapPdata>::new();
@@ -129,22 +153,11 @@ fn opens_refuses_probes_and_closes() {
 
             // Next probe succeeds: closed, traffic flows.
             tokio::time::sleep(Duration::from_millis(250)).await;
-            ctx.process(next()).await.unwrap();
-            let probe = forwarded_one(&mut ctx).await;
-            ctx.process(downstream_ack(probe)).await.unwrap();
-            assert!(matches!(next_completion(&mut rx).await, PipelineCompletionMsg::DeliverAck { .. }));
-            ctx.process(next()).await.unwrap();
-            let _ = forwarded_one(&mut ctx).await;
-
-            let (snapshots, reporter) = MetricsReporter::create_new_and_receiver(4);
-            ctx.process(Message::Control(NodeControlMsg::CollectTelemetry { metrics_reporter: reporter }))
-                .await
-                .unwrap();
-            let snapshot = snapshots.try_recv().expect("breaker metrics");
-            let value = |name: &str| {
-                let index = snapshot.descriptor().metrics.iter().position(|m| m.name == name).expect(name);
-                snapshot.get_metrics()[index].to_u64_lossy()
-            };
+            let probe_batch = next();
+            let after_probe = next();
+            probe_closes(&mut ctx, &mut rx, probe_batch, after_probe).await;
+            let metrics = breaker_metrics(&mut ctx).await;
+            let value = |name: &str| metrics.get(name).copied().expect(name);
             assert_eq!(value("state"), 0, "closed");
             assert_eq!(value("opened.total"), 2);
             assert_eq!(value("closed.total"), 1);
@@ -232,22 +245,11 @@ fn a_lost_probe_does_not_keep_the_circuit_open() {
 
             // Past probe_timeout the next batch is the new probe; its Ack closes.
             tokio::time::sleep(Duration::from_millis(250)).await;
-            ctx.process(next()).await.unwrap();
-            let probe = forwarded_one(&mut ctx).await;
-            ctx.process(downstream_ack(probe)).await.unwrap();
-            assert!(matches!(next_completion(&mut rx).await, PipelineCompletionMsg::DeliverAck { .. }));
-            ctx.process(next()).await.unwrap();
-            let _ = forwarded_one(&mut ctx).await;
-
-            let (snapshots, reporter) = MetricsReporter::create_new_and_receiver(4);
-            ctx.process(Message::Control(NodeControlMsg::CollectTelemetry { metrics_reporter: reporter }))
-                .await
-                .unwrap();
-            let snapshot = snapshots.try_recv().expect("breaker metrics");
-            let value = |name: &str| {
-                let index = snapshot.descriptor().metrics.iter().position(|m| m.name == name).expect(name);
-                snapshot.get_metrics()[index].to_u64_lossy()
-            };
+            let probe_batch = next();
+            let after_probe = next();
+            probe_closes(&mut ctx, &mut rx, probe_batch, after_probe).await;
+            let metrics = breaker_metrics(&mut ctx).await;
+            let value = |name: &str| metrics.get(name).copied().expect(name);
             assert_eq!(value("state"), 0, "closed");
             assert_eq!(value("probes.lost"), 1);
         })
