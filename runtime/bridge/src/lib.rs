@@ -29,7 +29,7 @@ pub use generated::health_client::HealthClient;
 use generated::health_server::{Health, HealthServer};
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Code, Request, Response, Status};
-use wasmtel_registry::{ErrorKind, Policy};
+use wasmtel_registry::Policy;
 use wasmtel_runtime::{
     Cancel, FailureKind, LoadError, Outcome, Plugin, PluginConfig, ProcessError, Runtime, RuntimeConfig, Signal,
 };
@@ -178,10 +178,7 @@ impl Bridge for Service {
         .map_err(|e| Status::internal(format!("component {name}: loading did not complete: {e}")))?;
         let plugin = loaded.map_err(|error| {
             let code = if error.is_transient() { Code::Unavailable } else { Code::FailedPrecondition };
-            match &error.kind {
-                ErrorKind::Load(load) => Status::new(code, load.to_string()),
-                _ => Status::new(code, format!("component {name}: {error}")),
-            }
+            Status::new(code, error.report(&name))
         })?;
         let plugin_id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.plugins.write().unwrap_or_else(PoisonError::into_inner).insert(plugin_id, plugin);

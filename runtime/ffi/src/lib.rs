@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, Once, PoisonError};
 use std::time::Duration;
 
-use wasmtel_registry::{ErrorKind, Policy, Reference};
+use wasmtel_registry::{ErrorKind, Policy};
 use wasmtel_runtime::logging::{LogRecord, RecordLayer};
 use wasmtel_runtime::{FailureKind, LoadError, Outcome, Plugin, PluginConfig, Runtime, RuntimeConfig, Signal};
 
@@ -322,8 +322,7 @@ pub unsafe extern "C" fn wasmtel_plugin_load(
     })
 }
 
-/// Errors name the plugin, the reference and the cause; a component the
-/// runtime refused already names itself.
+/// Errors as the registry reports them to every edge ([`wasmtel_registry::RegistryError::report`]).
 fn load_plugin(
     runtime: &Runtime,
     name: &str,
@@ -331,11 +330,12 @@ fn load_plugin(
     config: PluginConfig,
     policy: Policy,
 ) -> Result<Plugin, (WasmtelErrorKind, String)> {
-    let is_path = matches!(Reference::parse(reference), Ok(Reference::Path(_)));
-    wasmtel_registry::load_plugin(runtime, name, reference, config, &policy).map_err(|e| match &e.kind {
-        ErrorKind::Load(load) if is_path => (load_error_kind(load), load.to_string()),
-        ErrorKind::Load(load) => (load_error_kind(load), e.to_string()),
-        _ => (WasmtelErrorKind::Registry, format!("component {name}: {e}")),
+    wasmtel_registry::load_plugin(runtime, name, reference, config, &policy).map_err(|e| {
+        let kind = match &e.kind {
+            ErrorKind::Load(load) => load_error_kind(load),
+            _ => WasmtelErrorKind::Registry,
+        };
+        (kind, e.report(name))
     })
 }
 

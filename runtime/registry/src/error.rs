@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::reference::Reference;
+
 /// A reference could not be resolved, pushed, signed or verified.
 #[derive(Debug, thiserror::Error)]
 #[error("{reference}: {kind}")]
@@ -26,6 +28,20 @@ impl RegistryError {
                 | ErrorKind::Unsigned { .. }
                 | ErrorKind::BadSignature { .. }
         )
+    }
+
+    /// The message for whoever loaded `reference` as plugin `name`, in one
+    /// form for every edge: a component the runtime refused names itself
+    /// (and a file its path), so the reference is added only when it says
+    /// more (a registry or store reference); other failures name the plugin.
+    pub fn report(&self, name: &str) -> String {
+        match &self.kind {
+            ErrorKind::Load(load) if matches!(Reference::parse(&self.reference), Ok(Reference::Path(_))) => {
+                load.to_string()
+            }
+            ErrorKind::Load(_) => self.to_string(),
+            _ => format!("component {name}: {self}"),
+        }
     }
 
     /// Whether trying again later may succeed (the registry was down or failed).
@@ -128,5 +144,23 @@ fn truncate(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wasmtel_runtime::LoadError;
+
+    use super::*;
+
+    #[test]
+    fn reports_name_the_plugin_once_and_the_reference_when_it_says_more() {
+        let refused = || ErrorKind::Load(LoadError::CoreModule { component: "redact".into() });
+        let from_file = RegistryError::new("plugins/redact.wasm", refused()).report("redact");
+        assert!(from_file.starts_with("component redact: is a core WebAssembly module"), "{from_file}");
+        let from_store = RegistryError::new("redact:1.2", refused()).report("redact");
+        assert!(from_store.starts_with("redact:1.2: component redact: is a core"), "{from_store}");
+        let missing = RegistryError::new("redact:9", ErrorKind::NotFound("no tag 9".into())).report("redact");
+        assert_eq!(missing, "component redact: redact:9: not found: no tag 9");
     }
 }
