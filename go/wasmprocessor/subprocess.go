@@ -383,14 +383,25 @@ func (p *remotePlugin) process(ctx context.Context, sig signal, input []byte) (o
 		useBridgeCodec)
 	if err != nil {
 		// When the caller's deadline passes, tonic may answer "Timeout expired"
-		// (CANCELLED) before the runtime's own deadline_exceeded arrives: report
-		// the caller's cause either way, retryable.
+		// (CANCELLED, its grpc-timeout handling) before the runtime's own
+		// deadline_exceeded arrives, and before ctx's timer has marked ctx
+		// done: report the caller's cause either way, retryable.
+		if deadlinePassed(ctx) {
+			return outcomeUnchanged, nil, &bridgeError{message: context.DeadlineExceeded.Error() + " (bridge: " + status.Convert(err).Message() + ")"}
+		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return outcomeUnchanged, nil, &bridgeError{message: ctxErr.Error() + " (bridge: " + status.Convert(err).Message() + ")"}
 		}
 		return outcomeUnchanged, nil, statusError(err)
 	}
 	return response.outcome, response.otlp, nil
+}
+
+// deadlinePassed tells whether ctx's deadline is behind us, whether or not
+// ctx's own timer has fired yet.
+func deadlinePassed(ctx context.Context) bool {
+	deadline, ok := ctx.Deadline()
+	return ok && !time.Now().Before(deadline)
 }
 
 func (p *remotePlugin) metricsJSON() ([]byte, error) {
