@@ -76,11 +76,6 @@ impl Description {
             _ => None,
         })
     }
-
-    /// Imports the hermetic sandbox answers instead of the real host.
-    pub fn hermetic_imports(&self) -> impl Iterator<Item = &str> {
-        self.imports.iter().map(String::as_str).filter(|import| interfaces::is_hermetic(import))
-    }
 }
 
 #[cfg(feature = "read")]
