@@ -8,6 +8,8 @@ use std::thread;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
+use wasmtel_component::HeaderError;
+use wasmtel_component::interfaces::{self, ImportRefused};
 use wasmtime::component::types::{ComponentExtern, ComponentItem};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
@@ -15,9 +17,6 @@ use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 use crate::bindings::{ProcessorPlugin, ProcessorPluginPre};
 use crate::cache::{CompileCache, CompiledFrom};
 use crate::host::HostState;
-use wasmtel_component::HeaderError;
-use wasmtel_component::interfaces::{self, ImportRefused};
-
 use crate::{LoadError, Manifest, Plugin, PluginConfig, RuntimeConfig, WIT_VERSION};
 
 /// Granularity of batch timeouts: the epoch advances this often.
