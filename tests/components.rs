@@ -1,6 +1,8 @@
 //! The example components as deployed: compiled to wasm and run by the
 //! runtime, they give exactly what their native build gives.
 
+#![allow(clippy::unwrap_used, reason = "test and bench helpers: a panic is the failure report")]
+
 use prost::Message;
 use wasmtel_runtime::otlp::json_to_protobuf;
 use wasmtel_runtime::{Outcome, PluginConfig, Signal};

@@ -3,6 +3,8 @@
 //! deadlines are retryable errors, never `pass`; configs are checked against
 //! the component's schema before `init`.
 
+#![allow(clippy::unwrap_used, reason = "test and bench helpers: a panic is the failure report")]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;

@@ -2,6 +2,8 @@
 //! cause, the policy decides the batch's fate, and the same `Plugin` keeps
 //! serving good batches afterwards.
 
+#![allow(clippy::unwrap_used, reason = "test and bench helpers: a panic is the failure report")]
+
 use std::time::Duration;
 
 use bytesize::ByteSize;
@@ -217,7 +219,8 @@ fn incompatible_wit_major_is_refused_naming_both_versions() {
 fn files_that_are_not_components_are_refused() {
     let (runtime, _cache) = runtime();
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&str, &[u8], fn(&LoadError) -> bool); 4] = [
+    type Expected = fn(&LoadError) -> bool;
+    let cases: [(&str, &[u8], Expected); 4] = [
         ("text", b"processors:\n  redact: {}\n", |e| matches!(e, LoadError::NotWasm { .. })),
         ("empty", b"", |e| matches!(e, LoadError::NotWasm { .. })),
         ("core-module", b"\0asm\x01\0\0\0", |e| matches!(e, LoadError::CoreModule { .. })),

@@ -1,6 +1,8 @@
 //! The runtime against real components: outcomes, the instance pool under
 //! concurrency, the disk cache across runtimes, and metrics.
 
+#![allow(clippy::unwrap_used, reason = "test and bench helpers: a panic is the failure report")]
+
 use std::sync::Arc;
 use std::thread;
 

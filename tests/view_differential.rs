@@ -3,6 +3,8 @@
 //! implementation): on every shipped fixture and on generated requests of
 //! all three signals, both give the same telemetry and the same outcome.
 
+#![allow(clippy::unwrap_used, reason = "test and bench helpers: a panic is the failure report")]
+
 use prost::Message;
 use wasmtel_runtime::Signal;
 use wasmtel_runtime::otlp::json_to_protobuf;

@@ -227,10 +227,10 @@ impl<'a> Editor<'a> {
         let mut last = None;
         for field in fields(message) {
             let field = field?;
-            if field.number == number {
-                if let Some((start, end)) = last.replace((field.start, field.end)) {
-                    self.push(container, Some((start, end)), |_| {});
-                }
+            if field.number == number
+                && let Some((start, end)) = last.replace((field.start, field.end))
+            {
+                self.push(container, Some((start, end)), |_| {});
             }
         }
         self.push(container, last, |out| {

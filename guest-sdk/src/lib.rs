@@ -221,6 +221,7 @@ pub mod __private {
     pub struct Slot<P>(RefCell<Option<P>>);
 
     // SAFETY: wasm32 components are single-threaded; natively the slot is never used.
+    #[allow(unsafe_code)]
     unsafe impl<P> Sync for Slot<P> {}
 
     impl<P: Processor> Default for Slot<P> {

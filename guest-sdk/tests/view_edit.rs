@@ -1,6 +1,6 @@
 //! The lazy view and the splice editor against prost, the reference decoder:
 //! reading every field through the views gives what prost decodes, and view
-//! + editor give what decode -> the same edit -> encode gives, for generated
+//! plus editor give what decode -> the same edit -> encode gives, for generated
 //! requests of all three signals. Malformed bytes are errors, never panics.
 
 use proptest::collection::vec;

@@ -2,6 +2,8 @@
 //! same run. Needs the guests built first: `scripts/build-components.sh`.
 //! Run: `cargo bench -p wasmtel-runtime --bench plugin`.
 
+#![allow(clippy::unwrap_used, reason = "test and bench helpers: a panic is the failure report")]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -125,7 +127,7 @@ fn big_batch(signal: Signal, items: usize) -> Vec<u8> {
             kv("user_agent.original", "Mozilla/5.0 (X11; Linux x86_64)".into()),
             kv("server.address", "shop.example.com".into()),
         ];
-        if i % 10 == 0 {
+        if i.is_multiple_of(10) {
             attrs.push(kv("user.email", format!("user{i}@example.com")));
         }
         attrs
@@ -192,16 +194,19 @@ static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 static ALLOCATED_BYTES: AtomicU64 = AtomicU64::new(0);
 
 // SAFETY: forwards to the system allocator; only counts.
+#[allow(unsafe_code)]
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if COUNTING.load(Relaxed) {
             ALLOCATIONS.fetch_add(1, Relaxed);
             ALLOCATED_BYTES.fetch_add(layout.size() as u64, Relaxed);
         }
+        // SAFETY: the caller's contract for `alloc`, passed on unchanged.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System` with this layout (every allocation here does).
         unsafe { System.dealloc(ptr, layout) }
     }
 
@@ -210,6 +215,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
             ALLOCATIONS.fetch_add(1, Relaxed);
             ALLOCATED_BYTES.fetch_add(new_size.saturating_sub(layout.size()) as u64, Relaxed);
         }
+        // SAFETY: as for `dealloc`; `new_size` is the caller's, passed on unchanged.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }

@@ -105,7 +105,9 @@ impl CompileCache {
         // key over this digest and engine: this runtime serialized it from
         // the component with this digest. wasmtime also checks its header and
         // engine compatibility.
-        match unsafe { Component::deserialize(engine, artifact) } {
+        #[allow(unsafe_code)]
+        let deserialized = unsafe { Component::deserialize(engine, artifact) };
+        match deserialized {
             Ok(component) => Some(component),
             Err(error) => discard(&format!("{error:#}")),
         }
@@ -144,6 +146,7 @@ fn check_private(path: &Path, is_dir: bool) -> io::Result<()> {
         return refuse(format!("{} is a symbolic link", path.display()));
     }
     // SAFETY: geteuid has no preconditions and cannot fail.
+    #[allow(unsafe_code)]
     let me = unsafe { libc::geteuid() };
     if metadata.uid() != me {
         return refuse(format!(

@@ -223,11 +223,11 @@ impl Plugin {
     ) -> Result<Outcome, ProcessError> {
         let inner = &*self.inner;
         inner.metrics.call(input.len());
-        if let Some(manifest) = &inner.component.manifest {
-            if !manifest.handles(signal) {
-                inner.metrics.skipped();
-                return Ok(Outcome::Unchanged);
-            }
+        if let Some(manifest) = &inner.component.manifest
+            && !manifest.handles(signal)
+        {
+            inner.metrics.skipped();
+            return Ok(Outcome::Unchanged);
         }
         let budget = Budget::new(inner.config.limits.timeout, deadline);
         // What the host admits, decided once for every entry point: bytes any

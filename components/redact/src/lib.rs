@@ -501,7 +501,7 @@ mod tests {
     fn key_decisions_stay_right_and_their_memo_bounded() {
         let r = redact(serde_json::json!({"keys": ["user.email"], "key_patterns": ["(?i)token"]}));
         // Twice as many distinct keys as are remembered, every tenth selected, asked twice.
-        let key = |i: usize| if i % 10 == 0 { format!("x{i}.Token") } else { format!("x{i}.route") };
+        let key = |i: usize| if i.is_multiple_of(10) { format!("x{i}.Token") } else { format!("x{i}.route") };
         for _ in 0..2 {
             for i in 0..2 * KEY_DECISIONS_KEPT {
                 assert_eq!(r.key_selected(&key(i)), i % 10 == 0, "key {}", key(i));

@@ -183,7 +183,7 @@ pub(crate) fn read_varint(buf: &[u8], pos: usize) -> Option<(u64, usize)> {
 }
 
 pub(crate) fn varint_len(value: u64) -> usize {
-    ((64 - (value | 1).leading_zeros() as usize) + 6) / 7
+    (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u64) {

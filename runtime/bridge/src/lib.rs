@@ -109,6 +109,7 @@ fn check_private_dir(socket: &Path) -> Result<(), BridgeError> {
     let refuse = |message: String| BridgeError::Socket { path: socket.to_path_buf(), message };
     let metadata = std::fs::metadata(dir).map_err(|e| refuse(format!("{}: {e}", dir.display())))?;
     // SAFETY: geteuid has no preconditions.
+    #[allow(unsafe_code)]
     let uid = unsafe { libc::geteuid() };
     if metadata.uid() != uid || metadata.mode() & 0o077 != 0 {
         return Err(refuse(format!("{} must be a directory of ours with mode 0700", dir.display())));

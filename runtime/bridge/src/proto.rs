@@ -1,6 +1,8 @@
 //! The messages of proto/bridge.proto and grpc.health.v1, as prost structs
 //! (field numbers as in the .proto files).
 
+#![allow(missing_docs, reason = "the fields are documented in proto/bridge.proto")]
+
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct LoadRequest {
     #[prost(string, tag = "1")]

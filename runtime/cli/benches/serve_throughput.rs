@@ -7,6 +7,8 @@
 //! Knobs: WASMTEL_BENCH_SECS (15), WASMTEL_BENCH_WARMUP_SECS (3),
 //! WASMTEL_BENCH_CONCURRENCY (8 concurrent exports), WASMTEL_BENCH_SPANS (100 per batch).
 
+#![allow(clippy::unwrap_used, reason = "test and bench helpers: a panic is the failure report")]
+
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -34,7 +36,7 @@ fn free_port() -> u16 {
 fn batch(spans: usize) -> ExportTraceServiceRequest {
     let attrs = |i: usize| -> Vec<KeyValue> {
         vec![
-            string_attr("http.request.method", if i % 3 == 0 { "POST" } else { "GET" }),
+            string_attr("http.request.method", if i.is_multiple_of(3) { "POST" } else { "GET" }),
             string_attr("http.route", &format!("/api/v1/orders/{}", i % 17)),
             string_attr("url.full", &format!("https://shop.example.com/api/v1/orders/{i}?ref=mail")),
             string_attr("user.email", &format!("customer{i}@example.com")),

@@ -1,6 +1,8 @@
 //! `wasmtel bridge` end to end: the real binary on a unix socket, driven as
 //! the collector's subprocess mode drives it (the Go side has its own tests).
 
+#![allow(clippy::unwrap_used, reason = "test and bench helpers: a panic is the failure report")]
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -3,6 +3,8 @@
 //! through retry and the circuit breaker while it is down and after it
 //! returns; a graceful shutdown drains what is in flight.
 
+#![allow(clippy::unwrap_used, reason = "test and bench helpers: a panic is the failure report")]
+
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -147,7 +147,6 @@ impl EmbeddedPipeline {
                 service_version: Some(env!("CARGO_PKG_VERSION").into()),
             },
             handle_os_signals: false,
-            ..Default::default()
         };
         let thread = std::thread::Builder::new()
             .name("wasmtel-pipeline".into())

@@ -255,11 +255,10 @@ impl Receiver<OtapPdata> for EmbeddedReceiver {
                         let completion = Completion::Refused { reason: nack.reason.clone(), permanent: nack.permanent };
                         self.resolve(&nack.unwind.route.calldata, &mut pending, completion);
                     }
-                    NodeControlMsg::DrainIngress { deadline, .. } => {
-                        if draining.is_none() {
-                            draining = Some(deadline);
-                        }
+                    NodeControlMsg::DrainIngress { deadline, .. } if draining.is_none() => {
+                        draining = Some(deadline);
                     }
+                    NodeControlMsg::DrainIngress { .. } => {}
                     NodeControlMsg::Shutdown { deadline, .. } => {
                         for (_, reply) in pending.drain() {
                             self.inbound.complete(reply, Completion::Stopped);

@@ -23,7 +23,7 @@ pub enum SpecError {
     #[error("node {node}: registry: {source}")]
     Policy { node: String, source: serde_json::Error },
     #[error("node {node}: {source}")]
-    Resolve { node: String, source: RegistryError },
+    Resolve { node: String, source: Box<RegistryError> },
 }
 
 /// Rewrites `spec` as the module says; returns the runtime settings.
@@ -53,7 +53,7 @@ fn pin_component(name: &str, node: &mut Value, base: Option<&Path>) -> Result<()
     let Some(reference) = component.as_str().map(str::to_string) else { return Ok(()) };
     let resolve = || {
         wasmtel_registry::resolve(&reference, &policy)
-            .map_err(|source| SpecError::Resolve { node: name.to_string(), source })
+            .map_err(|source| SpecError::Resolve { node: name.to_string(), source: Box::new(source) })
     };
     let pinned = match Reference::parse(&reference) {
         // Only paths are relative to the spec.

@@ -381,7 +381,7 @@ impl WasmProcessor {
                     (true, false) | (false, true) => payload,
                     // Encoded for the guest already; reuse those bytes.
                     (false, false) => OtapPayload::from_otlp(OtlpProtoBytes::new_from_bytes(signal_type, otlp)),
-                    (true, true) => match self.to_otap(signal, otlp) {
+                    (true, true) => match self.otap_payload(signal, otlp) {
                         Ok(otap) => otap,
                         Err(reason) => return self.nack(eh, OtapPdata::new(context, payload), reason, true).await,
                     },
@@ -391,7 +391,7 @@ impl WasmProcessor {
             Ok(Outcome::Replaced(bytes)) => {
                 let bytes = Bytes::from(bytes);
                 let mut replaced = if want_otap {
-                    match self.to_otap(signal, bytes) {
+                    match self.otap_payload(signal, bytes) {
                         Ok(otap) => otap,
                         Err(reason) => return self.nack(eh, OtapPdata::new(context, payload), reason, true).await,
                     }
@@ -416,7 +416,7 @@ impl WasmProcessor {
     /// the conversion that cannot panic or take quadratic time; a batch with
     /// more items than otap-dataflow can number stays OTLP, which every
     /// downstream stage accepts.
-    fn to_otap(&mut self, signal: Signal, otlp: Bytes) -> Result<OtapPayload, String> {
+    fn otap_payload(&mut self, signal: Signal, otlp: Bytes) -> Result<OtapPayload, String> {
         self.metrics.conversions.inc();
         match wasmtel_otap::otlp_to_otap(signal, otlp.clone()) {
             Ok(records) => Ok(OtapPayload::from_otap(records)),

@@ -1,6 +1,8 @@
 //! The Arrow IPC exporter's files: size and time rotation, retention, and
 //! that every finished file is a complete stream.
 
+#![allow(clippy::unwrap_used, reason = "test and bench helpers: a panic is the failure report")]
+
 use std::path::Path;
 use std::time::Duration;
 

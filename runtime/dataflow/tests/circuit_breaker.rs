@@ -2,6 +2,8 @@
 //! after consecutive retryable Nacks, refuses while open, probes once after
 //! `open_duration`, and closes on the probe's Ack (or reopens on its Nack).
 
+#![allow(clippy::unwrap_used, reason = "test and bench helpers: a panic is the failure report")]
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,6 +2,8 @@
 //! (`TestRuntime`): outputs and their form, Ack/Nack of every outcome and
 //! error, and plugin metrics reported through the engine's telemetry.
 
+#![allow(clippy::unwrap_used, reason = "test and bench helpers: a panic is the failure report")]
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;

@@ -6,6 +6,10 @@
 //! copied here; a `replaced` output is a Rust buffer the caller reads once and
 //! frees with [`wasmtel_bytes_free`]. Panics never cross the boundary.
 
+// The C ABI is unsafe by nature: raw pointers from Go. Each unsafe block says
+// what the caller guarantees (clippy::undocumented_unsafe_blocks).
+#![allow(unsafe_code)]
+
 use std::collections::VecDeque;
 use std::ffi::{CString, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -356,8 +360,8 @@ pub unsafe extern "C" fn wasmtel_plugin_free(plugin: *mut WasmtelPlugin) {
     }));
 }
 
-/// Runs one OTLP batch (`signal`: 0 traces, 1 metrics, 2 logs). `deadline_ns`
-/// > 0 bounds the batch when shorter than the plugin's timeout. Under
+/// Runs one OTLP batch (`signal`: 0 traces, 1 metrics, 2 logs). A positive
+/// `deadline_ns` bounds the batch when shorter than the plugin's timeout. Under
 /// `on_error: pass | drop` sandbox failures come back as `Unchanged` /
 /// `Dropped` with status OK.
 ///

@@ -6,6 +6,8 @@
 //!
 //! `cargo bench -p wasmtel-registry --bench registry`
 
+#![allow(clippy::unwrap_used, reason = "test and bench helpers: a panic is the failure report")]
+
 use std::path::Path;
 use std::time::Duration;
 

@@ -1,5 +1,7 @@
 //! End-to-end tests against a real OCI distribution registry on loopback.
 
+#![allow(clippy::unwrap_used, reason = "test and bench helpers: a panic is the failure report")]
+
 mod support;
 
 use std::path::Path;

@@ -611,7 +611,7 @@ impl Walker<'_, '_> {
             }
             (RepeatedFixed64, LEN) => {
                 let field_end = self.length(end)?;
-                if (field_end - self.at) % 8 != 0 {
+                if !(field_end - self.at).is_multiple_of(8) {
                     return Err(self.error("packed fixed64 field of a length not a multiple of 8"));
                 }
                 self.at = field_end;

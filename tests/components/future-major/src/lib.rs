@@ -1,6 +1,8 @@
 //! Test guest built against `wasmtel:plugin@1.0.0`, a major version this
 //! runtime does not implement: the host must refuse it, naming both versions.
 
+#![allow(missing_docs, reason = "a test guest, not an API")]
+
 wit_bindgen::generate!({ path: "wit", world: "processor-plugin" });
 
 use exports::wasmtel::plugin::processor::{Guest, Outcome, ProcessError, Signal};

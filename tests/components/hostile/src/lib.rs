@@ -2,6 +2,8 @@
 //! The batch content picks the misbehaviour (a span name, log body or metric
 //! name), so one loaded plugin can fail and then keep serving good batches.
 
+#![allow(missing_docs, reason = "a test guest, not an API")]
+
 use std::hint::black_box;
 
 use wasmtel_sdk::prelude::*;

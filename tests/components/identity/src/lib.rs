@@ -1,6 +1,8 @@
 //! Test guest: returns each batch untouched, as bytes or not at all. It never
 //! decodes, so it measures the bare cost of crossing the sandbox boundary.
 
+#![allow(missing_docs, reason = "a test guest, not an API")]
+
 use wasmtel_sdk::{Outcome, ProcessError, Processor, Signal};
 
 #[derive(serde::Deserialize, Default, Clone, Copy, PartialEq, Eq, Debug)]

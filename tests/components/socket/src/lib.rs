@@ -1,6 +1,8 @@
 //! Test guest that tries to open a TCP connection. Its component imports
 //! `wasi:sockets`, which the host must refuse at load time.
 
+#![allow(missing_docs, reason = "a test guest, not an API")]
+
 use wasmtel_sdk::prelude::*;
 
 pub struct Socket;
