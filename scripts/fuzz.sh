@@ -23,6 +23,9 @@ command -v rustup >/dev/null && cargo=(cargo "+$toolchain")
 # cargo-fuzz needs -Z flags (sanitizer, coverage); the stable toolchain ships the
 # sanitizer runtimes (librustc-stable_rt.asan.a) and takes them with this.
 export RUSTC_BOOTSTRAP=1
+# Not clippy-driver (.cargo/config.toml): the fuzz targets are not under the
+# workspace's lints, and the sanitizer build is its own artifact anyway.
+export RUSTC_WORKSPACE_WRAPPER=
 export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
 
 # Targets and their -max_len: OTLP requests up to 64 KiB, text and JSON smaller.

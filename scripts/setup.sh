@@ -10,7 +10,9 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
     echo "setup: adding the wasm32-wasip2 target (guest components)"
     rustup target add wasm32-wasip2
 fi
-if ! rustup component list --installed | grep -q '^rustfmt'; then
-    echo "setup: adding rustfmt (the test command checks formatting)"
-    rustup component add rustfmt
-fi
+for component in rustfmt clippy; do
+    if ! rustup component list --installed | grep -q "^$component"; then
+        echo "setup: adding $component (every build lints with clippy; the test command checks formatting)"
+        rustup component add "$component"
+    fi
+done

@@ -10,6 +10,12 @@ stage() { printf '\n== %s (%ss elapsed)\n' "$1" "$SECONDS"; }
 
 stage "build (components, workspace, all targets)"
 scripts/build.sh
+stage "lints (clippy ran inside the build; its warnings are errors here)"
+# Cargo replays the build's cached diagnostics, so this compiles nothing.
+if cargo build --locked --workspace --all-targets --message-format short 2>&1 | grep -E '^[^ ]+: (warning|error)'; then
+    echo "test: fix the warnings above (the workspace lints are in Cargo.toml)" >&2
+    exit 1
+fi
 stage "format (rustfmt; gofmt runs with the Go tests)"
 cargo fmt --all --check
 (cd fuzz && cargo fmt --check)

@@ -7,11 +7,43 @@ use prost::Message;
 use wasmtel_runtime::otlp::json_to_protobuf;
 use wasmtel_runtime::{Outcome, PluginConfig, Signal};
 use wasmtel_sdk::testing;
-use wasmtel_tests::{load, runtime, workspace_root};
+use wasmtel_component::interfaces::{ImportRefused, check_import};
+use wasmtel_tests::{component, load, runtime, workspace_root};
 
 fn sample(signal: Signal) -> Vec<u8> {
     let json = std::fs::read(workspace_root().join(format!("examples/data/{signal}.json"))).unwrap();
     json_to_protobuf(signal, &json).unwrap()
+}
+
+/// Every guest the build makes, read without running it, is what its tests
+/// assume: a component whose manifest names its crate and whose imports the
+/// sandbox answers (the examples), or the refusal it exists to provoke.
+#[test]
+fn built_guests_pass_the_sandbox_import_rules_they_are_built_for() {
+    let allowed = ["wasmtel-redact", "wasmtel-filter", "wasmtel-sample", "wasmtel-test-identity", "wasmtel-test-hostile"];
+    let describe = |crate_name: &str| {
+        let bytes = std::fs::read(component(crate_name)).unwrap();
+        wasmtel_component::describe(&bytes).unwrap_or_else(|e| panic!("{crate_name}: {e}"))
+    };
+    let refusals = |description: &wasmtel_component::Description| -> Vec<(String, ImportRefused)> {
+        description.imports.iter().filter_map(|i| check_import(i).err().map(|e| (i.clone(), e))).collect()
+    };
+    for crate_name in allowed.into_iter().chain(["wasmtel-test-socket"]) {
+        let description = describe(crate_name);
+        let manifest = description.manifest.as_ref().unwrap_or_else(|| panic!("{crate_name}: no manifest"));
+        assert_eq!(manifest.name, crate_name);
+        assert_eq!(description.processor_version(), Some(wasmtel_component::interfaces::WIT_VERSION));
+        let refused = refusals(&description);
+        if crate_name == "wasmtel-test-socket" {
+            assert!(refused.iter().any(|(_, e)| *e == ImportRefused::Network), "{crate_name}: {refused:?}");
+        } else {
+            assert_eq!(refused, [], "{crate_name} imports what the sandbox refuses");
+        }
+    }
+    let future = describe("wasmtel-test-future-major");
+    assert_eq!(future.processor_version(), Some("1.0.0"));
+    let refused = refusals(&future);
+    assert!(refused.iter().any(|(_, e)| matches!(e, ImportRefused::IncompatibleWit { found } if found == "1.0.0")), "{refused:?}");
 }
 
 /// Runs the wasm component and the native library on the same batch.

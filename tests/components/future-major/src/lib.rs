@@ -2,6 +2,7 @@
 //! runtime does not implement: the host must refuse it, naming both versions.
 
 #![allow(missing_docs, reason = "a test guest, not an API")]
+#![allow(unsafe_code, reason = "the export glue wit-bindgen generates here")]
 
 wit_bindgen::generate!({ path: "wit", world: "processor-plugin" });
 
