@@ -113,7 +113,9 @@ impl EmbeddedPipeline {
         }
         prepare_engine(&mut spec)?;
         let runtime = crate::spec::prepare(&mut spec, None).map_err(|e| EmbeddedError::Spec(e.to_string()))?;
-        if !crate::plugins::configure_runtime(runtime) && spec.pointer("/engine/custom/wasmtel/runtime").is_some() {
+        if !crate::shared_runtime::configure_runtime(runtime)
+            && spec.pointer("/engine/custom/wasmtel/runtime").is_some()
+        {
             // One runtime per process: the first pipeline's settings hold.
             tracing::warn!("engine.custom.wasmtel.runtime ignored: this process's wasm runtime already runs");
         }

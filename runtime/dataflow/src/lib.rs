@@ -7,21 +7,24 @@
 //! - [`circuit_breaker`]: `urn:wasmtel:processor:circuit_breaker`, fails fast
 //!   while a downstream exporter keeps refusing, so a retry processor backs off;
 //! - [`embedded`]: an in-process pipeline that takes OTLP bytes directly;
-//! - [`serve`]: the `wasmtel serve` service, with [`admin_guard`] in front of
-//!   the engine's admin API.
+//! - [`serve`]: the `wasmtel serve` service, with its guard in front of the
+//!   engine's admin API;
+//! - [`spec`]: the pipeline spec preparation `serve` and [`embedded`] share;
+//! - [`shared_runtime`]: the one wasmtel runtime every wasm node of the process uses.
+//!
+//! Each node is a folder as in the engine's own crates: `mod.rs` (the node and
+//! its factory), `config.rs`, `metrics.rs` and a README with its settings.
 //!
 //! Nodes register themselves in the engine's factory slices. A binary that
 //! builds pipelines must link this crate (`use wasmtel_dataflow as _;`), and
 //! the core nodes (this crate does that for `otel_arrow_dfe_core_nodes`).
 
-pub mod admin_guard;
 pub mod arrow_ipc_exporter;
 pub mod circuit_breaker;
 pub mod embedded;
 mod embedded_receiver;
-mod flat;
-pub mod plugins;
 pub mod serve;
+pub mod shared_runtime;
 pub mod spec;
 pub mod wasm_processor;
 

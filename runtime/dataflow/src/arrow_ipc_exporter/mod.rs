@@ -30,14 +30,12 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use arrow_array::RecordBatch;
-use arrow_ipc::CompressionType;
 use arrow_ipc::writer::{IpcWriteOptions, StreamWriter};
 use async_trait::async_trait;
 use bytes::Bytes;
-use bytesize::ByteSize;
 use linkme::distributed_slice;
 use otel_arrow_dfe_config::SignalType;
 use otel_arrow_dfe_config::error::Error as ConfigError;
@@ -55,13 +53,16 @@ use otel_arrow_dfe_engine::{ConsumerEffectHandlerExtension, ExporterFactory};
 use otel_arrow_dfe_otap::OTAP_EXPORTER_FACTORIES;
 use otel_arrow_dfe_otap::pdata::{OtapPdata, PdataEffectHandlerExtension};
 use otel_arrow_dfe_pdata_codec::{EncodePolicy, EncodingPlan, PdataEncoding};
-use otel_arrow_dfe_telemetry::instrument::Counter;
 use otel_arrow_dfe_telemetry::metrics::MetricSet;
 use otel_arrow_dfe_telemetry::otel_warn;
-use otel_arrow_dfe_telemetry_macros::metric_set;
-use serde::Deserialize;
 
-use crate::{config_error, flat, wasmtel_signal};
+use crate::{config_error, wasmtel_signal};
+
+mod config;
+mod flat;
+mod metrics;
+pub use config::{ArrowIpcConfig, Compression, Retention};
+pub use metrics::ArrowIpcMetrics;
 
 /// The node type of the Arrow IPC file exporter.
 pub const ARROW_IPC_EXPORTER_URN: &str = "urn:wasmtel:exporter:arrow_ipc";
@@ -69,107 +70,6 @@ pub const ARROW_IPC_EXPORTER_URN: &str = "urn:wasmtel:exporter:arrow_ipc";
 /// Suffix of finished files.
 pub const FILE_SUFFIX: &str = "arrows";
 const PART_SUFFIX: &str = "part";
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ArrowIpcConfig {
-    /// Root directory; created if missing. One sub-directory per signal.
-    pub directory: PathBuf,
-    /// Rotate once a file reaches this size (checked before each write, so a
-    /// file may exceed it by one batch).
-    #[serde(default = "default_max_file_bytes")]
-    pub max_file_bytes: ByteSize,
-    /// Rotate files older than this.
-    #[serde(default = "default_max_file_age", with = "humantime_serde")]
-    pub max_file_age: Duration,
-    /// How often age-based rotation and retention are checked.
-    #[serde(default = "default_check_interval", with = "humantime_serde")]
-    pub check_interval: Duration,
-    #[serde(default)]
-    pub retention: Retention,
-    #[serde(default)]
-    pub compression: Compression,
-    /// `fsync` each batch before acknowledging it.
-    #[serde(default)]
-    pub sync: bool,
-}
-
-/// Limits on finished files, per signal directory; the oldest go first.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Retention {
-    pub max_files: Option<usize>,
-    #[serde(default, with = "humantime_serde")]
-    pub max_age: Option<Duration>,
-    pub max_total_bytes: Option<ByteSize>,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    #[default]
-    None,
-    Zstd,
-}
-
-fn default_max_file_bytes() -> ByteSize {
-    ByteSize::mib(64)
-}
-
-fn default_max_file_age() -> Duration {
-    Duration::from_secs(300)
-}
-
-fn default_check_interval() -> Duration {
-    Duration::from_secs(1)
-}
-
-impl ArrowIpcConfig {
-    pub fn from_value(value: &serde_json::Value) -> Result<Self, ConfigError> {
-        let config: Self = serde_json::from_value(value.clone())
-            .map_err(|e| config_error(format!("{ARROW_IPC_EXPORTER_URN}: {e}")))?;
-        if config.max_file_bytes.as_u64() == 0 || config.max_file_age.is_zero() || config.check_interval.is_zero() {
-            return Err(config_error(format!(
-                "{ARROW_IPC_EXPORTER_URN}: max_file_bytes, max_file_age and check_interval must be positive"
-            )));
-        }
-        Ok(config)
-    }
-
-    fn write_options(&self) -> Result<IpcWriteOptions, arrow_schema::ArrowError> {
-        let compression = match self.compression {
-            Compression::None => None,
-            Compression::Zstd => Some(CompressionType::ZSTD),
-        };
-        IpcWriteOptions::default().try_with_compression(compression)
-    }
-}
-
-#[metric_set(name = "wasmtel.exporter.arrow_ipc")]
-#[derive(Debug, Default, Clone)]
-pub struct ArrowIpcMetrics {
-    /// Batches written and acknowledged.
-    #[metric(unit = "{batch}")]
-    pub batches: Counter<u64>,
-    /// Rows (spans, log records, data points) written.
-    #[metric(unit = "{row}")]
-    pub rows: Counter<u64>,
-    /// Bytes written, IPC framing included.
-    #[metric(unit = "By")]
-    pub bytes: Counter<u64>,
-    /// Files finished (rotation or shutdown).
-    #[metric(name = "files.finished", unit = "{file}")]
-    pub files_finished: Counter<u64>,
-    /// Files deleted by retention.
-    #[metric(name = "files.deleted", unit = "{file}")]
-    pub files_deleted: Counter<u64>,
-    /// Batches refused because writing failed (retryable).
-    #[metric(name = "failures.write", unit = "{batch}")]
-    pub write_failures: Counter<u64>,
-    /// Batches refused because they were not valid OTLP (permanent).
-    #[metric(name = "failures.invalid", unit = "{batch}")]
-    pub invalid: Counter<u64>,
-}
 
 /// Counts what goes through to the file.
 struct Counted<W> {

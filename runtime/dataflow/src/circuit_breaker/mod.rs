@@ -19,11 +19,10 @@
 //! ```
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use linkme::distributed_slice;
-use otel_arrow_dfe_config::error::Error as ConfigError;
 use otel_arrow_dfe_config::node::NodeUserConfig;
 use otel_arrow_dfe_engine::config::ProcessorConfig;
 use otel_arrow_dfe_engine::context::PipelineContext;
@@ -39,66 +38,16 @@ use otel_arrow_dfe_engine::{
 };
 use otel_arrow_dfe_otap::OTAP_PROCESSOR_FACTORIES;
 use otel_arrow_dfe_otap::pdata::OtapPdata;
-use otel_arrow_dfe_telemetry::instrument::{Counter, Gauge, ObserveCounter};
 use otel_arrow_dfe_telemetry::metrics::MetricSet;
 use otel_arrow_dfe_telemetry::{otel_info, otel_warn};
-use otel_arrow_dfe_telemetry_macros::metric_set;
-use serde::Deserialize;
 
-use crate::config_error;
+mod config;
+mod metrics;
+pub use config::CircuitBreakerConfig;
+pub use metrics::CircuitBreakerMetrics;
 
 /// The node type of the circuit breaker.
 pub const CIRCUIT_BREAKER_URN: &str = "urn:wasmtel:processor:circuit_breaker";
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CircuitBreakerConfig {
-    /// Consecutive retryable failures that open the circuit.
-    #[serde(default = "default_threshold")]
-    pub failure_threshold: u32,
-    /// How long the circuit stays open before a probe is let through.
-    #[serde(default = "default_open_duration", with = "humantime_serde")]
-    pub open_duration: Duration,
-    /// How long a probe may go unanswered before it counts as lost.
-    #[serde(default = "default_probe_timeout", with = "humantime_serde")]
-    pub probe_timeout: Duration,
-}
-
-impl Default for CircuitBreakerConfig {
-    fn default() -> Self {
-        CircuitBreakerConfig {
-            failure_threshold: default_threshold(),
-            open_duration: default_open_duration(),
-            probe_timeout: default_probe_timeout(),
-        }
-    }
-}
-
-fn default_threshold() -> u32 {
-    5
-}
-
-fn default_open_duration() -> Duration {
-    Duration::from_secs(5)
-}
-
-fn default_probe_timeout() -> Duration {
-    Duration::from_secs(30)
-}
-
-impl CircuitBreakerConfig {
-    fn from_value(value: &serde_json::Value) -> Result<Self, ConfigError> {
-        let config: Self =
-            serde_json::from_value(value.clone()).map_err(|e| config_error(format!("{CIRCUIT_BREAKER_URN}: {e}")))?;
-        if config.failure_threshold == 0 {
-            return Err(config_error(format!("{CIRCUIT_BREAKER_URN}: failure_threshold must be at least 1")));
-        }
-        if config.probe_timeout.is_zero() {
-            return Err(config_error(format!("{CIRCUIT_BREAKER_URN}: probe_timeout must be greater than zero")));
-        }
-        Ok(config)
-    }
-}
 
 /// The breaker's state, as reported in the `state` gauge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,32 +71,6 @@ impl State {
             State::HalfOpen { .. } => 2,
         }
     }
-}
-
-#[metric_set(name = "wasmtel.processor.circuit_breaker")]
-#[derive(Debug, Default, Clone)]
-pub struct CircuitBreakerMetrics {
-    /// 0 closed, 1 open, 2 half-open.
-    #[metric(unit = "1")]
-    pub state: Gauge<u64>,
-    /// Times the circuit opened (cumulative).
-    #[metric(name = "opened.total", unit = "{transition}")]
-    pub opened_total: ObserveCounter<u64>,
-    /// Times the circuit closed again after being open (cumulative).
-    #[metric(name = "closed.total", unit = "{transition}")]
-    pub closed_total: ObserveCounter<u64>,
-    /// Batches refused without being sent while the circuit was open.
-    #[metric(unit = "{batch}")]
-    pub rejected: Counter<u64>,
-    /// Probes that got no answer within `probe_timeout`.
-    #[metric(name = "probes.lost", unit = "{batch}")]
-    pub probes_lost: Counter<u64>,
-    /// Retryable Nacks seen from downstream.
-    #[metric(unit = "{batch}")]
-    pub failures: Counter<u64>,
-    /// Acks seen from downstream.
-    #[metric(unit = "{batch}")]
-    pub successes: Counter<u64>,
 }
 
 /// Calldata marking the half-open probe.

@@ -18,6 +18,8 @@
 //! finish, exporters flush and close their files) before the process exits;
 //! a second signal exits at once.
 
+pub mod admin_guard;
+
 use std::path::{Path, PathBuf};
 
 use otel_arrow_dfe_config::engine::OtelDataflowSpec;
@@ -37,7 +39,7 @@ pub enum ServeError {
     #[error("the pipelines failed: {0}")]
     Run(String),
     #[error(transparent)]
-    Admin(#[from] crate::admin_guard::AdminGuardError),
+    Admin(#[from] admin_guard::AdminGuardError),
     #[error(
         "{node}: {address} is already in use (another process listens there; otap-dataflow would share it through SO_REUSEPORT)"
     )]
@@ -75,7 +77,7 @@ pub fn load(options: &ServeOptions) -> Result<(OtelDataflowSpec, RuntimeConfig),
     let mut spec = OtelDataflowSpec::from_json(&spec.to_string()).map_err(|e| spec_error(e.to_string()))?;
     otel_arrow_dfe_controller::startup::apply_cli_overrides(&mut spec, options.cores, None, options.admin_bind.clone());
     // Validation loads every wasm node's plugin: the runtime takes its settings first.
-    crate::plugins::configure_runtime(runtime.clone());
+    crate::shared_runtime::configure_runtime(runtime.clone());
     Controller::new(&OTAP_PIPELINE_FACTORY).validate_engine_components(&spec).map_err(spec_error)?;
     Ok((spec, runtime))
 }
@@ -90,9 +92,9 @@ pub fn run(options: &ServeOptions) -> Result<(), ServeError> {
             return Err(ServeError::AddressInUse { node, address });
         }
     }
-    let token = options.admin_token_file.as_deref().map(crate::admin_guard::read_token).transpose()?;
+    let token = options.admin_token_file.as_deref().map(admin_guard::read_token).transpose()?;
     let http_admin = spec.engine.http_admin.get_or_insert_with(Default::default);
-    let guard = crate::admin_guard::start(&http_admin.bind_address, token)?;
+    let guard = admin_guard::start(&http_admin.bind_address, token)?;
     http_admin.bind_address = guard.engine.to_string();
     tracing::info!(admin = %guard.public, "admin API (guarded) listening");
     let run_options = ControllerRunOptions {

@@ -32,9 +32,11 @@ use otel_arrow_dfe_otap::pdata::{Context, OtapPdata};
 use otel_arrow_dfe_pdata::OtlpProtoBytes;
 use otel_arrow_dfe_pdata_codec::OtapPayload;
 use otel_arrow_dfe_telemetry::metrics::MetricSetSnapshot;
-use serde::Deserialize;
 
 use crate::config_error;
+
+mod config;
+use config::EmbeddedReceiverConfig;
 
 /// The node type of the embedded receiver.
 pub const EMBEDDED_RECEIVER_URN: &str = "urn:wasmtel:receiver:embedded";
@@ -158,12 +160,6 @@ pub(crate) fn unregister(name: &str) {
 
 fn lookup(name: &str) -> Option<Arc<Inbound>> {
     registry().lock().unwrap_or_else(PoisonError::into_inner).get(name).cloned()
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EmbeddedReceiverConfig {
-    channel: String,
 }
 
 struct EmbeddedReceiver {
