@@ -4,10 +4,10 @@
 #![allow(clippy::unwrap_used, reason = "test and bench helpers: a panic is the failure report")]
 
 use prost::Message;
+use wasmtel_component::interfaces::{ImportRefused, check_import};
 use wasmtel_runtime::otlp::json_to_protobuf;
 use wasmtel_runtime::{Outcome, PluginConfig, Signal};
 use wasmtel_sdk::testing;
-use wasmtel_component::interfaces::{ImportRefused, check_import};
 use wasmtel_tests::{component, load, runtime, workspace_root};
 
 fn sample(signal: Signal) -> Vec<u8> {
@@ -20,7 +20,8 @@ fn sample(signal: Signal) -> Vec<u8> {
 /// sandbox answers (the examples), or the refusal it exists to provoke.
 #[test]
 fn built_guests_pass_the_sandbox_import_rules_they_are_built_for() {
-    let allowed = ["wasmtel-redact", "wasmtel-filter", "wasmtel-sample", "wasmtel-test-identity", "wasmtel-test-hostile"];
+    let allowed =
+        ["wasmtel-redact", "wasmtel-filter", "wasmtel-sample", "wasmtel-test-identity", "wasmtel-test-hostile"];
     let describe = |crate_name: &str| {
         let bytes = std::fs::read(component(crate_name)).unwrap();
         wasmtel_component::describe(&bytes).unwrap_or_else(|e| panic!("{crate_name}: {e}"))
@@ -43,7 +44,10 @@ fn built_guests_pass_the_sandbox_import_rules_they_are_built_for() {
     let future = describe("wasmtel-test-future-major");
     assert_eq!(future.processor_version(), Some("1.0.0"));
     let refused = refusals(&future);
-    assert!(refused.iter().any(|(_, e)| matches!(e, ImportRefused::IncompatibleWit { found } if found == "1.0.0")), "{refused:?}");
+    assert!(
+        refused.iter().any(|(_, e)| matches!(e, ImportRefused::IncompatibleWit { found } if found == "1.0.0")),
+        "{refused:?}"
+    );
 }
 
 /// Runs the wasm component and the native library on the same batch.
