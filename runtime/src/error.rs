@@ -86,7 +86,7 @@ impl FailureKind {
         FailureKind::InvalidInput,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             FailureKind::Trap => "trap",
             FailureKind::Timeout => "timeout",

@@ -115,7 +115,8 @@ fn process_stats(pid: u32) -> (f64, f64) {
     (hwm_kb / 1024.0, (ticks(11) + ticks(12)) / clock_ticks)
 }
 
-/// `guest.duration / calls` of the wasm node, from the admin API.
+/// Mean time a batch spent in the plugin (`wasmtel.plugin.duration`, a
+/// histogram per signal and outcome), from the admin API.
 fn guest_us_per_batch(admin: u16) -> Option<f64> {
     use std::io::{Read, Write};
     let mut stream = TcpStream::connect(("127.0.0.1", admin)).ok()?;
@@ -124,10 +125,14 @@ fn guest_us_per_batch(admin: u16) -> Option<f64> {
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let body: Value = serde_json::from_str(response.split_once("\r\n\r\n")?.1).ok()?;
-    let set = body["metric_sets"].as_array()?.iter().find(|s| s["name"] == "wasmtel.processor.wasm")?;
-    let metric =
-        |name: &str| set["metrics"].as_array()?.iter().find(|m| m["name"] == name).and_then(|m| m["value"].as_f64());
-    Some(metric("guest.duration")? / metric("calls")?)
+    let (mut seconds, mut batches) = (0.0, 0.0);
+    for set in body["metric_sets"].as_array()?.iter().filter(|s| s["name"] == "wasmtel.plugin.duration") {
+        for metric in set["metrics"].as_array()? {
+            seconds += metric["value"]["sum"].as_f64().unwrap_or(0.0);
+            batches += metric["value"]["count"].as_f64().unwrap_or(0.0);
+        }
+    }
+    (batches > 0.0).then(|| seconds / batches * 1e6)
 }
 
 fn run(name: &'static str, wasm: Option<&Wasm>, request: &trace_pb::ExportTraceServiceRequest, spans: u64) -> Run {

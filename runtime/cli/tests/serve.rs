@@ -245,6 +245,21 @@ fn serve_redacts_and_filters_all_three_signals_into_arrow_files() {
         let dropped = gauge("debug.heap", &[(1.0, vec![])]);
         metrics_client.export(retype::<metrics_pb::ExportMetricsServiceRequest>(&dropped)).await.expect("dropped ok");
     });
+    // The plugin metrics under the names the Go processor uses: 13 batches
+    // reached redact, and filter saw what redact passed on.
+    let calls_reported = wait_for(Duration::from_secs(10), || {
+        serve.metric("wasmtel.plugin", "wasmtel.plugin.calls").is_some_and(|calls| calls >= 13.0)
+    });
+    assert!(calls_reported, "wasmtel.plugin.calls: {:?}", serve.metric("wasmtel.plugin", "wasmtel.plugin.calls"));
+    let outcomes = serve.metric("wasmtel.plugin.outcomes", "wasmtel.plugin.outcomes").unwrap_or_default();
+    assert!(outcomes >= 13.0, "outcomes over every `outcome`: {outcomes}");
+    let durations = serve.metrics()["metric_sets"].as_array().cloned().unwrap_or_default();
+    let timed = durations
+        .iter()
+        .filter(|set| set["name"] == "wasmtel.plugin.duration")
+        .flat_map(|set| set["metrics"].as_array().cloned().unwrap_or_default())
+        .any(|metric| metric["value"]["count"].as_u64().is_some_and(|count| count > 0));
+    assert!(timed, "no wasmtel.plugin.duration observations: {durations:?}");
     serve.stop();
 
     let spans = read_signal(&out, "traces");

@@ -322,22 +322,38 @@ fn plugin_metrics_are_reported_through_engine_telemetry() {
                 ctx.process(Message::PData(pdata)).await.expect("process");
             }
             assert_eq!(ctx.drain_pdata().await.len(), 3);
-            let (snapshots, reporter) = MetricsReporter::create_new_and_receiver(8);
+            let (snapshots, reporter) = MetricsReporter::create_new_and_receiver(64);
             ctx.process(Message::Control(NodeControlMsg::CollectTelemetry { metrics_reporter: reporter }))
                 .await
                 .expect("collect telemetry");
-            let snapshot = snapshots.try_recv().expect("the node reported a metric set");
-            let descriptor = snapshot.descriptor();
-            assert_eq!(descriptor.name, "wasmtel.processor.wasm");
-            let value = |name: &str| {
-                let index = descriptor.metrics.iter().position(|m| m.name == name).expect(name);
-                snapshot.get_metrics()[index].to_u64_lossy()
+            let reported: Vec<_> = std::iter::from_fn(|| snapshots.try_recv().ok()).collect();
+            // (metric name, attribute key, attribute value) → the value reported.
+            let value = |name: &str, attribute: Option<(&str, &str)>| -> u64 {
+                reported
+                    .iter()
+                    .filter(|snapshot| {
+                        attribute.is_none_or(|(key, value)| snapshot.measurement_attribute_value(key) == Some(value))
+                    })
+                    .find_map(|snapshot| {
+                        let index = snapshot.descriptor().metrics.iter().position(|m| m.name == name)?;
+                        Some(snapshot.get_metrics()[index].to_u64_lossy())
+                    })
+                    .unwrap_or_else(|| panic!("{name} {attribute:?} not reported"))
             };
-            assert_eq!(value("calls"), 3);
-            assert_eq!(value("replaced"), 3);
-            assert_eq!(value("bytes.in"), 3 * two_spans().len() as u64);
-            assert_eq!(value("instances.live"), 1);
-            assert_eq!(value("node.conversions"), 3, "each replaced batch became OTAP once");
+            // The vocabulary the Go processor shares, with its attributes.
+            assert_eq!(value("wasmtel.plugin.calls", None), 3);
+            assert_eq!(value("wasmtel.plugin.outcomes", Some(("outcome", "replaced"))), 3);
+            assert_eq!(value("wasmtel.plugin.outcomes", Some(("outcome", "dropped"))), 0);
+            assert_eq!(value("wasmtel.plugin.bytes", Some(("direction", "in"))), 3 * two_spans().len() as u64);
+            let duration = reported
+                .iter()
+                .find(|s| s.descriptor().name == "wasmtel.plugin.duration")
+                .expect("the latency histogram is reported");
+            assert_eq!(duration.measurement_attribute_value("signal"), Some("traces"));
+            assert_eq!(duration.measurement_attribute_value("outcome"), Some("replaced"));
+            // What only the node has.
+            assert_eq!(value("instances.live", None), 1);
+            assert_eq!(value("node.conversions", None), 3, "each replaced batch became OTAP once");
         })
         .validate(|_| async {});
 }

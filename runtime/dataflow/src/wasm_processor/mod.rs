@@ -14,7 +14,8 @@
 //! Sandbox failures (trap, timeout, memory, invalid output) are first subject
 //! to the plugin's `on_error` policy (`pass` forwards the input, `drop` acks
 //! it), so a Nack only happens under `fail` or for deliberate guest errors.
-//! Every outcome is counted in the `wasmtel.processor.wasm` metric set.
+//! Every outcome is counted under the `wasmtel.plugin.*` metrics the Go
+//! processor exports too (`metrics.rs`).
 //!
 //! ```yaml
 //! redact:
@@ -50,7 +51,6 @@ use otel_arrow_dfe_otap::OTAP_PROCESSOR_FACTORIES;
 use otel_arrow_dfe_otap::pdata::{OtapPdata, PdataEffectHandlerExtension};
 use otel_arrow_dfe_pdata::OtlpProtoBytes;
 use otel_arrow_dfe_pdata_codec::{EncodePolicy, EncodingPlan, OtapPayload, PdataEncoding};
-use otel_arrow_dfe_telemetry::metrics::MetricSet;
 use wasmtel_otap::ConvertError;
 use wasmtel_runtime::{Outcome, Plugin, Signal};
 
@@ -59,7 +59,11 @@ use crate::wasmtel_signal;
 mod config;
 mod metrics;
 pub use config::{OutputForm, WasmProcessorConfig};
-pub use metrics::WasmProcessorMetrics;
+use metrics::{CallOutcome, NodeMetrics};
+pub use metrics::{
+    ErrorKind, PluginByteMetrics, PluginCallMetrics, PluginDurationMetrics, PluginErrorMetrics, PluginOnErrorMetrics,
+    PluginOutcomeMetrics, WasmProcessorMetrics,
+};
 
 /// The node type of the wasm processor.
 pub const WASM_PROCESSOR_URN: &str = "urn:wasmtel:processor:wasm";
@@ -68,14 +72,14 @@ pub const WASM_PROCESSOR_URN: &str = "urn:wasmtel:processor:wasm";
 pub struct WasmProcessor {
     plugin: Plugin,
     output: OutputForm,
-    metrics: MetricSet<WasmProcessorMetrics>,
+    metrics: NodeMetrics,
     /// Resolved on first use: resolution needs the effect handler's codec registry.
     otlp_plan: Option<EncodingPlan>,
 }
 
 impl WasmProcessor {
     pub fn new(pipeline_ctx: &PipelineContext, plugin: Plugin, output: OutputForm) -> Self {
-        WasmProcessor { plugin, output, metrics: WasmProcessorMetrics::register(pipeline_ctx), otlp_plan: None }
+        WasmProcessor { plugin, output, metrics: NodeMetrics::register(pipeline_ctx), otlp_plan: None }
     }
 
     pub fn from_config(pipeline_ctx: &PipelineContext, config: &serde_json::Value) -> Result<Self, ConfigError> {
@@ -114,7 +118,7 @@ impl WasmProcessor {
                 let plan = self.otlp_plan(eh)?;
                 match eh.encode_owned(&mut payload, &plan).await {
                     Ok(bytes) => {
-                        self.metrics.conversions.inc();
+                        self.metrics.node.conversions.inc();
                         bytes
                     }
                     Err(e) => {
@@ -133,8 +137,22 @@ impl WasmProcessor {
         // The pipeline's other nodes keep running on the core thread meanwhile.
         let plugin = self.plugin.clone();
         let input = otlp.clone();
-        let result = match tokio::task::spawn_blocking(move || plugin.process(signal, &input, None)).await {
-            Ok(result) => result,
+        let call = move || {
+            let started = std::time::Instant::now();
+            let result = plugin.process(signal, &input, None);
+            (result, started.elapsed())
+        };
+        let result = match tokio::task::spawn_blocking(call).await {
+            Ok((result, elapsed)) => {
+                let outcome = match &result {
+                    Ok(Outcome::Unchanged) => CallOutcome::Unchanged,
+                    Ok(Outcome::Replaced(_)) => CallOutcome::Replaced,
+                    Ok(Outcome::Dropped) => CallOutcome::Dropped,
+                    Err(_) => CallOutcome::Error,
+                };
+                self.metrics.record_call(signal_type, outcome, elapsed.as_secs_f64());
+                result
+            }
             Err(join_error) => {
                 let reason = format!("{}: the guest call did not complete: {join_error}", self.plugin.name());
                 return self.nack(eh, OtapPdata::new(context, payload), reason, false).await;
@@ -188,11 +206,11 @@ impl WasmProcessor {
     /// more items than otap-dataflow can number stays OTLP, which every
     /// downstream stage accepts.
     fn otap_payload(&mut self, signal: Signal, otlp: Bytes) -> Result<OtapPayload, String> {
-        self.metrics.conversions.inc();
+        self.metrics.node.conversions.inc();
         match wasmtel_otap::otlp_to_otap(signal, otlp.clone()) {
             Ok(records) => Ok(OtapPayload::from_otap(records)),
             Err(ConvertError::TooManyItems { .. }) => {
-                self.metrics.kept_as_otlp.inc();
+                self.metrics.node.kept_as_otlp.inc();
                 Ok(OtapPayload::from_otlp(wasmtel_otap::otlp_payload(signal, otlp)))
             }
             Err(error) => Err(format!("{}: {error}", self.plugin.name())),
@@ -211,7 +229,7 @@ impl WasmProcessor {
         let items = pdata.num_items() as u64;
         eh.record_flow_dropped_items(pdata.signal_type(), items);
         pdata.complete_processor_without_output(eh);
-        self.metrics.acked_without_output.inc();
+        self.metrics.node.acked_without_output.inc();
         eh.notify_ack(AckMsg::new(pdata)).await
     }
 
@@ -224,10 +242,10 @@ impl WasmProcessor {
     ) -> Result<(), Error> {
         pdata.complete_processor_without_output(eh);
         let nack = if permanent {
-            self.metrics.nacked_permanent.inc();
+            self.metrics.node.nacked_permanent.inc();
             NackMsg::new_permanent(reason, pdata)
         } else {
-            self.metrics.nacked_retryable.inc();
+            self.metrics.node.nacked_retryable.inc();
             NackMsg::new(reason, pdata)
         };
         eh.notify_nack(nack).await
@@ -265,7 +283,7 @@ impl local::Processor<OtapPdata> for WasmProcessor {
                 match control {
                     NodeControlMsg::CollectTelemetry { mut metrics_reporter } => {
                         self.metrics.observe(&self.plugin.metrics());
-                        let _ = metrics_reporter.report(&mut self.metrics);
+                        self.metrics.report(&mut metrics_reporter);
                     }
                     // Stateless between batches: nothing is buffered, so
                     // shutdown and drain have nothing to flush. The engine
