@@ -42,7 +42,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use otel_arrow_dfe_admin::ControlPlane;
 use otel_arrow_dfe_config::SignalType;
-use otel_arrow_dfe_config::engine::OtelDataflowSpec;
 use otel_arrow_dfe_controller::{
     Controller, ControllerExtensionContext, ControllerExtensionRegistry, ControllerExtensionTaskFactory,
     ControllerRunOptions,
@@ -51,7 +50,7 @@ use serde_json::{Value, json};
 use wasmtel_runtime::Signal;
 
 use crate::embedded_receiver::{self, Completion, EMBEDDED_RECEIVER_URN, Inbound, Reply, Request};
-use crate::spec::for_each_node;
+use crate::spec::{SpecError, for_each_node};
 
 /// Controller extension through which the pipeline hands us its control plane.
 const HANDLE_EXTENSION_URN: &str = "urn:wasmtel:extension:embedded_handle";
@@ -60,7 +59,7 @@ const HANDLE_EXTENSION_ID: &str = "wasmtel_embedded_handle";
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddedError {
     #[error("invalid pipeline spec: {0}")]
-    Spec(String),
+    Spec(#[from] SpecError),
     #[error("the pipeline did not start: {0}")]
     Start(String),
     #[error("not an OTLP {signal} request: {message}")]
@@ -99,7 +98,7 @@ pub struct EmbeddedPipeline {
 impl EmbeddedPipeline {
     /// Starts a pipeline from an engine spec in YAML (or JSON).
     pub fn start_yaml(yaml: &str) -> Result<Self, EmbeddedError> {
-        let spec: Value = serde_yaml::from_str(yaml).map_err(|e| EmbeddedError::Spec(e.to_string()))?;
+        let spec: Value = serde_yaml::from_str(yaml).map_err(SpecError::Yaml)?;
         Self::start(spec)
     }
 
@@ -109,17 +108,17 @@ impl EmbeddedPipeline {
         let channel = format!("embedded-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
         let bound = bind_receivers(&mut spec, &channel);
         if bound == 0 {
-            return Err(EmbeddedError::Spec(format!("the spec has no {EMBEDDED_RECEIVER_URN} node to feed")));
+            return Err(SpecError::NoEmbeddedReceiver.into());
         }
         prepare_engine(&mut spec)?;
-        let runtime = crate::spec::prepare(&mut spec, None).map_err(|e| EmbeddedError::Spec(e.to_string()))?;
+        let runtime = crate::spec::prepare(&mut spec, None)?;
         if !crate::shared_runtime::configure_runtime(runtime)
             && spec.pointer("/engine/custom/wasmtel/runtime").is_some()
         {
             // One runtime per process: the first pipeline's settings hold.
             tracing::warn!("engine.custom.wasmtel.runtime ignored: this process's wasm runtime already runs");
         }
-        let spec = OtelDataflowSpec::from_json(&spec.to_string()).map_err(|e| EmbeddedError::Spec(e.to_string()))?;
+        let spec = crate::spec::to_engine_spec(&spec)?;
 
         let inbound = Inbound::new(1024);
         embedded_receiver::register(&channel, inbound.clone());
@@ -338,11 +337,11 @@ fn bind_receivers(spec: &mut Value, channel: &str) -> usize {
 /// that hands the control plane over.
 fn prepare_engine(spec: &mut Value) -> Result<(), EmbeddedError> {
     let Some(root) = spec.as_object_mut() else {
-        return Err(EmbeddedError::Spec("the spec must be a mapping".into()));
+        return Err(SpecError::NotAMapping { what: "the spec" }.into());
     };
     let engine = root.entry("engine").or_insert_with(|| json!({}));
     let Some(engine) = engine.as_object_mut() else {
-        return Err(EmbeddedError::Spec("`engine` must be a mapping".into()));
+        return Err(SpecError::NotAMapping { what: "`engine`" }.into());
     };
     if engine.get("http_admin").is_none_or(Value::is_null) {
         engine.insert("http_admin".into(), json!({ "bind_address": "127.0.0.1:0" }));
@@ -352,7 +351,7 @@ fn prepare_engine(spec: &mut Value) -> Result<(), EmbeddedError> {
         .as_object_mut()
         .map(|c| c.entry("extensions").or_insert_with(|| json!({})))
         .and_then(Value::as_object_mut)
-        .ok_or_else(|| EmbeddedError::Spec("`engine.controller.extensions` must be a mapping".into()))?;
+        .ok_or_else(|| EmbeddedError::from(SpecError::NotAMapping { what: "`engine.controller.extensions`" }))?;
     extensions.insert(HANDLE_EXTENSION_ID.into(), json!({ "type": HANDLE_EXTENSION_URN, "config": {} }));
     Ok(())
 }

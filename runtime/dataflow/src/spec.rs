@@ -16,14 +16,53 @@ use wasmtel_runtime::RuntimeConfig;
 
 use crate::WASM_PROCESSOR_URN;
 
+/// Why a pipeline spec cannot run.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
+    /// The text is not YAML (or JSON).
+    #[error("not YAML: {0}")]
+    Yaml(#[from] serde_yaml::Error),
+    /// A part of the spec has the wrong shape (`what` names it).
+    #[error("{what} must be a mapping")]
+    NotAMapping {
+        /// The part of the spec, e.g. `` `engine` ``.
+        what: &'static str,
+    },
+    /// No `urn:wasmtel:receiver:embedded` node for an embedded pipeline to feed.
+    #[error("the spec has no {} node to feed", crate::EMBEDDED_RECEIVER_URN)]
+    NoEmbeddedReceiver,
+    /// The engine refused the spec.
+    #[error("{0}")]
+    Engine(#[source] Box<otel_arrow_dfe_config::error::Error>),
+    /// A node's configuration failed the engine's validation (which builds
+    /// every node: a wasm node loads its plugin there).
+    #[error("{0}")]
+    Nodes(String),
+    /// `engine.custom.wasmtel.runtime` is not the runtime's settings.
     #[error("engine.custom.wasmtel.runtime: {0}")]
     Runtime(#[source] serde_json::Error),
+    /// A wasm node's `registry` policy does not parse.
     #[error("node {node}: registry: {source}")]
-    Policy { node: String, source: serde_json::Error },
+    Policy {
+        /// The node's name in the spec.
+        node: String,
+        /// What serde found wrong.
+        source: serde_json::Error,
+    },
+    /// A wasm node's registry reference did not resolve.
     #[error("node {node}: {source}")]
-    Resolve { node: String, source: Box<RegistryError> },
+    Resolve {
+        /// The node's name in the spec.
+        node: String,
+        /// The registry's reason.
+        source: Box<RegistryError>,
+    },
+}
+
+/// The engine's spec type from the prepared value.
+pub fn to_engine_spec(spec: &Value) -> Result<otel_arrow_dfe_config::engine::OtelDataflowSpec, SpecError> {
+    otel_arrow_dfe_config::engine::OtelDataflowSpec::from_json(&spec.to_string())
+        .map_err(|e| SpecError::Engine(Box::new(e)))
 }
 
 /// Rewrites `spec` as the module says; returns the runtime settings.

@@ -28,14 +28,14 @@ use serde_json::Value;
 use wasmtel_runtime::RuntimeConfig;
 
 use crate::OTAP_PIPELINE_FACTORY;
-use crate::spec::for_each_node;
+use crate::spec::{SpecError, for_each_node};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("reading {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("{path}: {message}")]
-    Spec { path: PathBuf, message: String },
+    #[error("{path}: {source}")]
+    Spec { path: PathBuf, source: SpecError },
     #[error("the pipelines failed: {0}")]
     Run(String),
     #[error(transparent)]
@@ -64,21 +64,23 @@ pub struct ServeOptions {
 /// Reads, rewrites and validates the spec; returns it with the runtime settings.
 pub fn load(options: &ServeOptions) -> Result<(OtelDataflowSpec, RuntimeConfig), ServeError> {
     let path = &options.config;
-    let spec_error = |message: String| ServeError::Spec { path: path.clone(), message };
+    let spec_error = |source: SpecError| ServeError::Spec { path: path.clone(), source };
     let text = std::fs::read_to_string(path).map_err(|source| ServeError::Read { path: path.clone(), source })?;
-    let mut spec: Value = serde_yaml::from_str(&text).map_err(|e| spec_error(e.to_string()))?;
+    let mut spec: Value = serde_yaml::from_str(&text).map_err(|e| spec_error(SpecError::Yaml(e)))?;
 
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let mut runtime = crate::spec::prepare(&mut spec, Some(&base)).map_err(|e| spec_error(e.to_string()))?;
+    let mut runtime = crate::spec::prepare(&mut spec, Some(&base)).map_err(spec_error)?;
     if options.no_cache {
         runtime.cache_dir = None;
     }
 
-    let mut spec = OtelDataflowSpec::from_json(&spec.to_string()).map_err(|e| spec_error(e.to_string()))?;
+    let mut spec = crate::spec::to_engine_spec(&spec).map_err(spec_error)?;
     otel_arrow_dfe_controller::startup::apply_cli_overrides(&mut spec, options.cores, None, options.admin_bind.clone());
     // Validation loads every wasm node's plugin: the runtime takes its settings first.
     crate::shared_runtime::configure_runtime(runtime.clone());
-    Controller::new(&OTAP_PIPELINE_FACTORY).validate_engine_components(&spec).map_err(spec_error)?;
+    Controller::new(&OTAP_PIPELINE_FACTORY)
+        .validate_engine_components(&spec)
+        .map_err(|e| spec_error(SpecError::Nodes(e)))?;
     Ok((spec, runtime))
 }
 
