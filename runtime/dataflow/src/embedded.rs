@@ -56,22 +56,46 @@ use crate::spec::{SpecError, for_each_node};
 const HANDLE_EXTENSION_URN: &str = "urn:wasmtel:extension:embedded_handle";
 const HANDLE_EXTENSION_ID: &str = "wasmtel_embedded_handle";
 
+/// Why a pipeline did not start, or a batch did not complete.
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddedError {
+    /// The spec cannot run.
     #[error("invalid pipeline spec: {0}")]
     Spec(#[from] SpecError),
+    /// The engine did not come up (the message says why).
     #[error("the pipeline did not start: {0}")]
     Start(String),
+    /// The bytes are not an OTLP request of `signal`; nothing was queued.
     #[error("not an OTLP {signal} request: {message}")]
-    InvalidInput { signal: Signal, message: String },
+    InvalidInput {
+        /// The signal the bytes were handed over as.
+        signal: Signal,
+        /// Where the framing broke.
+        message: String,
+    },
+    /// A node Nacked the batch; `permanent` says retrying the same bytes cannot help.
     #[error("the pipeline refused the batch ({}): {reason}", if *.permanent { "permanent" } else { "retryable" })]
-    Refused { reason: String, permanent: bool },
+    Refused {
+        /// The refusing node's reason.
+        reason: String,
+        /// Retrying the same bytes cannot succeed.
+        permanent: bool,
+    },
+    /// The pipeline stopped before the batch completed.
     #[error("the pipeline stopped before the batch completed")]
     Stopped,
+    /// `shutdown` has begun: new batches are refused.
     #[error("the pipeline is shutting down")]
     ShuttingDown,
+    /// `flush` or `shutdown` waited `waited` with `in_flight` batches still unanswered.
     #[error("{in_flight} batches still in flight after {waited:?}")]
-    Timeout { in_flight: u64, waited: Duration },
+    Timeout {
+        /// Batches still unanswered.
+        in_flight: u64,
+        /// How long the call waited.
+        waited: Duration,
+    },
+    /// The engine failed while running.
     #[error("the pipeline failed: {0}")]
     Pipeline(String),
 }
@@ -79,14 +103,20 @@ pub enum EmbeddedError {
 /// Outcomes of the batches handed to a pipeline so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EmbeddedStats {
+    /// Batches acknowledged (exported, or dropped on purpose by a processor).
     pub accepted: u64,
+    /// Batches Nacked somewhere in the pipeline.
     pub refused: u64,
+    /// Batches the pipeline stopped before they completed.
     pub stopped: u64,
+    /// Batches handed over and not answered yet.
     pub in_flight: u64,
 }
 
 type ControlSlot = Arc<(Mutex<Option<Arc<dyn ControlPlane>>>, Condvar)>;
 
+/// An otap-dataflow pipeline running in this process on its own thread, fed
+/// OTLP bytes directly through its `urn:wasmtel:receiver:embedded` node.
 pub struct EmbeddedPipeline {
     channel: String,
     inbound: Arc<Inbound>,
@@ -189,14 +219,17 @@ impl EmbeddedPipeline {
         Ok(())
     }
 
+    /// Hands over an `ExportTraceServiceRequest` and waits for the pipeline's Ack or Nack.
     pub fn export_traces(&self, otlp: impl Into<Bytes>) -> Result<(), EmbeddedError> {
         self.export(Signal::Traces, otlp.into())
     }
 
+    /// Hands over an `ExportMetricsServiceRequest` and waits for the pipeline's Ack or Nack.
     pub fn export_metrics(&self, otlp: impl Into<Bytes>) -> Result<(), EmbeddedError> {
         self.export(Signal::Metrics, otlp.into())
     }
 
+    /// Hands over an `ExportLogsServiceRequest` and waits for the pipeline's Ack or Nack.
     pub fn export_logs(&self, otlp: impl Into<Bytes>) -> Result<(), EmbeddedError> {
         self.export(Signal::Logs, otlp.into())
     }
@@ -254,6 +287,7 @@ impl EmbeddedPipeline {
         }
     }
 
+    /// Outcomes of the batches handed over so far.
     pub fn stats(&self) -> EmbeddedStats {
         EmbeddedStats {
             accepted: self.inbound.accepted.load(Ordering::Relaxed),

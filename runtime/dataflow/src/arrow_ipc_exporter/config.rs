@@ -12,6 +12,7 @@ use serde::Deserialize;
 use super::ARROW_IPC_EXPORTER_URN;
 use crate::config_error;
 
+/// Node configuration (`config:` of a `urn:wasmtel:exporter:arrow_ipc` node).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ArrowIpcConfig {
@@ -27,8 +28,10 @@ pub struct ArrowIpcConfig {
     /// How often age-based rotation and retention are checked.
     #[serde(default = "default_check_interval", with = "humantime_serde")]
     pub check_interval: Duration,
+    /// Which finished files to keep.
     #[serde(default)]
     pub retention: Retention,
+    /// Arrow IPC body compression.
     #[serde(default)]
     pub compression: Compression,
     /// `fsync` each batch before acknowledging it.
@@ -40,17 +43,23 @@ pub struct ArrowIpcConfig {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Retention {
+    /// Most finished files kept.
     pub max_files: Option<usize>,
+    /// Finished files older than this are deleted.
     #[serde(default, with = "humantime_serde")]
     pub max_age: Option<Duration>,
+    /// Most bytes of finished files kept.
     pub max_total_bytes: Option<ByteSize>,
 }
 
+/// Arrow IPC body compression of the record batches.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
+    /// Uncompressed.
     #[default]
     None,
+    /// Zstandard.
     Zstd,
 }
 
@@ -67,6 +76,7 @@ fn default_check_interval() -> Duration {
 }
 
 impl ArrowIpcConfig {
+    /// Parses a node's `config:`; sizes, ages and the check interval must be positive.
     pub fn from_value(value: &serde_json::Value) -> Result<Self, ConfigError> {
         let config: Self = serde_json::from_value(value.clone())
             .map_err(|e| config_error(format!("{ARROW_IPC_EXPORTER_URN}: {e}")))?;

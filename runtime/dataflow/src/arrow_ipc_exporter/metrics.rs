@@ -3,6 +3,7 @@
 use otel_arrow_dfe_telemetry::instrument::Counter;
 use otel_arrow_dfe_telemetry_macros::metric_set;
 
+/// The `wasmtel.exporter.arrow_ipc` metric set (deltas).
 #[metric_set(name = "wasmtel.exporter.arrow_ipc")]
 #[derive(Debug, Default, Clone)]
 pub struct ArrowIpcMetrics {

@@ -130,6 +130,7 @@ impl SignalFiles {
     }
 }
 
+/// One exporter instance (one per core): its own files per signal.
 pub struct ArrowIpcExporter {
     config: ArrowIpcConfig,
     core: usize,
@@ -140,6 +141,7 @@ pub struct ArrowIpcExporter {
 }
 
 impl ArrowIpcExporter {
+    /// An exporter for one core; files are created on the first batch.
     pub fn new(pipeline_ctx: &PipelineContext, config: ArrowIpcConfig) -> Result<Self, ConfigError> {
         let options = config.write_options().map_err(config_error)?;
         let signal = |signal: SignalType, name: &str| SignalFiles {
@@ -430,6 +432,7 @@ impl Exporter<OtapPdata> for ArrowIpcExporter {
     }
 }
 
+/// Registers the node with the engine.
 #[allow(unsafe_code)]
 #[distributed_slice(OTAP_EXPORTER_FACTORIES)]
 pub static ARROW_IPC_EXPORTER_FACTORY: ExporterFactory<OtapPdata> = ExporterFactory {

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use super::CIRCUIT_BREAKER_URN;
 use crate::config_error;
 
+/// Node configuration (`config:` of a `urn:wasmtel:processor:circuit_breaker` node).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CircuitBreakerConfig {

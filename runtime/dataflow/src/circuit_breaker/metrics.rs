@@ -3,6 +3,7 @@
 use otel_arrow_dfe_telemetry::instrument::{Counter, Gauge, ObserveCounter};
 use otel_arrow_dfe_telemetry_macros::metric_set;
 
+/// The `wasmtel.processor.circuit_breaker` metric set.
 #[metric_set(name = "wasmtel.processor.circuit_breaker")]
 #[derive(Debug, Default, Clone)]
 pub struct CircuitBreakerMetrics {

@@ -52,13 +52,17 @@ pub const CIRCUIT_BREAKER_URN: &str = "urn:wasmtel:processor:circuit_breaker";
 /// The breaker's state, as reported in the `state` gauge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
+    /// Batches pass; outcomes are watched.
     Closed,
+    /// Batches are refused at once with a retryable Nack.
     Open {
+        /// When a probe may go through.
         until: Instant,
     },
     /// One probe is in flight since `since`; everything else is refused
     /// until it returns or `probe_timeout` passes.
     HalfOpen {
+        /// When the probe was sent.
         since: Instant,
     },
 }
@@ -77,6 +81,7 @@ impl State {
 const PROBE: u64 = 1;
 const NORMAL: u64 = 0;
 
+/// One circuit breaker instance (one per core; each watches its own traffic).
 pub struct CircuitBreaker {
     config: CircuitBreakerConfig,
     state: State,
@@ -87,6 +92,7 @@ pub struct CircuitBreaker {
 }
 
 impl CircuitBreaker {
+    /// A closed breaker.
     pub fn new(pipeline_ctx: &PipelineContext, config: CircuitBreakerConfig) -> Self {
         CircuitBreaker {
             config,
@@ -98,6 +104,7 @@ impl CircuitBreaker {
         }
     }
 
+    /// The current state.
     pub fn state(&self) -> State {
         self.state
     }
@@ -218,6 +225,7 @@ impl local::Processor<OtapPdata> for CircuitBreaker {
     }
 }
 
+/// Registers the node with the engine.
 #[allow(unsafe_code)]
 #[distributed_slice(OTAP_PROCESSOR_FACTORIES)]
 pub static CIRCUIT_BREAKER_FACTORY: ProcessorFactory<OtapPdata> = ProcessorFactory {

@@ -28,18 +28,44 @@ use hyper_util::rt::TokioExecutor;
 /// Why the guard could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminGuardError {
-    #[error("admin address {address}: {message}")]
-    Address { address: String, message: String },
+    /// `address` is not a socket address.
+    #[error("admin address {address}: {source}")]
+    Address {
+        /// The configured address.
+        address: String,
+        /// Why it does not parse.
+        source: std::net::AddrParseError,
+    },
+    /// Nothing can listen on `address`.
     #[error("admin address {address}: cannot listen: {source}")]
-    Bind { address: SocketAddr, source: std::io::Error },
-    #[error("admin token file {path}: {message}")]
-    Token { path: String, message: String },
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// The token file cannot be read.
+    #[error("admin token file {path}: {source}")]
+    TokenUnreadable {
+        /// The token file.
+        path: String,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// The token is not one word of at least 16 characters.
+    #[error("admin token file {path}: the token must be one word of at least 16 characters")]
+    TokenTooWeak {
+        /// The token file.
+        path: String,
+    },
 }
 
 /// A running guard: where operators reach it, and where the engine's own
 /// admin server must listen (loopback, ephemeral).
 pub struct AdminGuard {
+    /// Where operators reach the admin API (through the guard).
     pub public: SocketAddr,
+    /// Where the engine's own admin server listens (loopback, ephemeral).
     pub engine: SocketAddr,
 }
 
@@ -52,11 +78,11 @@ struct Rules {
 
 /// Reads an admin token file: one line, at least 16 characters.
 pub fn read_token(path: &std::path::Path) -> Result<String, AdminGuardError> {
-    let error = |message: String| AdminGuardError::Token { path: path.display().to_string(), message };
-    let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| AdminGuardError::TokenUnreadable { path: path.display().to_string(), source })?;
     let token = text.trim().to_string();
     if token.len() < 16 || token.contains(char::is_whitespace) {
-        return Err(error("the token must be one word of at least 16 characters".into()));
+        return Err(AdminGuardError::TokenTooWeak { path: path.display().to_string() });
     }
     Ok(token)
 }
@@ -64,9 +90,8 @@ pub fn read_token(path: &std::path::Path) -> Result<String, AdminGuardError> {
 /// Listens on `public` and starts forwarding, on a thread of its own, to an
 /// ephemeral loopback port that the engine's admin server must then take.
 pub fn start(public: &str, token: Option<String>) -> Result<AdminGuard, AdminGuardError> {
-    let public: SocketAddr = public
-        .parse()
-        .map_err(|e| AdminGuardError::Address { address: public.to_string(), message: format!("{e}") })?;
+    let public: SocketAddr =
+        public.parse().map_err(|source| AdminGuardError::Address { address: public.to_string(), source })?;
     let listener =
         std::net::TcpListener::bind(public).map_err(|source| AdminGuardError::Bind { address: public, source })?;
     let public = listener.local_addr().map_err(|source| AdminGuardError::Bind { address: public, source })?;

@@ -30,22 +30,44 @@ use wasmtel_runtime::RuntimeConfig;
 use crate::OTAP_PIPELINE_FACTORY;
 use crate::spec::{SpecError, for_each_node};
 
+/// Why `wasmtel serve` could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// The spec file cannot be read.
     #[error("reading {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        /// The spec file.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// The spec file cannot run.
     #[error("{path}: {source}")]
-    Spec { path: PathBuf, source: SpecError },
+    Spec {
+        /// The spec file.
+        path: PathBuf,
+        /// What is wrong with it.
+        source: SpecError,
+    },
+    /// The engine failed while running.
     #[error("the pipelines failed: {0}")]
     Run(String),
+    /// The admin guard could not start.
     #[error(transparent)]
     Admin(#[from] admin_guard::AdminGuardError),
     #[error(
         "{node}: {address} is already in use (another process listens there; otap-dataflow would share it through SO_REUSEPORT)"
     )]
-    AddressInUse { node: String, address: String },
+    /// A receiver's address is taken by another process.
+    AddressInUse {
+        /// The receiver node.
+        node: String,
+        /// Its listening address.
+        address: String,
+    },
 }
 
+/// Command-line settings of `wasmtel serve`.
 #[derive(Clone, Debug, Default)]
 pub struct ServeOptions {
     /// The engine spec (YAML or JSON).

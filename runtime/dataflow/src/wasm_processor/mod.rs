@@ -78,10 +78,12 @@ pub struct WasmProcessor {
 }
 
 impl WasmProcessor {
+    /// A node instance around a loaded plugin.
     pub fn new(pipeline_ctx: &PipelineContext, plugin: Plugin, output: OutputForm) -> Self {
         WasmProcessor { plugin, output, metrics: NodeMetrics::register(pipeline_ctx), otlp_plan: None }
     }
 
+    /// A node instance from its `config:` (loads the component).
     pub fn from_config(pipeline_ctx: &PipelineContext, config: &serde_json::Value) -> Result<Self, ConfigError> {
         let config = WasmProcessorConfig::from_value(config)?;
         let plugin = config.load()?;
