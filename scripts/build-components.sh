@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds every guest component (examples and test guests) for wasm32-wasip2 in
-# one cargo invocation. tests/components.rs checks each without running it (a
+# one cargo invocation. tests/all/components.rs checks each without running it (a
 # component, its manifest, the imports the sandbox answers).
 # Output: ${CARGO_TARGET_DIR:-target}/wasm32-wasip2/release/<crate_name>.wasm
 set -euo pipefail

@@ -7,4 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build-components.sh
-cargo build --locked --workspace --all-targets
+# --timings: target/cargo-timings/cargo-timing.html says where the build's
+# time goes (README, "Build cost").
+cargo build --locked --workspace --all-targets --timings

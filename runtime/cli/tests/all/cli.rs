@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-#[path = "../../../tests/support/paths.rs"]
+#[path = "../../../../tests/support/paths.rs"]
 mod paths;
 
 fn sample(signal: &str) -> PathBuf {

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-#[path = "../../registry/tests/support/mod.rs"]
+#[path = "../../../registry/tests/support/mod.rs"]
 mod support;
 
 use support::{TestRegistry, closed_port, component_path};

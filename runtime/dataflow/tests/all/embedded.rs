@@ -10,8 +10,7 @@ use wasmtel_dataflow::{EmbeddedError, EmbeddedPipeline};
 use wasmtel_runtime::Signal;
 use wasmtel_tests::{component, gauge, logs, string_attr, traces};
 
-mod support;
-use support::{map_values, read_signal, rows, strings};
+use crate::support::{map_values, read_signal, rows, strings};
 
 fn spec(dir: &std::path::Path) -> serde_json::Value {
     json!({

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use wasmtel_tests::field;
 use wasmtel_tests::{component, gauge, logs, string_attr, traces};
 
-#[path = "../../dataflow/tests/support/mod.rs"]
+#[path = "../../../dataflow/tests/all/support/mod.rs"]
 mod support;
 use support::{map_values, read_signal, rows, strings};
 

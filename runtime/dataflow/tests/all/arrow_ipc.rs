@@ -11,8 +11,7 @@ use serde_json::{Value, json};
 use wasmtel_dataflow::EmbeddedPipeline;
 use wasmtel_tests::{string_attr, traces};
 
-mod support;
-use support::{read_signal, rows, strings};
+use crate::support::{read_signal, rows, strings};
 
 fn spec(dir: &Path, exporter: Value) -> Value {
     let mut config = json!({ "directory": dir });

@@ -1,0 +1,8 @@
+//! The otap-dataflow nodes and the embedded pipeline, one test binary (one
+//! link): each node through the engine's test harness, and whole pipelines.
+
+mod arrow_ipc;
+mod circuit_breaker;
+mod embedded;
+mod support;
+mod wasm_node;

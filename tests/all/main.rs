@@ -1,0 +1,8 @@
+//! The cross-crate tests, one binary (as wasmtime's `tests/all`): one link,
+//! and `cargo test --test all <module>::` selects a group.
+
+mod components;
+mod fail_closed;
+mod hostile;
+mod runtime;
+mod view_differential;
