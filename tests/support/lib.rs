@@ -13,6 +13,7 @@ use prost::Message;
 use wasmtel_runtime::{ComponentSource, LoadError, Plugin, PluginConfig, Runtime, RuntimeConfig};
 
 pub mod crafted;
+pub mod hostile_otlp;
 #[path = "paths.rs"]
 mod paths;
 pub use paths::{component, components_dir, workspace_root};
