@@ -43,14 +43,30 @@ impl Default for PluginConfig {
 impl PluginConfig {
     /// Parses plugin settings from JSON; errors name the offending key path
     /// (e.g. `limits.max_memory: invalid value …`).
-    pub fn from_json(json: &str) -> Result<PluginConfig, String> {
+    pub fn from_json(json: &str) -> Result<PluginConfig, InvalidPluginConfig> {
         let deserializer = &mut serde_json::Deserializer::from_str(json);
-        serde_path_to_error::deserialize(deserializer).map_err(|e| format!("{}: {}", e.path(), e.inner()))
+        serde_path_to_error::deserialize(deserializer).map_err(InvalidPluginConfig::from)
     }
 
     /// As [`PluginConfig::from_json`], from an already parsed value (YAML files).
-    pub fn from_value(value: serde_json::Value) -> Result<PluginConfig, String> {
-        serde_path_to_error::deserialize(value).map_err(|e| format!("{}: {}", e.path(), e.inner()))
+    pub fn from_value(value: serde_json::Value) -> Result<PluginConfig, InvalidPluginConfig> {
+        serde_path_to_error::deserialize(value).map_err(InvalidPluginConfig::from)
+    }
+}
+
+/// Plugin settings that do not parse, with the key path that broke.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {source}")]
+pub struct InvalidPluginConfig {
+    /// Where in the settings, e.g. `limits.max_memory` (`.` for the top level).
+    pub path: String,
+    /// What serde found wrong there.
+    pub source: serde_json::Error,
+}
+
+impl From<serde_path_to_error::Error<serde_json::Error>> for InvalidPluginConfig {
+    fn from(error: serde_path_to_error::Error<serde_json::Error>) -> Self {
+        InvalidPluginConfig { path: error.path().to_string(), source: error.into_inner() }
     }
 }
 

@@ -27,7 +27,7 @@ pub mod otlp;
 mod plugin;
 mod runtime;
 
-pub use config::{Grants, Limits, OnError, PluginConfig, RuntimeConfig};
+pub use config::{Grants, InvalidPluginConfig, Limits, OnError, PluginConfig, RuntimeConfig};
 pub use error::{FailureKind, LoadError, ProcessError};
 pub use metrics::MetricsSnapshot;
 pub use otlp::Signal;

@@ -115,8 +115,8 @@ enum WasmtelStatus wasmtel_plugin_load(const struct WasmtelRuntime *runtime,
 // it is not used afterwards; NULL is ignored.
 void wasmtel_plugin_free(struct WasmtelPlugin *plugin);
 
-// Runs one OTLP batch (`signal`: 0 traces, 1 metrics, 2 logs). `deadline_ns`
-// > 0 bounds the batch when shorter than the plugin's timeout. Under
+// Runs one OTLP batch (`signal`: 0 traces, 1 metrics, 2 logs). A positive
+// `deadline_ns` bounds the batch when shorter than the plugin's timeout. Under
 // `on_error: pass | drop` sandbox failures come back as `Unchanged` /
 // `Dropped` with status OK.
 //
