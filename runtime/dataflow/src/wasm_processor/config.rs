@@ -46,11 +46,14 @@ const NODE_KEYS: [&str; 4] = ["component", "registry", "name", "output"];
 #[serde(rename_all = "lowercase")]
 pub enum OutputForm {
     /// OTAP Arrow records.
-    #[default]
     Otap,
     /// OTLP protobuf bytes (what the guest speaks; no conversion at all).
     Otlp,
-    /// Whatever form the batch arrived in.
+    /// Whatever form the batch arrived in: OTLP from an OTLP receiver stays
+    /// OTLP through a chain of wasm nodes (no OTLP → OTAP → OTLP between
+    /// guests or before an exporter that writes OTLP-derived data); the
+    /// engine's nodes that need OTAP convert once, where they need it.
+    #[default]
     Input,
 }
 

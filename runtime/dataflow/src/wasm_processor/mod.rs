@@ -26,7 +26,7 @@
 //!     config: { ... }          # the guest's own config (its schema is in the component)
 //!     limits: { timeout: 200ms, max_memory: 64MiB }
 //!     on_error: pass           # pass | drop | fail
-//!     output: otap             # otap (default) | otlp | input
+//!     output: input            # input (default: the form it arrived in) | otap | otlp
 //! ```
 
 use std::sync::Arc;
