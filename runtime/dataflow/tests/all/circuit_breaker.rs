@@ -4,20 +4,17 @@
 
 #![allow(clippy::unwrap_used, reason = "test and bench helpers: a panic is the failure report")]
 
+use crate::harness::{harness, wrap};
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use otel_arrow_dfe_config::node::NodeUserConfig;
-use otel_arrow_dfe_engine::context::ControllerContext;
 use otel_arrow_dfe_engine::control::{
     AckMsg, CallData, NackMsg, NodeControlMsg, PipelineCompletionMsg, PipelineCompletionMsgReceiver,
     pipeline_completion_msg_channel,
 };
 use otel_arrow_dfe_engine::local::processor::EffectHandler;
 use otel_arrow_dfe_engine::message::Message;
-use otel_arrow_dfe_engine::processor::ProcessorWrapper;
 use otel_arrow_dfe_engine::runtime_services::PipelineRuntimeServices;
 use otel_arrow_dfe_engine::testing::processor::{TestContext, TestRuntime};
 use otel_arrow_dfe_engine::testing::test_node;
@@ -104,20 +101,13 @@ async fn breaker_metrics(ctx: &mut TestContext<OtapPdata>) -> HashMap<String, u6
 
 #[test]
 fn opens_refuses_probes_and_closes() {
-    let test_runtime = TestRuntime::<OtapPdata>::new();
-    let controller = ControllerContext::new(test_runtime.metrics_registry());
-    let pipeline_ctx = controller.pipeline_context_with("grp".into(), "pipeline".into(), 0, 1, 0);
+    let (test_runtime, pipeline_ctx) = harness();
     let config = CircuitBreakerConfig {
         failure_threshold: 2,
         open_duration: Duration::from_millis(200),
         ..CircuitBreakerConfig::default()
     };
-    let wrapper = ProcessorWrapper::local(
-        CircuitBreaker::new(&pipeline_ctx, config),
-        test_node(test_runtime.config().name.clone()),
-        Arc::new(NodeUserConfig::new_processor_config(CIRCUIT_BREAKER_URN)),
-        test_runtime.config(),
-    );
+    let wrapper = wrap(&test_runtime, CircuitBreaker::new(&pipeline_ctx, config), CIRCUIT_BREAKER_URN);
     let batches: Vec<OtapPdata> = (0..8).map(|i| batch(&test_runtime, &format!("b{i}"))).collect();
     test_runtime
         .set_processor(wrapper)
@@ -172,20 +162,13 @@ fn opens_refuses_probes_and_closes() {
 
 #[test]
 fn permanent_refusals_do_not_open_the_circuit() {
-    let test_runtime = TestRuntime::<OtapPdata>::new();
-    let controller = ControllerContext::new(test_runtime.metrics_registry());
-    let pipeline_ctx = controller.pipeline_context_with("grp".into(), "pipeline".into(), 0, 1, 0);
+    let (test_runtime, pipeline_ctx) = harness();
     let config = CircuitBreakerConfig {
         failure_threshold: 1,
         open_duration: Duration::from_secs(60),
         ..CircuitBreakerConfig::default()
     };
-    let wrapper = ProcessorWrapper::local(
-        CircuitBreaker::new(&pipeline_ctx, config),
-        test_node(test_runtime.config().name.clone()),
-        Arc::new(NodeUserConfig::new_processor_config(CIRCUIT_BREAKER_URN)),
-        test_runtime.config(),
-    );
+    let wrapper = wrap(&test_runtime, CircuitBreaker::new(&pipeline_ctx, config), CIRCUIT_BREAKER_URN);
     let batches: Vec<OtapPdata> = (0..3).map(|i| batch(&test_runtime, &format!("b{i}"))).collect();
     test_runtime
         .set_processor(wrapper)
@@ -209,20 +192,13 @@ fn permanent_refusals_do_not_open_the_circuit() {
 
 #[test]
 fn a_lost_probe_does_not_keep_the_circuit_open() {
-    let test_runtime = TestRuntime::<OtapPdata>::new();
-    let controller = ControllerContext::new(test_runtime.metrics_registry());
-    let pipeline_ctx = controller.pipeline_context_with("grp".into(), "pipeline".into(), 0, 1, 0);
+    let (test_runtime, pipeline_ctx) = harness();
     let config = CircuitBreakerConfig {
         failure_threshold: 1,
         open_duration: Duration::from_millis(100),
         probe_timeout: Duration::from_millis(200),
     };
-    let wrapper = ProcessorWrapper::local(
-        CircuitBreaker::new(&pipeline_ctx, config),
-        test_node(test_runtime.config().name.clone()),
-        Arc::new(NodeUserConfig::new_processor_config(CIRCUIT_BREAKER_URN)),
-        test_runtime.config(),
-    );
+    let wrapper = wrap(&test_runtime, CircuitBreaker::new(&pipeline_ctx, config), CIRCUIT_BREAKER_URN);
     let batches: Vec<OtapPdata> = (0..5).map(|i| batch(&test_runtime, &format!("b{i}"))).collect();
     test_runtime
         .set_processor(wrapper)

@@ -4,5 +4,6 @@
 mod arrow_ipc;
 mod circuit_breaker;
 mod embedded;
+mod harness;
 mod support;
 mod wasm_node;

@@ -4,22 +4,19 @@
 
 #![allow(clippy::unwrap_used, reason = "test and bench helpers: a panic is the failure report")]
 
+use crate::harness::{harness, wrap};
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value;
 use otel_arrow_dfe_config::SignalType;
-use otel_arrow_dfe_config::node::NodeUserConfig;
-use otel_arrow_dfe_engine::context::ControllerContext;
 use otel_arrow_dfe_engine::control::{
     CallData, NodeControlMsg, PipelineCompletionMsg, pipeline_completion_msg_channel,
 };
 use otel_arrow_dfe_engine::local::processor::EffectHandler;
 use otel_arrow_dfe_engine::message::Message;
-use otel_arrow_dfe_engine::processor::ProcessorWrapper;
 use otel_arrow_dfe_engine::runtime_services::PipelineRuntimeServices;
 use otel_arrow_dfe_engine::testing::processor::{TestContext, TestRuntime};
 use otel_arrow_dfe_engine::testing::test_node;
@@ -89,16 +86,9 @@ fn run_one(
     payload: OtapPayload,
     check: impl FnOnce(Vec<OtapPdata>, Option<PipelineCompletionMsg<OtapPdata>>) + 'static,
 ) {
-    let test_runtime = TestRuntime::<OtapPdata>::new();
-    let controller = ControllerContext::new(test_runtime.metrics_registry());
-    let pipeline_ctx = controller.pipeline_context_with("grp".into(), "pipeline".into(), 0, 1, 0);
+    let (test_runtime, pipeline_ctx) = harness();
     let processor = WasmProcessor::from_config(&pipeline_ctx, &config).expect("node builds");
-    let wrapper = ProcessorWrapper::local(
-        processor,
-        test_node(test_runtime.config().name.clone()),
-        Arc::new(NodeUserConfig::new_processor_config(WASM_PROCESSOR_URN)),
-        test_runtime.config(),
-    );
+    let wrapper = wrap(&test_runtime, processor, WASM_PROCESSOR_URN);
     let pdata = subscribed(payload, &test_runtime);
     test_runtime
         .set_processor(wrapper)
@@ -304,16 +294,9 @@ fn garbage_under_drop_is_acked_without_output() {
 
 #[test]
 fn plugin_metrics_are_reported_through_engine_telemetry() {
-    let test_runtime = TestRuntime::<OtapPdata>::new();
-    let controller = ControllerContext::new(test_runtime.metrics_registry());
-    let pipeline_ctx = controller.pipeline_context_with("grp".into(), "pipeline".into(), 0, 1, 0);
+    let (test_runtime, pipeline_ctx) = harness();
     let processor = WasmProcessor::from_config(&pipeline_ctx, &identity("replace", "otap")).expect("node builds");
-    let wrapper = ProcessorWrapper::local(
-        processor,
-        test_node(test_runtime.config().name.clone()),
-        Arc::new(NodeUserConfig::new_processor_config(WASM_PROCESSOR_URN)),
-        test_runtime.config(),
-    );
+    let wrapper = wrap(&test_runtime, processor, WASM_PROCESSOR_URN);
     let batches: Vec<OtapPdata> = (0..3).map(|_| subscribed(otlp_traces(two_spans()), &test_runtime)).collect();
     test_runtime
         .set_processor(wrapper)
@@ -360,9 +343,7 @@ fn plugin_metrics_are_reported_through_engine_telemetry() {
 
 #[test]
 fn a_missing_component_fails_at_build_time_with_its_path() {
-    let registry = TestRuntime::<OtapPdata>::new();
-    let controller = ControllerContext::new(registry.metrics_registry());
-    let pipeline_ctx = controller.pipeline_context_with("grp".into(), "pipeline".into(), 0, 1, 0);
+    let (_test_runtime, pipeline_ctx) = harness();
     let error = WasmProcessor::from_config(&pipeline_ctx, &json!({ "component": "/nonexistent/x.wasm" }))
         .err()
         .expect("a missing file is an error");
@@ -396,9 +377,7 @@ fn components_load_by_store_reference_under_the_node_registry_policy() {
         });
     }
 
-    let test_runtime = TestRuntime::<OtapPdata>::new();
-    let controller = ControllerContext::new(test_runtime.metrics_registry());
-    let pipeline_ctx = controller.pipeline_context_with("grp".into(), "pipeline".into(), 0, 1, 0);
+    let (_test_runtime, pipeline_ctx) = harness();
     let refused = |config: serde_json::Value| {
         WasmProcessor::from_config(&pipeline_ctx, &config).err().expect("refused").to_string()
     };
