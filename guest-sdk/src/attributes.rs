@@ -17,6 +17,7 @@ pub fn string_value(value: &AnyValue) -> Option<&str> {
 
 /// Rust values that become OTLP `AnyValue`s (strings, integers, floats, booleans).
 pub trait IntoAnyValue {
+    /// Converts the value into an OTLP `AnyValue`.
     fn into_any_value(self) -> AnyValue;
 }
 
@@ -71,10 +72,12 @@ pub trait AttributesExt {
         self.value(key)
     }
 
+    /// The string value of the first attribute named `key`; `None` if absent or not a string.
     fn get_str(&self, key: &str) -> Option<&str> {
         self.value(key).and_then(string_value)
     }
 
+    /// The int value of the first attribute named `key`; `None` if absent or not an int.
     fn get_i64(&self, key: &str) -> Option<i64> {
         match self.value(key)?.value {
             Some(Value::IntValue(i)) => Some(i),
@@ -82,6 +85,7 @@ pub trait AttributesExt {
         }
     }
 
+    /// The double value of the first attribute named `key`; `None` if absent or not a double (ints are not converted).
     fn get_f64(&self, key: &str) -> Option<f64> {
         match self.value(key)?.value {
             Some(Value::DoubleValue(d)) => Some(d),
@@ -89,6 +93,7 @@ pub trait AttributesExt {
         }
     }
 
+    /// The bool value of the first attribute named `key`; `None` if absent or not a bool.
     fn get_bool(&self, key: &str) -> Option<bool> {
         match self.value(key)?.value {
             Some(Value::BoolValue(b)) => Some(b),
@@ -96,6 +101,7 @@ pub trait AttributesExt {
         }
     }
 
+    /// Whether an attribute named `key` exists and has a value (an entry with no value counts as absent).
     fn contains_key(&self, key: &str) -> bool {
         self.value(key).is_some()
     }

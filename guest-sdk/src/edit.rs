@@ -41,10 +41,15 @@ use crate::view::{
 /// A value to write into an attribute, a log body or an array element.
 #[derive(Clone, Copy, Debug)]
 pub enum NewValue<'b> {
+    /// A string value (`string_value`).
     String(&'b str),
+    /// A boolean value (`bool_value`).
     Bool(bool),
+    /// A 64-bit integer value (`int_value`).
     Int(i64),
+    /// A 64-bit float value (`double_value`).
     Double(f64),
+    /// A bytes value (`bytes_value`).
     Bytes(&'b [u8]),
     /// Any value of the decoded data model (arrays, key-value lists).
     Any(&'b AnyValue),
@@ -157,6 +162,7 @@ pub struct Editor<'a> {
 }
 
 impl<'a> Editor<'a> {
+    /// An editor of the request encoded in `input`, with no edits yet; pass it only views of these same bytes.
     pub fn new(input: &'a [u8]) -> Self {
         Editor { input, edits: Vec::new(), arena: Vec::new(), drop_all: false }
     }

@@ -5,10 +5,15 @@
 /// Severity of a host log line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
+    /// Finest detail, e.g. per item; the lowest level.
     Trace,
+    /// Diagnostics for developing or debugging a plugin.
     Debug,
+    /// Normal operation worth noting.
     Info,
+    /// Something unexpected that the plugin handled.
     Warn,
+    /// A failure; the highest level.
     Error,
 }
 
@@ -31,22 +36,27 @@ pub fn log(level: Level, message: &str) {
     native::log(level, message);
 }
 
+/// Writes `message` to the host log at [`Level::Trace`].
 pub fn trace(message: &str) {
     log(Level::Trace, message);
 }
 
+/// Writes `message` to the host log at [`Level::Debug`].
 pub fn debug(message: &str) {
     log(Level::Debug, message);
 }
 
+/// Writes `message` to the host log at [`Level::Info`].
 pub fn info(message: &str) {
     log(Level::Info, message);
 }
 
+/// Writes `message` to the host log at [`Level::Warn`].
 pub fn warn(message: &str) {
     log(Level::Warn, message);
 }
 
+/// Writes `message` to the host log at [`Level::Error`].
 pub fn error(message: &str) {
     log(Level::Error, message);
 }

@@ -96,12 +96,15 @@ pub enum ProcessError {
 }
 
 impl ProcessError {
+    /// A [`ProcessError::Permanent`] with this message.
     pub fn permanent(message: impl Into<String>) -> Self {
         ProcessError::Permanent(message.into())
     }
+    /// A [`ProcessError::Retryable`] with this message.
     pub fn retryable(message: impl Into<String>) -> Self {
         ProcessError::Retryable(message.into())
     }
+    /// The message, without the permanent/retryable prefix that `Display` adds.
     pub fn message(&self) -> &str {
         match self {
             ProcessError::Permanent(m) | ProcessError::Retryable(m) => m,
@@ -132,14 +135,20 @@ pub trait Processor: Sized + 'static {
     /// configuration with a message the operator sees at load time.
     fn new(config: Self::Config) -> Result<Self, String>;
 
+    /// Processes a decoded traces batch, editing it in place; called by the
+    /// default [`process_raw`](Self::process_raw).
     fn traces(&mut self, _request: &mut ExportTraceServiceRequest) -> Result<Action, ProcessError> {
         Ok(Action::Unchanged)
     }
 
+    /// Processes a decoded metrics batch, editing it in place; called by the
+    /// default [`process_raw`](Self::process_raw).
     fn metrics(&mut self, _request: &mut ExportMetricsServiceRequest) -> Result<Action, ProcessError> {
         Ok(Action::Unchanged)
     }
 
+    /// Processes a decoded logs batch, editing it in place; called by the
+    /// default [`process_raw`](Self::process_raw).
     fn logs(&mut self, _request: &mut ExportLogsServiceRequest) -> Result<Action, ProcessError> {
         Ok(Action::Unchanged)
     }

@@ -10,13 +10,21 @@ use crate::{Action, ExportLogsServiceRequest, ExportMetricsServiceRequest, Expor
 /// Where an attribute list sits in the OTLP tree.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AttributeSite {
+    /// A resource's attributes.
     Resource,
+    /// An instrumentation scope's attributes.
     Scope,
+    /// A span's attributes.
     Span,
+    /// A span event's attributes.
     SpanEvent,
+    /// A span link's attributes.
     SpanLink,
+    /// A log record's attributes.
     LogRecord,
+    /// A metric data point's attributes (any kind: number, histogram, exponential histogram, summary).
     DataPoint,
+    /// An exemplar's filtered attributes.
     Exemplar,
 }
 

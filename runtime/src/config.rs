@@ -14,11 +14,13 @@ use serde::{Deserialize, Serialize};
 pub struct PluginConfig {
     /// Passed to the guest's `init` as JSON; its schema is in the component's manifest.
     pub config: serde_json::Value,
+    /// Resource limits of each instance and batch.
     pub limits: Limits,
     /// Unset: the default the component declares (its manifest's
     /// `failure_mode`: `fail` for fail-closed plugins such as `redact`, `pass`
     /// for fail-open ones); see [`crate::Plugin::on_error`].
     pub on_error: Option<OnError>,
+    /// Capabilities beyond the hermetic sandbox (real clocks, randomness, environment); none by default.
     pub grants: Grants,
     /// When set, each batch that fails in the sandbox is written here for replay.
     pub quarantine_dir: Option<PathBuf>,
@@ -70,6 +72,8 @@ impl From<serde_path_to_error::Error<serde_json::Error>> for InvalidPluginConfig
     }
 }
 
+/// Per-plugin resource limits; defaults: 128 MiB memory, 1 s per batch, 32 MiB output,
+/// one warm instance per CPU (at least 2).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {

@@ -8,34 +8,111 @@ use crate::Signal;
 /// Why a component could not be loaded. Every variant names the component.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    /// The component file could not be opened or read, or is not a regular file.
     #[error("component {component}: cannot read {path}: {source}")]
-    Read { component: String, path: String, source: std::io::Error },
+    Read {
+        /// The plugin's name.
+        component: String,
+        /// The file, as given.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The bytes are not WebAssembly (no `\0asm` header, empty, unknown layer)
+    /// or exceed [`MAX_COMPONENT_BYTES`](crate::MAX_COMPONENT_BYTES).
     #[error("component {component}: not a WebAssembly file ({detail})")]
-    NotWasm { component: String, detail: String },
+    NotWasm {
+        /// The plugin's name.
+        component: String,
+        /// What is wrong with the bytes (their start, or their size).
+        detail: String,
+    },
+    /// The bytes are a core wasm module, not a component.
     #[error(
         "component {component}: is a core WebAssembly module, not a component; build it for wasm32-wasip2 (or wrap it with `wasm-tools component new`)"
     )]
-    CoreModule { component: String },
+    CoreModule {
+        /// The plugin's name.
+        component: String,
+    },
+    /// The component does not compile, or its manifest section is malformed.
     #[error("component {component}: invalid component: {detail}")]
-    Invalid { component: String, detail: String },
+    Invalid {
+        /// The plugin's name.
+        component: String,
+        /// The parser's or compiler's error.
+        detail: String,
+    },
+    /// The component does not export `wasmtel:plugin/processor`.
     #[error("component {component}: does not export `wasmtel:plugin/processor`; its exports are: {exports}")]
-    NotAPlugin { component: String, exports: String },
+    NotAPlugin {
+        /// The plugin's name.
+        component: String,
+        /// Its exports, comma-separated (`(none)` when it has none).
+        exports: String,
+    },
+    /// The processor export or a host import is of a `wasmtel:plugin` version
+    /// this runtime does not implement (or is unversioned).
     #[error(
         "component {component}: built against wasmtel:plugin@{found}, but this runtime implements wasmtel:plugin@{supported}; rebuild it with a compatible SDK"
     )]
-    IncompatibleWit { component: String, found: String, supported: String },
+    IncompatibleWit {
+        /// The plugin's name.
+        component: String,
+        /// The version the component uses, or `unversioned`.
+        found: String,
+        /// The version this runtime implements.
+        supported: String,
+    },
+    /// The component imports something the sandbox does not provide
+    /// (sockets, HTTP, an unknown interface, a non-interface import).
     #[error("component {component}: imports `{import}`, which the sandbox does not provide ({why})")]
-    ForbiddenImport { component: String, import: String, why: String },
+    ForbiddenImport {
+        /// The plugin's name.
+        component: String,
+        /// The import's name, e.g. `wasi:sockets/tcp@0.2.6`.
+        import: String,
+        /// Why it is refused.
+        why: String,
+    },
+    /// The plugin settings are out of range (limits) or the guest config does
+    /// not match the component's `config_schema`.
     #[error("component {component}: invalid plugin configuration: {detail}")]
-    Config { component: String, detail: String },
+    Config {
+        /// The plugin's name.
+        component: String,
+        /// What is wrong, naming the key path.
+        detail: String,
+    },
+    /// The guest's `init` returned an error for its configuration.
     #[error("component {component}: init rejected the configuration: {message}")]
-    InitRejected { component: String, message: String },
+    InitRejected {
+        /// The plugin's name.
+        component: String,
+        /// The guest's message.
+        message: String,
+    },
+    /// Linking against the host, instantiating or running `init` failed (e.g. a trap).
     #[error("component {component}: {context}: {detail}")]
-    Instantiate { component: String, context: &'static str, detail: String },
+    Instantiate {
+        /// The plugin's name.
+        component: String,
+        /// The step that failed (`instantiation failed`, `init trapped`, …).
+        context: &'static str,
+        /// The error, with the trap explained.
+        detail: String,
+    },
+    /// Every instance slot of the runtime (`max_total_instances`) is in use.
     #[error(
         "component {component}: the runtime has no free instance slot ({detail}); raise max_total_instances or lower limits.max_instances"
     )]
-    NoInstanceSlot { component: String, detail: String },
+    NoInstanceSlot {
+        /// The plugin's name.
+        component: String,
+        /// The allocator's error.
+        detail: String,
+    },
+    /// The runtime itself failed: wasmtime refused its configuration or a helper thread could not start.
     #[error("wasmtel runtime: {0}")]
     Engine(String),
 }
@@ -72,6 +149,7 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
+    /// Every kind, in declaration order (e.g. to pre-register one counter per kind).
     pub const ALL: [FailureKind; 11] = [
         FailureKind::Trap,
         FailureKind::Timeout,
@@ -86,6 +164,7 @@ impl FailureKind {
         FailureKind::InvalidInput,
     ];
 
+    /// The snake_case name used in metrics, JSON and the bridge's failure-kind trailer.
     pub const fn as_str(self) -> &'static str {
         match self {
             FailureKind::Trap => "trap",
@@ -154,13 +233,18 @@ impl fmt::Display for FailureKind {
 #[derive(Debug, thiserror::Error)]
 #[error("plugin {plugin}: {signal} batch failed ({kind}): {message}")]
 pub struct ProcessError {
+    /// The plugin's name.
     pub plugin: String,
+    /// The batch's signal.
     pub signal: Signal,
+    /// What kind of failure it was.
     pub kind: FailureKind,
+    /// What happened, for people.
     pub message: String,
 }
 
 impl ProcessError {
+    /// Whether retrying the same batch is pointless (see [`FailureKind::is_permanent`]).
     pub fn is_permanent(&self) -> bool {
         self.kind.is_permanent()
     }

@@ -12,12 +12,14 @@ use tracing_subscriber::layer::{Context, Layer};
 /// One log event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogRecord {
+    /// The event's level ([`level_name`](Self::level_name) maps it to the collector's names).
     pub level: Level,
     /// The plugin (its name as loaded: a collector's processor ID) the event
     /// concerns, if any.
     pub plugin: Option<String>,
     /// `stdout`, `stderr` or `log` for guest output.
     pub stream: Option<String>,
+    /// The `tracing` target: the module that logged it, e.g. `wasmtel_runtime::plugin`.
     pub target: String,
     /// The message, followed by any other fields as ` key=value`.
     pub message: String,
@@ -39,6 +41,7 @@ impl LogRecord {
 pub struct RecordLayer<F>(F);
 
 impl<F: Fn(LogRecord) + Send + Sync + 'static> RecordLayer<F> {
+    /// A layer calling `sink` with each event's record, on the thread that logged it.
     pub fn new(sink: F) -> Self {
         RecordLayer(sink)
     }

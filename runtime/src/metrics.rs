@@ -144,20 +144,27 @@ impl PluginMetrics {
 /// A point-in-time copy of one plugin's metrics.
 #[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
 pub struct MetricsSnapshot {
+    /// The plugin's name.
     pub plugin: String,
     /// Batches offered to the plugin.
     pub calls: u64,
+    /// Batches the guest returned unchanged (policy outcomes are counted under `policy_*`).
     pub unchanged: u64,
+    /// Batches the guest replaced with new bytes.
     pub replaced: u64,
+    /// Batches the guest dropped.
     pub dropped: u64,
     /// Batches of signals the manifest does not list, passed without entering the sandbox.
     pub skipped: u64,
     /// Failures by kind (see [`FailureKind`]).
     pub errors: BTreeMap<String, u64>,
-    /// Failed batches forwarded unchanged / discarded / returned as errors by `on_error`.
+    /// Failed batches forwarded unchanged by `on_error: pass`.
     pub policy_passed: u64,
+    /// Failed batches discarded by `on_error: drop`.
     pub policy_dropped: u64,
+    /// Failed batches returned as errors by `on_error: fail`.
     pub policy_failed: u64,
+    /// Failed batches written to `quarantine_dir`.
     pub quarantined: u64,
     /// Failed batches not written to `quarantine_dir` because it was full.
     #[serde(default)]
@@ -166,13 +173,21 @@ pub struct MetricsSnapshot {
     /// repaired before the guest saw them.
     #[serde(default)]
     pub input_repaired: u64,
+    /// Input bytes of all calls, skipped batches included.
     pub bytes_in: u64,
+    /// Output bytes of replaced batches.
     pub bytes_out: u64,
+    /// Total time of the batches that ran (waiting for an instance included), in µs.
     pub latency_sum_us: u64,
+    /// Upper bounds of the latency buckets in µs ([`LATENCY_BUCKETS_US`]).
     pub latency_buckets_us: Vec<u64>,
+    /// Batches per latency bucket: one count per bound, then one for the open bucket above the last.
     pub latency_counts: Vec<u64>,
+    /// Instances alive when the snapshot was taken (idle or running).
     pub instances_live: u64,
+    /// Instances created so far (instantiation and `init`), the first one included.
     pub instances_created: u64,
+    /// Instances thrown away after a failure that may have left them inconsistent.
     pub instances_discarded: u64,
     /// Counters the guest reported through `add-counter`.
     pub guest_counters: BTreeMap<String, u64>,
@@ -189,10 +204,12 @@ pub struct MetricsSnapshot {
 }
 
 impl MetricsSnapshot {
+    /// Failed batches of every kind.
     pub fn errors_total(&self) -> u64 {
         self.errors.values().sum()
     }
 
+    /// Failed batches of one kind.
     pub fn error_count(&self, kind: FailureKind) -> u64 {
         self.errors.get(kind.as_str()).copied().unwrap_or(0)
     }

@@ -30,10 +30,13 @@ pub const CANCEL_CHECK: Duration = Duration::from_millis(10);
 pub struct Cancel(Arc<AtomicBool>);
 
 impl Cancel {
+    /// Gives up on the batch, for this handle and all its clones; a running guest
+    /// is stopped within [`CANCEL_CHECK`]. There is no undoing it.
     pub fn cancel(&self) {
         self.0.store(true, Ordering::Relaxed);
     }
 
+    /// Whether [`cancel`](Self::cancel) was called on this handle or a clone.
     pub fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }
@@ -179,14 +182,17 @@ impl Plugin {
         Ok(plugin)
     }
 
+    /// The name the plugin was loaded as.
     pub fn name(&self) -> &str {
         &self.inner.name
     }
 
+    /// The component the plugin runs.
     pub fn component(&self) -> &LoadedComponent {
         &self.inner.component
     }
 
+    /// The settings the plugin was started with.
     pub fn config(&self) -> &PluginConfig {
         &self.inner.config
     }
@@ -268,6 +274,7 @@ impl Plugin {
         })
     }
 
+    /// A snapshot of the plugin's counters now.
     pub fn metrics(&self) -> MetricsSnapshot {
         let live = self.inner.pool.lock().live;
         self.inner.metrics.snapshot(&self.inner.name, live, &self.inner.reports)

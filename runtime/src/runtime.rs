@@ -30,7 +30,9 @@ pub const MAX_MEMORIES_PER_COMPONENT: u32 = 2;
 /// Where a component's bytes come from.
 #[derive(Clone, Debug)]
 pub enum ComponentSource {
+    /// A file to read: a regular file only, at most [`MAX_COMPONENT_BYTES`].
     Path(PathBuf),
+    /// Component bytes already in memory.
     Bytes(Vec<u8>),
 }
 
@@ -50,14 +52,19 @@ pub(crate) struct RuntimeInner {
 /// A compiled, admitted component, ready to be instantiated by plugins.
 #[derive(Clone)]
 pub struct LoadedComponent {
+    /// The name it was loaded as; errors and metrics name the plugin by it.
     pub name: String,
     /// `sha256:<hex>` of the component bytes.
     pub digest: String,
+    /// The plugin manifest from its custom section; `None` for components built without the SDK.
     pub manifest: Option<Manifest>,
     /// The `wasmtel:plugin` version the component was built against.
     pub wit_version: String,
+    /// Top-level imports (all admitted by the sandbox).
     pub imports: Vec<String>,
+    /// Top-level exports (including `wasmtel:plugin/processor`).
     pub exports: Vec<String>,
+    /// Whether this load compiled it or reused a compiled copy (memory or disk cache).
     pub compiled_from: CompiledFrom,
     pub(crate) pre: ProcessorPluginPre<HostState>,
 }
@@ -109,6 +116,8 @@ fn key_path(root: &str, pointer: &str) -> String {
 const MAX_REPORTED_CONFIG_ERRORS: usize = 8;
 
 impl Runtime {
+    /// Creates the engine (pooling allocator sized by `max_total_instances`), the
+    /// host linker and the compile cache; [`LoadError::Engine`] when wasmtime refuses.
     pub fn new(config: RuntimeConfig) -> Result<Runtime, LoadError> {
         let engine_error = |e: wasmtime::Error| LoadError::Engine(format!("{e:#}"));
         let mut wasm = wasmtime::Config::new();
@@ -143,10 +152,12 @@ impl Runtime {
         Ok(Runtime { inner: Arc::new(RuntimeInner { engine, linker, cache, compiled: Mutex::default() }) })
     }
 
+    /// The wasmtime engine every plugin of this runtime shares.
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
     }
 
+    /// The compile cache directory; `None` when caching is off or the directory could not be trusted.
     pub fn cache_dir(&self) -> Option<&std::path::Path> {
         self.inner.cache.as_ref().map(CompileCache::dir)
     }

@@ -26,10 +26,12 @@ pub fn runtime() -> (Runtime, tempfile::TempDir) {
     (runtime, cache)
 }
 
+/// Loads the built component of workspace crate `crate_name` as a plugin of that name.
 pub fn load(runtime: &Runtime, crate_name: &str, config: PluginConfig) -> Result<Plugin, LoadError> {
     runtime.load_plugin(crate_name, ComponentSource::Path(component(crate_name)), config)
 }
 
+/// A string-valued attribute.
 pub fn string_attr(key: &str, value: &str) -> KeyValue {
     KeyValue {
         key: key.to_string(),
@@ -67,6 +69,7 @@ pub fn traces(spans: &[(&str, Vec<KeyValue>)]) -> ExportTraceServiceRequest {
     }
 }
 
+/// [`traces`], encoded as OTLP/protobuf.
 pub fn traces_bytes(spans: &[(&str, Vec<KeyValue>)]) -> Vec<u8> {
     traces(spans).encode_to_vec()
 }
@@ -76,6 +79,7 @@ pub fn span_named(name: &str) -> Vec<u8> {
     traces_bytes(&[(name, vec![])])
 }
 
+/// One resource with INFO log records, each `(string body, attributes)`.
 pub fn logs(bodies: &[(&str, Vec<KeyValue>)]) -> ExportLogsServiceRequest {
     ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
@@ -102,6 +106,7 @@ pub fn logs(bodies: &[(&str, Vec<KeyValue>)]) -> ExportLogsServiceRequest {
     }
 }
 
+/// One resource with a gauge metric `name`, one double data point per `(value, attributes)`.
 pub fn gauge(name: &str, points: &[(f64, Vec<KeyValue>)]) -> ExportMetricsServiceRequest {
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {

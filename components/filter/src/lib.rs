@@ -14,13 +14,18 @@ use wasmtel_sdk::view::{
 
 type Attributes<'a> = Repeated<'a, KeyValueView<'a>>;
 
+/// The filter's configuration (`config.schema.json`): an item is dropped when it
+/// matches any rule; every section is optional and empty by default.
 #[derive(serde::Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// Rules that drop spans.
     #[serde(default)]
     pub spans: SpanRules,
+    /// Rules that drop log records.
     #[serde(default)]
     pub logs: LogRules,
+    /// Rules that drop metric data points.
     #[serde(default)]
     pub data_points: DataPointRules,
     /// Drops all telemetry of resources with a matching attribute.
@@ -28,36 +33,48 @@ pub struct Config {
     pub resource_attributes: Vec<AttributeRule>,
 }
 
+/// Conditions under which a span is dropped (any one suffices).
 #[derive(serde::Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
 pub struct SpanRules {
+    /// Exact span names to drop.
     #[serde(default)]
     pub names: Vec<String>,
+    /// Regexes searched for anywhere in the span name (anchor with `^`/`$` for a whole-name match).
     #[serde(default)]
     pub name_patterns: Vec<String>,
+    /// Drops spans with an attribute matching any of these rules.
     #[serde(default)]
     pub attributes: Vec<AttributeRule>,
 }
 
+/// Conditions under which a log record is dropped (any one suffices).
 #[derive(serde::Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
 pub struct LogRules {
     /// Drops records whose severity number is set and below this (9 = INFO).
     #[serde(default)]
     pub min_severity: Option<i32>,
+    /// Regexes searched for in a string body; records with a matching body are dropped.
     #[serde(default)]
     pub body_patterns: Vec<String>,
+    /// Drops records with an attribute matching any of these rules.
     #[serde(default)]
     pub attributes: Vec<AttributeRule>,
 }
 
+/// Conditions under which a metric data point is dropped (any one suffices); a
+/// metric left without data points is removed.
 #[derive(serde::Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
 pub struct DataPointRules {
+    /// Exact metric names whose data points are all dropped.
     #[serde(default)]
     pub metric_names: Vec<String>,
+    /// Regexes searched for in the metric name; all data points of a matching metric are dropped.
     #[serde(default)]
     pub metric_name_patterns: Vec<String>,
+    /// Drops data points with an attribute matching any of these rules.
     #[serde(default)]
     pub attributes: Vec<AttributeRule>,
 }
@@ -66,9 +83,12 @@ pub struct DataPointRules {
 #[derive(serde::Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct AttributeRule {
+    /// Attribute key to look up; with neither `value` nor `pattern` the rule matches when the key is present.
     pub key: String,
+    /// Exact value to compare with (string, number or boolean; `200` and `200.0` both match the int 200).
     #[serde(default)]
     pub value: Option<serde_json::Value>,
+    /// Regex searched for in a string value (non-string values never match); exclusive with `value`.
     #[serde(default)]
     pub pattern: Option<String>,
 }
@@ -144,6 +164,7 @@ fn compile_all(patterns: &[String]) -> Result<Vec<Regex>, String> {
     patterns.iter().map(|p| compile(p)).collect()
 }
 
+/// The `filter` processor: the compiled [`Config`], applied to traces, logs and metrics in place.
 #[derive(Debug)]
 pub struct Filter {
     span_names: Vec<String>,

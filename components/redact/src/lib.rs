@@ -17,6 +17,8 @@ use wasmtel_sdk::view::{
     AnyValueView, KeyValueListView, KeyValueView, LogsView, Repeated, Value, ViewError, for_each_attributes, view_of,
 };
 
+/// The redactor's configuration (`config.schema.json`); at least one of `keys`,
+/// `key_patterns` and `value_patterns` must be set.
 #[derive(serde::Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -30,6 +32,7 @@ pub struct Config {
     /// part is redacted, so `SELECT … WHERE email = 'a@b.c'` keeps its shape.
     #[serde(default)]
     pub value_patterns: Vec<String>,
+    /// What is done to a selected value or matched part (default `mask`).
     #[serde(default)]
     pub action: RedactAction,
     /// Replacement for `mask`.
@@ -48,11 +51,14 @@ pub struct Config {
     pub log_bodies: bool,
 }
 
+/// What happens to a redacted value (`action` in the config, lowercase).
 #[derive(serde::Deserialize, Debug, Default, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum RedactAction {
+    /// Replace it with `mask` (the default).
     #[default]
     Mask,
+    /// Replace it with the first `hash_length` hex characters of sha256(`hash_salt` + value).
     Hash,
     /// Delete the attribute (or nested entry / array element) holding the
     /// match. A matching string log body is masked instead: a record keeps its body.
@@ -67,6 +73,7 @@ fn default_hash_length() -> usize {
     16
 }
 
+/// The `redact` processor: the compiled [`Config`], applied to traces, logs and metrics in place.
 #[derive(Debug)]
 pub struct Redact {
     keys: Vec<String>,

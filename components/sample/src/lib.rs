@@ -5,6 +5,7 @@
 use wasmtel_sdk::prelude::*;
 use wasmtel_sdk::view::{ViewError, retain_log_records, retain_spans};
 
+/// The sampler's configuration (`config.schema.json`).
 #[derive(serde::Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -27,6 +28,7 @@ fn keep() -> bool {
 /// 2^56: the randomness space of OpenTelemetry consistent probability sampling.
 const RANDOMNESS: u64 = 1 << 56;
 
+/// The `sample` processor: keeps spans and logs of a `ratio` of traces, chosen by trace id.
 #[derive(Debug)]
 pub struct Sample {
     /// Keep a trace when its randomness is at least this.

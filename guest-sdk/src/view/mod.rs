@@ -91,6 +91,7 @@ pub trait View<'a>: Copy {
     fn at(buf: &'a [u8], location: Location) -> Self;
     /// The whole request this view reads.
     fn buf(&self) -> &'a [u8];
+    /// Where the message sits in the request (what the [`Editor`](crate::edit::Editor) edits by).
     fn location(&self) -> Location;
     /// The message's encoded body, as received.
     fn bytes(&self) -> &'a [u8] {
@@ -103,6 +104,7 @@ pub trait View<'a>: Copy {
 pub trait HasAttributes<'a>: View<'a> {
     /// The field number of its `attributes` (`metadata`, `filtered_attributes`).
     const ATTRIBUTES_FIELD: u32;
+    /// The message's attributes, in wire order.
     fn attributes(&self) -> Repeated<'a, KeyValueView<'a>> {
         Repeated::new(self.buf(), self.location(), Self::WHAT, Self::ATTRIBUTES_FIELD)
     }
@@ -402,220 +404,372 @@ macro_rules! views {
 views! {
     /// `ExportTraceServiceRequest`.
     TracesView = "ExportTraceServiceRequest" {
+        /// The spans, grouped by resource.
         fn resource_spans -> repeated<ResourceSpansView> = 1;
     }
     /// `ExportLogsServiceRequest`.
     LogsView = "ExportLogsServiceRequest" {
+        /// The log records, grouped by resource.
         fn resource_logs -> repeated<ResourceLogsView> = 1;
     }
     /// `ExportMetricsServiceRequest`.
     MetricsView = "ExportMetricsServiceRequest" {
+        /// The metrics, grouped by resource.
         fn resource_metrics -> repeated<ResourceMetricsView> = 1;
     }
+    /// `Resource`: the entity (service, host, …) telemetry comes from, described by its attributes.
     ResourceView = "Resource", attributes = 1 {
+        /// Attributes the sender discarded (e.g. over a limit); 0 when none.
         fn dropped_attributes_count -> uint32 = 2;
     }
+    /// `InstrumentationScope`: the library or component that produced the telemetry.
     ScopeView = "InstrumentationScope", attributes = 3 {
+        /// The scope's name ("" when unset).
         fn name -> string = 1;
+        /// The scope's version ("" when unset).
         fn version -> string = 2;
+        /// Attributes the sender discarded; 0 when none.
         fn dropped_attributes_count -> uint32 = 4;
     }
+    /// `ResourceSpans`: the spans of one resource.
     ResourceSpansView = "ResourceSpans" {
+        /// The resource; `None` when the field is absent.
         fn resource -> message<ResourceView> = 1;
+        /// The resource's spans, grouped by instrumentation scope.
         fn scope_spans -> repeated<ScopeSpansView> = 2;
+        /// Schema URL of the resource's attributes ("" when unset).
         fn schema_url -> string = 3;
     }
+    /// `ScopeSpans`: the spans of one instrumentation scope.
     ScopeSpansView = "ScopeSpans" {
+        /// The instrumentation scope; `None` when the field is absent.
         fn scope -> message<ScopeView> = 1;
+        /// The scope's spans, in wire order.
         fn spans -> repeated<SpanView> = 2;
+        /// Schema URL of the spans' and events' attributes ("" when unset).
         fn schema_url -> string = 3;
     }
+    /// `Span`: one operation of a trace.
     SpanView = "Span", attributes = 9 {
+        /// The trace id (16 bytes when valid, empty when absent), as received.
         fn trace_id -> bytes = 1;
+        /// The span id (8 bytes when valid, empty when absent), as received.
         fn span_id -> bytes = 2;
+        /// The W3C `tracestate` of the span's context ("" when unset).
         fn trace_state -> string = 3;
+        /// The parent span's id; empty for a root span.
         fn parent_span_id -> bytes = 4;
+        /// The operation name, e.g. `GET /api/users`.
         fn name -> string = 5;
         /// `SpanKind` as its number.
         fn kind -> int32 = 6;
+        /// Start time, nanoseconds since the Unix epoch (0 when absent).
         fn start_time_unix_nano -> fixed64 = 7;
+        /// End time, nanoseconds since the Unix epoch (0 when absent).
         fn end_time_unix_nano -> fixed64 = 8;
+        /// Attributes the sender discarded; 0 when none.
         fn dropped_attributes_count -> uint32 = 10;
+        /// The span's timed events.
         fn events -> repeated<EventView> = 11;
+        /// Events the sender discarded; 0 when none.
         fn dropped_events_count -> uint32 = 12;
+        /// The span's links to spans of this or other traces.
         fn links -> repeated<LinkView> = 13;
+        /// Links the sender discarded; 0 when none.
         fn dropped_links_count -> uint32 = 14;
+        /// The span's status; `None` when absent (status unset).
         fn status -> message<StatusView> = 15;
+        /// W3C trace flags in bits 0-7, parent-is-remote information in bits 8-9 (0 when absent).
         fn flags -> fixed32 = 16;
     }
+    /// `Span.Event`: something that happened at a point in a span's time.
     EventView = "Span.Event", attributes = 3 {
+        /// When the event happened, nanoseconds since the Unix epoch (0 when absent).
         fn time_unix_nano -> fixed64 = 1;
+        /// The event's name.
         fn name -> string = 2;
+        /// Attributes the sender discarded; 0 when none.
         fn dropped_attributes_count -> uint32 = 4;
     }
+    /// `Span.Link`: a reference from a span to another span.
     LinkView = "Span.Link", attributes = 4 {
+        /// The linked span's trace id (16 bytes when valid).
         fn trace_id -> bytes = 1;
+        /// The linked span's id (8 bytes when valid).
         fn span_id -> bytes = 2;
+        /// The W3C `tracestate` of the linked span's context ("" when unset).
         fn trace_state -> string = 3;
+        /// Attributes the sender discarded; 0 when none.
         fn dropped_attributes_count -> uint32 = 5;
+        /// W3C trace flags of the linked span's context in bits 0-7, its remoteness in bits 8-9 (0 when absent).
         fn flags -> fixed32 = 6;
     }
+    /// `Status`: whether a span succeeded.
     StatusView = "Status" {
+        /// The developer-facing description of the status ("" when unset).
         fn message -> string = 2;
         /// `Status.StatusCode` as its number.
         fn code -> int32 = 3;
     }
+    /// `ResourceLogs`: the log records of one resource.
     ResourceLogsView = "ResourceLogs" {
+        /// The resource; `None` when the field is absent.
         fn resource -> message<ResourceView> = 1;
+        /// The resource's log records, grouped by instrumentation scope.
         fn scope_logs -> repeated<ScopeLogsView> = 2;
+        /// Schema URL of the resource's attributes ("" when unset).
         fn schema_url -> string = 3;
     }
+    /// `ScopeLogs`: the log records of one instrumentation scope.
     ScopeLogsView = "ScopeLogs" {
+        /// The instrumentation scope; `None` when the field is absent.
         fn scope -> message<ScopeView> = 1;
+        /// The scope's log records, in wire order.
         fn log_records -> repeated<LogRecordView> = 2;
+        /// Schema URL of the records' attributes ("" when unset).
         fn schema_url -> string = 3;
     }
+    /// `LogRecord`: one log record or event.
     LogRecordView = "LogRecord", attributes = 6 {
+        /// When the event occurred, nanoseconds since the Unix epoch (0: unknown).
         fn time_unix_nano -> fixed64 = 1;
         /// `SeverityNumber` as its number (0: unset).
         fn severity_number -> int32 = 2;
+        /// The severity as the source spelled it, e.g. `WARN` ("" when unset).
         fn severity_text -> string = 3;
+        /// The body (message or structured value); `None` when absent.
         fn body -> message<AnyValueView> = 5;
+        /// Attributes the sender discarded; 0 when none.
         fn dropped_attributes_count -> uint32 = 7;
+        /// W3C trace flags in bits 0-7 (0 when absent).
         fn flags -> fixed32 = 8;
+        /// The trace the record belongs to (16 bytes), empty when none.
         fn trace_id -> bytes = 9;
+        /// The span the record belongs to (8 bytes), empty when none.
         fn span_id -> bytes = 10;
+        /// When the collection pipeline first saw the record, nanoseconds since the Unix epoch (0 when absent).
         fn observed_time_unix_nano -> fixed64 = 11;
+        /// The name of the event this record is ("" for a plain log record).
         fn event_name -> string = 12;
     }
+    /// `ResourceMetrics`: the metrics of one resource.
     ResourceMetricsView = "ResourceMetrics" {
+        /// The resource; `None` when the field is absent.
         fn resource -> message<ResourceView> = 1;
+        /// The resource's metrics, grouped by instrumentation scope.
         fn scope_metrics -> repeated<ScopeMetricsView> = 2;
+        /// Schema URL of the resource's attributes ("" when unset).
         fn schema_url -> string = 3;
     }
+    /// `ScopeMetrics`: the metrics of one instrumentation scope.
     ScopeMetricsView = "ScopeMetrics" {
+        /// The instrumentation scope; `None` when the field is absent.
         fn scope -> message<ScopeView> = 1;
+        /// The scope's metrics, in wire order.
         fn metrics -> repeated<MetricView> = 2;
+        /// Schema URL of the metrics' attributes ("" when unset).
         fn schema_url -> string = 3;
     }
     /// `Metric`; its `metadata` list is its attribute list.
     MetricView = "Metric", attributes = 12 {
+        /// The metric's name, e.g. `http.server.request.duration`.
         fn name -> string = 1;
+        /// The metric's human-readable description ("" when unset).
         fn description -> string = 2;
+        /// The unit, in UCUM notation (e.g. `ms`, `By`; "" when unset).
         fn unit -> string = 3;
+        /// The data when the metric is a gauge, else `None`.
         fn gauge -> message<GaugeView> = 5;
+        /// The data when the metric is a sum (counter), else `None`.
         fn sum -> message<SumView> = 7;
+        /// The data when the metric is an explicit-bucket histogram, else `None`.
         fn histogram -> message<HistogramView> = 9;
+        /// The data when the metric is an exponential histogram, else `None`.
         fn exponential_histogram -> message<ExponentialHistogramView> = 10;
+        /// The data when the metric is a summary, else `None`.
         fn summary -> message<SummaryView> = 11;
     }
+    /// `Gauge`: sampled current values.
     GaugeView = "Gauge" {
+        /// The gauge's data points.
         fn data_points -> repeated<NumberDataPointView> = 1;
     }
+    /// `Sum`: values that add up over time (counters, up-down counters).
     SumView = "Sum" {
+        /// The sum's data points.
         fn data_points -> repeated<NumberDataPointView> = 1;
+        /// `AggregationTemporality` as its number (1: delta, 2: cumulative, 0: unspecified).
         fn aggregation_temporality -> int32 = 2;
+        /// Whether the sum only ever increases (a counter).
         fn is_monotonic -> bool = 3;
     }
+    /// `Histogram`: distributions in explicit buckets.
     HistogramView = "Histogram" {
+        /// The histogram's data points.
         fn data_points -> repeated<HistogramDataPointView> = 1;
+        /// `AggregationTemporality` as its number (1: delta, 2: cumulative, 0: unspecified).
         fn aggregation_temporality -> int32 = 2;
     }
+    /// `ExponentialHistogram`: distributions in exponentially sized buckets.
     ExponentialHistogramView = "ExponentialHistogram" {
+        /// The histogram's data points.
         fn data_points -> repeated<ExponentialHistogramDataPointView> = 1;
+        /// `AggregationTemporality` as its number (1: delta, 2: cumulative, 0: unspecified).
         fn aggregation_temporality -> int32 = 2;
     }
+    /// `Summary`: distributions as precomputed quantiles (legacy Prometheus/StatsD style).
     SummaryView = "Summary" {
+        /// The summary's data points.
         fn data_points -> repeated<SummaryDataPointView> = 1;
     }
+    /// `NumberDataPoint`: one value of a gauge or sum.
     NumberDataPointView = "NumberDataPoint", attributes = 7 {
+        /// Start of the aggregation window, nanoseconds since the Unix epoch (0 when absent).
         fn start_time_unix_nano -> fixed64 = 2;
+        /// When the value was recorded, nanoseconds since the Unix epoch (0 when absent).
         fn time_unix_nano -> fixed64 = 3;
+        /// The value when it is a double, else `None`.
         fn as_double -> optional_double = 4;
+        /// Sample measurements behind the value.
         fn exemplars -> repeated<ExemplarView> = 5;
+        /// The value when it is an integer, else `None`.
         fn as_int -> optional_sfixed64 = 6;
+        /// `DataPointFlags` (bit 0: no recorded value).
         fn flags -> uint32 = 8;
     }
+    /// `HistogramDataPoint`: one distribution of an explicit-bucket histogram.
     HistogramDataPointView = "HistogramDataPoint", attributes = 9 {
+        /// Start of the aggregation window, nanoseconds since the Unix epoch (0 when absent).
         fn start_time_unix_nano -> fixed64 = 2;
+        /// When the distribution was recorded, nanoseconds since the Unix epoch (0 when absent).
         fn time_unix_nano -> fixed64 = 3;
+        /// Number of values in the distribution.
         fn count -> fixed64 = 4;
+        /// Sum of the values; `None` when absent.
         fn sum -> optional_double = 5;
+        /// Count per bucket, in bound order (by spec one bucket more than `explicit_bounds`).
         fn bucket_counts -> fixed64s = 6;
         /// Bounds as `f64::from_bits` of each item.
         fn explicit_bounds -> fixed64s = 7;
+        /// Sample measurements behind the distribution.
         fn exemplars -> repeated<ExemplarView> = 8;
+        /// `DataPointFlags` (bit 0: no recorded value).
         fn flags -> uint32 = 10;
+        /// Smallest value; `None` when absent.
         fn min -> optional_double = 11;
+        /// Largest value; `None` when absent.
         fn max -> optional_double = 12;
     }
+    /// `ExponentialHistogramDataPoint`: one distribution of an exponential histogram.
     ExponentialHistogramDataPointView = "ExponentialHistogramDataPoint", attributes = 1 {
+        /// Start of the aggregation window, nanoseconds since the Unix epoch (0 when absent).
         fn start_time_unix_nano -> fixed64 = 2;
+        /// When the distribution was recorded, nanoseconds since the Unix epoch (0 when absent).
         fn time_unix_nano -> fixed64 = 3;
+        /// Number of values in the distribution.
         fn count -> fixed64 = 4;
+        /// Sum of the values; `None` when absent.
         fn sum -> optional_double = 5;
+        /// Resolution: bucket boundaries are powers of `2^(2^-scale)`.
         fn scale -> sint32 = 6;
+        /// Number of values in the zero bucket (within `zero_threshold` of 0).
         fn zero_count -> fixed64 = 7;
+        /// Buckets of positive values; `None` when absent.
         fn positive -> message<BucketsView> = 8;
+        /// Buckets of negative values (by absolute value); `None` when absent.
         fn negative -> message<BucketsView> = 9;
+        /// `DataPointFlags` (bit 0: no recorded value).
         fn flags -> uint32 = 10;
+        /// Sample measurements behind the distribution.
         fn exemplars -> repeated<ExemplarView> = 11;
+        /// Smallest value; `None` when absent.
         fn min -> optional_double = 12;
+        /// Largest value; `None` when absent.
         fn max -> optional_double = 13;
+        /// Width of the zero bucket around 0 (0 when absent: exact zeros only).
         fn zero_threshold -> double = 14;
     }
+    /// `ExponentialHistogramDataPoint.Buckets`: a run of consecutive bucket counts.
     BucketsView = "ExponentialHistogramDataPoint.Buckets" {
+        /// Index of the first bucket counted.
         fn offset -> sint32 = 1;
+        /// Counts of consecutive buckets, starting at `offset`.
         fn bucket_counts -> varints = 2;
     }
+    /// `SummaryDataPoint`: one distribution of a summary, as quantiles.
     SummaryDataPointView = "SummaryDataPoint", attributes = 7 {
+        /// Start of the aggregation window, nanoseconds since the Unix epoch (0 when absent).
         fn start_time_unix_nano -> fixed64 = 2;
+        /// When the summary was recorded, nanoseconds since the Unix epoch (0 when absent).
         fn time_unix_nano -> fixed64 = 3;
+        /// Number of values summarized.
         fn count -> fixed64 = 4;
+        /// Sum of the values summarized (0 when absent).
         fn sum -> double = 5;
+        /// The values at given quantiles.
         fn quantile_values -> repeated<ValueAtQuantileView> = 6;
+        /// `DataPointFlags` (bit 0: no recorded value).
         fn flags -> uint32 = 8;
     }
+    /// `SummaryDataPoint.ValueAtQuantile`: the value at one quantile.
     ValueAtQuantileView = "SummaryDataPoint.ValueAtQuantile" {
+        /// The quantile, 0.0 ..= 1.0 (0.5: the median).
         fn quantile -> double = 1;
+        /// The value at that quantile.
         fn value -> double = 2;
     }
     /// `Exemplar`; its `filtered_attributes` are its attribute list.
     ExemplarView = "Exemplar", attributes = 7 {
+        /// When the measurement was taken, nanoseconds since the Unix epoch (0 when absent).
         fn time_unix_nano -> fixed64 = 2;
+        /// The measured value when it is a double, else `None`.
         fn as_double -> optional_double = 3;
+        /// Id of the span active during the measurement (empty when none).
         fn span_id -> bytes = 4;
+        /// Trace id of the span active during the measurement (empty when none).
         fn trace_id -> bytes = 5;
+        /// The measured value when it is an integer, else `None`.
         fn as_int -> optional_sfixed64 = 6;
     }
+    /// `KeyValue`: one attribute.
     KeyValueView = "KeyValue" {
+        /// The attribute's key.
         fn key -> string = 1;
+        /// The value message; `None` when absent ([`get`](Self::get) reads what is inside).
         fn value -> message<AnyValueView> = 2;
         /// The key as an index into a string table (profiles' dictionary).
         fn key_strindex -> int32 = 3;
     }
+    /// `AnyValue`: an attribute value, log body or array element; read it with [`get`](Self::get).
     AnyValueView = "AnyValue" {}
+    /// `ArrayValue`: a list of values.
     ArrayValueView = "ArrayValue" {
+        /// The elements, in order.
         fn values -> repeated<AnyValueView> = 1;
     }
+    /// `KeyValueList`: a list of key-value pairs (a structured value).
     KeyValueListView = "KeyValueList" {
+        /// The entries, in order.
         fn values -> repeated<KeyValueView> = 1;
     }
 }
 
 impl<'a> TracesView<'a> {
+    /// A view of a whole encoded `ExportTraceServiceRequest`.
     pub fn new(otlp: &'a [u8]) -> Self {
         Self::at(otlp, root(otlp))
     }
 }
 
 impl<'a> LogsView<'a> {
+    /// A view of a whole encoded `ExportLogsServiceRequest`.
     pub fn new(otlp: &'a [u8]) -> Self {
         Self::at(otlp, root(otlp))
     }
 }
 
 impl<'a> MetricsView<'a> {
+    /// A view of a whole encoded `ExportMetricsServiceRequest`.
     pub fn new(otlp: &'a [u8]) -> Self {
         Self::at(otlp, root(otlp))
     }
@@ -634,12 +788,19 @@ fn root(otlp: &[u8]) -> Location {
 /// A value inside an `AnyValue`, borrowed.
 #[derive(Clone, Copy, Debug)]
 pub enum Value<'a> {
+    /// A string (`string_value`).
     String(&'a str),
+    /// A boolean (`bool_value`).
     Bool(bool),
+    /// A 64-bit integer (`int_value`).
     Int(i64),
+    /// A 64-bit float (`double_value`).
     Double(f64),
+    /// An array of values (`array_value`).
     Array(ArrayValueView<'a>),
+    /// A key-value list (`kvlist_value`).
     KvList(KeyValueListView<'a>),
+    /// Raw bytes (`bytes_value`).
     Bytes(&'a [u8]),
     /// A string as an index into a string table (profiles' dictionary).
     StringIndex(i32),

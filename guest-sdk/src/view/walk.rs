@@ -95,6 +95,7 @@ pub fn for_each_attributes<'a, E: From<ViewError>>(
 pub struct PointView<'a> {
     /// Where to remove it with the editor.
     point: PointKind<'a>,
+    /// The data point's attributes.
     pub attributes: Attributes<'a>,
     /// `None` for summaries, which carry no exemplars.
     pub exemplars: Option<Repeated<'a, super::ExemplarView<'a>>>,

@@ -37,21 +37,34 @@ use wasmtel_runtime::{
 /// The trailer naming the runtime's failure kind of a refused batch.
 pub const FAILURE_KIND_TRAILER: &str = "wasmtel-failure-kind";
 
+/// Why the bridge could not start or stopped serving.
 #[derive(Debug, thiserror::Error)]
 pub enum BridgeError {
+    /// The socket's directory is not private (or unreadable), or binding the socket failed.
     #[error("socket {path}: {message}")]
-    Socket { path: PathBuf, message: String },
+    Socket {
+        /// The socket path that was asked for.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The runtime could not be created from the options' `runtime` config.
     #[error("wasmtel runtime: {0}")]
     Runtime(#[from] LoadError),
+    /// Another I/O failure: starting the async runtime, replacing a stale
+    /// socket file or setting the socket's mode.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The gRPC server failed while serving.
     #[error("gRPC server: {0}")]
     Serve(#[from] tonic::transport::Error),
 }
 
+/// How [`serve`] runs.
 pub struct BridgeOptions {
     /// Where to listen; its directory must be private (0700, ours).
     pub socket: PathBuf,
+    /// Settings of the runtime that every plugin of the collector is loaded into.
     pub runtime: RuntimeConfig,
     /// Exit when standard input closes (the parent holds its write end).
     pub watch_stdin: bool,

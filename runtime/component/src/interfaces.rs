@@ -62,15 +62,21 @@ pub fn is_hermetic(import: &str) -> bool {
 /// Why the sandbox refuses an import.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ImportRefused {
+    /// A `wasi:sockets/*` import.
     #[error("plugins get no network access")]
     Network,
+    /// A `wasi:http/*` import.
     #[error("plugins get no HTTP access")]
     Http,
+    /// Any other interface that is neither the host's nor answered by the hermetic sandbox.
     #[error("it is not part of the plugin sandbox")]
     NotInSandbox,
     /// A host interface of an incompatible (or no) WIT version.
     #[error("the component targets wasmtel:plugin {found}; this runtime supports {WIT_VERSION}")]
-    IncompatibleWit { found: String },
+    IncompatibleWit {
+        /// The version the component imports, or `unversioned`.
+        found: String,
+    },
 }
 
 /// Checks an imported interface against the sandbox: the host's interfaces

@@ -14,14 +14,22 @@ pub use signal::{Signal, UnknownSignal};
 /// Why bytes are not a wasm component.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HeaderError {
+    /// The input has no bytes at all.
     #[error("the file is empty")]
     Empty,
+    /// The input is shorter than a wasm header or does not start with `\0asm`.
     #[error("missing the \\0asm magic number; the content starts with {head:?}")]
-    NotWasm { head: String },
+    NotWasm {
+        /// The first 16 bytes as text, non-printable bytes shown as `.`.
+        head: String,
+    },
+    /// The header is a core module's (layer 0), not a component's.
     #[error(
         "a core WebAssembly module, not a component (build it for wasm32-wasip2 or wrap it with `wasm-tools component new`)"
     )]
     CoreModule,
+    /// The layer is neither a core module's nor a component's; carries the
+    /// header's version and layer bytes (4..8).
     #[error("unknown wasm encoding version/layer {0:02x?}")]
     UnknownLayer([u8; 4]),
 }
@@ -48,10 +56,13 @@ pub fn check_header(bytes: &[u8]) -> Result<(), HeaderError> {
 #[cfg(feature = "read")]
 #[derive(Debug, thiserror::Error)]
 pub enum DescribeError {
+    /// The bytes are not a component ([`check_header`] failed).
     #[error(transparent)]
     Header(#[from] HeaderError),
+    /// The component's binary encoding is malformed.
     #[error("invalid component: {0}")]
     Parse(#[from] wasmparser::BinaryReaderError),
+    /// The component has a manifest section that cannot be read.
     #[error(transparent)]
     Manifest(#[from] ManifestError),
 }

@@ -8,9 +8,12 @@ use crate::Signal;
 /// Name of the custom section holding the manifest JSON.
 pub const MANIFEST_SECTION: &str = "wasmtel-manifest";
 
+/// What a plugin says about itself: the JSON in its `wasmtel-manifest` custom section.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
+    /// The plugin's name (the SDK writes its Cargo package name).
     pub name: String,
+    /// The plugin's version (the SDK writes its Cargo package version).
     pub version: String,
     /// Signals the plugin processes; others pass through without entering the sandbox.
     #[serde(default)]
@@ -21,6 +24,7 @@ pub struct Manifest {
     /// `wasmtel:plugin` WIT version the SDK compiled against.
     #[serde(default)]
     pub wit: Option<String>,
+    /// Version of the wasmtel guest SDK it was built with.
     #[serde(default)]
     pub sdk: Option<String>,
     /// What the host does by default when the sandbox fails on a batch.
@@ -46,9 +50,11 @@ pub enum FailureMode {
 /// Why a component's manifest cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
+    /// The component's binary encoding is malformed.
     #[cfg(feature = "read")]
     #[error("invalid component: {0}")]
     Parse(#[from] wasmparser::BinaryReaderError),
+    /// The manifest section is not valid manifest JSON.
     #[error("malformed `{MANIFEST_SECTION}` section: {0}")]
     Json(#[from] serde_json::Error),
 }
@@ -78,6 +84,7 @@ impl Manifest {
         manifest.map_or(FailureMode::Closed, |m| m.failure_mode)
     }
 
+    /// Whether the plugin processes `signal`; an empty `signals` list means all of them.
     pub fn handles(&self, signal: Signal) -> bool {
         self.signals.is_empty() || self.signals.contains(&signal)
     }

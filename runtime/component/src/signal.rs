@@ -10,14 +10,19 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Signal {
+    /// Spans (`ExportTraceServiceRequest`).
     Traces,
+    /// Metric data points (`ExportMetricsServiceRequest`).
     Metrics,
+    /// Log records (`ExportLogsServiceRequest`).
     Logs,
 }
 
 impl Signal {
+    /// Every signal, in this order.
     pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
 
+    /// The lowercase name used in configs, manifests and the CLI (`traces`, `metrics`, `logs`).
     pub fn as_str(self) -> &'static str {
         match self {
             Signal::Traces => "traces",

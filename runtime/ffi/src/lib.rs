@@ -28,10 +28,13 @@ pub struct WasmtelRuntime(Runtime);
 /// Opaque plugin handle; safe to use from many threads at once.
 pub struct WasmtelPlugin(Plugin);
 
+/// What every function returns; on `Error` the caller's [`WasmtelError`] says why.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WasmtelStatus {
+    /// The call succeeded; its outputs are written.
     Ok = 0,
+    /// The call failed; outputs are untouched and the error (when not NULL) is filled.
     Error = 1,
 }
 
@@ -39,6 +42,7 @@ pub enum WasmtelStatus {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WasmtelErrorKind {
+    /// No error: the value a caller initializes [`WasmtelError::kind`] with.
     None = 0,
     /// The component or its configuration was refused at load.
     Load = 1,
@@ -49,13 +53,22 @@ pub enum WasmtelErrorKind {
     /// The reference could not be resolved: not in the store, registry down,
     /// digest mismatch, moved tag, missing or untrusted signature.
     Registry = 4,
+    /// The guest trapped (panic, unreachable, stack overflow, out-of-bounds access).
     Trap = 10,
+    /// The batch exceeded the plugin's time budget (`limits.timeout`); retryable.
     Timeout = 11,
+    /// The guest tried to grow its memory past `limits.max_memory`.
     Memory = 12,
+    /// The guest returned bytes that are not OTLP of the batch's signal.
     InvalidOutput = 13,
+    /// The guest returned more than `limits.max_output_bytes`.
     OutputTooLarge = 14,
+    /// The guest refused the batch as permanent: the same input will fail again.
     GuestPermanent = 15,
+    /// The guest refused the batch as retryable.
     GuestRetryable = 16,
+    /// No fresh instance could replace a failed one (retryable), or the
+    /// engine failed while creating the runtime or loading a plugin.
     Instantiate = 17,
     /// Backpressure: no free instance within the deadline, or no instance slot.
     Busy = 18,
@@ -65,8 +78,10 @@ pub enum WasmtelErrorKind {
     InvalidInput = 20,
 }
 
+/// A failed call's error, written into the caller's struct; free `message` with [`wasmtel_string_free`].
 #[repr(C)]
 pub struct WasmtelError {
+    /// What failed.
     pub kind: WasmtelErrorKind,
     /// The collector must not retry (maps to `consumererror.NewPermanent`).
     pub permanent: bool,
@@ -74,20 +89,28 @@ pub struct WasmtelError {
     pub message: *mut c_char,
 }
 
+/// What a plugin did with a batch that succeeded.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WasmtelOutcome {
+    /// Forward the input batch as it is.
     Unchanged = 0,
+    /// Forward the output bytes instead (same signal).
     Replaced = 1,
+    /// Forward nothing.
     Dropped = 2,
 }
 
 /// A batch's result; `data` is set only for `Replaced`.
 #[repr(C)]
 pub struct WasmtelOutput {
+    /// What to forward.
     pub outcome: WasmtelOutcome,
+    /// The replacement OTLP bytes, owned by Rust; NULL unless `Replaced`. Free with [`wasmtel_bytes_free`].
     pub data: *mut u8,
+    /// Number of bytes at `data` (0 unless `Replaced`).
     pub len: usize,
+    /// The buffer's allocated size, needed only to pass back to [`wasmtel_bytes_free`].
     pub capacity: usize,
 }
 

@@ -11,18 +11,40 @@ pub use otel_arrow_dfe_pdata::proto::opentelemetry::arrow::v1::ArrowPayloadType;
 pub use otel_arrow_dfe_pdata::{OtapArrowRecords, OtlpProtoBytes};
 use wasmtel_runtime::{Signal, otlp};
 
+/// Why a batch could not be converted between OTLP and OTAP.
 #[derive(Debug, thiserror::Error)]
 pub enum ConvertError {
+    /// OTLP to OTAP failed: the bytes do not frame as the signal's request,
+    /// the pre-conversion rewrite failed, or the otap-dataflow encoder
+    /// returned an error or panicked.
     #[error("cannot convert OTLP {signal} to OTAP: {message}")]
-    ToOtap { signal: Signal, message: String },
+    ToOtap {
+        /// The batch's signal.
+        signal: Signal,
+        /// What went wrong.
+        message: String,
+    },
     /// More items than otap-dataflow 0.62 numbers correctly in one batch;
     /// the batch itself is fine (forward it as OTLP, or split it).
     #[error(
         "cannot convert OTLP {signal} to OTAP: {items} items in one batch, more than the {max} otap-dataflow 0.62 can number"
     )]
-    TooManyItems { signal: Signal, items: u64, max: u64 },
+    TooManyItems {
+        /// The batch's signal.
+        signal: Signal,
+        /// Items in the batch (log records).
+        items: u64,
+        /// The most a batch may hold ([`MAX_OTAP_LOG_ITEMS`]).
+        max: u64,
+    },
+    /// otap-dataflow could not turn the record batches back into an OTLP request.
     #[error("cannot convert an OTAP {signal} batch to OTLP: {message}")]
-    ToOtlp { signal: Signal, message: String },
+    ToOtlp {
+        /// The batch's signal.
+        signal: Signal,
+        /// The otap-dataflow error.
+        message: String,
+    },
 }
 
 /// Log records (and resources) per batch that otap-dataflow 0.62's logs

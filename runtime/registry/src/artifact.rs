@@ -11,42 +11,62 @@ use serde::{Deserialize, Serialize};
 use crate::Manifest;
 use crate::reference::Digest;
 
+/// Media type of an OCI image manifest (what push writes).
 pub const OCI_MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+/// Media type of a Docker v2 image manifest (accepted on pull).
 pub const DOCKER_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Media type of an OCI image index; accepted only when checking what a tag holds, never as a plugin.
 pub const OCI_INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
+/// Media type of a Docker manifest list; treated like [`OCI_INDEX_MEDIA_TYPE`].
 pub const DOCKER_LIST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// Media type of the wasm artifact's config blob ([`WasmConfig`]).
 pub const WASM_CONFIG_MEDIA_TYPE: &str = "application/vnd.wasm.config.v0+json";
+/// Media type of the layer holding the component bytes.
 pub const WASM_LAYER_MEDIA_TYPE: &str = "application/wasm";
 
 /// The full plugin manifest as JSON (name, version, signals, config_schema, wit, sdk).
 pub const ANNOTATION_MANIFEST: &str = "dev.wasmtel.manifest";
+/// Manifest annotation: the plugin's signals, comma-separated (`traces,logs`; empty for all).
 pub const ANNOTATION_SIGNALS: &str = "dev.wasmtel.signals";
+/// Manifest annotation: the WIT package the plugin targets, e.g. `wasmtel:plugin@0.1.0`.
 pub const ANNOTATION_WIT: &str = "dev.wasmtel.wit";
 const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
 const ANNOTATION_TITLE: &str = "org.opencontainers.image.title";
 const ANNOTATION_VERSION: &str = "org.opencontainers.image.version";
 
+/// An OCI content descriptor: a reference to a blob by digest.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Descriptor {
+    /// The blob's media type.
     pub media_type: String,
+    /// The blob's digest, `sha256:<hex>`.
     pub digest: String,
+    /// The blob's size in bytes.
     pub size: u64,
+    /// Annotations on the blob (e.g. `org.opencontainers.image.title` on the layer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
 }
 
+/// An OCI image manifest (the Docker v2 manifest has the same shape).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageManifest {
+    /// Always 2; other values are refused.
     pub schema_version: u32,
+    /// The manifest's own media type, when it states one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_type: Option<String>,
+    /// The artifact type (OCI 1.1); push leaves it out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact_type: Option<String>,
+    /// The config blob; for a wasm artifact a [`WasmConfig`].
     pub config: Descriptor,
+    /// The layers; a wasm artifact has exactly one, the component.
     #[serde(default)]
     pub layers: Vec<Descriptor>,
+    /// Manifest annotations; push records the plugin manifest here (`dev.wasmtel.*`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
 }
@@ -55,14 +75,20 @@ pub struct ImageManifest {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WasmConfig {
+    /// When the artifact was built (RFC 3339).
     #[serde(default)]
     pub created: Option<String>,
+    /// Who built it; push leaves it unset.
     #[serde(default)]
     pub author: Option<String>,
+    /// Always `wasm` for wasm artifacts.
     pub architecture: String,
+    /// The target, `wasip2` for wasmtel plugins.
     pub os: String,
+    /// Digests of the layers, in order (the component's).
     #[serde(default)]
     pub layer_digests: Vec<String>,
+    /// The component's imports and exports.
     #[serde(default)]
     pub component: Option<ComponentWorld>,
 }
@@ -70,8 +96,11 @@ pub struct WasmConfig {
 /// The component's top-level imports and exports, as the spec asks.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ComponentWorld {
+    /// Top-level exports, as named in the component.
     pub exports: Vec<String>,
+    /// Top-level imports, as named in the component (`wasi:io/streams@0.2.6`).
     pub imports: Vec<String>,
+    /// The world it targets, `wasmtel:plugin/processor-plugin@<version>` when it exports a versioned processor.
     #[serde(default)]
     pub target: Option<String>,
 }
@@ -79,7 +108,9 @@ pub struct ComponentWorld {
 /// What push learns from the component bytes, without compiling them.
 #[derive(Clone, Debug)]
 pub struct ComponentInfo {
+    /// The plugin manifest; `None` for a component built without the SDK.
     pub manifest: Option<Manifest>,
+    /// The component's imports and exports.
     pub world: ComponentWorld,
 }
 
@@ -98,12 +129,19 @@ pub fn not_a_component(error: impl std::fmt::Display) -> String {
 
 /// The config, manifest and digests of an artifact ready to push.
 pub struct Artifact {
+    /// The config blob ([`WasmConfig`] JSON).
     pub config: Vec<u8>,
+    /// Digest of `config`.
     pub config_digest: Digest,
+    /// Digest of the component bytes (the layer).
     pub layer_digest: Digest,
+    /// Size of the component in bytes.
     pub layer_size: u64,
+    /// The image manifest JSON.
     pub manifest: Vec<u8>,
+    /// Digest of `manifest`: what a pushed tag points at.
     pub manifest_digest: Digest,
+    /// The plugin manifest read from the component, if it has one.
     pub plugin: Option<Manifest>,
 }
 
@@ -174,6 +212,8 @@ pub fn parse_wasm_manifest(bytes: &[u8]) -> Result<(ImageManifest, Descriptor), 
     Ok((manifest, layer))
 }
 
+/// The manifest's single `application/wasm` layer; an error when there is not exactly one
+/// layer, it has another media type, or its digest is malformed.
 pub fn wasm_layer(manifest: &ImageManifest) -> Result<&Descriptor, String> {
     match manifest.layers.as_slice() {
         [layer] if layer.media_type == WASM_LAYER_MEDIA_TYPE => {

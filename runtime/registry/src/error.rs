@@ -11,10 +11,12 @@ use crate::reference::Reference;
 pub struct RegistryError {
     /// The reference as the user wrote it.
     pub reference: String,
+    /// What went wrong.
     pub kind: ErrorKind,
 }
 
 impl RegistryError {
+    /// An error about `reference` (as the user wrote it).
     pub fn new(reference: impl Into<String>, kind: ErrorKind) -> Self {
         RegistryError { reference: reference.into(), kind }
     }
@@ -50,41 +52,107 @@ impl RegistryError {
     }
 }
 
+/// The cause of a [`RegistryError`]; callers match on it (exit codes, retries).
 #[derive(Debug, thiserror::Error)]
 pub enum ErrorKind {
+    /// The reference is malformed, or is not the kind the operation needs
+    /// (e.g. push to a digest, an `oci://` command given a path).
     #[error("cannot parse reference: {0}")]
     Parse(String),
+    /// The registry could not be reached (connection refused, timeout); transient.
     #[error("registry {registry} is unreachable: {detail}")]
-    Unreachable { registry: String, detail: String },
+    Unreachable {
+        /// The registry host.
+        registry: String,
+        /// The client's error with its causes.
+        detail: String,
+    },
+    /// The registry answered with an error other than "not found"; transient.
     #[error("registry {registry} failed: {detail}")]
-    Registry { registry: String, detail: String },
+    Registry {
+        /// The registry host.
+        registry: String,
+        /// What it answered (HTTP status and message) or the client's error.
+        detail: String,
+    },
+    /// The registry has no such manifest, tag or blob, or a path names no file.
     #[error("not found: {0}")]
     NotFound(String),
+    /// Bytes do not hash to the digest they were fetched or stored under.
     #[error("{what} digest mismatch: expected {expected}, got {actual}")]
-    DigestMismatch { what: &'static str, expected: String, actual: String },
+    DigestMismatch {
+        /// Which bytes (`manifest`, `content`, `blob`, `stored blob`, `stored component`).
+        what: &'static str,
+        /// The digest (and size) they should have.
+        expected: String,
+        /// What they hash to (or how large they turned out).
+        actual: String,
+    },
+    /// The tag now points at another manifest than the lock file pins.
     #[error(
         "tag moved since {lock} was written: locked {locked}, the registry now serves {current}; \
          run `wasmtel pull --lock {lock} --update <ref>` to accept the new digest"
     )]
-    TagMoved { lock: PathBuf, locked: String, current: String },
+    TagMoved {
+        /// The lock file.
+        lock: PathBuf,
+        /// The manifest digest the lock file pins.
+        locked: String,
+        /// The manifest digest the registry serves now.
+        current: String,
+    },
+    /// The artifact or file is not a wasm component artifact: no single
+    /// `application/wasm` layer, a malformed manifest or digest, or bytes that
+    /// are not a component.
     #[error("not a wasm component artifact: {0}")]
     NotWasm(String),
+    /// A signature is required (`require_signature`) but there is none, or
+    /// the source cannot carry one (a file path, a bare stored component).
     #[error("signature required but {0}")]
     Unsigned(String),
+    /// A signature exists but is malformed or made by no trusted key.
     #[error("signature verification failed: {0}")]
     BadSignature(String),
+    /// The reference is not in the local store and was not (or, offline,
+    /// could not be) fetched.
     #[error("not in the local store {store}{hint}", hint = if *.offline { " (offline)" } else { "" })]
-    NotInStore { store: PathBuf, offline: bool },
+    NotInStore {
+        /// The store's root directory.
+        store: PathBuf,
+        /// Whether the policy forbade the network (`offline`).
+        offline: bool,
+    },
+    /// The local store could not be read or written, or holds malformed records.
     #[error("local store {path}: {detail}")]
-    Store { path: PathBuf, detail: String },
+    Store {
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The lock file could not be read, parsed or written.
     #[error("lock file {path}: {detail}")]
-    Lock { path: PathBuf, detail: String },
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
+    /// A trusted key could not be read or parsed.
     #[error("key {key}: {detail}")]
-    Key { key: String, detail: String },
+    Key {
+        /// The key's path, or `trusted_keys[i]` for an inline PEM.
+        key: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The registry policy is inconsistent, e.g. `require_signature` with no trusted keys.
     #[error("invalid registry policy: {0}")]
     Policy(String),
+    /// The runtime refused the resolved component.
     #[error("{0}")]
     Load(#[from] wasmtel_runtime::LoadError),
+    /// Another local failure (starting the client runtime, serializing a manifest).
     #[error("{0}")]
     Io(String),
 }

@@ -93,7 +93,9 @@ pub fn resolve(reference: &str, policy: &Policy) -> Result<Resolved, RegistryErr
 pub trait Progress: Send + Sync {
     /// A transfer of `total` bytes (when known) starts.
     fn begin(&self, _label: &str, _total: Option<u64>) {}
+    /// `bytes` more bytes of the current transfer arrived.
     fn advance(&self, _bytes: u64) {}
+    /// The current transfer finished (or failed).
     fn end(&self) {}
 }
 

@@ -16,16 +16,21 @@ use serde::{Deserialize, Serialize};
 use crate::ErrorKind;
 use crate::reference::Digest;
 
+/// The lock file format version this build reads and writes; others are refused.
 pub const LOCK_VERSION: u32 = 1;
 
+/// A `wasmtel.lock` file: the digests each `oci://` tag resolved to.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LockFile {
+    /// Format version; must be [`LOCK_VERSION`].
     pub version: u32,
+    /// Entries by `oci://host/repo:tag` ([`OciRef::tag_key`](crate::OciRef::tag_key)), sorted.
     #[serde(default)]
     pub components: BTreeMap<String, LockEntry>,
 }
 
+/// What one tag resolved to.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LockEntry {
@@ -70,6 +75,7 @@ impl LockFile {
         crate::store::write_atomically(path, &json).map_err(|e| error(e.to_string()))
     }
 
+    /// The manifest digest pinned for `key` (`oci://host/repo:tag`); `None` when absent or malformed.
     pub fn manifest(&self, key: &str) -> Option<Digest> {
         self.components.get(key).and_then(|entry| Digest::parse(&entry.manifest).ok())
     }

@@ -19,6 +19,7 @@ use std::path::PathBuf;
 pub struct Digest(String);
 
 impl Digest {
+    /// Checks `text` is `sha256:` and 64 lowercase hex digits.
     pub fn parse(text: &str) -> Result<Digest, String> {
         let Some(hex) = text.strip_prefix("sha256:") else {
             return Err(format!("digest {text:?} must start with `sha256:`"));
@@ -29,6 +30,7 @@ impl Digest {
         Ok(Digest(text.to_string()))
     }
 
+    /// The sha256 digest of `bytes`.
     pub fn of(bytes: &[u8]) -> Digest {
         use sha2::Digest as _;
         Digest(format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes))))
@@ -44,6 +46,7 @@ impl Digest {
         &self.0["sha256:".len()..]
     }
 
+    /// The whole digest, `sha256:<hex>`.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -60,8 +63,11 @@ impl fmt::Display for Digest {
 pub struct OciRef {
     /// `host` or `host:port`.
     pub registry: String,
+    /// The repository path, e.g. `plugins/redact`.
     pub repository: String,
+    /// The tag; `latest` when neither tag nor digest was written, `None` when only a digest was.
     pub tag: Option<String>,
+    /// The manifest digest the reference pins (`@sha256:…`), if any.
     pub digest: Option<Digest>,
 }
 
@@ -128,19 +134,27 @@ pub(crate) fn is_loopback(host: &str) -> bool {
     host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// A parsed component reference (see the module docs for the forms).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reference {
+    /// A file (a path, or `file://`).
     Path(PathBuf),
+    /// An artifact in an OCI registry (`oci://`).
     Oci(OciRef),
+    /// A manifest or component in the local store, by digest.
     Digest(Digest),
     /// A component given a name in the local store (`wasmtel push x.wasm name:tag`).
     Local {
+        /// The store name, e.g. `redact` or `team/redact`.
         name: String,
+        /// The tag, e.g. `1.2.0`.
         tag: String,
     },
 }
 
 impl Reference {
+    /// Parses a reference as written in configs and on the command line (surrounding
+    /// whitespace ignored); anything that is no other form is a path.
     pub fn parse(text: &str) -> Result<Reference, String> {
         let text = text.trim();
         if text.is_empty() {

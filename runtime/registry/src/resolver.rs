@@ -62,11 +62,13 @@ impl Policy {
         serde_json::from_str(json).map_err(|e| e.to_string())
     }
 
+    /// The local store directory: `store`, or `$WASMTEL_HOME/store` when unset.
     pub fn store_dir(&self) -> PathBuf {
         self.store.clone().unwrap_or_else(Store::default_root)
     }
 }
 
+/// Whether resolving may write the lock file (`lock_update` in the policy, lowercase).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LockUpdate {
@@ -104,12 +106,15 @@ pub struct Resolved {
     pub manifest_digest: Option<String>,
     /// The plugin manifest, from OCI annotations (without reading the component).
     pub plugin: Option<Manifest>,
+    /// Where the bytes came from.
     pub origin: Origin,
     /// Labels of the trusted keys whose signatures verified.
     pub signed_by: Vec<String>,
 }
 
 impl Resolved {
+    /// The component file as a source to load, not re-checked against `digest`
+    /// (see [`Resolver::verified_source`]).
     pub fn source(&self) -> ComponentSource {
         ComponentSource::Path(self.path.clone())
     }
@@ -120,30 +125,45 @@ impl Resolved {
 pub struct Pushed {
     /// The pinned reference (`oci://host/repo:tag@sha256:…`, or `name:tag` for the local store).
     pub reference: String,
+    /// The OCI manifest digest; `None` for a push to the local store.
     pub manifest_digest: Option<String>,
+    /// `sha256:` of the component bytes.
     pub component_digest: String,
+    /// Size of the component in bytes.
     pub size: u64,
+    /// The plugin manifest read from the component, if it has one.
     pub plugin: Option<Manifest>,
 }
 
 /// What `inspect` learns from a registry without downloading the component.
 #[derive(Clone, Debug, Serialize)]
 pub struct RemoteInspection {
+    /// The reference pinned to the manifest digest (`oci://host/repo:tag@sha256:…`).
     pub reference: String,
+    /// The manifest digest.
     pub manifest_digest: String,
+    /// The config blob's media type (a wasm artifact's is `application/vnd.wasm.config.v0+json`).
     pub config_media_type: String,
+    /// The wasm config, when the config blob is one and parses.
     pub config: Option<WasmConfig>,
+    /// Digest of the component layer.
     pub layer_digest: String,
+    /// Size of the component layer in bytes, as the manifest states it.
     pub layer_size: u64,
+    /// The plugin manifest from the manifest's annotations; `None` for components built without the SDK.
     pub plugin: Option<Manifest>,
+    /// All manifest annotations.
     pub annotations: std::collections::BTreeMap<String, String>,
 }
 
 /// The signatures that verified for a manifest.
 #[derive(Clone, Debug, Serialize)]
 pub struct Verified {
+    /// The manifest that was signed or verified.
     pub manifest_digest: String,
+    /// The cosign signature manifest's reference (`oci://host/repo:sha256-<hex>.sig`).
     pub signature_tag: String,
+    /// Labels of the trusted keys whose signatures verified; after `sign`, the signing key's fingerprint.
     pub signed_by: Vec<String>,
 }
 
@@ -171,6 +191,9 @@ impl Drop for Resolver {
 const POLICY: &str = "registry policy";
 
 impl Resolver {
+    /// Loads the policy's trusted keys, opens its store and starts the client's
+    /// runtime; fails on a key that does not parse, `require_signature` without
+    /// keys, or a store that cannot be opened.
     pub fn new(policy: Policy) -> Result<Resolver, RegistryError> {
         let err = |kind| RegistryError::new(POLICY, kind);
         let keys = load_keys(&policy.trusted_keys).map_err(err)?;
@@ -194,10 +217,12 @@ impl Resolver {
         self
     }
 
+    /// The policy this resolver enforces.
     pub fn policy(&self) -> &Policy {
         &self.policy
     }
 
+    /// The local store it resolves from and downloads into.
     pub fn store(&self) -> &Store {
         &self.store
     }

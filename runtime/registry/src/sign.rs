@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::reference::Digest;
 
+/// Media type of the signed payload layer (cosign's "simple signing" JSON).
 pub const SIMPLESIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+/// Layer annotation holding the base64 signature of the payload.
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 const SIGNATURE_TYPE: &str = "cosign container image signature";
 const ENCRYPTED_LABEL: &str = "ENCRYPTED SIGSTORE PRIVATE KEY";
@@ -40,11 +42,13 @@ pub struct SigningKey(EcdsaSigningKey);
 /// A public key trusted to verify signatures; `label` names it in messages.
 #[derive(Clone, Debug)]
 pub struct PublicKey {
+    /// Names the key in messages and in `signed_by`: its path, `trusted_keys[i]` for inline PEM, or `signing key`.
     pub label: String,
     key: VerifyingKey,
 }
 
 impl SigningKey {
+    /// A new random P-256 key.
     pub fn generate() -> SigningKey {
         SigningKey(EcdsaSigningKey::random(&mut rand_core::OsRng))
     }
@@ -76,6 +80,7 @@ impl SigningKey {
         pem_rfc7468::encode_string(ENCRYPTED_LABEL, LineEnding::LF, &envelope).map_err(|e| e.to_string())
     }
 
+    /// The matching public key, labelled `signing key`.
     pub fn public_key(&self) -> PublicKey {
         PublicKey { label: "signing key".to_string(), key: *self.0.verifying_key() }
     }
@@ -96,6 +101,7 @@ impl PublicKey {
         Ok(PublicKey { label, key })
     }
 
+    /// The key as a PKIX `PUBLIC KEY` PEM (cosign.pub).
     pub fn to_pem(&self) -> Result<String, String> {
         self.key.to_public_key_pem(LineEnding::LF).map_err(|e| e.to_string())
     }

@@ -26,6 +26,7 @@ use crate::{ErrorKind, Manifest};
 /// Leftovers in `tmp/` older than this come from crashed writers and are removed.
 const STALE_TMP: Duration = Duration::from_secs(24 * 3600);
 
+/// The local content-addressed store: blobs by digest, tag records, remembered signatures.
 #[derive(Clone, Debug)]
 pub struct Store {
     root: PathBuf,
@@ -39,6 +40,7 @@ pub struct TagRecord {
     pub manifest: Option<String>,
     /// `sha256:` of the component bytes.
     pub component: String,
+    /// Size of the component in bytes.
     pub size: u64,
     /// RFC 3339 time of the write.
     pub updated: String,
@@ -49,6 +51,7 @@ pub struct TagRecord {
 pub struct StoreEntry {
     /// `oci://host/repo:tag` or `name:tag`.
     pub name: String,
+    /// What the name points at (flattened into the entry in JSON).
     #[serde(flatten)]
     pub record: TagRecord,
     /// The plugin manifest, when the component carries one.
@@ -58,8 +61,15 @@ pub struct StoreEntry {
 /// Which tag namespace a name lives in.
 #[derive(Clone, Debug)]
 pub enum TagName<'a> {
+    /// An OCI tag (`refs/oci/<host>/<repo>/@tags/<tag>`; no tag means `latest`).
     Oci(&'a OciRef),
-    Local { name: &'a str, tag: &'a str },
+    /// A local name (`refs/local/<name>/@tags/<tag>`).
+    Local {
+        /// The name, e.g. `redact` or `team/redact`.
+        name: &'a str,
+        /// The tag.
+        tag: &'a str,
+    },
 }
 
 impl Store {
@@ -79,6 +89,7 @@ impl Store {
         wasmtel_runtime::config::default_home().join("store")
     }
 
+    /// The store's root directory.
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -102,10 +113,12 @@ impl Store {
         }
     }
 
+    /// Where the blob with this digest is (or would be) stored; it may not exist.
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.root.join("blobs/sha256").join(digest.hex())
     }
 
+    /// Whether the blob with this digest is in the store (not re-hashed).
     pub fn has_blob(&self, digest: &Digest) -> bool {
         self.blob_path(digest).is_file()
     }
@@ -154,6 +167,7 @@ impl Store {
         }
     }
 
+    /// What `name` points at; `None` when the store has no such tag.
     pub fn tag(&self, name: &TagName<'_>) -> Result<Option<TagRecord>, ErrorKind> {
         let path = self.tag_path(name);
         match std::fs::read(&path) {
@@ -163,6 +177,7 @@ impl Store {
         }
     }
 
+    /// Points `name` at `record`, replacing the record atomically.
     pub fn set_tag(&self, name: &TagName<'_>, record: &TagRecord) -> Result<(), ErrorKind> {
         let path = self.tag_path(name);
         let json = serde_json::to_vec_pretty(record).map_err(|e| self.error(&path, e))?;
@@ -176,6 +191,7 @@ impl Store {
         self.write_atomically(&path, signature_manifest.as_str().as_bytes())
     }
 
+    /// The signature manifest last seen for `manifest` (see [`set_signature`](Self::set_signature)), if any.
     pub fn signature(&self, manifest: &Digest) -> Option<Digest> {
         let text = std::fs::read_to_string(self.root.join("sigs").join(manifest.hex())).ok()?;
         Digest::parse(text.trim()).ok()
@@ -266,16 +282,19 @@ pub struct BlobWriter<'a> {
 }
 
 impl BlobWriter<'_> {
+    /// Appends `chunk` to the blob, hashing it.
     pub fn write(&mut self, chunk: &[u8]) -> Result<(), ErrorKind> {
         self.hasher.update(chunk);
         self.size += chunk.len() as u64;
         self.file.write_all(chunk).map_err(|e| self.store.error(self.file.path(), e))
     }
 
+    /// Bytes written so far.
     pub fn size(&self) -> u64 {
         self.size
     }
 
+    /// The digest of the bytes written so far.
     pub fn digest(&self) -> Digest {
         Digest::from_hasher(self.hasher.clone())
     }

@@ -60,10 +60,23 @@ pub fn count_items(signal: Signal, bytes: &[u8]) -> Result<usize, prost::DecodeE
 /// Errors converting between OTLP/JSON and OTLP/protobuf.
 #[derive(Debug, thiserror::Error)]
 pub enum EncodingError {
+    /// The JSON is not an OTLP/JSON request of the signal (or, rarely, a
+    /// decoded request could not be rendered as JSON).
     #[error("not valid OTLP/JSON {signal}: {source}")]
-    Json { signal: Signal, source: serde_json::Error },
+    Json {
+        /// The signal the bytes were read as.
+        signal: Signal,
+        /// The JSON error.
+        source: serde_json::Error,
+    },
+    /// The bytes do not decode as an OTLP/protobuf request of the signal.
     #[error("not valid OTLP/protobuf {signal}: {source}")]
-    Protobuf { signal: Signal, source: prost::DecodeError },
+    Protobuf {
+        /// The signal the bytes were read as.
+        signal: Signal,
+        /// The protobuf decoding error.
+        source: prost::DecodeError,
+    },
 }
 
 /// OTLP/JSON (as the collector's file exporter writes it) to OTLP/protobuf.

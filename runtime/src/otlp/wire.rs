@@ -239,7 +239,9 @@ fn schema_of(signal: Signal) -> &'static Schema {
 /// Why bytes are not a valid OTLP request, with the byte offset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidOtlp {
+    /// Byte offset in the request where the problem is.
     pub offset: usize,
+    /// What is wrong there.
     pub reason: &'static str,
 }
 
