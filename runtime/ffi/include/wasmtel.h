@@ -9,13 +9,17 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+// What every function returns; on `Error` the caller's [`WasmtelError`] says why.
 typedef enum WasmtelStatus {
+  // The call succeeded; its outputs are written.
   WASMTEL_STATUS_OK = 0,
+  // The call failed; outputs are untouched and the error (when not NULL) is filled.
   WASMTEL_STATUS_ERROR = 1,
 } WasmtelStatus;
 
 // Why a call failed; batch failures keep the runtime's [`FailureKind`].
 typedef enum WasmtelErrorKind {
+  // No error: the value a caller initializes [`WasmtelError::kind`] with.
   WASMTEL_ERROR_KIND_NONE = 0,
   // The component or its configuration was refused at load.
   WASMTEL_ERROR_KIND_LOAD = 1,
@@ -26,13 +30,22 @@ typedef enum WasmtelErrorKind {
   // The reference could not be resolved: not in the store, registry down,
   // digest mismatch, moved tag, missing or untrusted signature.
   WASMTEL_ERROR_KIND_REGISTRY = 4,
+  // The guest trapped (panic, unreachable, stack overflow, out-of-bounds access).
   WASMTEL_ERROR_KIND_TRAP = 10,
+  // The batch exceeded the plugin's time budget (`limits.timeout`); retryable.
   WASMTEL_ERROR_KIND_TIMEOUT = 11,
+  // The guest tried to grow its memory past `limits.max_memory`.
   WASMTEL_ERROR_KIND_MEMORY = 12,
+  // The guest returned bytes that are not OTLP of the batch's signal.
   WASMTEL_ERROR_KIND_INVALID_OUTPUT = 13,
+  // The guest returned more than `limits.max_output_bytes`.
   WASMTEL_ERROR_KIND_OUTPUT_TOO_LARGE = 14,
+  // The guest refused the batch as permanent: the same input will fail again.
   WASMTEL_ERROR_KIND_GUEST_PERMANENT = 15,
+  // The guest refused the batch as retryable.
   WASMTEL_ERROR_KIND_GUEST_RETRYABLE = 16,
+  // No fresh instance could replace a failed one (retryable), or the
+  // engine failed while creating the runtime or loading a plugin.
   WASMTEL_ERROR_KIND_INSTANTIATE = 17,
   // Backpressure: no free instance within the deadline, or no instance slot.
   WASMTEL_ERROR_KIND_BUSY = 18,
@@ -42,9 +55,13 @@ typedef enum WasmtelErrorKind {
   WASMTEL_ERROR_KIND_INVALID_INPUT = 20,
 } WasmtelErrorKind;
 
+// What a plugin did with a batch that succeeded.
 typedef enum WasmtelOutcome {
+  // Forward the input batch as it is.
   WASMTEL_OUTCOME_UNCHANGED = 0,
+  // Forward the output bytes instead (same signal).
   WASMTEL_OUTCOME_REPLACED = 1,
+  // Forward nothing.
   WASMTEL_OUTCOME_DROPPED = 2,
 } WasmtelOutcome;
 
@@ -54,7 +71,9 @@ typedef struct WasmtelPlugin WasmtelPlugin;
 // Opaque runtime handle: one per process is enough; plugins share its engine and caches.
 typedef struct WasmtelRuntime WasmtelRuntime;
 
+// A failed call's error, written into the caller's struct; free `message` with [`wasmtel_string_free`].
 typedef struct WasmtelError {
+  // What failed.
   enum WasmtelErrorKind kind;
   // The collector must not retry (maps to `consumererror.NewPermanent`).
   bool permanent;
@@ -64,9 +83,13 @@ typedef struct WasmtelError {
 
 // A batch's result; `data` is set only for `Replaced`.
 typedef struct WasmtelOutput {
+  // What to forward.
   enum WasmtelOutcome outcome;
+  // The replacement OTLP bytes, owned by Rust; NULL unless `Replaced`. Free with [`wasmtel_bytes_free`].
   uint8_t *data;
+  // Number of bytes at `data` (0 unless `Replaced`).
   size_t len;
+  // The buffer's allocated size, needed only to pass back to [`wasmtel_bytes_free`].
   size_t capacity;
 } WasmtelOutput;
 
