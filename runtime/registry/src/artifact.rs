@@ -217,7 +217,7 @@ pub fn parse_wasm_manifest(bytes: &[u8]) -> Result<(ImageManifest, Descriptor), 
 pub fn wasm_layer(manifest: &ImageManifest) -> Result<&Descriptor, String> {
     match manifest.layers.as_slice() {
         [layer] if layer.media_type == WASM_LAYER_MEDIA_TYPE => {
-            Digest::parse(&layer.digest)?;
+            Digest::parse(&layer.digest).map_err(|e| e.to_string())?;
             Ok(layer)
         }
         [layer] => Err(format!(

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::reference::Reference;
+use crate::reference::{Reference, ReferenceError};
 
 /// A reference could not be resolved, pushed, signed or verified.
 #[derive(Debug, thiserror::Error)]
@@ -55,10 +55,13 @@ impl RegistryError {
 /// The cause of a [`RegistryError`]; callers match on it (exit codes, retries).
 #[derive(Debug, thiserror::Error)]
 pub enum ErrorKind {
-    /// The reference is malformed, or is not the kind the operation needs
-    /// (e.g. push to a digest, an `oci://` command given a path).
+    /// The reference is malformed.
     #[error("cannot parse reference: {0}")]
-    Parse(String),
+    Parse(#[from] ReferenceError),
+    /// The reference is not the kind the operation needs (e.g. push to a
+    /// digest, an `oci://` command given a path); says which it needs.
+    #[error("{0}")]
+    WrongKind(&'static str),
     /// The registry could not be reached (connection refused, timeout); transient.
     #[error("registry {registry} is unreachable: {detail}")]
     Unreachable {

@@ -28,7 +28,7 @@ pub mod store;
 
 pub use error::{ErrorKind, RegistryError};
 pub use lock::{LockEntry, LockFile};
-pub use reference::{Digest, OciRef, Reference};
+pub use reference::{Digest, OciRef, Reference, ReferenceError};
 pub use resolver::{LockUpdate, Origin, Policy, Pushed, RemoteInspection, Resolved, Resolver, Verified, load_keys};
 pub use sign::{PublicKey, SigningKey};
 use std::sync::Arc;

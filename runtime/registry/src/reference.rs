@@ -14,18 +14,56 @@
 use std::fmt;
 use std::path::PathBuf;
 
+/// Why text is not a reference (or not a digest).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReferenceError {
+    /// Nothing but whitespace.
+    #[error("empty reference")]
+    Empty,
+    /// `file://` with nothing after it.
+    #[error("`file://` needs a path")]
+    FileWithoutPath,
+    /// `local://` followed by something that is not `name:tag`.
+    #[error("{0:?} is not `name:tag` (lowercase name, tag)")]
+    NotLocal(String),
+    /// A scheme other than `file://`, `oci://` and `local://`.
+    #[error("unsupported scheme `{0}://` (use a path, file://, oci:// or local://)")]
+    UnsupportedScheme(String),
+    /// A digest of another algorithm, or none.
+    #[error("digest {0:?} must start with `sha256:`")]
+    DigestAlgorithm(String),
+    /// A `sha256:` digest that is not 64 lowercase hex digits.
+    #[error("digest {0:?} must be `sha256:` and 64 lowercase hex digits")]
+    DigestHex(String),
+    /// An `oci://` reference without a repository.
+    #[error("expected oci://host[:port]/repository[:tag][@sha256:…]")]
+    OciShape,
+    /// The registry host is not a host name or bracketed IPv6 address.
+    #[error("registry host {0:?} is invalid")]
+    RegistryHost(String),
+    /// The registry port is not a number up to 65535.
+    #[error("registry port {0:?} is not a number up to 65535")]
+    RegistryPort(String),
+    /// The repository breaks the OCI distribution grammar.
+    #[error("repository {0:?} is invalid (lowercase letters, digits and . _ - separators, `/` between components)")]
+    Repository(String),
+    /// The tag breaks the OCI distribution grammar.
+    #[error("tag {0:?} is invalid (up to 128 of A-Z a-z 0-9 _ . -, not starting with . or -)")]
+    Tag(String),
+}
+
 /// A `sha256:<64 hex>` content digest.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest(String);
 
 impl Digest {
     /// Checks `text` is `sha256:` and 64 lowercase hex digits.
-    pub fn parse(text: &str) -> Result<Digest, String> {
+    pub fn parse(text: &str) -> Result<Digest, ReferenceError> {
         let Some(hex) = text.strip_prefix("sha256:") else {
-            return Err(format!("digest {text:?} must start with `sha256:`"));
+            return Err(ReferenceError::DigestAlgorithm(text.to_string()));
         };
         if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            return Err(format!("digest {text:?} must be `sha256:` and 64 lowercase hex digits"));
+            return Err(ReferenceError::DigestHex(text.to_string()));
         }
         Ok(Digest(text.to_string()))
     }
@@ -155,25 +193,25 @@ pub enum Reference {
 impl Reference {
     /// Parses a reference as written in configs and on the command line (surrounding
     /// whitespace ignored); anything that is no other form is a path.
-    pub fn parse(text: &str) -> Result<Reference, String> {
+    pub fn parse(text: &str) -> Result<Reference, ReferenceError> {
         let text = text.trim();
         if text.is_empty() {
-            return Err("empty reference".to_string());
+            return Err(ReferenceError::Empty);
         }
         if let Some(rest) = text.strip_prefix("oci://") {
             return parse_oci(rest).map(Reference::Oci);
         }
         if let Some(rest) = text.strip_prefix("file://") {
             if rest.is_empty() {
-                return Err("`file://` needs a path".to_string());
+                return Err(ReferenceError::FileWithoutPath);
             }
             return Ok(Reference::Path(PathBuf::from(rest)));
         }
         if let Some(rest) = text.strip_prefix("local://") {
-            return parse_local(rest).ok_or_else(|| format!("{rest:?} is not `name:tag` (lowercase name, tag)"));
+            return parse_local(rest).ok_or_else(|| ReferenceError::NotLocal(rest.to_string()));
         }
         if let Some((scheme, _)) = text.split_once("://") {
-            return Err(format!("unsupported scheme `{scheme}://` (use a path, file://, oci:// or local://)"));
+            return Err(ReferenceError::UnsupportedScheme(scheme.to_string()));
         }
         if text.starts_with("sha256:") {
             return Digest::parse(text).map(Reference::Digest);
@@ -204,8 +242,8 @@ fn parse_local(text: &str) -> Option<Reference> {
     Some(Reference::Local { name: name.to_string(), tag: tag.to_string() })
 }
 
-fn parse_oci(text: &str) -> Result<OciRef, String> {
-    let (registry, rest) = text.split_once('/').ok_or("expected oci://host[:port]/repository[:tag][@sha256:…]")?;
+fn parse_oci(text: &str) -> Result<OciRef, ReferenceError> {
+    let (registry, rest) = text.split_once('/').ok_or(ReferenceError::OciShape)?;
     check_registry(registry)?;
     let (name, digest) = match rest.split_once('@') {
         Some((name, digest)) => (name, Some(Digest::parse(digest)?)),
@@ -218,14 +256,12 @@ fn parse_oci(text: &str) -> Result<OciRef, String> {
         None => (name, None),
     };
     if !is_repository(repository) {
-        return Err(format!(
-            "repository {repository:?} is invalid (lowercase letters, digits and . _ - separators, `/` between components)"
-        ));
+        return Err(ReferenceError::Repository(repository.to_string()));
     }
     if let Some(tag) = tag
         && !is_tag(tag)
     {
-        return Err(format!("tag {tag:?} is invalid (up to 128 of A-Z a-z 0-9 _ . -, not starting with . or -)"));
+        return Err(ReferenceError::Tag(tag.to_string()));
     }
     let tag = match (tag, &digest) {
         (Some(tag), _) => Some(tag.to_string()),
@@ -235,8 +271,8 @@ fn parse_oci(text: &str) -> Result<OciRef, String> {
     Ok(OciRef { registry: registry.to_string(), repository: repository.to_string(), tag, digest })
 }
 
-fn check_registry(registry: &str) -> Result<(), String> {
-    let bad = || format!("registry host {registry:?} is invalid");
+fn check_registry(registry: &str) -> Result<(), ReferenceError> {
+    let bad = || ReferenceError::RegistryHost(registry.to_string());
     if registry.is_empty() {
         return Err(bad());
     }
@@ -262,7 +298,7 @@ fn check_registry(registry: &str) -> Result<(), String> {
         }
     }
     if let Some(port) = port {
-        port.parse::<u16>().map_err(|_| format!("registry port {port:?} is not a number up to 65535"))?;
+        port.parse::<u16>().map_err(|_| ReferenceError::RegistryPort(port.to_string()))?;
     }
     Ok(())
 }
@@ -377,7 +413,7 @@ mod tests {
             ("file://", "needs a path"),
         ] {
             let error = Reference::parse(text).expect_err(text);
-            assert!(error.contains(why), "{text}: {error}");
+            assert!(error.to_string().contains(why), "{text}: {error}");
         }
     }
 }

@@ -121,7 +121,7 @@ impl Remote {
         store: &Store,
         progress: &dyn Progress,
     ) -> Result<std::path::PathBuf, ErrorKind> {
-        let expected = Digest::parse(&descriptor.digest).map_err(ErrorKind::NotWasm)?;
+        let expected = Digest::parse(&descriptor.digest).map_err(|e| ErrorKind::NotWasm(e.to_string()))?;
         let client = self.client(oci);
         let mut stream =
             client.pull_blob_stream(&oci.client_ref(), descriptor.digest.as_str()).await.map_err(Self::fail(oci))?;

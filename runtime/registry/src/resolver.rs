@@ -363,7 +363,7 @@ impl Resolver {
         }
         let bytes = self.store.read_blob(digest)?;
         let (manifest, layer) = artifact::parse_wasm_manifest(&bytes).map_err(ErrorKind::NotWasm)?;
-        let component = Digest::parse(&layer.digest).map_err(ErrorKind::NotWasm)?;
+        let component = Digest::parse(&layer.digest).map_err(|e| ErrorKind::NotWasm(e.to_string()))?;
         if !self.store.has_blob(&component) {
             return Err(not_in_store());
         }
@@ -449,7 +449,7 @@ impl Resolver {
         } else {
             Vec::new()
         };
-        let component = Digest::parse(&layer.digest).map_err(ErrorKind::NotWasm)?;
+        let component = Digest::parse(&layer.digest).map_err(|e| ErrorKind::NotWasm(e.to_string()))?;
         let (path, origin) = if self.store.has_blob(&component) {
             (self.store.blob_path(&component), Origin::Store)
         } else {
@@ -591,14 +591,14 @@ impl Resolver {
         let bytes = wasmtel_runtime::read_component_file(target, file).map_err(|e| err(e.into()))?;
         match Reference::parse(target).map_err(|e| err(ErrorKind::Parse(e)))? {
             Reference::Oci(oci) if oci.digest.is_some() => {
-                Err(err(ErrorKind::Parse("push needs a tag to publish under, not a digest".into())))
+                Err(err(ErrorKind::WrongKind("push needs a tag to publish under, not a digest")))
             }
             Reference::Oci(oci) => {
                 let file_name = file.file_name().map(|n| n.to_string_lossy().into_owned());
                 self.block_on(self.push_oci(bytes, file_name.as_deref(), &oci)).map_err(err)
             }
             Reference::Local { name, tag } => self.push_local(&bytes, &name, &tag).map_err(err),
-            _ => Err(err(ErrorKind::Parse("push needs `oci://host/repo:tag` or a local `name:tag`".into()))),
+            _ => Err(err(ErrorKind::WrongKind("push needs `oci://host/repo:tag` or a local `name:tag`"))),
         }
     }
 
@@ -766,7 +766,8 @@ impl Resolver {
                 _ => self.remote.manifest(&oci).await?,
             };
             let (manifest, layer) = artifact::parse_wasm_manifest(&bytes).map_err(ErrorKind::NotWasm)?;
-            let config_digest = Digest::parse(&manifest.config.digest).map_err(ErrorKind::NotWasm)?;
+            let config_digest =
+                Digest::parse(&manifest.config.digest).map_err(|e| ErrorKind::NotWasm(e.to_string()))?;
             let config_bytes = match self.store.read_blob(&config_digest) {
                 Ok(bytes) => bytes,
                 Err(_) => self.remote.small_blob(&oci.pinned(&digest), &manifest.config).await?,
@@ -797,7 +798,7 @@ impl Resolver {
 fn oci_only(reference: &str) -> Result<OciRef, ErrorKind> {
     match Reference::parse(reference).map_err(ErrorKind::Parse)? {
         Reference::Oci(oci) => Ok(oci),
-        _ => Err(ErrorKind::Parse("this command needs an oci:// reference".into())),
+        _ => Err(ErrorKind::WrongKind("this command needs an oci:// reference")),
     }
 }
 
