@@ -332,7 +332,7 @@ pub unsafe extern "C" fn wasmtel_plugin_load(
             "" => Policy::default(),
             json => match Policy::from_json(json) {
                 Ok(policy) => policy,
-                Err(e) => return load_refused("registry policy", e),
+                Err(e) => return load_refused("registry policy", e.to_string()),
             },
         };
         // SAFETY: `runtime` is a live handle (upheld by the caller).

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::Manifest;
-use crate::reference::Digest;
+use crate::reference::{Digest, ReferenceError};
 
 /// Media type of an OCI image manifest (what push writes).
 pub const OCI_MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -114,17 +114,70 @@ pub struct ComponentInfo {
     pub world: ComponentWorld,
 }
 
+/// Why bytes or a manifest are not a wasm component artifact.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    /// The bytes are not a component (or not one that can be read).
+    #[error("not a WebAssembly component: {0}")]
+    NotAComponent(#[from] wasmtel_component::DescribeError),
+    /// The bytes do not start like a component.
+    #[error("not a WebAssembly component: {0}")]
+    Header(#[from] wasmtel_component::HeaderError),
+    /// The file could not be read to check it.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// A layer that was fetched and verified is not a component.
+    #[error("layer {digest}: {source}")]
+    Layer {
+        /// The layer's digest.
+        digest: Digest,
+        /// Why it is not a component.
+        source: Box<ArtifactError>,
+    },
+    /// The manifest is not OCI image manifest JSON.
+    #[error("the manifest is not an OCI image manifest: {0}")]
+    NotImageManifest(#[source] serde_json::Error),
+    /// The manifest's `schemaVersion` is not 2.
+    #[error("unsupported manifest schemaVersion {0}")]
+    SchemaVersion(u32),
+    /// The one layer is not `application/wasm`.
+    #[error("its layer has media type {found:?}, not {WASM_LAYER_MEDIA_TYPE:?} (config {config:?})")]
+    LayerMediaType {
+        /// The layer's media type.
+        found: String,
+        /// The config's media type, which often says what the artifact is.
+        config: String,
+    },
+    /// Not exactly one layer.
+    #[error("expected exactly one {WASM_LAYER_MEDIA_TYPE:?} layer, found {} ({media_types:?})", media_types.len())]
+    LayerCount {
+        /// The layers' media types.
+        media_types: Vec<String>,
+    },
+    /// A descriptor's digest is malformed.
+    #[error("{what} digest: {source}")]
+    Digest {
+        /// Which descriptor (`layer`, `config`).
+        what: &'static str,
+        /// What is wrong with it.
+        source: ReferenceError,
+    },
+    /// JSON encoding failed (not expected for these types).
+    #[error("encoding the artifact: {0}")]
+    Encode(#[source] serde_json::Error),
+}
+
 /// Checks the bytes are a wasm component and reads its manifest and world.
-pub fn describe(bytes: &[u8]) -> Result<ComponentInfo, String> {
-    let description = wasmtel_component::describe(bytes).map_err(not_a_component)?;
+pub fn describe(bytes: &[u8]) -> Result<ComponentInfo, ArtifactError> {
+    let description = wasmtel_component::describe(bytes)?;
     let target = description.processor_version().map(|version| format!("wasmtel:plugin/processor-plugin@{version}"));
     let world = ComponentWorld { imports: description.imports, exports: description.exports, target };
     Ok(ComponentInfo { manifest: description.manifest, world })
-}
-
-/// A component check's error as the registry reports it.
-pub fn not_a_component(error: impl std::fmt::Display) -> String {
-    format!("not a WebAssembly component: {error}")
 }
 
 /// The config, manifest and digests of an artifact ready to push.
@@ -146,7 +199,7 @@ pub struct Artifact {
 }
 
 /// `file_name` becomes the layer's `org.opencontainers.image.title`, which `oras pull` uses to name the file.
-pub fn build(component: &[u8], file_name: Option<&str>) -> Result<Artifact, String> {
+pub fn build(component: &[u8], file_name: Option<&str>) -> Result<Artifact, ArtifactError> {
     let info = describe(component)?;
     let created = crate::store::now_rfc3339();
     let layer_digest = Digest::of(component);
@@ -158,7 +211,7 @@ pub fn build(component: &[u8], file_name: Option<&str>) -> Result<Artifact, Stri
         layer_digests: vec![layer_digest.to_string()],
         component: Some(info.world),
     };
-    let config = serde_json::to_vec(&config).map_err(|e| e.to_string())?;
+    let config = serde_json::to_vec(&config).map_err(ArtifactError::Encode)?;
     let config_digest = Digest::of(&config);
     let mut annotations = BTreeMap::from([(ANNOTATION_CREATED.to_string(), created)]);
     if let Some(plugin) = &info.manifest {
@@ -169,7 +222,8 @@ pub fn build(component: &[u8], file_name: Option<&str>) -> Result<Artifact, Stri
         if let Some(wit) = &plugin.wit {
             annotations.insert(ANNOTATION_WIT.to_string(), format!("wasmtel:plugin@{wit}"));
         }
-        annotations.insert(ANNOTATION_MANIFEST.to_string(), serde_json::to_string(plugin).map_err(|e| e.to_string())?);
+        annotations
+            .insert(ANNOTATION_MANIFEST.to_string(), serde_json::to_string(plugin).map_err(ArtifactError::Encode)?);
     }
     let manifest = ImageManifest {
         schema_version: 2,
@@ -189,7 +243,7 @@ pub fn build(component: &[u8], file_name: Option<&str>) -> Result<Artifact, Stri
         }],
         annotations: Some(annotations),
     };
-    let manifest = serde_json::to_vec(&manifest).map_err(|e| e.to_string())?;
+    let manifest = serde_json::to_vec(&manifest).map_err(ArtifactError::Encode)?;
     Ok(Artifact {
         manifest_digest: Digest::of(&manifest),
         manifest,
@@ -202,11 +256,10 @@ pub fn build(component: &[u8], file_name: Option<&str>) -> Result<Artifact, Stri
 }
 
 /// Parses a manifest and finds its one `application/wasm` layer.
-pub fn parse_wasm_manifest(bytes: &[u8]) -> Result<(ImageManifest, Descriptor), String> {
-    let manifest: ImageManifest =
-        serde_json::from_slice(bytes).map_err(|e| format!("the manifest is not an OCI image manifest: {e}"))?;
+pub fn parse_wasm_manifest(bytes: &[u8]) -> Result<(ImageManifest, Descriptor), ArtifactError> {
+    let manifest: ImageManifest = serde_json::from_slice(bytes).map_err(ArtifactError::NotImageManifest)?;
     if manifest.schema_version != 2 {
-        return Err(format!("unsupported manifest schemaVersion {}", manifest.schema_version));
+        return Err(ArtifactError::SchemaVersion(manifest.schema_version));
     }
     let layer = wasm_layer(&manifest)?.clone();
     Ok((manifest, layer))
@@ -214,20 +267,17 @@ pub fn parse_wasm_manifest(bytes: &[u8]) -> Result<(ImageManifest, Descriptor), 
 
 /// The manifest's single `application/wasm` layer; an error when there is not exactly one
 /// layer, it has another media type, or its digest is malformed.
-pub fn wasm_layer(manifest: &ImageManifest) -> Result<&Descriptor, String> {
+pub fn wasm_layer(manifest: &ImageManifest) -> Result<&Descriptor, ArtifactError> {
     match manifest.layers.as_slice() {
         [layer] if layer.media_type == WASM_LAYER_MEDIA_TYPE => {
-            Digest::parse(&layer.digest).map_err(|e| e.to_string())?;
+            Digest::parse(&layer.digest).map_err(|source| ArtifactError::Digest { what: "layer", source })?;
             Ok(layer)
         }
-        [layer] => Err(format!(
-            "its layer has media type {:?}, not {WASM_LAYER_MEDIA_TYPE:?} (config {:?})",
-            layer.media_type, manifest.config.media_type
-        )),
-        layers => {
-            let types: Vec<&str> = layers.iter().map(|l| l.media_type.as_str()).collect();
-            Err(format!("expected exactly one {WASM_LAYER_MEDIA_TYPE:?} layer, found {} ({types:?})", layers.len()))
-        }
+        [layer] => Err(ArtifactError::LayerMediaType {
+            found: layer.media_type.clone(),
+            config: manifest.config.media_type.clone(),
+        }),
+        layers => Err(ArtifactError::LayerCount { media_types: layers.iter().map(|l| l.media_type.clone()).collect() }),
     }
 }
 
@@ -243,8 +293,8 @@ mod tests {
 
     #[test]
     fn non_components_are_refused_saying_what_they_are() {
-        assert!(describe(b"hello world, not wasm").unwrap_err().contains("not a WebAssembly component"));
-        assert!(describe(b"\0asm\x01\0\0\0").unwrap_err().contains("core WebAssembly module"));
+        assert!(describe(b"hello world, not wasm").unwrap_err().to_string().contains("not a WebAssembly component"));
+        assert!(describe(b"\0asm\x01\0\0\0").unwrap_err().to_string().contains("core WebAssembly module"));
         assert!(describe(b"\0asm\x0d\0\x01\0").is_ok());
     }
 
@@ -264,9 +314,9 @@ mod tests {
             layers: vec![layer("application/vnd.oci.image.layer.v1.tar+gzip")],
             annotations: None,
         };
-        assert!(wasm_layer(&manifest).unwrap_err().contains("tar+gzip"));
+        assert!(wasm_layer(&manifest).unwrap_err().to_string().contains("tar+gzip"));
         manifest.layers = vec![layer(WASM_LAYER_MEDIA_TYPE), layer(WASM_LAYER_MEDIA_TYPE)];
-        assert!(wasm_layer(&manifest).unwrap_err().contains("exactly one"));
+        assert!(wasm_layer(&manifest).unwrap_err().to_string().contains("exactly one"));
         manifest.layers.pop();
         assert!(wasm_layer(&manifest).is_ok());
     }

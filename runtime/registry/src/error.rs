@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use crate::artifact::ArtifactError;
 use crate::reference::{Reference, ReferenceError};
 
 /// A reference could not be resolved, pushed, signed or verified.
@@ -108,7 +109,7 @@ pub enum ErrorKind {
     /// `application/wasm` layer, a malformed manifest or digest, or bytes that
     /// are not a component.
     #[error("not a wasm component artifact: {0}")]
-    NotWasm(String),
+    NotWasm(#[from] ArtifactError),
     /// A signature is required (`require_signature`) but there is none, or
     /// the source cannot carry one (a file path, a bare stored component).
     #[error("signature required but {0}")]

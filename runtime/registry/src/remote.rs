@@ -11,7 +11,8 @@ use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 
 use crate::artifact::{
-    DOCKER_LIST_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE, Descriptor, OCI_INDEX_MEDIA_TYPE, OCI_MANIFEST_MEDIA_TYPE,
+    ArtifactError, DOCKER_LIST_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE, Descriptor, OCI_INDEX_MEDIA_TYPE,
+    OCI_MANIFEST_MEDIA_TYPE,
 };
 use crate::error::classify;
 use crate::reference::{Digest, OciRef, is_loopback};
@@ -121,7 +122,8 @@ impl Remote {
         store: &Store,
         progress: &dyn Progress,
     ) -> Result<std::path::PathBuf, ErrorKind> {
-        let expected = Digest::parse(&descriptor.digest).map_err(|e| ErrorKind::NotWasm(e.to_string()))?;
+        let expected =
+            Digest::parse(&descriptor.digest).map_err(|source| ArtifactError::Digest { what: "layer", source })?;
         let client = self.client(oci);
         let mut stream =
             client.pull_blob_stream(&oci.client_ref(), descriptor.digest.as_str()).await.map_err(Self::fail(oci))?;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use wasmtel_runtime::{ComponentSource, Plugin, PluginConfig, Runtime};
 
-use crate::artifact::{self, ImageManifest, OCI_MANIFEST_MEDIA_TYPE, WasmConfig};
+use crate::artifact::{self, ArtifactError, ImageManifest, OCI_MANIFEST_MEDIA_TYPE, WasmConfig};
 use crate::lock::{self, LockEntry, LockFile};
 use crate::reference::{Digest, OciRef, Reference};
 use crate::remote::Remote;
@@ -58,8 +58,8 @@ impl Default for Policy {
 impl Policy {
     /// Parses a policy from JSON (the Go bridge passes its config this way);
     /// errors name the offending key.
-    pub fn from_json(json: &str) -> Result<Policy, String> {
-        serde_json::from_str(json).map_err(|e| e.to_string())
+    pub fn from_json(json: &str) -> Result<Policy, serde_json::Error> {
+        serde_json::from_str(json)
     }
 
     /// The local store directory: `store`, or `$WASMTEL_HOME/store` when unset.
@@ -363,7 +363,8 @@ impl Resolver {
         }
         let bytes = self.store.read_blob(digest)?;
         let (manifest, layer) = artifact::parse_wasm_manifest(&bytes).map_err(ErrorKind::NotWasm)?;
-        let component = Digest::parse(&layer.digest).map_err(|e| ErrorKind::NotWasm(e.to_string()))?;
+        let component =
+            Digest::parse(&layer.digest).map_err(|source| ArtifactError::Digest { what: "layer", source })?;
         if !self.store.has_blob(&component) {
             return Err(not_in_store());
         }
@@ -449,7 +450,8 @@ impl Resolver {
         } else {
             Vec::new()
         };
-        let component = Digest::parse(&layer.digest).map_err(|e| ErrorKind::NotWasm(e.to_string()))?;
+        let component =
+            Digest::parse(&layer.digest).map_err(|source| ArtifactError::Digest { what: "layer", source })?;
         let (path, origin) = if self.store.has_blob(&component) {
             (self.store.blob_path(&component), Origin::Store)
         } else {
@@ -459,7 +461,7 @@ impl Resolver {
         if let Err(why) = check_file_header(&path) {
             // Verified bytes, but not a component: nothing may refer to them.
             let _ = std::fs::remove_file(&path);
-            return Err(ErrorKind::NotWasm(format!("layer {component}: {why}")));
+            return Err(ArtifactError::Layer { digest: component, source: Box::new(why) }.into());
         }
         self.store.put_blob(&manifest_bytes, Some(&manifest_digest))?;
         if let Ok(config) = self.remote.small_blob(&pinned_ref, &manifest.config).await {
@@ -766,8 +768,8 @@ impl Resolver {
                 _ => self.remote.manifest(&oci).await?,
             };
             let (manifest, layer) = artifact::parse_wasm_manifest(&bytes).map_err(ErrorKind::NotWasm)?;
-            let config_digest =
-                Digest::parse(&manifest.config.digest).map_err(|e| ErrorKind::NotWasm(e.to_string()))?;
+            let config_digest = Digest::parse(&manifest.config.digest)
+                .map_err(|source| ArtifactError::Digest { what: "config", source })?;
             let config_bytes = match self.store.read_blob(&config_digest) {
                 Ok(bytes) => bytes,
                 Err(_) => self.remote.small_blob(&oci.pinned(&digest), &manifest.config).await?,
@@ -806,13 +808,13 @@ fn signature_of(layer: &artifact::Descriptor) -> Option<String> {
     layer.annotations.as_ref()?.get(sign::SIGNATURE_ANNOTATION).cloned()
 }
 
-fn check_file_header(path: &Path) -> Result<(), String> {
+fn check_file_header(path: &Path) -> Result<(), ArtifactError> {
     use std::io::Read;
     let mut head = Vec::with_capacity(16);
     std::fs::File::open(path)
         .and_then(|f| f.take(16).read_to_end(&mut head))
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    wasmtel_component::check_header(&head).map_err(artifact::not_a_component)
+        .map_err(|source| ArtifactError::Read { path: path.to_path_buf(), source })?;
+    Ok(wasmtel_component::check_header(&head)?)
 }
 
 /// Parses trusted keys: PEM text inline, or a path to a PEM file.
