@@ -35,8 +35,9 @@ pub enum HeaderError {
 }
 
 /// Tells a component apart from a core module and from non-wasm bytes by
-/// its first eight bytes: `\0asm`, then version 0x0d and layer 1 (core
-/// modules have version 1 and layer 0).
+/// its first eight bytes: `\0asm`, a 2-byte version, then the layer (1 for
+/// components, 0 for core modules). The version is left to the decoder, which
+/// names the one it found (components are at 0x0d today).
 pub fn check_header(bytes: &[u8]) -> Result<(), HeaderError> {
     if bytes.is_empty() {
         return Err(HeaderError::Empty);
