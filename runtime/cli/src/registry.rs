@@ -225,9 +225,9 @@ pub fn run(command: Command, opts: &RegistryOpts) -> Result<()> {
             };
             let password = password.into_string().map_err(|_| anyhow::anyhow!("COSIGN_PASSWORD is not UTF-8"))?;
             let key = SigningKey::generate();
-            let pem = key.to_encrypted_pem(password.as_bytes()).map_err(anyhow::Error::msg)?;
+            let pem = key.to_encrypted_pem(password.as_bytes())?;
             write_new(&private, &pem, 0o600)?;
-            write_new(&public, &key.public_key().to_pem().map_err(anyhow::Error::msg)?, 0o644)?;
+            write_new(&public, &key.public_key().to_pem()?, 0o644)?;
             if password.is_empty() {
                 eprintln!(
                     "warning: private key written to {} with an EMPTY password (COSIGN_PASSWORD is empty): \

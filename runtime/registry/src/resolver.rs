@@ -566,7 +566,7 @@ impl Resolver {
                     match sign::check_payload(payload, manifest) {
                         Ok(()) if !signed_by.contains(&key.label) => signed_by.push(key.label.clone()),
                         Ok(()) => {}
-                        Err(problem) => problems.push(problem),
+                        Err(problem) => problems.push(problem.to_string()),
                     }
                 }
             }
@@ -829,7 +829,7 @@ pub fn load_keys(keys: &[String]) -> Result<Vec<PublicKey>, ErrorKind> {
                     .map_err(|e| ErrorKind::Key { key: key.clone(), detail: format!("cannot read: {e}") })?;
                 (pem, key.clone())
             };
-            PublicKey::from_pem(&pem, label.clone()).map_err(|detail| ErrorKind::Key { key: label, detail })
+            PublicKey::from_pem(&pem, label.clone()).map_err(|e| ErrorKind::Key { key: label, detail: e.to_string() })
         })
         .collect()
 }

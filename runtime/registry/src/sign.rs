@@ -23,6 +23,81 @@ use crate::reference::Digest;
 pub const SIMPLESIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 /// Layer annotation holding the base64 signature of the payload.
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+/// A crypto crate's error, kept as the source.
+type Source = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a key cannot be read, decrypted or written.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The text is not PEM.
+    #[error("not a PEM private key: {0}")]
+    NotPem(#[source] Source),
+    /// A PEM block that is no private key this reads.
+    #[error("unsupported PEM block {0:?} (expected a cosign or PKCS#8 private key)")]
+    UnsupportedBlock(String),
+    /// The key is not an ECDSA P-256 key (`what` says which encoding).
+    #[error("{what} is not ECDSA P-256: {source}")]
+    NotP256 {
+        /// The encoding: decrypted, PKCS#8 or SEC1 key.
+        what: &'static str,
+        /// The decoder's reason.
+        #[source]
+        source: Source,
+    },
+    /// The text is not a PKIX ECDSA P-256 public key PEM.
+    #[error("not a PEM ECDSA P-256 public key: {0}")]
+    NotPublicKey(#[source] Source),
+    /// cosign's encrypted envelope does not parse.
+    #[error("encrypted key envelope is malformed: {0}")]
+    Envelope(#[source] serde_json::Error),
+    /// A key derivation or cipher other than cosign's scrypt + secretbox.
+    #[error("unsupported key encryption {kdf} + {cipher}")]
+    UnsupportedEncryption {
+        /// The envelope's key derivation.
+        kdf: String,
+        /// The envelope's cipher.
+        cipher: String,
+    },
+    /// The secretbox nonce is not 24 bytes.
+    #[error("secretbox nonce must be 24 bytes")]
+    Nonce,
+    /// scrypt parameters out of the supported range (N a power of two up to 2^20, r ≤ 32, p ≤ 16).
+    #[error("unsupported scrypt parameters N={n} r={r} p={p}")]
+    Scrypt {
+        /// Cost.
+        n: u64,
+        /// Block size.
+        r: u32,
+        /// Parallelism.
+        p: u32,
+    },
+    /// Wrong password, or a corrupted key.
+    #[error("cannot decrypt the private key: wrong password (COSIGN_PASSWORD) or corrupted key")]
+    Decrypt,
+    /// Encoding or encrypting the key failed.
+    #[error("encoding the key: {0}")]
+    Encode(#[source] Source),
+}
+
+/// Why a verified signature payload does not vouch for a manifest.
+#[derive(Debug, thiserror::Error)]
+pub enum PayloadError {
+    /// Not cosign's simple-signing JSON.
+    #[error("signature payload is not simple-signing JSON: {0}")]
+    NotSimpleSigning(#[source] serde_json::Error),
+    /// Simple-signing of another type.
+    #[error("signature payload type is {0:?}")]
+    Type(String),
+    /// A signature of another manifest.
+    #[error("signature is for {signed}, not {manifest}")]
+    OtherManifest {
+        /// The manifest digest the payload names.
+        signed: String,
+        /// The manifest being verified.
+        manifest: Digest,
+    },
+}
+
 const SIGNATURE_TYPE: &str = "cosign container image signature";
 const ENCRYPTED_LABEL: &str = "ENCRYPTED SIGSTORE PRIVATE KEY";
 const LEGACY_ENCRYPTED_LABEL: &str = "ENCRYPTED COSIGN PRIVATE KEY";
@@ -54,30 +129,30 @@ impl SigningKey {
     }
 
     /// Reads cosign's encrypted key (with `password`), or an unencrypted PKCS#8 / SEC1 PEM key.
-    pub fn from_pem(pem: &str, password: &[u8]) -> Result<SigningKey, String> {
+    pub fn from_pem(pem: &str, password: &[u8]) -> Result<SigningKey, KeyError> {
         let (label, der) =
-            pem_rfc7468::decode_vec(pem.trim().as_bytes()).map_err(|e| format!("not a PEM private key: {e}"))?;
+            pem_rfc7468::decode_vec(pem.trim().as_bytes()).map_err(|e| KeyError::NotPem(e.to_string().into()))?;
+        let not_p256 = |what: &'static str| move |e: p256::pkcs8::Error| KeyError::NotP256 { what, source: e.into() };
         let key = match label {
             ENCRYPTED_LABEL | LEGACY_ENCRYPTED_LABEL => {
                 let pkcs8 = decrypt(&der, password)?;
-                EcdsaSigningKey::from_pkcs8_der(&pkcs8).map_err(|e| format!("decrypted key is not ECDSA P-256: {e}"))?
+                EcdsaSigningKey::from_pkcs8_der(&pkcs8).map_err(not_p256("decrypted key"))?
             }
-            "PRIVATE KEY" => {
-                EcdsaSigningKey::from_pkcs8_der(&der).map_err(|e| format!("PKCS#8 key is not ECDSA P-256: {e}"))?
-            }
+            "PRIVATE KEY" => EcdsaSigningKey::from_pkcs8_der(&der).map_err(not_p256("PKCS#8 key"))?,
             "EC PRIVATE KEY" => p256::SecretKey::from_sec1_der(&der)
                 .map(EcdsaSigningKey::from)
-                .map_err(|e| format!("SEC1 key is not P-256: {e}"))?,
-            other => return Err(format!("unsupported PEM block {other:?} (expected a cosign or PKCS#8 private key)")),
+                .map_err(|e| KeyError::NotP256 { what: "SEC1 key", source: e.into() })?,
+            other => return Err(KeyError::UnsupportedBlock(other.to_string())),
         };
         Ok(SigningKey(key))
     }
 
     /// The key as cosign writes `cosign.key` (password may be empty, as cosign allows).
-    pub fn to_encrypted_pem(&self, password: &[u8]) -> Result<String, String> {
-        let pkcs8 = self.0.to_pkcs8_der().map_err(|e| e.to_string())?;
+    pub fn to_encrypted_pem(&self, password: &[u8]) -> Result<String, KeyError> {
+        let pkcs8 = self.0.to_pkcs8_der().map_err(|e| KeyError::Encode(e.into()))?;
         let envelope = encrypt(pkcs8.as_bytes(), password)?;
-        pem_rfc7468::encode_string(ENCRYPTED_LABEL, LineEnding::LF, &envelope).map_err(|e| e.to_string())
+        pem_rfc7468::encode_string(ENCRYPTED_LABEL, LineEnding::LF, &envelope)
+            .map_err(|e| KeyError::Encode(e.to_string().into()))
     }
 
     /// The matching public key, labelled `signing key`.
@@ -94,16 +169,15 @@ impl SigningKey {
 
 impl PublicKey {
     /// A PKIX `PUBLIC KEY` PEM (cosign.pub).
-    pub fn from_pem(pem: &str, label: impl Into<String>) -> Result<PublicKey, String> {
+    pub fn from_pem(pem: &str, label: impl Into<String>) -> Result<PublicKey, KeyError> {
         let label = label.into();
-        let key = VerifyingKey::from_public_key_pem(pem.trim())
-            .map_err(|e| format!("not a PEM ECDSA P-256 public key: {e}"))?;
+        let key = VerifyingKey::from_public_key_pem(pem.trim()).map_err(|e| KeyError::NotPublicKey(e.into()))?;
         Ok(PublicKey { label, key })
     }
 
     /// The key as a PKIX `PUBLIC KEY` PEM (cosign.pub).
-    pub fn to_pem(&self) -> Result<String, String> {
-        self.key.to_public_key_pem(LineEnding::LF).map_err(|e| e.to_string())
+    pub fn to_pem(&self) -> Result<String, KeyError> {
+        self.key.to_public_key_pem(LineEnding::LF).map_err(|e| KeyError::Encode(e.into()))
     }
 
     /// `sha256:` of the DER public key, to tell keys apart in output.
@@ -171,14 +245,16 @@ pub fn payload(repository: &str, manifest: &Digest) -> Vec<u8> {
 
 /// Checks a (signature-verified) payload is a cosign image signature for `manifest`.
 /// The identity is not checked, as in cosign: mirrors and renames keep signatures valid.
-pub fn check_payload(payload: &[u8], manifest: &Digest) -> Result<(), String> {
-    let parsed: SimpleSigning =
-        serde_json::from_slice(payload).map_err(|e| format!("signature payload is not simple-signing JSON: {e}"))?;
+pub fn check_payload(payload: &[u8], manifest: &Digest) -> Result<(), PayloadError> {
+    let parsed: SimpleSigning = serde_json::from_slice(payload).map_err(PayloadError::NotSimpleSigning)?;
     if parsed.critical.kind != SIGNATURE_TYPE {
-        return Err(format!("signature payload type is {:?}", parsed.critical.kind));
+        return Err(PayloadError::Type(parsed.critical.kind));
     }
     if parsed.critical.image.docker_manifest_digest != manifest.as_str() {
-        return Err(format!("signature is for {}, not {manifest}", parsed.critical.image.docker_manifest_digest));
+        return Err(PayloadError::OtherManifest {
+            signed: parsed.critical.image.docker_manifest_digest,
+            manifest: manifest.clone(),
+        });
     }
     Ok(())
 }
@@ -243,39 +319,37 @@ mod b64 {
     }
 }
 
-fn derive_key(password: &[u8], salt: &[u8], params: &ScryptParams) -> Result<[u8; 32], String> {
+fn derive_key(password: &[u8], salt: &[u8], params: &ScryptParams) -> Result<[u8; 32], KeyError> {
+    let unsupported = || KeyError::Scrypt { n: params.n, r: params.r, p: params.p };
     if !params.n.is_power_of_two() || params.n < 2 {
-        return Err(format!("scrypt N={} is not a power of two", params.n));
+        return Err(unsupported());
     }
     let log_n = params.n.trailing_zeros() as u8;
     if log_n > SCRYPT_MAX_LOG_N || params.r > 32 || params.p > 16 {
-        return Err(format!("unsupported scrypt parameters N={} r={} p={}", params.n, params.r, params.p));
+        return Err(unsupported());
     }
-    let scrypt_params = scrypt::Params::new(log_n, params.r, params.p, 32).map_err(|e| e.to_string())?;
+    let scrypt_params = scrypt::Params::new(log_n, params.r, params.p, 32).map_err(|_| unsupported())?;
     let mut key = [0u8; 32];
-    scrypt::scrypt(password, salt, &scrypt_params, &mut key).map_err(|e| e.to_string())?;
+    scrypt::scrypt(password, salt, &scrypt_params, &mut key).map_err(|_| unsupported())?;
     Ok(key)
 }
 
-fn decrypt(envelope: &[u8], password: &[u8]) -> Result<Vec<u8>, String> {
+fn decrypt(envelope: &[u8], password: &[u8]) -> Result<Vec<u8>, KeyError> {
     use crypto_secretbox::aead::{Aead, KeyInit};
-    let envelope: Envelope =
-        serde_json::from_slice(envelope).map_err(|e| format!("encrypted key envelope is malformed: {e}"))?;
+    let envelope: Envelope = serde_json::from_slice(envelope).map_err(KeyError::Envelope)?;
     if envelope.kdf.name != "scrypt" || envelope.cipher.name != "nacl/secretbox" {
-        return Err(format!("unsupported key encryption {} + {}", envelope.kdf.name, envelope.cipher.name));
+        return Err(KeyError::UnsupportedEncryption { kdf: envelope.kdf.name, cipher: envelope.cipher.name });
     }
     if envelope.cipher.nonce.len() != 24 {
-        return Err("secretbox nonce must be 24 bytes".to_string());
+        return Err(KeyError::Nonce);
     }
     let key = derive_key(password, &envelope.kdf.salt, &envelope.kdf.params)?;
     let cipher = crypto_secretbox::XSalsa20Poly1305::new(&key.into());
     let nonce = crypto_secretbox::Nonce::from_slice(&envelope.cipher.nonce);
-    cipher
-        .decrypt(nonce, envelope.ciphertext.as_slice())
-        .map_err(|_| "cannot decrypt the private key: wrong password (COSIGN_PASSWORD) or corrupted key".to_string())
+    cipher.decrypt(nonce, envelope.ciphertext.as_slice()).map_err(|_| KeyError::Decrypt)
 }
 
-fn encrypt(plaintext: &[u8], password: &[u8]) -> Result<Vec<u8>, String> {
+fn encrypt(plaintext: &[u8], password: &[u8]) -> Result<Vec<u8>, KeyError> {
     use crypto_secretbox::aead::{Aead, KeyInit};
     use rand_core::RngCore;
     let mut salt = vec![0u8; 32];
@@ -287,13 +361,13 @@ fn encrypt(plaintext: &[u8], password: &[u8]) -> Result<Vec<u8>, String> {
     let cipher = crypto_secretbox::XSalsa20Poly1305::new(&key.into());
     let ciphertext = cipher
         .encrypt(crypto_secretbox::Nonce::from_slice(&nonce), plaintext)
-        .map_err(|_| "encryption failed".to_string())?;
+        .map_err(|_| KeyError::Encode("secretbox encryption failed".into()))?;
     let envelope = Envelope {
         kdf: Kdf { name: "scrypt".to_string(), params, salt },
         cipher: Cipher { name: "nacl/secretbox".to_string(), nonce },
         ciphertext,
     };
-    serde_json::to_vec(&envelope).map_err(|e| e.to_string())
+    serde_json::to_vec(&envelope).map_err(|e| KeyError::Encode(e.into()))
 }
 
 #[cfg(test)]
@@ -306,7 +380,7 @@ mod tests {
         // seal private keys): password "supersecret", plaintext "reallyimportant".
         let envelope = br#"{"kdf":{"name":"scrypt","params":{"N":32768,"r":8,"p":1},"salt":"N9a7x5JFGbrtB2uBR81jPwp0eiLR4A7FV3mjVAQrg1g="},"cipher":{"name":"nacl/secretbox","nonce":"2h8HxMmgRfuYdpswZBQaU3xJ1nkA/5Ik"},"ciphertext":"SEW6sUh0jf2wfdjJGPNS9+bkk2uB+Cxamf32zR8XkQ=="}"#;
         assert_eq!(decrypt(envelope, b"supersecret").unwrap(), b"reallyimportant");
-        assert!(decrypt(envelope, b"wrong").unwrap_err().contains("wrong password"));
+        assert!(decrypt(envelope, b"wrong").unwrap_err().to_string().contains("wrong password"));
     }
 
     #[test]
@@ -323,7 +397,7 @@ mod tests {
         let signature = key.sign(&payload);
         assert!(public.verify(&payload, &signature));
         check_payload(&payload, &manifest).unwrap();
-        assert!(check_payload(&payload, &Digest::of(b"other")).unwrap_err().contains("signature is for"));
+        assert!(check_payload(&payload, &Digest::of(b"other")).unwrap_err().to_string().contains("signature is for"));
 
         let mut tampered = payload.clone();
         tampered[10] ^= 1;
