@@ -17,7 +17,7 @@ use crate::ErrorKind;
 use crate::reference::Digest;
 
 /// The lock file format version this build reads and writes; others are refused.
-pub const LOCK_VERSION: u32 = 1;
+pub(crate) const LOCK_VERSION: u32 = 1;
 
 /// A `wasmtel.lock` file: the digests each `oci://` tag resolved to.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -20,9 +20,9 @@ use serde::{Deserialize, Serialize};
 use crate::reference::Digest;
 
 /// Media type of the signed payload layer (cosign's "simple signing" JSON).
-pub const SIMPLESIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+pub(crate) const SIMPLESIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 /// Layer annotation holding the base64 signature of the payload.
-pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+pub(crate) const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 /// A crypto crate's error, kept as the source.
 type Source = Box<dyn std::error::Error + Send + Sync>;
 
@@ -107,7 +107,7 @@ const SCRYPT_LOG_N: u8 = 15;
 const SCRYPT_MAX_LOG_N: u8 = 20;
 
 /// The tag under which cosign stores the signatures of `manifest`.
-pub fn signature_tag(manifest: &Digest) -> String {
+pub(crate) fn signature_tag(manifest: &Digest) -> String {
     format!("sha256-{}.sig", manifest.hex())
 }
 
@@ -260,7 +260,7 @@ pub fn check_payload(payload: &[u8], manifest: &Digest) -> Result<(), PayloadErr
 }
 
 /// The image config cosign puts in its signature manifests (rootfs lists the payloads).
-pub fn signature_config(payload_digests: &[String]) -> Vec<u8> {
+pub(crate) fn signature_config(payload_digests: &[String]) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
         "architecture": "",
         "created": "0001-01-01T00:00:00Z",

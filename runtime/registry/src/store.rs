@@ -60,7 +60,7 @@ pub struct StoreEntry {
 
 /// Which tag namespace a name lives in.
 #[derive(Clone, Debug)]
-pub enum TagName<'a> {
+pub(crate) enum TagName<'a> {
     /// An OCI tag (`refs/oci/<host>/<repo>/@tags/<tag>`; no tag means `latest`).
     Oci(&'a OciRef),
     /// A local name (`refs/local/<name>/@tags/<tag>`).
@@ -148,7 +148,7 @@ impl Store {
     }
 
     /// A writer that hashes as it goes and becomes a blob only on a successful `commit`.
-    pub fn blob_writer(&self) -> Result<BlobWriter<'_>, ErrorKind> {
+    pub(crate) fn blob_writer(&self) -> Result<BlobWriter<'_>, ErrorKind> {
         let tmp = self.root.join("tmp");
         let file = tempfile::Builder::new().prefix("blob-").tempfile_in(&tmp).map_err(|e| self.error(&tmp, e))?;
         Ok(BlobWriter { store: self, file, hasher: sha2::Sha256::new(), size: 0 })
@@ -168,7 +168,7 @@ impl Store {
     }
 
     /// What `name` points at; `None` when the store has no such tag.
-    pub fn tag(&self, name: &TagName<'_>) -> Result<Option<TagRecord>, ErrorKind> {
+    pub(crate) fn tag(&self, name: &TagName<'_>) -> Result<Option<TagRecord>, ErrorKind> {
         let path = self.tag_path(name);
         match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| self.error(&path, e)),
@@ -178,7 +178,7 @@ impl Store {
     }
 
     /// Points `name` at `record`, replacing the record atomically.
-    pub fn set_tag(&self, name: &TagName<'_>, record: &TagRecord) -> Result<(), ErrorKind> {
+    pub(crate) fn set_tag(&self, name: &TagName<'_>, record: &TagRecord) -> Result<(), ErrorKind> {
         let path = self.tag_path(name);
         let json = serde_json::to_vec_pretty(record).map_err(|e| self.error(&path, e))?;
         self.write_atomically(&path, &json)
@@ -192,7 +192,7 @@ impl Store {
     }
 
     /// The signature manifest last seen for `manifest` (see [`set_signature`](Self::set_signature)), if any.
-    pub fn signature(&self, manifest: &Digest) -> Option<Digest> {
+    pub(crate) fn signature(&self, manifest: &Digest) -> Option<Digest> {
         let text = std::fs::read_to_string(self.root.join("sigs").join(manifest.hex())).ok()?;
         Digest::parse(text.trim()).ok()
     }
@@ -274,7 +274,7 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()>
 }
 
 /// A blob being written; dropped without `commit`, it leaves nothing behind.
-pub struct BlobWriter<'a> {
+pub(crate) struct BlobWriter<'a> {
     store: &'a Store,
     file: tempfile::NamedTempFile,
     hasher: sha2::Sha256,
