@@ -4,5 +4,6 @@
 mod components;
 mod fail_closed;
 mod hostile;
+mod otap_round_trip;
 mod runtime;
 mod view_differential;

@@ -16,6 +16,7 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Sta
 use prost::Message;
 use wasmtel_otap::{ArrowPayloadType, ConvertError, OtapArrowRecords, item_count, otap_to_otlp, otlp_to_otap};
 use wasmtel_runtime::Signal;
+use wasmtel_tests::field;
 
 fn kv(key: &str, value: Value) -> KeyValue {
     KeyValue { key: key.into(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
@@ -276,25 +277,14 @@ fn requests_the_engine_panics_on_convert_safely() {
     span.attributes.clear();
     let mut span_bytes = span.encode_to_vec();
     span_bytes.extend_from_slice(&[0x88, 0x01, 0x01]); // field 17 = 1
-    let wrap = |tag: u8, payload: &[u8]| {
-        let mut out = vec![tag];
-        let mut len = payload.len();
-        while len >= 0x80 {
-            out.push(len as u8 | 0x80);
-            len >>= 7;
-        }
-        out.push(len as u8);
-        out.extend_from_slice(payload);
-        out
-    };
-    let field_17 = wrap(0x0a, &wrap(0x12, &wrap(0x12, &span_bytes)));
+    let field_17 = field(0x0a, &field(0x12, &field(0x12, &span_bytes)));
     // KeyValue { 3: 2, key: "\x12\x02\x08\x7f" }: read as all length-delimited,
     // field 3 swallows the key's header and its bytes become a broken value.
     let key_value = [0x18, 0x02, 0x0a, 0x04, 0x12, 0x02, 0x08, 0x7f];
     let mut plain_span = span.clone();
     plain_span.name = "kv".into();
-    let kv_span = [plain_span.encode_to_vec(), wrap(0x4a, &key_value)].concat();
-    let kv_first = wrap(0x0a, &wrap(0x12, &wrap(0x12, &kv_span)));
+    let kv_span = [plain_span.encode_to_vec(), field(0x4a, &key_value)].concat();
+    let kv_first = field(0x0a, &field(0x12, &field(0x12, &kv_span)));
 
     for (what, bytes) in [("unknown field 17", field_17), ("KeyValue field 3 first", kv_first)] {
         assert!(wasmtel_runtime::otlp::validate(Signal::Traces, &bytes).is_ok(), "{what}: valid OTLP");

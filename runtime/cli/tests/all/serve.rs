@@ -163,6 +163,19 @@ fn one_core() -> Value {
     json!({ "resources": { "core_allocation": { "type": "core_count", "count": 1 } } })
 }
 
+/// A one-core `serve` spec with one pipeline whose nodes are connected in the order given.
+fn chain(admin: u16, nodes: &[(&str, Value)]) -> Value {
+    let connections: Vec<Value> = nodes.windows(2).map(|pair| json!({ "from": pair[0].0, "to": pair[1].0 })).collect();
+    let nodes: serde_json::Map<String, Value> =
+        nodes.iter().map(|(name, node)| (name.to_string(), node.clone())).collect();
+    json!({
+        "version": "otel_dataflow/v1",
+        "engine": engine(admin),
+        "policies": one_core(),
+        "groups": { "default": { "pipelines": { "main": { "nodes": nodes, "connections": connections } } } },
+    })
+}
+
 fn otlp_receiver(port: u16, wait_for_result: bool) -> Value {
     json!({ "type": "receiver:otlp", "config": { "protocols": { "grpc": {
         "listening_addr": format!("127.0.0.1:{port}"), "wait_for_result": wait_for_result,
@@ -217,17 +230,15 @@ fn serve_redacts_and_filters_all_three_signals_into_arrow_files() {
     let dir = tempfile::tempdir().unwrap();
     let (grpc, admin) = (free_port(), free_port());
     let out = dir.path().join("data");
-    let spec = json!({
-        "version": "otel_dataflow/v1",
-        "engine": engine(admin),
-        "policies": one_core(),
-        "groups": { "default": { "pipelines": { "main": {
-            "nodes": { "otlp": otlp_receiver(grpc, true), "redact": redact(), "filter": filter(), "files": arrow_files(&out) },
-            "connections": [
-                { "from": "otlp", "to": "redact" }, { "from": "redact", "to": "filter" }, { "from": "filter", "to": "files" },
-            ],
-        }}}},
-    });
+    let spec = chain(
+        admin,
+        &[
+            ("otlp", otlp_receiver(grpc, true)),
+            ("redact", redact()),
+            ("filter", filter()),
+            ("files", arrow_files(&out)),
+        ],
+    );
     let serve = Serve::start(dir.path(), "serve", &spec, grpc);
 
     let email = string_attr("user.email", "ann@example.com");
@@ -299,15 +310,7 @@ fn sigterm_drains_batches_in_flight() {
         "limits": { "timeout": "150ms" },
         "on_error": "pass",
     }});
-    let spec = json!({
-        "version": "otel_dataflow/v1",
-        "engine": engine(admin),
-        "policies": one_core(),
-        "groups": { "default": { "pipelines": { "main": {
-            "nodes": { "otlp": otlp_receiver(grpc, false), "slow": slow, "files": arrow_files(&out) },
-            "connections": [{ "from": "otlp", "to": "slow" }, { "from": "slow", "to": "files" }],
-        }}}},
-    });
+    let spec = chain(admin, &[("otlp", otlp_receiver(grpc, false)), ("slow", slow), ("files", arrow_files(&out))]);
     let serve = Serve::start(dir.path(), "serve", &spec, grpc);
     let sent = runtime().block_on(async {
         let mut accepted = 0;
@@ -333,36 +336,29 @@ fn forwarding_survives_a_downstream_outage_through_the_circuit_breaker() {
     let dir = tempfile::tempdir().unwrap();
     let (a_grpc, a_admin, b_grpc, b_admin) = (free_port(), free_port(), free_port(), free_port());
     let out = dir.path().join("b-data");
-    let forwarder = json!({
-        "version": "otel_dataflow/v1",
-        "engine": engine(a_admin),
-        "policies": one_core(),
-        "groups": { "default": { "pipelines": { "main": {
-            "nodes": {
-                "otlp": otlp_receiver(a_grpc, false),
-                "redact": redact(),
-                "retry": { "type": "processor:retry", "config": {
-                    "initial_interval": "200ms", "max_interval": "1s", "max_elapsed_time": "120s", "multiplier": 2.0 } },
-                "breaker": { "type": "urn:wasmtel:processor:circuit_breaker", "config": {
-                    "failure_threshold": 3, "open_duration": "1s" } },
-                "forward": { "type": "exporter:otlp_grpc", "config": {
-                    "grpc_endpoint": format!("http://127.0.0.1:{b_grpc}"), "connect_timeout": "500ms" } },
-            },
-            "connections": [
-                { "from": "otlp", "to": "redact" }, { "from": "redact", "to": "retry" },
-                { "from": "retry", "to": "breaker" }, { "from": "breaker", "to": "forward" },
-            ],
-        }}}},
-    });
-    let receiver = json!({
-        "version": "otel_dataflow/v1",
-        "engine": engine(b_admin),
-        "policies": one_core(),
-        "groups": { "default": { "pipelines": { "main": {
-            "nodes": { "otlp": otlp_receiver(b_grpc, true), "files": arrow_files(&out) },
-            "connections": [{ "from": "otlp", "to": "files" }],
-        }}}},
-    });
+    let forwarder = chain(
+        a_admin,
+        &[
+            ("otlp", otlp_receiver(a_grpc, false)),
+            ("redact", redact()),
+            (
+                "retry",
+                json!({ "type": "processor:retry", "config": {
+                    "initial_interval": "200ms", "max_interval": "1s", "max_elapsed_time": "120s", "multiplier": 2.0 } }),
+            ),
+            (
+                "breaker",
+                json!({ "type": "urn:wasmtel:processor:circuit_breaker", "config": {
+                    "failure_threshold": 3, "open_duration": "1s" } }),
+            ),
+            (
+                "forward",
+                json!({ "type": "exporter:otlp_grpc", "config": {
+                    "grpc_endpoint": format!("http://127.0.0.1:{b_grpc}"), "connect_timeout": "500ms" } }),
+            ),
+        ],
+    );
+    let receiver = chain(b_admin, &[("otlp", otlp_receiver(b_grpc, true)), ("files", arrow_files(&out))]);
 
     let a = Serve::start(dir.path(), "a", &forwarder, a_grpc);
     let send = |from: usize, to: usize| {
@@ -422,33 +418,29 @@ fn otap_out_of_one_serve_into_another() {
     let out = dir.path().join("b-data");
     let mut redact_otap = redact();
     redact_otap["config"]["output"] = json!("otap");
-    let a_spec = json!({
-        "version": "otel_dataflow/v1",
-        "engine": engine(a_admin),
-        "policies": one_core(),
-        "groups": { "default": { "pipelines": { "main": {
-            "nodes": {
-                "otlp": otlp_receiver(a_grpc, false),
-                "redact": redact_otap,
-                "forward": { "type": "exporter:otap", "config": { "grpc_endpoint": format!("http://127.0.0.1:{b_otap}") } },
-            },
-            "connections": [{ "from": "otlp", "to": "redact" }, { "from": "redact", "to": "forward" }],
-        }}}},
-    });
-    let b_spec = json!({
-        "version": "otel_dataflow/v1",
-        "engine": engine(b_admin),
-        "policies": one_core(),
-        "groups": { "default": { "pipelines": { "main": {
-            "nodes": {
-                "otap": { "type": "receiver:otap", "config": {
-                    "listening_addr": format!("127.0.0.1:{b_otap}"), "response_stream_channel_size": 64 } },
-                "filter": filter(),
-                "files": arrow_files(&out),
-            },
-            "connections": [{ "from": "otap", "to": "filter" }, { "from": "filter", "to": "files" }],
-        }}}},
-    });
+    let a_spec = chain(
+        a_admin,
+        &[
+            ("otlp", otlp_receiver(a_grpc, false)),
+            ("redact", redact_otap),
+            (
+                "forward",
+                json!({ "type": "exporter:otap", "config": { "grpc_endpoint": format!("http://127.0.0.1:{b_otap}") } }),
+            ),
+        ],
+    );
+    let b_spec = chain(
+        b_admin,
+        &[
+            (
+                "otap",
+                json!({ "type": "receiver:otap", "config": {
+                    "listening_addr": format!("127.0.0.1:{b_otap}"), "response_stream_channel_size": 64 } }),
+            ),
+            ("filter", filter()),
+            ("files", arrow_files(&out)),
+        ],
+    );
     let b = Serve::start(dir.path(), "b", &b_spec, b_otap);
     let a = Serve::start(dir.path(), "a", &a_spec, a_grpc);
     runtime().block_on(async {
@@ -536,15 +528,10 @@ fn hostile_requests_neither_crash_nor_wedge_serve_nor_leak() {
     let mut fail_closed_redact = redact();
     fail_closed_redact["config"]["output"] = json!("otap");
     fail_closed_redact["config"]["limits"] = json!({ "max_memory": "4MiB", "timeout": "5s" });
-    let spec = json!({
-        "version": "otel_dataflow/v1",
-        "engine": engine(admin),
-        "policies": one_core(),
-        "groups": { "default": { "pipelines": { "main": {
-            "nodes": { "otlp": otlp_receiver(grpc, true), "redact": fail_closed_redact, "files": arrow_files(&out) },
-            "connections": [{ "from": "otlp", "to": "redact" }, { "from": "redact", "to": "files" }],
-        }}}},
-    });
+    let spec = chain(
+        admin,
+        &[("otlp", otlp_receiver(grpc, true)), ("redact", fail_closed_redact), ("files", arrow_files(&out))],
+    );
     let mut serve = Serve::start(dir.path(), "serve", &spec, grpc);
 
     // The cases the Go collector tests send too (tests/data/hostile-otlp.json).
@@ -604,15 +591,10 @@ fn admin_writes_need_the_token_and_foreign_pages_are_refused() {
     let (grpc, admin) = (free_port(), free_port());
     let token = dir.path().join("admin.token");
     std::fs::write(&token, "0123456789abcdef0123\n").unwrap();
-    let spec = json!({
-        "version": "otel_dataflow/v1",
-        "engine": engine(admin),
-        "policies": one_core(),
-        "groups": { "default": { "pipelines": { "main": {
-            "nodes": { "otlp": otlp_receiver(grpc, true), "redact": redact(), "files": arrow_files(&dir.path().join("data")) },
-            "connections": [{ "from": "otlp", "to": "redact" }, { "from": "redact", "to": "files" }],
-        }}}},
-    });
+    let spec = chain(
+        admin,
+        &[("otlp", otlp_receiver(grpc, true)), ("redact", redact()), ("files", arrow_files(&dir.path().join("data")))],
+    );
     let mut serve =
         Serve::start_with(dir.path(), "serve", &spec, grpc, &["--admin-token-file", token.to_str().unwrap()]);
     let shutdown = "/api/v1/groups/shutdown";
@@ -639,17 +621,8 @@ fn admin_writes_need_the_token_and_foreign_pages_are_refused() {
 fn a_second_serve_on_the_same_receiver_ports_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (grpc, admin, admin_b) = (free_port(), free_port(), free_port());
-    let spec = |admin| {
-        json!({
-            "version": "otel_dataflow/v1",
-            "engine": engine(admin),
-            "policies": one_core(),
-            "groups": { "default": { "pipelines": { "main": {
-                "nodes": { "otlp": otlp_receiver(grpc, true), "files": arrow_files(&dir.path().join("data")) },
-                "connections": [{ "from": "otlp", "to": "files" }],
-            }}}},
-        })
-    };
+    let spec =
+        |admin| chain(admin, &[("otlp", otlp_receiver(grpc, true)), ("files", arrow_files(&dir.path().join("data")))]);
     let first = Serve::start(dir.path(), "first", &spec(admin), grpc);
     let config = dir.path().join("second.yaml");
     std::fs::write(&config, serde_json::to_string(&spec(admin_b)).unwrap()).unwrap();
@@ -671,15 +644,14 @@ fn serve_check_loads_every_plugin_and_checks_its_config_schema() {
     let check = |redact_config: Value| {
         let mut node = redact();
         node["config"]["config"] = redact_config;
-        let spec = json!({
-            "version": "otel_dataflow/v1",
-            "engine": engine(free_port()),
-            "policies": one_core(),
-            "groups": { "default": { "pipelines": { "main": {
-                "nodes": { "otlp": otlp_receiver(free_port(), true), "redact": node, "files": arrow_files(&dir.path().join("data")) },
-                "connections": [{ "from": "otlp", "to": "redact" }, { "from": "redact", "to": "files" }],
-            }}}},
-        });
+        let spec = chain(
+            free_port(),
+            &[
+                ("otlp", otlp_receiver(free_port(), true)),
+                ("redact", node),
+                ("files", arrow_files(&dir.path().join("data"))),
+            ],
+        );
         let config = dir.path().join("check.yaml");
         std::fs::write(&config, serde_json::to_string(&spec).unwrap()).unwrap();
         Command::new(env!("CARGO_BIN_EXE_wasmtel"))

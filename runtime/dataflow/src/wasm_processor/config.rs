@@ -98,6 +98,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn node_keys_names_every_field_the_node_reads() {
+        let unknown = serde_json::json!({ "component": "c.wasm", "not-a-key": 1 });
+        let message = serde_json::from_value::<NodeKeys>(unknown).err().map(|e| e.to_string()).unwrap_or_default();
+        let listed = NODE_KEYS.map(|key| format!("`{key}`")).join(", ");
+        assert!(message.contains(&format!("expected one of {listed}")), "{message}");
+    }
+
+    #[test]
     fn node_keys_and_plugin_settings_come_from_one_map() {
         let config = WasmProcessorConfig::from_value(&serde_json::json!({
             "component": "redact.wasm",

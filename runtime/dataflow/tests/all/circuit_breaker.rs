@@ -99,137 +99,135 @@ async fn breaker_metrics(ctx: &mut TestContext<OtapPdata>) -> HashMap<String, u6
     snapshot.descriptor().metrics.iter().zip(values).map(|(m, v)| (m.name.to_string(), v.to_u64_lossy())).collect()
 }
 
+/// Runs `scenario` against a breaker with `config`, with `batches` fresh
+/// batches to send and the pipeline-completion channel to watch.
+fn run_breaker<Fut>(
+    config: CircuitBreakerConfig,
+    batches: usize,
+    scenario: impl FnOnce(TestContext<OtapPdata>, PipelineCompletionMsgReceiver<OtapPdata>, Vec<OtapPdata>) -> Fut + 'static,
+) where
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    let (test_runtime, pipeline_ctx) = harness();
+    let wrapper = wrap(&test_runtime, CircuitBreaker::new(&pipeline_ctx, config), CIRCUIT_BREAKER_URN);
+    let batches: Vec<OtapPdata> = (0..batches).map(|i| batch(&test_runtime, &format!("b{i}"))).collect();
+    test_runtime
+        .set_processor(wrapper)
+        .run_test(move |mut ctx| async move {
+            let (tx, rx) = pipeline_completion_msg_channel(16);
+            ctx.set_pipeline_completion_sender(tx);
+            scenario(ctx, rx, batches).await;
+        })
+        .validate(|_| async {});
+}
+
 #[test]
 fn opens_refuses_probes_and_closes() {
-    let (test_runtime, pipeline_ctx) = harness();
     let config = CircuitBreakerConfig {
         failure_threshold: 2,
         open_duration: Duration::from_millis(200),
         ..CircuitBreakerConfig::default()
     };
-    let wrapper = wrap(&test_runtime, CircuitBreaker::new(&pipeline_ctx, config), CIRCUIT_BREAKER_URN);
-    let batches: Vec<OtapPdata> = (0..8).map(|i| batch(&test_runtime, &format!("b{i}"))).collect();
-    test_runtime
-        .set_processor(wrapper)
-        .run_test(move |mut ctx| async move {
-            let (tx, mut rx) = pipeline_completion_msg_channel(16);
-            ctx.set_pipeline_completion_sender(tx);
-            let mut batches = batches.into_iter();
-            let mut next = || Message::PData(batches.next().unwrap());
+    run_breaker(config, 8, |mut ctx, mut rx, batches| async move {
+        let mut batches = batches.into_iter();
+        let mut next = || Message::PData(batches.next().unwrap());
 
-            // Closed: two batches pass and both fail downstream -> open.
-            for _ in 0..2 {
-                ctx.process(next()).await.unwrap();
-                let sent = forwarded_one(&mut ctx).await;
-                ctx.process(downstream_nack(sent, false)).await.unwrap();
-                expect_refused(&mut rx, "connection refused").await;
-            }
-            // Open: refused at once, nothing sent.
+        // Closed: two batches pass and both fail downstream -> open.
+        for _ in 0..2 {
             ctx.process(next()).await.unwrap();
-            assert!(ctx.drain_pdata().await.is_empty());
-            expect_refused(&mut rx, "circuit breaker open").await;
-
-            // After open_duration one probe goes out; others wait behind it.
-            tokio::time::sleep(Duration::from_millis(250)).await;
-            ctx.process(next()).await.unwrap();
-            let probe = forwarded_one(&mut ctx).await;
-            ctx.process(next()).await.unwrap();
-            assert!(ctx.drain_pdata().await.is_empty(), "only one probe at a time");
-            expect_refused(&mut rx, "circuit breaker open").await;
-            // The probe fails: open again.
-            ctx.process(downstream_nack(probe, true)).await.unwrap();
+            let sent = forwarded_one(&mut ctx).await;
+            ctx.process(downstream_nack(sent, false)).await.unwrap();
             expect_refused(&mut rx, "connection refused").await;
-            ctx.process(next()).await.unwrap();
-            assert!(ctx.drain_pdata().await.is_empty(), "reopened");
-            expect_refused(&mut rx, "circuit breaker open").await;
+        }
+        // Open: refused at once, nothing sent.
+        ctx.process(next()).await.unwrap();
+        assert!(ctx.drain_pdata().await.is_empty());
+        expect_refused(&mut rx, "circuit breaker open").await;
 
-            // Next probe succeeds: closed, traffic flows.
-            tokio::time::sleep(Duration::from_millis(250)).await;
-            let probe_batch = next();
-            let after_probe = next();
-            probe_closes(&mut ctx, &mut rx, probe_batch, after_probe).await;
-            let metrics = breaker_metrics(&mut ctx).await;
-            let value = |name: &str| metrics.get(name).copied().expect(name);
-            assert_eq!(value("state"), 0, "closed");
-            assert_eq!(value("opened.total"), 2);
-            assert_eq!(value("closed.total"), 1);
-            assert_eq!(value("rejected"), 3);
-            assert_eq!(value("failures"), 3);
-            assert_eq!(value("successes"), 1);
-        })
-        .validate(|_| async {});
+        // After open_duration one probe goes out; others wait behind it.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        ctx.process(next()).await.unwrap();
+        let probe = forwarded_one(&mut ctx).await;
+        ctx.process(next()).await.unwrap();
+        assert!(ctx.drain_pdata().await.is_empty(), "only one probe at a time");
+        expect_refused(&mut rx, "circuit breaker open").await;
+        // The probe fails: open again.
+        ctx.process(downstream_nack(probe, true)).await.unwrap();
+        expect_refused(&mut rx, "connection refused").await;
+        ctx.process(next()).await.unwrap();
+        assert!(ctx.drain_pdata().await.is_empty(), "reopened");
+        expect_refused(&mut rx, "circuit breaker open").await;
+
+        // Next probe succeeds: closed, traffic flows.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let probe_batch = next();
+        let after_probe = next();
+        probe_closes(&mut ctx, &mut rx, probe_batch, after_probe).await;
+        let metrics = breaker_metrics(&mut ctx).await;
+        let value = |name: &str| metrics.get(name).copied().expect(name);
+        assert_eq!(value("state"), 0, "closed");
+        assert_eq!(value("opened.total"), 2);
+        assert_eq!(value("closed.total"), 1);
+        assert_eq!(value("rejected"), 3);
+        assert_eq!(value("failures"), 3);
+        assert_eq!(value("successes"), 1);
+    });
 }
 
 #[test]
 fn permanent_refusals_do_not_open_the_circuit() {
-    let (test_runtime, pipeline_ctx) = harness();
     let config = CircuitBreakerConfig {
         failure_threshold: 1,
         open_duration: Duration::from_secs(60),
         ..CircuitBreakerConfig::default()
     };
-    let wrapper = wrap(&test_runtime, CircuitBreaker::new(&pipeline_ctx, config), CIRCUIT_BREAKER_URN);
-    let batches: Vec<OtapPdata> = (0..3).map(|i| batch(&test_runtime, &format!("b{i}"))).collect();
-    test_runtime
-        .set_processor(wrapper)
-        .run_test(move |mut ctx| async move {
-            let (tx, mut rx) = pipeline_completion_msg_channel(8);
-            ctx.set_pipeline_completion_sender(tx);
-            for pdata in batches {
-                ctx.process(Message::PData(pdata)).await.unwrap();
-                let sent = forwarded_one(&mut ctx).await;
-                let mut nack = NackMsg::new_permanent("invalid argument", sent);
-                nack.unwind.route.calldata = CallData::from_elem(0u64.into(), 1);
-                ctx.process(Message::Control(NodeControlMsg::Nack(nack))).await.unwrap();
-                match next_completion(&mut rx).await {
-                    PipelineCompletionMsg::DeliverNack { nack } => assert!(nack.permanent),
-                    other => panic!("{other:?}"),
-                }
+    run_breaker(config, 3, |mut ctx, mut rx, batches| async move {
+        for pdata in batches {
+            ctx.process(Message::PData(pdata)).await.unwrap();
+            let sent = forwarded_one(&mut ctx).await;
+            let mut nack = NackMsg::new_permanent("invalid argument", sent);
+            nack.unwind.route.calldata = CallData::from_elem(0u64.into(), 1);
+            ctx.process(Message::Control(NodeControlMsg::Nack(nack))).await.unwrap();
+            match next_completion(&mut rx).await {
+                PipelineCompletionMsg::DeliverNack { nack } => assert!(nack.permanent),
+                other => panic!("{other:?}"),
             }
-        })
-        .validate(|_| async {});
+        }
+    });
 }
 
 #[test]
 fn a_lost_probe_does_not_keep_the_circuit_open() {
-    let (test_runtime, pipeline_ctx) = harness();
     let config = CircuitBreakerConfig {
         failure_threshold: 1,
         open_duration: Duration::from_millis(100),
         probe_timeout: Duration::from_millis(200),
     };
-    let wrapper = wrap(&test_runtime, CircuitBreaker::new(&pipeline_ctx, config), CIRCUIT_BREAKER_URN);
-    let batches: Vec<OtapPdata> = (0..5).map(|i| batch(&test_runtime, &format!("b{i}"))).collect();
-    test_runtime
-        .set_processor(wrapper)
-        .run_test(move |mut ctx| async move {
-            let (tx, mut rx) = pipeline_completion_msg_channel(16);
-            ctx.set_pipeline_completion_sender(tx);
-            let mut batches = batches.into_iter();
-            let mut next = || Message::PData(batches.next().unwrap());
+    run_breaker(config, 5, |mut ctx, mut rx, batches| async move {
+        let mut batches = batches.into_iter();
+        let mut next = || Message::PData(batches.next().unwrap());
 
-            ctx.process(next()).await.unwrap();
-            let sent = forwarded_one(&mut ctx).await;
-            ctx.process(downstream_nack(sent, false)).await.unwrap();
-            expect_refused(&mut rx, "connection refused").await;
+        ctx.process(next()).await.unwrap();
+        let sent = forwarded_one(&mut ctx).await;
+        ctx.process(downstream_nack(sent, false)).await.unwrap();
+        expect_refused(&mut rx, "connection refused").await;
 
-            // A probe goes out and its answer never comes back.
-            tokio::time::sleep(Duration::from_millis(150)).await;
-            ctx.process(next()).await.unwrap();
-            let _lost = forwarded_one(&mut ctx).await;
-            ctx.process(next()).await.unwrap();
-            assert!(ctx.drain_pdata().await.is_empty(), "refused while the probe may still answer");
-            expect_refused(&mut rx, "circuit breaker open").await;
+        // A probe goes out and its answer never comes back.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        ctx.process(next()).await.unwrap();
+        let _lost = forwarded_one(&mut ctx).await;
+        ctx.process(next()).await.unwrap();
+        assert!(ctx.drain_pdata().await.is_empty(), "refused while the probe may still answer");
+        expect_refused(&mut rx, "circuit breaker open").await;
 
-            // Past probe_timeout the next batch is the new probe; its Ack closes.
-            tokio::time::sleep(Duration::from_millis(250)).await;
-            let probe_batch = next();
-            let after_probe = next();
-            probe_closes(&mut ctx, &mut rx, probe_batch, after_probe).await;
-            let metrics = breaker_metrics(&mut ctx).await;
-            let value = |name: &str| metrics.get(name).copied().expect(name);
-            assert_eq!(value("state"), 0, "closed");
-            assert_eq!(value("probes.lost"), 1);
-        })
-        .validate(|_| async {});
+        // Past probe_timeout the next batch is the new probe; its Ack closes.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let probe_batch = next();
+        let after_probe = next();
+        probe_closes(&mut ctx, &mut rx, probe_batch, after_probe).await;
+        let metrics = breaker_metrics(&mut ctx).await;
+        let value = |name: &str| metrics.get(name).copied().expect(name);
+        assert_eq!(value("state"), 0, "closed");
+        assert_eq!(value("probes.lost"), 1);
+    });
 }
