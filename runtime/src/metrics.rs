@@ -204,6 +204,49 @@ pub struct MetricsSnapshot {
 }
 
 impl MetricsSnapshot {
+    /// Adds another instance's snapshot of the same plugin (another core's
+    /// node, say): counts add up, the memory peak is the larger one.
+    pub fn add(&mut self, other: &MetricsSnapshot) {
+        let counts = [
+            (&mut self.calls, other.calls),
+            (&mut self.unchanged, other.unchanged),
+            (&mut self.replaced, other.replaced),
+            (&mut self.dropped, other.dropped),
+            (&mut self.skipped, other.skipped),
+            (&mut self.policy_passed, other.policy_passed),
+            (&mut self.policy_dropped, other.policy_dropped),
+            (&mut self.policy_failed, other.policy_failed),
+            (&mut self.quarantined, other.quarantined),
+            (&mut self.quarantine_skipped, other.quarantine_skipped),
+            (&mut self.input_repaired, other.input_repaired),
+            (&mut self.bytes_in, other.bytes_in),
+            (&mut self.bytes_out, other.bytes_out),
+            (&mut self.latency_sum_us, other.latency_sum_us),
+            (&mut self.instances_live, other.instances_live),
+            (&mut self.instances_created, other.instances_created),
+            (&mut self.instances_discarded, other.instances_discarded),
+            (&mut self.guest_counters_refused, other.guest_counters_refused),
+            (&mut self.guest_log_lines_suppressed, other.guest_log_lines_suppressed),
+        ];
+        for (total, more) in counts {
+            *total = total.saturating_add(more);
+        }
+        for (kind, count) in &other.errors {
+            *self.errors.entry(kind.clone()).or_default() += count;
+        }
+        for (name, count) in &other.guest_counters {
+            *self.guest_counters.entry(name.clone()).or_default() += count;
+        }
+        if self.latency_counts.len() < other.latency_counts.len() {
+            self.latency_counts.resize(other.latency_counts.len(), 0);
+            self.latency_buckets_us.clone_from(&other.latency_buckets_us);
+        }
+        for (total, more) in self.latency_counts.iter_mut().zip(&other.latency_counts) {
+            *total += more;
+        }
+        self.guest_memory_max_bytes = self.guest_memory_max_bytes.max(other.guest_memory_max_bytes);
+    }
+
     /// Failed batches of every kind.
     pub fn errors_total(&self) -> u64 {
         self.errors.values().sum()

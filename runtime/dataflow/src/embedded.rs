@@ -34,6 +34,7 @@
 //! node of the spec is bound to this pipeline's queue; an unset
 //! `engine.http_admin` binds the admin server to an ephemeral loopback port.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -47,10 +48,11 @@ use otel_arrow_dfe_controller::{
     ControllerRunOptions,
 };
 use serde_json::{Value, json};
-use wasmtel_runtime::Signal;
+use wasmtel_runtime::{MetricsSnapshot, Signal};
 
 use crate::embedded_receiver::{self, Completion, EMBEDDED_RECEIVER_URN, Inbound, Reply, Request};
 use crate::spec::{SpecError, for_each_node};
+use crate::wasm_processor::{WASM_PROCESSOR_URN, board};
 
 /// Controller extension through which the pipeline hands us its control plane.
 const HANDLE_EXTENSION_URN: &str = "urn:wasmtel:extension:embedded_handle";
@@ -205,6 +207,7 @@ impl EmbeddedPipeline {
                 let result = self.thread.take().map(JoinHandle::join);
                 self.closed = true;
                 embedded_receiver::unregister(&self.channel);
+                board::clear(&self.channel);
                 return Err(EmbeddedError::Start(match result {
                     Some(Ok(Err(e))) => e,
                     Some(Err(_)) => "the pipeline thread panicked".into(),
@@ -297,6 +300,11 @@ impl EmbeddedPipeline {
         }
     }
 
+    /// The metrics of each wasm node's plugin (keyed by node name, all cores added up).
+    pub fn plugin_metrics(&self) -> BTreeMap<String, MetricsSnapshot> {
+        board::metrics(&self.channel)
+    }
+
     /// Stops taking batches, lets the ones in flight finish (within
     /// `timeout`), drains and stops the pipeline, and joins its thread.
     pub fn shutdown(mut self, timeout: Duration) -> Result<EmbeddedStats, EmbeddedError> {
@@ -322,6 +330,7 @@ impl EmbeddedPipeline {
             None => Ok(()),
         };
         embedded_receiver::unregister(&self.channel);
+        board::clear(&self.channel);
         self.inbound.reject_queued();
         shutdown.map_err(EmbeddedError::Pipeline)?;
         joined.map_err(EmbeddedError::Pipeline)?;
@@ -356,13 +365,21 @@ fn signal_type(signal: Signal) -> SignalType {
 }
 
 /// Points every embedded receiver of the spec at `channel`; returns how many.
+/// Points the embedded receivers at `channel` (returns how many there are)
+/// and has the wasm nodes post their plugins under it.
 fn bind_receivers(spec: &mut Value, channel: &str) -> usize {
     let mut bound = 0;
-    for_each_node(spec, |_, node| {
-        if node.get("type").and_then(Value::as_str) == Some(EMBEDDED_RECEIVER_URN) {
+    for_each_node(spec, |_, node| match node.get("type").and_then(Value::as_str) {
+        Some(EMBEDDED_RECEIVER_URN) => {
             node["config"] = json!({ "channel": channel });
             bound += 1;
         }
+        Some(WASM_PROCESSOR_URN) => {
+            if let Some(config) = node.get_mut("config").and_then(Value::as_object_mut) {
+                config.insert("metrics_channel".into(), json!(channel));
+            }
+        }
+        _ => {}
     });
     bound
 }

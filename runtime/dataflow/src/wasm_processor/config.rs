@@ -24,6 +24,9 @@ pub struct WasmProcessorConfig {
     pub output: OutputForm,
     /// The plugin's settings, the same type the CLI, the collector and the bridge parse.
     pub plugin: PluginConfig,
+    /// Set by an embedded pipeline on its wasm nodes: where each instance
+    /// posts its plugin, so the pipeline can report the plugins' metrics.
+    pub metrics_channel: Option<String>,
 }
 
 /// The keys only the node has; every other key is the plugin's.
@@ -37,9 +40,11 @@ struct NodeKeys {
     name: Option<String>,
     #[serde(default)]
     output: OutputForm,
+    #[serde(default)]
+    metrics_channel: Option<String>,
 }
 
-const NODE_KEYS: [&str; 4] = ["component", "registry", "name", "output"];
+const NODE_KEYS: [&str; 5] = ["component", "registry", "name", "output", "metrics_channel"];
 
 /// The form of the batches the node emits.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -72,6 +77,7 @@ impl WasmProcessorConfig {
             name: node.name,
             output: node.output,
             plugin,
+            metrics_channel: node.metrics_channel,
         })
     }
 

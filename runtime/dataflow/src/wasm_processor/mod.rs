@@ -56,6 +56,7 @@ use wasmtel_runtime::{Outcome, Plugin, Signal};
 
 use crate::wasmtel_signal;
 
+pub(crate) mod board;
 mod config;
 mod metrics;
 pub use config::{OutputForm, WasmProcessorConfig};
@@ -318,7 +319,11 @@ pub static WASM_PROCESSOR_FACTORY: ProcessorFactory<OtapPdata> = ProcessorFactor
              node_config: Arc<NodeUserConfig>,
              processor_config: &ProcessorConfig,
              _capabilities: &otel_arrow_dfe_engine::capability::registry::Capabilities| {
-        let processor = WasmProcessor::from_config(&pipeline_ctx, &node_config.config)?;
+        let config = WasmProcessorConfig::from_value(&node_config.config)?;
+        let processor = WasmProcessor::new(&pipeline_ctx, config.load()?, config.output);
+        if let Some(channel) = &config.metrics_channel {
+            board::post(channel, &node.name, processor.plugin().clone());
+        }
         Ok(ProcessorWrapper::local(processor, node, node_config, processor_config))
     },
     context_declarations: None,

@@ -62,6 +62,13 @@ fn embedded_pipeline_redacts_filters_and_writes_arrow_files() {
     }
     let stats = pipeline.flush(Duration::from_secs(30)).expect("flushed");
     assert_eq!((stats.accepted, stats.refused, stats.in_flight), (24, 0, 0));
+    // Each wasm node's plugin metrics, read without an admin server.
+    let plugins = pipeline.plugin_metrics();
+    assert_eq!(plugins.keys().collect::<Vec<_>>(), ["filter", "redact"]);
+    assert_eq!(plugins["redact"].calls, 24, "every batch entered redact");
+    assert_eq!(plugins["redact"].replaced, 23, "all but the batch with nothing to mask");
+    assert_eq!(plugins["filter"].calls, 24);
+    assert_eq!(plugins["filter"].dropped, 1, "the debug.heap batch");
 
     let invalid = pipeline.export_traces(vec![0xff, 0xff, 0xff]);
     assert!(matches!(invalid, Err(EmbeddedError::InvalidInput { .. })), "{invalid:?}");
