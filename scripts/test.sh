@@ -23,6 +23,8 @@ stage "registry test prerequisites (docker-registry, oras)"
 scripts/setup-registry.sh
 stage "rust workspace tests"
 cargo test --workspace --locked
+stage "python package (ruff, mypy, pytest)"
+scripts/test-python.sh
 if [ -x scripts/test-go.sh ]; then
     stage "go tests"
     scripts/test-go.sh

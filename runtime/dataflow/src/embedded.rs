@@ -35,6 +35,7 @@
 //! `engine.http_admin` binds the admin server to an ephemeral loopback port.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -64,6 +65,14 @@ pub enum EmbeddedError {
     /// The spec cannot run.
     #[error("invalid pipeline spec: {0}")]
     Spec(#[from] SpecError),
+    /// The spec file cannot be read.
+    #[error("cannot read {}: {source}", .path.display())]
+    Read {
+        /// The spec file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The engine did not come up (the message says why).
     #[error("the pipeline did not start: {0}")]
     Start(String),
@@ -134,8 +143,29 @@ impl EmbeddedPipeline {
         Self::start(spec)
     }
 
-    /// Starts a pipeline from an engine spec (`version: otel_dataflow/v1`, …).
-    pub fn start(mut spec: Value) -> Result<Self, EmbeddedError> {
+    /// Starts a pipeline from a spec file, the format `wasmtel serve` reads;
+    /// relative component paths resolve against the file's folder, as in `serve`.
+    pub fn start_file(path: &Path) -> Result<Self, EmbeddedError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| EmbeddedError::Read { path: path.to_path_buf(), source })?;
+        let spec: Value = serde_yaml::from_str(&text).map_err(SpecError::Yaml)?;
+        Self::start_at(spec, path.parent())
+    }
+
+    /// Starts a pipeline from a spec in YAML (or JSON) whose relative
+    /// component paths resolve against `base`.
+    pub fn start_in(yaml: &str, base: &Path) -> Result<Self, EmbeddedError> {
+        let spec: Value = serde_yaml::from_str(yaml).map_err(SpecError::Yaml)?;
+        Self::start_at(spec, Some(base))
+    }
+
+    /// Starts a pipeline from an engine spec (`version: otel_dataflow/v1`, …);
+    /// relative component paths resolve against the working directory.
+    pub fn start(spec: Value) -> Result<Self, EmbeddedError> {
+        Self::start_at(spec, None)
+    }
+
+    fn start_at(mut spec: Value, base: Option<&Path>) -> Result<Self, EmbeddedError> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let channel = format!("embedded-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
         let bound = bind_receivers(&mut spec, &channel);
@@ -143,7 +173,7 @@ impl EmbeddedPipeline {
             return Err(SpecError::NoEmbeddedReceiver.into());
         }
         prepare_engine(&mut spec)?;
-        let runtime = crate::spec::prepare(&mut spec, None)?;
+        let runtime = crate::spec::prepare(&mut spec, base)?;
         if !crate::shared_runtime::configure_runtime(runtime)
             && spec.pointer("/engine/custom/wasmtel/runtime").is_some()
         {

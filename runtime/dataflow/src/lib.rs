@@ -23,6 +23,7 @@ pub mod arrow_ipc_exporter;
 pub mod circuit_breaker;
 pub mod embedded;
 mod embedded_receiver;
+pub mod sdk;
 pub mod serve;
 pub mod shared_runtime;
 pub mod spec;

@@ -12,7 +12,8 @@ use wasmtel_tests::{component, gauge, logs, string_attr, traces};
 
 use crate::support::{map_values, read_signal, rows, strings};
 
-fn spec(dir: &std::path::Path) -> serde_json::Value {
+/// ingress → redact → filter → Arrow IPC files in `dir`.
+pub(crate) fn spec(dir: &std::path::Path) -> serde_json::Value {
     json!({
         "version": "otel_dataflow/v1",
         "policies": { "resources": { "core_allocation": { "type": "core_count", "count": 1 } } },

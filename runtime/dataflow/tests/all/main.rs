@@ -5,5 +5,6 @@ mod arrow_ipc;
 mod circuit_breaker;
 mod embedded;
 mod harness;
+mod sdk;
 mod support;
 mod wasm_node;
