@@ -136,3 +136,36 @@ fn finished_span(name: &'static str) -> SpanData {
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime")
 }
+
+/// The README's Rust SDK example is `examples/sdk_traces.rs` line for line,
+/// and it runs: from a folder that has the repository's `examples/`, the span
+/// lands in `./wasmtel-data` with its email masked.
+#[test]
+fn the_readme_rust_example_is_the_example_and_it_runs() {
+    let root = wasmtel_tests::workspace_root();
+    let example = std::fs::read_to_string(root.join("runtime/dataflow/examples/sdk_traces.rs")).unwrap();
+    let body: Vec<&str> = example
+        .lines()
+        .skip_while(|line| !line.contains("README example: begin"))
+        .skip(1)
+        .take_while(|line| !line.contains("README example: end"))
+        .map(str::trim)
+        .collect();
+    assert!(body.len() >= 5, "markers missing in the example");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let readme_lines: Vec<&str> = readme.lines().map(str::trim).collect();
+    assert!(
+        readme_lines.windows(body.len()).any(|window| window == body.as_slice()),
+        "README.md lacks the example's lines:\n{}",
+        body.join("\n")
+    );
+
+    let binary = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("examples/sdk_traces");
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(root.join("examples"), dir.path().join("examples")).unwrap();
+    let run = std::process::Command::new(&binary).current_dir(dir.path()).output().expect("the example runs");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let spans = read_signal(&dir.path().join("wasmtel-data"), "traces");
+    assert_eq!(strings(&spans, "name"), [Some("checkout".to_string())]);
+    assert_eq!(map_values(&spans, "attributes", "user.email"), [Some("****".to_string())]);
+}
