@@ -15,7 +15,7 @@ native=target/debug/lib_native.so
 test -f "$native" || { echo "test-python: $native is missing; run scripts/build.sh first" >&2; exit 1; }
 ln -sf "../../$native" python/wasmtel/_native.abi3.so
 cd python
-"../$venv/bin/ruff" check wasmtel tests
-"../$venv/bin/ruff" format --check wasmtel tests
+"../$venv/bin/ruff" check wasmtel tests benchmarks
+"../$venv/bin/ruff" format --check wasmtel tests benchmarks
 "../$venv/bin/mypy"
 "../$venv/bin/python" -m pytest -q -p no:cacheprovider
