@@ -122,18 +122,13 @@ def logs(*bodies: str) -> bytes:
 
 
 def read_signal(out: Path, signal: str) -> list[dict[str, Any]]:
-    """The rows of every finished Arrow IPC stream file of `signal`
-    (timestamps as integer nanoseconds: Python's datetime stops at µs)."""
+    """The rows of every finished Arrow IPC stream file of `signal`."""
     tables = []
     for path in sorted((out / signal).glob("*.arrows")):
         with pa.OSFile(str(path)) as source:
             tables.append(pyarrow.ipc.open_stream(source).read_all())
     assert tables, f"no {signal} files in {out}"
-    table = pa.concat_tables(tables)
-    for index, field in enumerate(table.schema):
-        if pa.types.is_timestamp(field.type):
-            table = table.set_column(index, field.name, table.column(index).cast(pa.int64()))
-    rows: list[dict[str, Any]] = table.to_pylist()
+    rows: list[dict[str, Any]] = pa.concat_tables(tables).to_pylist()
     return rows
 
 

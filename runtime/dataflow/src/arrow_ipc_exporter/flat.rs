@@ -3,15 +3,18 @@
 //! record, per metric data point. The schemas are fixed (they do not depend on
 //! the data), which keeps every batch of a stream on one schema.
 //!
-//! Attribute maps are `Map<Utf8, Utf8>`: strings as is, other scalars in their
-//! usual text form, bytes as hex, arrays and maps as JSON. Exemplars are not
-//! carried.
+//! Lossless where OTLP's own types allow: every trace and span ID is written
+//! as the bytes it arrived as (`Binary`; null only when empty, OTLP's
+//! "unset"), every timestamp as its raw `fixed64` nanoseconds (`UInt64`
+//! `*_unix_nano`, no clamping, 0 kept), and exemplars are carried. Attribute
+//! maps are `Map<Utf8, Utf8>`: strings as is, other scalars in their usual
+//! text form, bytes as hex, arrays and maps as JSON.
 
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    BooleanBuilder, FixedSizeBinaryBuilder, Float64Builder, Int32Builder, Int64Builder, ListBuilder, MapBuilder,
-    StringBuilder, TimestampNanosecondBuilder, UInt32Builder, UInt64Builder,
+    BinaryBuilder, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, ListBuilder, MapBuilder, StringBuilder,
+    UInt32Builder, UInt64Builder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, Field, Schema};
@@ -19,7 +22,9 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
-use opentelemetry_proto::tonic::metrics::v1::{exponential_histogram_data_point, metric, number_data_point};
+use opentelemetry_proto::tonic::metrics::v1::{
+    Exemplar, exemplar, exponential_histogram_data_point, metric, number_data_point,
+};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use wasmtel_runtime::Signal;
@@ -48,10 +53,6 @@ type AttrsBuilder = MapBuilder<StringBuilder, StringBuilder>;
 
 fn attrs_builder() -> AttrsBuilder {
     MapBuilder::new(None, StringBuilder::new(), StringBuilder::new())
-}
-
-fn timestamps() -> TimestampNanosecondBuilder {
-    TimestampNanosecondBuilder::new().with_timezone("UTC")
 }
 
 fn append_attrs(builder: &mut AttrsBuilder, attributes: &[KeyValue]) -> Result<(), ArrowError> {
@@ -99,18 +100,14 @@ fn to_json(value: &any_value::Value) -> serde_json::Value {
     }
 }
 
-fn append_id(builder: &mut FixedSizeBinaryBuilder, id: &[u8], width: usize) -> Result<(), ArrowError> {
-    // All-zero or missing ids are "unset" in OTLP; other lengths are invalid.
-    if id.len() == width && id.iter().any(|b| *b != 0) {
-        builder.append_value(id)
-    } else {
+/// An ID as written: any length (a wrong-length ID is kept, not nulled),
+/// null only when empty.
+fn append_id(builder: &mut BinaryBuilder, id: &[u8]) {
+    if id.is_empty() {
         builder.append_null();
-        Ok(())
+    } else {
+        builder.append_value(id);
     }
-}
-
-fn nanos(t: u64) -> Option<i64> {
-    (t != 0).then(|| i64::try_from(t).unwrap_or(i64::MAX))
 }
 
 /// Resource and scope columns, repeated on every row.
@@ -151,22 +148,22 @@ fn batch(columns: Vec<(&'static str, ArrayRef)>) -> Result<RecordBatch, ArrowErr
 
 fn traces(request: &ExportTraceServiceRequest) -> Result<RecordBatch, ArrowError> {
     let mut origin = Origin::new();
-    let mut trace_id = FixedSizeBinaryBuilder::new(16);
-    let mut span_id = FixedSizeBinaryBuilder::new(8);
-    let mut parent_span_id = FixedSizeBinaryBuilder::new(8);
+    let mut trace_id = BinaryBuilder::new();
+    let mut span_id = BinaryBuilder::new();
+    let mut parent_span_id = BinaryBuilder::new();
     let mut trace_state = StringBuilder::new();
     let mut flags = UInt32Builder::new();
     let mut name = StringBuilder::new();
     let mut kind = Int32Builder::new();
-    let mut start_time = timestamps();
-    let mut end_time = timestamps();
+    let mut start_time = UInt64Builder::new();
+    let mut end_time = UInt64Builder::new();
     let mut attributes = attrs_builder();
     let mut dropped_attributes = UInt32Builder::new();
-    let mut event_times = ListBuilder::new(timestamps());
+    let mut event_times = ListBuilder::new(UInt64Builder::new());
     let mut event_names = ListBuilder::new(StringBuilder::new());
     let mut event_attributes = ListBuilder::new(attrs_builder());
-    let mut link_trace_ids = ListBuilder::new(FixedSizeBinaryBuilder::new(16));
-    let mut link_span_ids = ListBuilder::new(FixedSizeBinaryBuilder::new(8));
+    let mut link_trace_ids = ListBuilder::new(BinaryBuilder::new());
+    let mut link_span_ids = ListBuilder::new(BinaryBuilder::new());
     let mut link_attributes = ListBuilder::new(attrs_builder());
     let mut status_code = Int32Builder::new();
     let mut status_message = StringBuilder::new();
@@ -175,19 +172,19 @@ fn traces(request: &ExportTraceServiceRequest) -> Result<RecordBatch, ArrowError
         for ss in &rs.scope_spans {
             for span in &ss.spans {
                 origin.append(rs.resource.as_ref(), ss.scope.as_ref())?;
-                append_id(&mut trace_id, &span.trace_id, 16)?;
-                append_id(&mut span_id, &span.span_id, 8)?;
-                append_id(&mut parent_span_id, &span.parent_span_id, 8)?;
+                append_id(&mut trace_id, &span.trace_id);
+                append_id(&mut span_id, &span.span_id);
+                append_id(&mut parent_span_id, &span.parent_span_id);
                 trace_state.append_value(&span.trace_state);
                 flags.append_value(span.flags);
                 name.append_value(&span.name);
                 kind.append_value(span.kind);
-                start_time.append_option(nanos(span.start_time_unix_nano));
-                end_time.append_option(nanos(span.end_time_unix_nano));
+                start_time.append_value(span.start_time_unix_nano);
+                end_time.append_value(span.end_time_unix_nano);
                 append_attrs(&mut attributes, &span.attributes)?;
                 dropped_attributes.append_value(span.dropped_attributes_count);
                 for event in &span.events {
-                    event_times.values().append_option(nanos(event.time_unix_nano));
+                    event_times.values().append_value(event.time_unix_nano);
                     event_names.values().append_value(&event.name);
                     append_attrs(event_attributes.values(), &event.attributes)?;
                 }
@@ -195,8 +192,8 @@ fn traces(request: &ExportTraceServiceRequest) -> Result<RecordBatch, ArrowError
                 event_names.append(true);
                 event_attributes.append(true);
                 for link in &span.links {
-                    append_id(link_trace_ids.values(), &link.trace_id, 16)?;
-                    append_id(link_span_ids.values(), &link.span_id, 8)?;
+                    append_id(link_trace_ids.values(), &link.trace_id);
+                    append_id(link_span_ids.values(), &link.span_id);
                     append_attrs(link_attributes.values(), &link.attributes)?;
                 }
                 link_trace_ids.append(true);
@@ -218,11 +215,11 @@ fn traces(request: &ExportTraceServiceRequest) -> Result<RecordBatch, ArrowError
         ("flags", Arc::new(flags.finish())),
         ("name", Arc::new(name.finish())),
         ("kind", Arc::new(kind.finish())),
-        ("start_time", Arc::new(start_time.finish())),
-        ("end_time", Arc::new(end_time.finish())),
+        ("start_time_unix_nano", Arc::new(start_time.finish())),
+        ("end_time_unix_nano", Arc::new(end_time.finish())),
         ("attributes", Arc::new(attributes.finish())),
         ("dropped_attributes_count", Arc::new(dropped_attributes.finish())),
-        ("event_times", Arc::new(event_times.finish())),
+        ("event_times_unix_nano", Arc::new(event_times.finish())),
         ("event_names", Arc::new(event_names.finish())),
         ("event_attributes", Arc::new(event_attributes.finish())),
         ("link_trace_ids", Arc::new(link_trace_ids.finish())),
@@ -236,32 +233,32 @@ fn traces(request: &ExportTraceServiceRequest) -> Result<RecordBatch, ArrowError
 
 fn logs(request: &ExportLogsServiceRequest) -> Result<RecordBatch, ArrowError> {
     let mut origin = Origin::new();
-    let mut time = timestamps();
-    let mut observed_time = timestamps();
+    let mut time = UInt64Builder::new();
+    let mut observed_time = UInt64Builder::new();
     let mut severity_number = Int32Builder::new();
     let mut severity_text = StringBuilder::new();
     let mut body = StringBuilder::new();
     let mut attributes = attrs_builder();
     let mut dropped_attributes = UInt32Builder::new();
     let mut flags = UInt32Builder::new();
-    let mut trace_id = FixedSizeBinaryBuilder::new(16);
-    let mut span_id = FixedSizeBinaryBuilder::new(8);
+    let mut trace_id = BinaryBuilder::new();
+    let mut span_id = BinaryBuilder::new();
     let mut event_name = StringBuilder::new();
 
     for rl in &request.resource_logs {
         for sl in &rl.scope_logs {
             for record in &sl.log_records {
                 origin.append(rl.resource.as_ref(), sl.scope.as_ref())?;
-                time.append_option(nanos(record.time_unix_nano));
-                observed_time.append_option(nanos(record.observed_time_unix_nano));
+                time.append_value(record.time_unix_nano);
+                observed_time.append_value(record.observed_time_unix_nano);
                 severity_number.append_value(record.severity_number);
                 severity_text.append_value(&record.severity_text);
                 body.append_option(record.body.as_ref().and_then(render));
                 append_attrs(&mut attributes, &record.attributes)?;
                 dropped_attributes.append_value(record.dropped_attributes_count);
                 flags.append_value(record.flags);
-                append_id(&mut trace_id, &record.trace_id, 16)?;
-                append_id(&mut span_id, &record.span_id, 8)?;
+                append_id(&mut trace_id, &record.trace_id);
+                append_id(&mut span_id, &record.span_id);
                 event_name.append_value(&record.event_name);
             }
         }
@@ -269,8 +266,8 @@ fn logs(request: &ExportLogsServiceRequest) -> Result<RecordBatch, ArrowError> {
     let mut columns: Vec<(&'static str, ArrayRef)> = Vec::new();
     origin.finish(&mut columns);
     columns.extend([
-        ("time", Arc::new(time.finish()) as ArrayRef),
-        ("observed_time", Arc::new(observed_time.finish())),
+        ("time_unix_nano", Arc::new(time.finish()) as ArrayRef),
+        ("observed_time_unix_nano", Arc::new(observed_time.finish())),
         ("severity_number", Arc::new(severity_number.finish())),
         ("severity_text", Arc::new(severity_text.finish())),
         ("body", Arc::new(body.finish())),
@@ -294,8 +291,8 @@ struct Points {
     temporality: Int32Builder,
     is_monotonic: BooleanBuilder,
     attributes: AttrsBuilder,
-    start_time: TimestampNanosecondBuilder,
-    time: TimestampNanosecondBuilder,
+    start_time: UInt64Builder,
+    time: UInt64Builder,
     flags: UInt32Builder,
     value_double: Float64Builder,
     value_int: Int64Builder,
@@ -313,6 +310,12 @@ struct Points {
     negative_bucket_counts: ListBuilder<UInt64Builder>,
     quantiles: ListBuilder<Float64Builder>,
     quantile_values: ListBuilder<Float64Builder>,
+    exemplar_times: ListBuilder<UInt64Builder>,
+    exemplar_values_double: ListBuilder<Float64Builder>,
+    exemplar_values_int: ListBuilder<Int64Builder>,
+    exemplar_trace_ids: ListBuilder<BinaryBuilder>,
+    exemplar_span_ids: ListBuilder<BinaryBuilder>,
+    exemplar_attributes: ListBuilder<AttrsBuilder>,
 }
 
 /// The per-type part of a data point.
@@ -356,8 +359,8 @@ impl Points {
             temporality: Int32Builder::new(),
             is_monotonic: BooleanBuilder::new(),
             attributes: attrs_builder(),
-            start_time: timestamps(),
-            time: timestamps(),
+            start_time: UInt64Builder::new(),
+            time: UInt64Builder::new(),
             flags: UInt32Builder::new(),
             value_double: Float64Builder::new(),
             value_int: Int64Builder::new(),
@@ -375,6 +378,12 @@ impl Points {
             negative_bucket_counts: ListBuilder::new(UInt64Builder::new()),
             quantiles: ListBuilder::new(Float64Builder::new()),
             quantile_values: ListBuilder::new(Float64Builder::new()),
+            exemplar_times: ListBuilder::new(UInt64Builder::new()),
+            exemplar_values_double: ListBuilder::new(Float64Builder::new()),
+            exemplar_values_int: ListBuilder::new(Int64Builder::new()),
+            exemplar_trace_ids: ListBuilder::new(BinaryBuilder::new()),
+            exemplar_span_ids: ListBuilder::new(BinaryBuilder::new()),
+            exemplar_attributes: ListBuilder::new(attrs_builder()),
         }
     }
 
@@ -388,6 +397,7 @@ impl Points {
         start_time: u64,
         time: u64,
         flags: u32,
+        exemplars: &[Exemplar],
         values: PointValues<'_>,
     ) -> Result<(), ArrowError> {
         self.origin.append(resource, scope)?;
@@ -398,8 +408,8 @@ impl Points {
         self.temporality.append_option(metric.temporality);
         self.is_monotonic.append_option(metric.monotonic);
         append_attrs(&mut self.attributes, attributes)?;
-        self.start_time.append_option(nanos(start_time));
-        self.time.append_option(nanos(time));
+        self.start_time.append_value(start_time);
+        self.time.append_value(time);
         self.flags.append_value(flags);
         self.value_double.append_option(values.double);
         self.value_int.append_option(values.int);
@@ -453,6 +463,25 @@ impl Points {
                 self.quantile_values.append(false);
             }
         }
+        for exemplar in exemplars {
+            self.exemplar_times.values().append_value(exemplar.time_unix_nano);
+            let (double, int) = match exemplar.value {
+                Some(exemplar::Value::AsDouble(d)) => (Some(d), None),
+                Some(exemplar::Value::AsInt(i)) => (None, Some(i)),
+                None => (None, None),
+            };
+            self.exemplar_values_double.values().append_option(double);
+            self.exemplar_values_int.values().append_option(int);
+            append_id(self.exemplar_trace_ids.values(), &exemplar.trace_id);
+            append_id(self.exemplar_span_ids.values(), &exemplar.span_id);
+            append_attrs(self.exemplar_attributes.values(), &exemplar.filtered_attributes)?;
+        }
+        self.exemplar_times.append(true);
+        self.exemplar_values_double.append(true);
+        self.exemplar_values_int.append(true);
+        self.exemplar_trace_ids.append(true);
+        self.exemplar_span_ids.append(true);
+        self.exemplar_attributes.append(true);
         Ok(())
     }
 
@@ -467,8 +496,8 @@ impl Points {
             ("aggregation_temporality", Arc::new(self.temporality.finish())),
             ("is_monotonic", Arc::new(self.is_monotonic.finish())),
             ("attributes", Arc::new(self.attributes.finish())),
-            ("start_time", Arc::new(self.start_time.finish())),
-            ("time", Arc::new(self.time.finish())),
+            ("start_time_unix_nano", Arc::new(self.start_time.finish())),
+            ("time_unix_nano", Arc::new(self.time.finish())),
             ("flags", Arc::new(self.flags.finish())),
             ("value_double", Arc::new(self.value_double.finish())),
             ("value_int", Arc::new(self.value_int.finish())),
@@ -486,6 +515,12 @@ impl Points {
             ("negative_bucket_counts", Arc::new(self.negative_bucket_counts.finish())),
             ("quantiles", Arc::new(self.quantiles.finish())),
             ("quantile_values", Arc::new(self.quantile_values.finish())),
+            ("exemplar_times_unix_nano", Arc::new(self.exemplar_times.finish())),
+            ("exemplar_values_double", Arc::new(self.exemplar_values_double.finish())),
+            ("exemplar_values_int", Arc::new(self.exemplar_values_int.finish())),
+            ("exemplar_trace_ids", Arc::new(self.exemplar_trace_ids.finish())),
+            ("exemplar_span_ids", Arc::new(self.exemplar_span_ids.finish())),
+            ("exemplar_filtered_attributes", Arc::new(self.exemplar_attributes.finish())),
         ]);
         batch(columns)
     }
@@ -508,7 +543,7 @@ fn metrics(request: &ExportMetricsServiceRequest) -> Result<RecordBatch, ArrowEr
                 };
                 // Every kind of point shares these columns; only its values differ.
                 macro_rules! append_point {
-                    ($point:expr, $info:expr, $values:expr) => {
+                    ($point:expr, $exemplars:expr, $info:expr, $values:expr) => {
                         points.append(
                             resource,
                             scope,
@@ -517,6 +552,7 @@ fn metrics(request: &ExportMetricsServiceRequest) -> Result<RecordBatch, ArrowEr
                             $point.start_time_unix_nano,
                             $point.time_unix_nano,
                             $point.flags,
+                            $exemplars,
                             $values,
                         )?
                     };
@@ -525,7 +561,7 @@ fn metrics(request: &ExportMetricsServiceRequest) -> Result<RecordBatch, ArrowEr
                     Some(metric::Data::Gauge(g)) => {
                         for p in &g.data_points {
                             let values = number_values(p.value);
-                            append_point!(p, info("gauge", None, None), values);
+                            append_point!(p, &p.exemplars, info("gauge", None, None), values);
                         }
                     }
                     Some(metric::Data::Sum(s)) => {
@@ -533,6 +569,7 @@ fn metrics(request: &ExportMetricsServiceRequest) -> Result<RecordBatch, ArrowEr
                             let values = number_values(p.value);
                             append_point!(
                                 p,
+                                &p.exemplars,
                                 info("sum", Some(s.aggregation_temporality), Some(s.is_monotonic)),
                                 values
                             );
@@ -548,7 +585,12 @@ fn metrics(request: &ExportMetricsServiceRequest) -> Result<RecordBatch, ArrowEr
                                 buckets: Some((&p.bucket_counts, &p.explicit_bounds)),
                                 ..Default::default()
                             };
-                            append_point!(p, info("histogram", Some(h.aggregation_temporality), None), values);
+                            append_point!(
+                                p,
+                                &p.exemplars,
+                                info("histogram", Some(h.aggregation_temporality), None),
+                                values
+                            );
                         }
                     }
                     Some(metric::Data::ExponentialHistogram(h)) => {
@@ -568,6 +610,7 @@ fn metrics(request: &ExportMetricsServiceRequest) -> Result<RecordBatch, ArrowEr
                             };
                             append_point!(
                                 p,
+                                &p.exemplars,
                                 info("exponential_histogram", Some(h.aggregation_temporality), None),
                                 values
                             );
@@ -581,7 +624,7 @@ fn metrics(request: &ExportMetricsServiceRequest) -> Result<RecordBatch, ArrowEr
                                 quantiles: Some(p.quantile_values.iter().map(|q| (q.quantile, q.value)).collect()),
                                 ..Default::default()
                             };
-                            append_point!(p, info("summary", None, None), values);
+                            append_point!(p, &[], info("summary", None, None), values);
                         }
                     }
                     None => {}

@@ -6,6 +6,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{Float64Type, Int64Type, UInt64Type};
+use arrow::record_batch::RecordBatch;
 use prost::Message;
 use serde_json::{Value, json};
 use wasmtel_dataflow::EmbeddedPipeline;
@@ -142,4 +145,193 @@ fn zstd_compressed_files_read_back() {
     }
     pipeline.shutdown(Duration::from_secs(30)).unwrap();
     assert_eq!(rows(&read_signal(dir.path(), "traces")), 30);
+}
+
+/// What the files promise to keep: IDs of any length as written (all-zero
+/// ones too; only empty ones are null), timestamps as their raw nanoseconds
+/// (`u64::MAX` and 0 included), and exemplars with their values, IDs and
+/// filtered attributes.
+#[test]
+fn odd_ids_extreme_timestamps_and_exemplars_come_back_unchanged() {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Exemplar, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
+        exemplar, metric::Data, number_data_point,
+    };
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span};
+
+    let odd_trace = vec![1u8, 2, 3];
+    let long_span = vec![9u8; 20];
+    let spans = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![
+                    Span {
+                        name: "odd".into(),
+                        trace_id: odd_trace.clone(),
+                        span_id: long_span.clone(),
+                        parent_span_id: vec![0; 8],
+                        start_time_unix_nano: u64::MAX,
+                        end_time_unix_nano: 1,
+                        events: vec![
+                            span::Event { time_unix_nano: u64::MAX - 1, name: "e1".into(), ..Default::default() },
+                            span::Event { time_unix_nano: 0, name: "e2".into(), ..Default::default() },
+                        ],
+                        links: vec![span::Link { trace_id: vec![7; 5], span_id: vec![], ..Default::default() }],
+                        ..Default::default()
+                    },
+                    Span { name: "unset".into(), ..Default::default() },
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let logs = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord {
+                    time_unix_nano: u64::MAX,
+                    observed_time_unix_nano: 0,
+                    trace_id: vec![5; 17],
+                    span_id: vec![6; 8],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let exemplars = vec![
+        Exemplar {
+            time_unix_nano: u64::MAX,
+            value: Some(exemplar::Value::AsDouble(2.5)),
+            trace_id: vec![4; 16],
+            span_id: vec![3; 3],
+            filtered_attributes: vec![string_attr("user.id", "u1")],
+        },
+        Exemplar { time_unix_nano: 7, value: Some(exemplar::Value::AsInt(-3)), ..Default::default() },
+    ];
+    let metric = |name: &str, data| Metric { name: name.into(), data: Some(data), ..Default::default() };
+    let metrics = ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![
+                    metric(
+                        "gauge",
+                        Data::Gauge(Gauge {
+                            data_points: vec![NumberDataPoint {
+                                start_time_unix_nano: u64::MAX,
+                                time_unix_nano: 0,
+                                value: Some(number_data_point::Value::AsInt(1)),
+                                exemplars: exemplars.clone(),
+                                ..Default::default()
+                            }],
+                        }),
+                    ),
+                    metric(
+                        "histogram",
+                        Data::Histogram(Histogram {
+                            data_points: vec![HistogramDataPoint {
+                                count: 1,
+                                exemplars: exemplars[1..].to_vec(),
+                                ..Default::default()
+                            }],
+                            aggregation_temporality: 2,
+                        }),
+                    ),
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = EmbeddedPipeline::start(spec(dir.path(), json!({}))).unwrap();
+    pipeline.export_traces(spans.encode_to_vec()).unwrap();
+    pipeline.export_logs(logs.encode_to_vec()).unwrap();
+    pipeline.export_metrics(metrics.encode_to_vec()).unwrap();
+    pipeline.shutdown(Duration::from_secs(30)).unwrap();
+
+    let spans = read_signal(dir.path(), "traces");
+    assert_eq!(ids(&spans, "trace_id"), [Some(odd_trace), None]);
+    assert_eq!(ids(&spans, "span_id"), [Some(long_span), None]);
+    assert_eq!(ids(&spans, "parent_span_id"), [Some(vec![0; 8]), None], "all-zero is written as is");
+    assert_eq!(u64s(&spans, "start_time_unix_nano"), [u64::MAX, 0]);
+    assert_eq!(u64s(&spans, "end_time_unix_nano"), [1, 0]);
+    assert_eq!(
+        list(&spans, "event_times_unix_nano", |a, i| a.as_primitive::<UInt64Type>().value(i)),
+        [vec![u64::MAX - 1, 0], vec![]]
+    );
+    assert_eq!(list(&spans, "link_trace_ids", binary), [vec![Some(vec![7; 5])], vec![]]);
+    assert_eq!(list(&spans, "link_span_ids", binary), [vec![None], vec![]]);
+
+    let records = read_signal(dir.path(), "logs");
+    assert_eq!(u64s(&records, "time_unix_nano"), [u64::MAX]);
+    assert_eq!(u64s(&records, "observed_time_unix_nano"), [0]);
+    assert_eq!(ids(&records, "trace_id"), [Some(vec![5; 17])]);
+    assert_eq!(ids(&records, "span_id"), [Some(vec![6; 8])]);
+
+    let points = read_signal(dir.path(), "metrics");
+    assert_eq!(u64s(&points, "start_time_unix_nano"), [u64::MAX, 0]);
+    assert_eq!(
+        list(&points, "exemplar_times_unix_nano", |a, i| a.as_primitive::<UInt64Type>().value(i)),
+        [vec![u64::MAX, 7], vec![7]]
+    );
+    let doubles =
+        list(&points, "exemplar_values_double", |a, i| a.is_valid(i).then(|| a.as_primitive::<Float64Type>().value(i)));
+    assert_eq!(doubles, [vec![Some(2.5), None], vec![None]]);
+    let ints =
+        list(&points, "exemplar_values_int", |a, i| a.is_valid(i).then(|| a.as_primitive::<Int64Type>().value(i)));
+    assert_eq!(ints, [vec![None, Some(-3)], vec![Some(-3)]]);
+    assert_eq!(list(&points, "exemplar_trace_ids", binary), [vec![Some(vec![4; 16]), None], vec![None]]);
+    assert_eq!(list(&points, "exemplar_span_ids", binary), [vec![Some(vec![3; 3]), None], vec![None]]);
+    let attributes = list(&points, "exemplar_filtered_attributes", |a, i| {
+        let entries = a.as_map().value(i);
+        let keys: Vec<String> = entries.column(0).as_string::<i32>().iter().flatten().map(String::from).collect();
+        let values: Vec<String> = entries.column(1).as_string::<i32>().iter().flatten().map(String::from).collect();
+        keys.into_iter().zip(values).collect::<Vec<_>>()
+    });
+    assert_eq!(attributes, [vec![vec![("user.id".to_string(), "u1".to_string())], vec![]], vec![vec![]]]);
+}
+
+fn u64s(batches: &[RecordBatch], column: &str) -> Vec<u64> {
+    batches
+        .iter()
+        .flat_map(|b| b.column_by_name(column).expect(column).as_primitive::<UInt64Type>().values().to_vec())
+        .collect()
+}
+
+fn binary(array: &dyn Array, i: usize) -> Option<Vec<u8>> {
+    array.is_valid(i).then(|| array.as_binary::<i32>().value(i).to_vec())
+}
+
+fn ids(batches: &[RecordBatch], column: &str) -> Vec<Option<Vec<u8>>> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            let array = b.column_by_name(column).expect(column);
+            (0..array.len()).map(|i| binary(array, i)).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Each row's list in `column`, its items read by `item`.
+fn list<T>(batches: &[RecordBatch], column: &str, item: impl Fn(&dyn Array, usize) -> T) -> Vec<Vec<T>> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            let lists = b.column_by_name(column).expect(column).as_list::<i32>();
+            (0..lists.len())
+                .map(|row| {
+                    let values = lists.value(row);
+                    (0..values.len()).map(|i| item(values.as_ref(), i)).collect()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
