@@ -34,9 +34,37 @@ pub struct ArrowIpcConfig {
     /// Arrow IPC body compression.
     #[serde(default)]
     pub compression: Compression,
-    /// `fsync` each batch before acknowledging it.
+    /// `fsync` each written record batch before acknowledging what it holds.
     #[serde(default)]
     pub sync: bool,
+    /// How incoming batches are gathered into record batches.
+    #[serde(default)]
+    pub buffer: Buffer,
+}
+
+/// Gathering: the rows of several incoming batches go into one record batch,
+/// written when a limit is reached; the incoming batches are acknowledged
+/// once it is written (and synced, with `sync`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Buffer {
+    /// Write once this many rows are gathered (per signal).
+    pub max_rows: usize,
+    /// Write once the gathered rows take this much memory.
+    pub max_bytes: ByteSize,
+    /// Write rows gathered this long ago, however few.
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
+    /// Also write as soon as no further batch is waiting in the node's inbox
+    /// (group commit): under load the queue fills and rows gather; a lone or
+    /// sequential sender waits for no timer. `false` waits for a limit.
+    pub when_idle: bool,
+}
+
+impl Default for Buffer {
+    fn default() -> Self {
+        Buffer { max_rows: 8192, max_bytes: ByteSize::mib(8), flush_interval: Duration::from_secs(1), when_idle: true }
+    }
 }
 
 /// Limits on finished files, per signal directory; the oldest go first.
@@ -80,12 +108,25 @@ impl ArrowIpcConfig {
     pub fn from_value(value: &serde_json::Value) -> Result<Self, ConfigError> {
         let config: Self = serde_json::from_value(value.clone())
             .map_err(|e| config_error(format!("{ARROW_IPC_EXPORTER_URN}: {e}")))?;
-        if config.max_file_bytes.as_u64() == 0 || config.max_file_age.is_zero() || config.check_interval.is_zero() {
+        let buffer = &config.buffer;
+        if config.max_file_bytes.as_u64() == 0
+            || config.max_file_age.is_zero()
+            || config.check_interval.is_zero()
+            || buffer.max_rows == 0
+            || buffer.max_bytes.as_u64() == 0
+            || buffer.flush_interval.is_zero()
+        {
             return Err(config_error(format!(
-                "{ARROW_IPC_EXPORTER_URN}: max_file_bytes, max_file_age and check_interval must be positive"
+                "{ARROW_IPC_EXPORTER_URN}: max_file_bytes, max_file_age, check_interval and buffer.max_rows, \
+                 max_bytes and flush_interval must be positive"
             )));
         }
         Ok(config)
+    }
+
+    /// How often the node wakes up: age rotation, retention, and rows that waited `flush_interval`.
+    pub(super) fn tick_interval(&self) -> Duration {
+        self.check_interval.min(self.buffer.flush_interval)
     }
 
     pub(super) fn write_options(&self) -> Result<IpcWriteOptions, arrow_schema::ArrowError> {

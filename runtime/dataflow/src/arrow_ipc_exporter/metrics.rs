@@ -7,9 +7,12 @@ use otel_arrow_dfe_telemetry_macros::metric_set;
 #[metric_set(name = "wasmtel.exporter.arrow_ipc")]
 #[derive(Debug, Default, Clone)]
 pub struct ArrowIpcMetrics {
-    /// Batches written and acknowledged.
+    /// Record batches written (each gathers one or more incoming batches).
     #[metric(unit = "{batch}")]
     pub batches: Counter<u64>,
+    /// Incoming batches written and acknowledged.
+    #[metric(unit = "{batch}")]
+    pub acknowledged: Counter<u64>,
     /// Rows (spans, log records, data points) written.
     #[metric(unit = "{row}")]
     pub rows: Counter<u64>,
@@ -22,7 +25,7 @@ pub struct ArrowIpcMetrics {
     /// Files deleted by retention.
     #[metric(name = "files.deleted", unit = "{file}")]
     pub files_deleted: Counter<u64>,
-    /// Batches refused because writing failed (retryable).
+    /// Incoming batches refused because writing failed (retryable).
     #[metric(name = "failures.write", unit = "{batch}")]
     pub write_failures: Counter<u64>,
     /// Batches refused because they were not valid OTLP (permanent).

@@ -11,9 +11,14 @@
 //! (rotation or shutdown), so anything ending in `.arrows` is a finished,
 //! readable stream. Retention only ever deletes finished files.
 //!
-//! A batch is acknowledged once its rows are handed to the OS (or synced,
-//! with `sync: true`); a write failure is a retryable Nack, a batch that is
-//! not valid OTLP a permanent one.
+//! Incoming batches are gathered per signal into one record batch (`buffer`:
+//! up to `max_rows` rows or `max_bytes`, for at most `flush_interval`, and,
+//! with `when_idle`, no longer than the inbox holds more work), so files hold
+//! few large record batches. An incoming batch is acknowledged only once the
+//! record batch holding its rows is handed to the OS (or synced, with
+//! `sync: true`); a write failure Nacks every batch in it (retryable), a batch
+//! that is not valid OTLP is Nacked at once (permanent). Shutdown writes what
+//! is gathered before the files are finished.
 //!
 //! ```yaml
 //! files:
@@ -24,6 +29,7 @@
 //!     max_file_age: 5m
 //!     retention: { max_files: 100, max_age: 24h, max_total_bytes: 10GiB }
 //!     compression: zstd     # none (default) | zstd
+//!     buffer: { max_rows: 8192, max_bytes: 8MiB, flush_interval: 1s, when_idle: true }
 //! ```
 
 use std::fs::{self, File};
@@ -61,7 +67,7 @@ use crate::{config_error, wasmtel_signal};
 mod config;
 mod flat;
 mod metrics;
-pub use config::{ArrowIpcConfig, Compression, Retention};
+pub use config::{ArrowIpcConfig, Buffer, Compression, Retention};
 pub use metrics::ArrowIpcMetrics;
 
 /// The node type of the Arrow IPC file exporter.
@@ -118,6 +124,18 @@ struct SignalFiles {
     dir: PathBuf,
     active: Option<ActiveFile>,
     seq: u64,
+    pending: Pending,
+}
+
+/// Rows gathered for the next record batch, and the batches they came in
+/// (acknowledged once it is written).
+#[derive(Default)]
+struct Pending {
+    batches: Vec<RecordBatch>,
+    incoming: Vec<OtapPdata>,
+    rows: usize,
+    bytes: usize,
+    since: Option<Instant>,
 }
 
 impl SignalFiles {
@@ -149,6 +167,7 @@ impl ArrowIpcExporter {
             dir: config.directory.join(name),
             active: None,
             seq: 0,
+            pending: Pending::default(),
         };
         let signals = [
             signal(SignalType::Traces, "traces"),
@@ -353,23 +372,67 @@ impl ArrowIpcExporter {
             }
         };
         let index = Self::index(signal);
-        match self.write(index, &batch) {
-            Ok(bytes) => {
+        let buffer = &self.config.buffer;
+        let pending = &mut self.signals[index].pending;
+        pending.rows += batch.num_rows();
+        pending.bytes += batch.get_array_memory_size();
+        pending.since.get_or_insert_with(Instant::now);
+        pending.batches.push(batch);
+        pending.incoming.push(pdata);
+        if pending.rows >= buffer.max_rows || pending.bytes as u64 >= buffer.max_bytes.as_u64() {
+            self.write_pending(index, eh).await?;
+        }
+        Ok(())
+    }
+
+    fn has_pending(&self) -> bool {
+        self.signals.iter().any(|files| !files.pending.incoming.is_empty())
+    }
+
+    /// Writes the rows gathered for one signal as one record batch, then
+    /// acknowledges the batches they came in (or Nacks them all).
+    async fn write_pending(&mut self, index: usize, eh: &EffectHandler<OtapPdata>) -> Result<(), Error> {
+        let pending = std::mem::take(&mut self.signals[index].pending);
+        let Some(first) = pending.batches.first() else { return Ok(()) };
+        let written = arrow_select::concat::concat_batches(&first.schema(), &pending.batches)
+            .map_err(io::Error::other)
+            .and_then(|batch| self.write(index, &batch).map(|bytes| (batch.num_rows(), bytes)));
+        match written {
+            Ok((rows, bytes)) => {
                 self.metrics.batches.inc();
-                self.metrics.rows.add(batch.num_rows() as u64);
+                self.metrics.acknowledged.add(pending.incoming.len() as u64);
+                self.metrics.rows.add(rows as u64);
                 self.metrics.bytes.add(bytes);
-                eh.notify_ack(AckMsg::new(pdata)).await
+                for pdata in pending.incoming {
+                    eh.notify_ack(AckMsg::new(pdata)).await?;
+                }
             }
             Err(e) => {
-                self.metrics.write_failures.inc();
-                otel_warn!(
-                    "wasmtel.arrow_ipc.write_failed",
-                    signal = self.signals[index].name(),
-                    error = e.to_string()
-                );
-                eh.notify_nack(NackMsg::new(format!("arrow_ipc: writing {signal:?}: {e}"), pdata)).await
+                self.metrics.write_failures.add(pending.incoming.len() as u64);
+                let signal = self.signals[index].name();
+                otel_warn!("wasmtel.arrow_ipc.write_failed", signal = signal, error = e.to_string());
+                for pdata in pending.incoming {
+                    eh.notify_nack(NackMsg::new(format!("arrow_ipc: writing {signal}: {e}"), pdata)).await?;
+                }
             }
         }
+        Ok(())
+    }
+
+    /// Writes every signal's gathered rows (with `min_age`, only rows gathered at least that long ago).
+    async fn write_all_pending(
+        &mut self,
+        eh: &EffectHandler<OtapPdata>,
+        min_age: Option<std::time::Duration>,
+    ) -> Result<(), Error> {
+        for index in 0..self.signals.len() {
+            let due =
+                self.signals[index].pending.since.is_some_and(|since| min_age.is_none_or(|age| since.elapsed() >= age));
+            if due {
+                self.write_pending(index, eh).await?;
+            }
+        }
+        Ok(())
     }
 
     fn on_tick(&mut self) {
@@ -412,17 +475,34 @@ impl Exporter<OtapPdata> for ArrowIpcExporter {
         mut inbox: ExporterInbox<OtapPdata>,
         eh: EffectHandler<OtapPdata>,
     ) -> Result<TerminalState, Error> {
-        let _timer = eh.start_periodic_timer(self.config.check_interval).await?;
+        let _timer = eh.start_periodic_timer(self.config.tick_interval()).await?;
         loop {
-            match inbox.recv().await? {
+            let message = if self.config.buffer.when_idle && self.has_pending() {
+                // Group commit: a zero timeout polls the inbox once; nothing
+                // waiting means the gathered rows are written now.
+                match tokio::time::timeout(std::time::Duration::ZERO, inbox.recv()).await {
+                    Ok(message) => message?,
+                    Err(_) => {
+                        self.write_all_pending(&eh, None).await?;
+                        continue;
+                    }
+                }
+            } else {
+                inbox.recv().await?
+            };
+            match message {
                 Message::PData(pdata) => self.export(pdata, &eh).await?,
-                Message::Control(NodeControlMsg::TimerTick { .. }) => self.on_tick(),
+                Message::Control(NodeControlMsg::TimerTick { .. }) => {
+                    self.write_all_pending(&eh, Some(self.config.buffer.flush_interval)).await?;
+                    self.on_tick();
+                }
                 Message::Control(NodeControlMsg::CollectTelemetry { mut metrics_reporter }) => {
                     let _ = metrics_reporter.report(&mut self.metrics);
                 }
                 // The inbox hands over Shutdown only after buffered batches
-                // were delivered, so every accepted batch is on disk here.
+                // were delivered: write what is gathered, then finish the files.
                 Message::Control(NodeControlMsg::Shutdown { deadline, .. }) => {
+                    self.write_all_pending(&eh, None).await?;
                     self.finish_all();
                     return Ok(TerminalState::new(deadline, [self.metrics.snapshot()]));
                 }

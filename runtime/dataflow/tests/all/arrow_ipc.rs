@@ -335,3 +335,76 @@ fn list<T>(batches: &[RecordBatch], column: &str, item: impl Fn(&dyn Array, usiz
         })
         .collect()
 }
+
+fn one_span(i: usize) -> bytes::Bytes {
+    traces(&[(format!("span {i}").as_str(), vec![])]).encode_to_vec().into()
+}
+
+/// Without the idle flush, one-span requests gather up to `max_rows` or
+/// `flush_interval`: far fewer record batches than requests, every row there
+/// after the interval (in the file being written) and after shutdown.
+#[test]
+fn gathered_requests_become_few_record_batches_and_every_row_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = json!({ "buffer": { "max_rows": 100, "flush_interval": "300ms", "when_idle": false } });
+    let pipeline = EmbeddedPipeline::start(spec(dir.path(), buffer)).unwrap();
+    for i in 0..250 {
+        pipeline.submit(wasmtel_runtime::Signal::Traces, one_span(i)).unwrap();
+    }
+    let stats = pipeline.flush(Duration::from_secs(30)).unwrap();
+    assert_eq!((stats.accepted, stats.refused), (250, 0));
+    // The last 50 rows were written by the interval, before shutdown.
+    assert_eq!(rows(&crate::support::read_signal_live(dir.path(), "traces")), 250);
+    pipeline.shutdown(Duration::from_secs(30)).unwrap();
+    let batches = read_signal(dir.path(), "traces");
+    assert_eq!(rows(&batches), 250);
+    assert!(batches.len() <= 5, "250 requests in {} record batches", batches.len());
+    let mut names: Vec<String> = strings(&batches, "name").into_iter().flatten().collect();
+    names.sort();
+    let mut expected: Vec<String> = (0..250).map(|i| format!("span {i}")).collect();
+    expected.sort();
+    assert_eq!(names, expected);
+}
+
+/// A batch is acknowledged only once its rows are written: below the limits
+/// nothing is acknowledged and nothing is in the file; the request that
+/// reaches `max_rows` writes and acknowledges all of them.
+#[test]
+fn nothing_is_acknowledged_before_it_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = json!({ "buffer": { "max_rows": 5, "flush_interval": "1h", "when_idle": false } });
+    let pipeline = EmbeddedPipeline::start(spec(dir.path(), buffer)).unwrap();
+    for i in 0..4 {
+        pipeline.submit(wasmtel_runtime::Signal::Traces, one_span(i)).unwrap();
+    }
+    let waiting = pipeline.flush(Duration::from_millis(500));
+    assert!(matches!(waiting, Err(wasmtel_dataflow::EmbeddedError::Timeout { in_flight: 4, .. })), "{waiting:?}");
+    assert_eq!(pipeline.stats().accepted, 0);
+    assert_eq!(rows(&crate::support::read_signal_live(dir.path(), "traces")), 0, "nothing written yet");
+    pipeline.submit(wasmtel_runtime::Signal::Traces, one_span(4)).unwrap();
+    let stats = pipeline.flush(Duration::from_secs(30)).unwrap();
+    assert_eq!(stats.accepted, 5);
+    assert_eq!(rows(&crate::support::read_signal_live(dir.path(), "traces")), 5);
+    pipeline.shutdown(Duration::from_secs(30)).unwrap();
+    assert_eq!(read_signal(dir.path(), "traces").len(), 1, "one record batch");
+}
+
+/// With the idle flush (the default), a lone sequential sender is not held
+/// for `flush_interval`: its batch is written once nothing else is waiting.
+#[test]
+fn a_lone_sender_does_not_wait_for_the_flush_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = json!({ "buffer": { "flush_interval": "1h" } });
+    let pipeline = std::sync::Arc::new(EmbeddedPipeline::start(spec(dir.path(), buffer)).unwrap());
+    let (done, finished) = std::sync::mpsc::channel();
+    let sender = pipeline.clone();
+    std::thread::spawn(move || {
+        for i in 0..3 {
+            sender.export(wasmtel_runtime::Signal::Traces, one_span(i)).unwrap();
+        }
+        done.send(()).unwrap();
+    });
+    // An hour's interval would hold the first export for an hour.
+    finished.recv_timeout(Duration::from_secs(60)).expect("acknowledged without waiting for the interval");
+    assert_eq!(rows(&crate::support::read_signal_live(dir.path(), "traces")), 3);
+}
