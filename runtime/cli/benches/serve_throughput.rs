@@ -5,7 +5,8 @@
 //!
 //! `scripts/build-components.sh && cargo bench -p wasmtel-cli --bench serve_throughput`
 //! Knobs: WASMTEL_BENCH_SECS (15), WASMTEL_BENCH_WARMUP_SECS (3),
-//! WASMTEL_BENCH_CONCURRENCY (8 concurrent exports), WASMTEL_BENCH_SPANS (100 per batch).
+//! WASMTEL_BENCH_CONCURRENCY (8 concurrent exports), WASMTEL_BENCH_SPANS (100 per batch),
+//! WASMTEL_BENCH_ONLY=buffer (only the Arrow IPC exporter's gathering against per-request writes).
 
 #![allow(clippy::unwrap_used, reason = "test and bench helpers: a panic is the failure report")]
 
@@ -62,6 +63,17 @@ struct Run {
     errors: u64,
     /// Time in the guest per batch, from the node's metrics (µs).
     guest_us: Option<f64>,
+    /// What the Arrow IPC exporter wrote over the whole run (warm-up included).
+    written: Written,
+}
+
+/// The `wasmtel.exporter.arrow_ipc` totals of a run.
+#[derive(Default)]
+struct Written {
+    record_batches: f64,
+    acknowledged: f64,
+    mib: f64,
+    files: f64,
 }
 
 /// The wasm node under test: component, guest config, output form.
@@ -71,12 +83,13 @@ struct Wasm {
     output: &'static str,
 }
 
-fn spec(grpc: u16, admin: u16, data: &Path, wasm: Option<&Wasm>) -> Value {
+fn spec(grpc: u16, admin: u16, data: &Path, wasm: Option<&Wasm>, buffer: &Value) -> Value {
     let mut nodes = json!({
         "otlp": { "type": "receiver:otlp", "config": { "protocols": { "grpc": {
             "listening_addr": format!("127.0.0.1:{grpc}"), "wait_for_result": true } } } },
         "files": { "type": "urn:wasmtel:exporter:arrow_ipc", "config": {
-            "directory": data, "max_file_bytes": "64MiB", "max_file_age": "10s", "retention": { "max_files": 2 } } },
+            "directory": data, "max_file_bytes": "64MiB", "max_file_age": "10s", "retention": { "max_files": 2 },
+            "buffer": buffer } },
     });
     let connections = match wasm {
         None => json!([{ "from": "otlp", "to": "files" }]),
@@ -115,31 +128,64 @@ fn process_stats(pid: u32) -> (f64, f64) {
     (hwm_kb / 1024.0, (ticks(11) + ticks(12)) / clock_ticks)
 }
 
-/// Mean time a batch spent in the plugin (`wasmtel.plugin.duration`, a
-/// histogram per signal and outcome), from the admin API.
-fn guest_us_per_batch(admin: u16) -> Option<f64> {
+/// The admin API's metric sets (JSON).
+fn admin_metrics(admin: u16) -> Option<Value> {
     use std::io::{Read, Write};
     let mut stream = TcpStream::connect(("127.0.0.1", admin)).ok()?;
-    let request = "GET /api/v1/telemetry/metrics?format=json HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    // The admin guard of `serve` answers only requests addressed to it (Host with its port).
+    let request = format!(
+        "GET /api/v1/telemetry/metrics?format=json HTTP/1.1\r\nHost: 127.0.0.1:{admin}\r\nConnection: close\r\n\r\n"
+    );
     stream.write_all(request.as_bytes()).ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
-    let body: Value = serde_json::from_str(response.split_once("\r\n\r\n")?.1).ok()?;
+    serde_json::from_str(response.split_once("\r\n\r\n")?.1).ok()
+}
+
+/// The metrics of every set named `set`.
+fn metrics_of<'a>(body: &'a Value, set: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+    body["metric_sets"].as_array().into_iter().flatten().filter(move |s| s["name"] == set).flat_map(|s| {
+        s["metrics"].as_array().into_iter().flatten()
+    })
+}
+
+/// Mean time a batch spent in the plugin (`wasmtel.plugin.duration`, a
+/// histogram per signal and outcome).
+fn guest_us_per_batch(body: &Value) -> Option<f64> {
     let (mut seconds, mut batches) = (0.0, 0.0);
-    for set in body["metric_sets"].as_array()?.iter().filter(|s| s["name"] == "wasmtel.plugin.duration") {
-        for metric in set["metrics"].as_array()? {
-            seconds += metric["value"]["sum"].as_f64().unwrap_or(0.0);
-            batches += metric["value"]["count"].as_f64().unwrap_or(0.0);
-        }
+    for metric in metrics_of(body, "wasmtel.plugin.duration") {
+        seconds += metric["value"]["sum"].as_f64().unwrap_or(0.0);
+        batches += metric["value"]["count"].as_f64().unwrap_or(0.0);
     }
     (batches > 0.0).then(|| seconds / batches * 1e6)
 }
 
-fn run(name: &'static str, wasm: Option<&Wasm>, request: &trace_pb::ExportTraceServiceRequest, spans: u64) -> Run {
+fn written(body: &Value) -> Written {
+    let total = |name: &str| {
+        metrics_of(body, "wasmtel.exporter.arrow_ipc")
+            .filter(|m| m["name"] == name)
+            .map(|m| m["value"].as_f64().unwrap_or(0.0))
+            .sum::<f64>()
+    };
+    Written {
+        record_batches: total("batches"),
+        acknowledged: total("acknowledged"),
+        mib: total("bytes") / (1024.0 * 1024.0),
+        files: total("files.finished"),
+    }
+}
+
+fn run(
+    name: &'static str,
+    wasm: Option<&Wasm>,
+    buffer: Value,
+    request: &trace_pb::ExportTraceServiceRequest,
+    spans: u64,
+) -> Run {
     let dir = tempfile::tempdir().expect("temp dir");
     let (grpc, admin) = (free_port(), free_port());
     let config = dir.path().join("pipeline.yaml");
-    std::fs::write(&config, spec(grpc, admin, &dir.path().join("data"), wasm).to_string()).unwrap();
+    std::fs::write(&config, spec(grpc, admin, &dir.path().join("data"), wasm, &buffer).to_string()).unwrap();
     let mut child: Child = Command::new(env!("CARGO_BIN_EXE_wasmtel"))
         .args(["serve", "--config"])
         .arg(&config)
@@ -198,7 +244,8 @@ fn run(name: &'static str, wasm: Option<&Wasm>, request: &trace_pb::ExportTraceS
     let (peak_rss_mb, _) = process_stats(child.id());
     // Plugin totals are reported every telemetry interval (1 s by default).
     std::thread::sleep(Duration::from_millis(1500));
-    let guest_us = wasm.and_then(|_| guest_us_per_batch(admin));
+    let body = admin_metrics(admin).unwrap_or_default();
+    let guest_us = wasm.and_then(|_| guest_us_per_batch(&body));
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let _ = child.wait();
     let elapsed_s = elapsed.as_secs_f64();
@@ -211,6 +258,7 @@ fn run(name: &'static str, wasm: Option<&Wasm>, request: &trace_pb::ExportTraceS
         elapsed_s,
         errors,
         guest_us,
+        written: written(&body),
     }
 }
 
@@ -226,37 +274,70 @@ fn main() {
         env_or("WASMTEL_BENCH_CONCURRENCY", 8),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    let defaults = json!({});
+    let buffer_runs = [
+        run("ceiling, per-request writes (max_rows: 1)", None, json!({ "max_rows": 1 }), &request, spans),
+        run("ceiling, gathered (buffer defaults)", None, defaults.clone(), &request, spans),
+    ];
+    if std::env::var("WASMTEL_BENCH_ONLY").as_deref() != Ok("buffer") {
+        wasm_runs(&request, spans, buffer_runs[1].spans_per_s);
+    }
+    println!(
+        "\n{:<44} {:>10} {:>7} {:>15} {:>14} {:>12} {:>8} {:>13}",
+        "arrow_ipc writes", "spans/s", "ratio", "record batches", "incoming/batch", "written MiB", "files", "peak RSS MiB"
+    );
+    for r in &buffer_runs {
+        let w = &r.written;
+        println!(
+            "{:<44} {:>10.0} {:>7.3} {:>15.0} {:>14.1} {:>12.0} {:>8.0} {:>13.1}",
+            r.name,
+            r.spans_per_s,
+            r.spans_per_s / buffer_runs[0].spans_per_s,
+            w.record_batches,
+            w.acknowledged / w.record_batches.max(1.0),
+            w.mib,
+            w.files,
+            r.peak_rss_mb
+        );
+    }
+}
+
+/// The wasm pipelines against the engine's ceiling (`ceiling`: spans/s of the gathered ceiling run).
+fn wasm_runs(request: &trace_pb::ExportTraceServiceRequest, spans: u64, ceiling: f64) {
     let redact_full = json!({ "keys": ["user.email", "customer.phone"],
                               "value_patterns": ["[\\w.+-]+@[\\w-]+\\.[\\w.]+"], "action": "mask" });
     let redact_keys = json!({ "keys": ["user.email", "customer.phone"], "action": "mask" });
+    let defaults = json!({});
     let runs = [
-        run("ceiling: otlp -> arrow_ipc", None, &request, spans),
         run(
             "identity unchanged (output: otlp)",
             Some(&Wasm { component: "wasmtel-test-identity", config: json!({ "mode": "unchanged" }), output: "otlp" }),
-            &request,
+            defaults.clone(),
+            request,
             spans,
         ),
         run(
             "redact keys only (output: otlp)",
             Some(&Wasm { component: "wasmtel-redact", config: redact_keys, output: "otlp" }),
-            &request,
+            defaults.clone(),
+            request,
             spans,
         ),
         run(
             "redact keys + email pattern (output: otlp)",
             Some(&Wasm { component: "wasmtel-redact", config: redact_full.clone(), output: "otlp" }),
-            &request,
+            defaults.clone(),
+            request,
             spans,
         ),
         run(
             "redact keys + email pattern (output: otap)",
             Some(&Wasm { component: "wasmtel-redact", config: redact_full, output: "otap" }),
-            &request,
+            defaults,
+            request,
             spans,
         ),
     ];
-    let ceiling = runs[0].spans_per_s;
     println!(
         "{:<44} {:>10} {:>8} {:>7} {:>13} {:>14} {:>15} {:>7}",
         "pipeline (otlp in -> [wasm] -> arrow_ipc)",

@@ -271,6 +271,13 @@ fn serve_redacts_and_filters_all_three_signals_into_arrow_files() {
         .flat_map(|set| set["metrics"].as_array().cloned().unwrap_or_default())
         .any(|metric| metric["value"]["count"].as_u64().is_some_and(|count| count > 0));
     assert!(timed, "no wasmtel.plugin.duration observations: {durations:?}");
+    // The exporter's own metrics: 13 incoming batches reached it (the dropped one did not).
+    let written = wait_for(Duration::from_secs(10), || {
+        serve.metric("wasmtel.exporter.arrow_ipc", "acknowledged").is_some_and(|acked| acked >= 12.0)
+    });
+    assert!(written, "wasmtel.exporter.arrow_ipc: {:?}", serve.metric("wasmtel.exporter.arrow_ipc", "acknowledged"));
+    let rows_written = serve.metric("wasmtel.exporter.arrow_ipc", "rows").unwrap_or_default();
+    assert_eq!(rows_written, 23.0, "20 spans, 1 log record, 2 data points");
     serve.stop();
 
     let spans = read_signal(&out, "traces");
