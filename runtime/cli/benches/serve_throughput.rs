@@ -144,9 +144,12 @@ fn admin_metrics(admin: u16) -> Option<Value> {
 
 /// The metrics of every set named `set`.
 fn metrics_of<'a>(body: &'a Value, set: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
-    body["metric_sets"].as_array().into_iter().flatten().filter(move |s| s["name"] == set).flat_map(|s| {
-        s["metrics"].as_array().into_iter().flatten()
-    })
+    body["metric_sets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(move |s| s["name"] == set)
+        .flat_map(|s| s["metrics"].as_array().into_iter().flatten())
 }
 
 /// Mean time a batch spent in the plugin (`wasmtel.plugin.duration`, a
@@ -284,7 +287,14 @@ fn main() {
     }
     println!(
         "\n{:<44} {:>10} {:>7} {:>15} {:>14} {:>12} {:>8} {:>13}",
-        "arrow_ipc writes", "spans/s", "ratio", "record batches", "incoming/batch", "written MiB", "files", "peak RSS MiB"
+        "arrow_ipc writes",
+        "spans/s",
+        "ratio",
+        "record batches",
+        "incoming/batch",
+        "written MiB",
+        "files",
+        "peak RSS MiB"
     );
     for r in &buffer_runs {
         let w = &r.written;

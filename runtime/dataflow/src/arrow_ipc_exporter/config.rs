@@ -50,7 +50,7 @@ pub struct ArrowIpcConfig {
 pub struct Buffer {
     /// Write once this many rows are gathered (per signal).
     pub max_rows: usize,
-    /// Write once the gathered rows take this much memory.
+    /// Write once the gathered batches hold this many bytes of OTLP.
     pub max_bytes: ByteSize,
     /// Write rows gathered this long ago, however few.
     #[serde(with = "humantime_serde")]

@@ -37,16 +37,61 @@ pub enum FlattenError {
     Arrow { signal: Signal, source: ArrowError },
 }
 
-/// Flattens an OTLP request; `None` when it holds no items.
-pub fn flatten(signal: Signal, otlp: &[u8]) -> Result<Option<RecordBatch>, FlattenError> {
-    let decode = |source| FlattenError::Decode { signal, source };
-    let batch = match signal {
-        Signal::Traces => traces(&ExportTraceServiceRequest::decode(otlp).map_err(decode)?),
-        Signal::Logs => logs(&ExportLogsServiceRequest::decode(otlp).map_err(decode)?),
-        Signal::Metrics => metrics(&ExportMetricsServiceRequest::decode(otlp).map_err(decode)?),
+/// The rows of one signal gathered from any number of OTLP requests, until
+/// [`Rows::finish`] turns them into one record batch (and starts afresh).
+pub struct Rows {
+    signal: Signal,
+    table: Table,
+    len: usize,
+}
+
+enum Table {
+    Spans(Box<SpanRows>),
+    Logs(Box<LogRows>),
+    Points(Box<Points>),
+}
+
+impl Rows {
+    /// No rows yet, for `signal`.
+    pub fn new(signal: Signal) -> Self {
+        let table = match signal {
+            Signal::Traces => Table::Spans(Box::new(SpanRows::new())),
+            Signal::Logs => Table::Logs(Box::new(LogRows::new())),
+            Signal::Metrics => Table::Points(Box::new(Points::new())),
+        };
+        Rows { signal, table, len: 0 }
     }
-    .map_err(|source| FlattenError::Arrow { signal, source })?;
-    Ok((batch.num_rows() > 0).then_some(batch))
+
+    /// Rows gathered so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Appends the items of an OTLP request of this signal; returns how many
+    /// rows they made. A request that does not decode adds nothing.
+    pub fn append(&mut self, otlp: &[u8]) -> Result<usize, FlattenError> {
+        let signal = self.signal;
+        let decode = |source| FlattenError::Decode { signal, source };
+        let added = match &mut self.table {
+            Table::Spans(rows) => rows.append(&ExportTraceServiceRequest::decode(otlp).map_err(decode)?),
+            Table::Logs(rows) => rows.append(&ExportLogsServiceRequest::decode(otlp).map_err(decode)?),
+            Table::Points(rows) => rows.append_request(&ExportMetricsServiceRequest::decode(otlp).map_err(decode)?),
+        }
+        .map_err(|source| FlattenError::Arrow { signal, source })?;
+        self.len += added;
+        Ok(added)
+    }
+
+    /// The gathered rows as one record batch; the builders start empty again.
+    pub fn finish(&mut self) -> Result<RecordBatch, FlattenError> {
+        self.len = 0;
+        match &mut self.table {
+            Table::Spans(rows) => rows.finish(),
+            Table::Logs(rows) => rows.finish(),
+            Table::Points(rows) => rows.finish(),
+        }
+        .map_err(|source| FlattenError::Arrow { signal: self.signal, source })
+    }
 }
 
 type AttrsBuilder = MapBuilder<StringBuilder, StringBuilder>;
@@ -133,7 +178,7 @@ impl Origin {
         Ok(())
     }
 
-    fn finish(mut self, columns: &mut Vec<(&'static str, ArrayRef)>) {
+    fn finish(&mut self, columns: &mut Vec<(&'static str, ArrayRef)>) {
         columns.push(("resource_attributes", Arc::new(self.resource_attributes.finish())));
         columns.push(("scope_name", Arc::new(self.scope_name.finish())));
         columns.push(("scope_version", Arc::new(self.scope_version.finish())));
@@ -146,139 +191,203 @@ fn batch(columns: Vec<(&'static str, ArrayRef)>) -> Result<RecordBatch, ArrowErr
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns.into_iter().map(|(_, a)| a).collect())
 }
 
-fn traces(request: &ExportTraceServiceRequest) -> Result<RecordBatch, ArrowError> {
-    let mut origin = Origin::new();
-    let mut trace_id = BinaryBuilder::new();
-    let mut span_id = BinaryBuilder::new();
-    let mut parent_span_id = BinaryBuilder::new();
-    let mut trace_state = StringBuilder::new();
-    let mut flags = UInt32Builder::new();
-    let mut name = StringBuilder::new();
-    let mut kind = Int32Builder::new();
-    let mut start_time = UInt64Builder::new();
-    let mut end_time = UInt64Builder::new();
-    let mut attributes = attrs_builder();
-    let mut dropped_attributes = UInt32Builder::new();
-    let mut event_times = ListBuilder::new(UInt64Builder::new());
-    let mut event_names = ListBuilder::new(StringBuilder::new());
-    let mut event_attributes = ListBuilder::new(attrs_builder());
-    let mut link_trace_ids = ListBuilder::new(BinaryBuilder::new());
-    let mut link_span_ids = ListBuilder::new(BinaryBuilder::new());
-    let mut link_attributes = ListBuilder::new(attrs_builder());
-    let mut status_code = Int32Builder::new();
-    let mut status_message = StringBuilder::new();
-
-    for rs in &request.resource_spans {
-        for ss in &rs.scope_spans {
-            for span in &ss.spans {
-                origin.append(rs.resource.as_ref(), ss.scope.as_ref())?;
-                append_id(&mut trace_id, &span.trace_id);
-                append_id(&mut span_id, &span.span_id);
-                append_id(&mut parent_span_id, &span.parent_span_id);
-                trace_state.append_value(&span.trace_state);
-                flags.append_value(span.flags);
-                name.append_value(&span.name);
-                kind.append_value(span.kind);
-                start_time.append_value(span.start_time_unix_nano);
-                end_time.append_value(span.end_time_unix_nano);
-                append_attrs(&mut attributes, &span.attributes)?;
-                dropped_attributes.append_value(span.dropped_attributes_count);
-                for event in &span.events {
-                    event_times.values().append_value(event.time_unix_nano);
-                    event_names.values().append_value(&event.name);
-                    append_attrs(event_attributes.values(), &event.attributes)?;
-                }
-                event_times.append(true);
-                event_names.append(true);
-                event_attributes.append(true);
-                for link in &span.links {
-                    append_id(link_trace_ids.values(), &link.trace_id);
-                    append_id(link_span_ids.values(), &link.span_id);
-                    append_attrs(link_attributes.values(), &link.attributes)?;
-                }
-                link_trace_ids.append(true);
-                link_span_ids.append(true);
-                link_attributes.append(true);
-                let status = span.status.as_ref();
-                status_code.append_value(status.map_or(0, |s| s.code));
-                status_message.append_value(status.map_or("", |s| s.message.as_str()));
-            }
-        }
-    }
-    let mut columns: Vec<(&'static str, ArrayRef)> = Vec::new();
-    origin.finish(&mut columns);
-    columns.extend([
-        ("trace_id", Arc::new(trace_id.finish()) as ArrayRef),
-        ("span_id", Arc::new(span_id.finish())),
-        ("parent_span_id", Arc::new(parent_span_id.finish())),
-        ("trace_state", Arc::new(trace_state.finish())),
-        ("flags", Arc::new(flags.finish())),
-        ("name", Arc::new(name.finish())),
-        ("kind", Arc::new(kind.finish())),
-        ("start_time_unix_nano", Arc::new(start_time.finish())),
-        ("end_time_unix_nano", Arc::new(end_time.finish())),
-        ("attributes", Arc::new(attributes.finish())),
-        ("dropped_attributes_count", Arc::new(dropped_attributes.finish())),
-        ("event_times_unix_nano", Arc::new(event_times.finish())),
-        ("event_names", Arc::new(event_names.finish())),
-        ("event_attributes", Arc::new(event_attributes.finish())),
-        ("link_trace_ids", Arc::new(link_trace_ids.finish())),
-        ("link_span_ids", Arc::new(link_span_ids.finish())),
-        ("link_attributes", Arc::new(link_attributes.finish())),
-        ("status_code", Arc::new(status_code.finish())),
-        ("status_message", Arc::new(status_message.finish())),
-    ]);
-    batch(columns)
+/// One row per span.
+struct SpanRows {
+    origin: Origin,
+    trace_id: BinaryBuilder,
+    span_id: BinaryBuilder,
+    parent_span_id: BinaryBuilder,
+    trace_state: StringBuilder,
+    flags: UInt32Builder,
+    name: StringBuilder,
+    kind: Int32Builder,
+    start_time: UInt64Builder,
+    end_time: UInt64Builder,
+    attributes: AttrsBuilder,
+    dropped_attributes: UInt32Builder,
+    event_times: ListBuilder<UInt64Builder>,
+    event_names: ListBuilder<StringBuilder>,
+    event_attributes: ListBuilder<AttrsBuilder>,
+    link_trace_ids: ListBuilder<BinaryBuilder>,
+    link_span_ids: ListBuilder<BinaryBuilder>,
+    link_attributes: ListBuilder<AttrsBuilder>,
+    status_code: Int32Builder,
+    status_message: StringBuilder,
 }
 
-fn logs(request: &ExportLogsServiceRequest) -> Result<RecordBatch, ArrowError> {
-    let mut origin = Origin::new();
-    let mut time = UInt64Builder::new();
-    let mut observed_time = UInt64Builder::new();
-    let mut severity_number = Int32Builder::new();
-    let mut severity_text = StringBuilder::new();
-    let mut body = StringBuilder::new();
-    let mut attributes = attrs_builder();
-    let mut dropped_attributes = UInt32Builder::new();
-    let mut flags = UInt32Builder::new();
-    let mut trace_id = BinaryBuilder::new();
-    let mut span_id = BinaryBuilder::new();
-    let mut event_name = StringBuilder::new();
-
-    for rl in &request.resource_logs {
-        for sl in &rl.scope_logs {
-            for record in &sl.log_records {
-                origin.append(rl.resource.as_ref(), sl.scope.as_ref())?;
-                time.append_value(record.time_unix_nano);
-                observed_time.append_value(record.observed_time_unix_nano);
-                severity_number.append_value(record.severity_number);
-                severity_text.append_value(&record.severity_text);
-                body.append_option(record.body.as_ref().and_then(render));
-                append_attrs(&mut attributes, &record.attributes)?;
-                dropped_attributes.append_value(record.dropped_attributes_count);
-                flags.append_value(record.flags);
-                append_id(&mut trace_id, &record.trace_id);
-                append_id(&mut span_id, &record.span_id);
-                event_name.append_value(&record.event_name);
-            }
+impl SpanRows {
+    fn new() -> Self {
+        SpanRows {
+            origin: Origin::new(),
+            trace_id: BinaryBuilder::new(),
+            span_id: BinaryBuilder::new(),
+            parent_span_id: BinaryBuilder::new(),
+            trace_state: StringBuilder::new(),
+            flags: UInt32Builder::new(),
+            name: StringBuilder::new(),
+            kind: Int32Builder::new(),
+            start_time: UInt64Builder::new(),
+            end_time: UInt64Builder::new(),
+            attributes: attrs_builder(),
+            dropped_attributes: UInt32Builder::new(),
+            event_times: ListBuilder::new(UInt64Builder::new()),
+            event_names: ListBuilder::new(StringBuilder::new()),
+            event_attributes: ListBuilder::new(attrs_builder()),
+            link_trace_ids: ListBuilder::new(BinaryBuilder::new()),
+            link_span_ids: ListBuilder::new(BinaryBuilder::new()),
+            link_attributes: ListBuilder::new(attrs_builder()),
+            status_code: Int32Builder::new(),
+            status_message: StringBuilder::new(),
         }
     }
-    let mut columns: Vec<(&'static str, ArrayRef)> = Vec::new();
-    origin.finish(&mut columns);
-    columns.extend([
-        ("time_unix_nano", Arc::new(time.finish()) as ArrayRef),
-        ("observed_time_unix_nano", Arc::new(observed_time.finish())),
-        ("severity_number", Arc::new(severity_number.finish())),
-        ("severity_text", Arc::new(severity_text.finish())),
-        ("body", Arc::new(body.finish())),
-        ("attributes", Arc::new(attributes.finish())),
-        ("dropped_attributes_count", Arc::new(dropped_attributes.finish())),
-        ("flags", Arc::new(flags.finish())),
-        ("trace_id", Arc::new(trace_id.finish())),
-        ("span_id", Arc::new(span_id.finish())),
-        ("event_name", Arc::new(event_name.finish())),
-    ]);
-    batch(columns)
+
+    fn append(&mut self, request: &ExportTraceServiceRequest) -> Result<usize, ArrowError> {
+        let mut rows = 0;
+        for rs in &request.resource_spans {
+            for ss in &rs.scope_spans {
+                for span in &ss.spans {
+                    self.origin.append(rs.resource.as_ref(), ss.scope.as_ref())?;
+                    append_id(&mut self.trace_id, &span.trace_id);
+                    append_id(&mut self.span_id, &span.span_id);
+                    append_id(&mut self.parent_span_id, &span.parent_span_id);
+                    self.trace_state.append_value(&span.trace_state);
+                    self.flags.append_value(span.flags);
+                    self.name.append_value(&span.name);
+                    self.kind.append_value(span.kind);
+                    self.start_time.append_value(span.start_time_unix_nano);
+                    self.end_time.append_value(span.end_time_unix_nano);
+                    append_attrs(&mut self.attributes, &span.attributes)?;
+                    self.dropped_attributes.append_value(span.dropped_attributes_count);
+                    for event in &span.events {
+                        self.event_times.values().append_value(event.time_unix_nano);
+                        self.event_names.values().append_value(&event.name);
+                        append_attrs(self.event_attributes.values(), &event.attributes)?;
+                    }
+                    self.event_times.append(true);
+                    self.event_names.append(true);
+                    self.event_attributes.append(true);
+                    for link in &span.links {
+                        append_id(self.link_trace_ids.values(), &link.trace_id);
+                        append_id(self.link_span_ids.values(), &link.span_id);
+                        append_attrs(self.link_attributes.values(), &link.attributes)?;
+                    }
+                    self.link_trace_ids.append(true);
+                    self.link_span_ids.append(true);
+                    self.link_attributes.append(true);
+                    let status = span.status.as_ref();
+                    self.status_code.append_value(status.map_or(0, |s| s.code));
+                    self.status_message.append_value(status.map_or("", |s| s.message.as_str()));
+                    rows += 1;
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
+        let mut columns: Vec<(&'static str, ArrayRef)> = Vec::new();
+        self.origin.finish(&mut columns);
+        columns.extend([
+            ("trace_id", Arc::new(self.trace_id.finish()) as ArrayRef),
+            ("span_id", Arc::new(self.span_id.finish())),
+            ("parent_span_id", Arc::new(self.parent_span_id.finish())),
+            ("trace_state", Arc::new(self.trace_state.finish())),
+            ("flags", Arc::new(self.flags.finish())),
+            ("name", Arc::new(self.name.finish())),
+            ("kind", Arc::new(self.kind.finish())),
+            ("start_time_unix_nano", Arc::new(self.start_time.finish())),
+            ("end_time_unix_nano", Arc::new(self.end_time.finish())),
+            ("attributes", Arc::new(self.attributes.finish())),
+            ("dropped_attributes_count", Arc::new(self.dropped_attributes.finish())),
+            ("event_times_unix_nano", Arc::new(self.event_times.finish())),
+            ("event_names", Arc::new(self.event_names.finish())),
+            ("event_attributes", Arc::new(self.event_attributes.finish())),
+            ("link_trace_ids", Arc::new(self.link_trace_ids.finish())),
+            ("link_span_ids", Arc::new(self.link_span_ids.finish())),
+            ("link_attributes", Arc::new(self.link_attributes.finish())),
+            ("status_code", Arc::new(self.status_code.finish())),
+            ("status_message", Arc::new(self.status_message.finish())),
+        ]);
+        batch(columns)
+    }
+}
+
+/// One row per log record.
+struct LogRows {
+    origin: Origin,
+    time: UInt64Builder,
+    observed_time: UInt64Builder,
+    severity_number: Int32Builder,
+    severity_text: StringBuilder,
+    body: StringBuilder,
+    attributes: AttrsBuilder,
+    dropped_attributes: UInt32Builder,
+    flags: UInt32Builder,
+    trace_id: BinaryBuilder,
+    span_id: BinaryBuilder,
+    event_name: StringBuilder,
+}
+
+impl LogRows {
+    fn new() -> Self {
+        LogRows {
+            origin: Origin::new(),
+            time: UInt64Builder::new(),
+            observed_time: UInt64Builder::new(),
+            severity_number: Int32Builder::new(),
+            severity_text: StringBuilder::new(),
+            body: StringBuilder::new(),
+            attributes: attrs_builder(),
+            dropped_attributes: UInt32Builder::new(),
+            flags: UInt32Builder::new(),
+            trace_id: BinaryBuilder::new(),
+            span_id: BinaryBuilder::new(),
+            event_name: StringBuilder::new(),
+        }
+    }
+
+    fn append(&mut self, request: &ExportLogsServiceRequest) -> Result<usize, ArrowError> {
+        let mut rows = 0;
+        for rl in &request.resource_logs {
+            for sl in &rl.scope_logs {
+                for record in &sl.log_records {
+                    self.origin.append(rl.resource.as_ref(), sl.scope.as_ref())?;
+                    self.time.append_value(record.time_unix_nano);
+                    self.observed_time.append_value(record.observed_time_unix_nano);
+                    self.severity_number.append_value(record.severity_number);
+                    self.severity_text.append_value(&record.severity_text);
+                    self.body.append_option(record.body.as_ref().and_then(render));
+                    append_attrs(&mut self.attributes, &record.attributes)?;
+                    self.dropped_attributes.append_value(record.dropped_attributes_count);
+                    self.flags.append_value(record.flags);
+                    append_id(&mut self.trace_id, &record.trace_id);
+                    append_id(&mut self.span_id, &record.span_id);
+                    self.event_name.append_value(&record.event_name);
+                    rows += 1;
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
+        let mut columns: Vec<(&'static str, ArrayRef)> = Vec::new();
+        self.origin.finish(&mut columns);
+        columns.extend([
+            ("time_unix_nano", Arc::new(self.time.finish()) as ArrayRef),
+            ("observed_time_unix_nano", Arc::new(self.observed_time.finish())),
+            ("severity_number", Arc::new(self.severity_number.finish())),
+            ("severity_text", Arc::new(self.severity_text.finish())),
+            ("body", Arc::new(self.body.finish())),
+            ("attributes", Arc::new(self.attributes.finish())),
+            ("dropped_attributes_count", Arc::new(self.dropped_attributes.finish())),
+            ("flags", Arc::new(self.flags.finish())),
+            ("trace_id", Arc::new(self.trace_id.finish())),
+            ("span_id", Arc::new(self.span_id.finish())),
+            ("event_name", Arc::new(self.event_name.finish())),
+        ]);
+        batch(columns)
+    }
 }
 
 /// One row per data point; columns that do not apply to a point's type are null.
@@ -485,7 +594,7 @@ impl Points {
         Ok(())
     }
 
-    fn finish(mut self) -> Result<RecordBatch, ArrowError> {
+    fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
         let mut columns: Vec<(&'static str, ArrayRef)> = Vec::new();
         self.origin.finish(&mut columns);
         columns.extend([
@@ -526,113 +635,117 @@ impl Points {
     }
 }
 
-fn metrics(request: &ExportMetricsServiceRequest) -> Result<RecordBatch, ArrowError> {
-    let mut points = Points::new();
-    for rm in &request.resource_metrics {
-        let resource = rm.resource.as_ref();
-        for sm in &rm.scope_metrics {
-            let scope = sm.scope.as_ref();
-            for m in &sm.metrics {
-                let info = |kind, temporality, monotonic| MetricInfo {
-                    name: &m.name,
-                    description: &m.description,
-                    unit: &m.unit,
-                    kind,
-                    temporality,
-                    monotonic,
-                };
-                // Every kind of point shares these columns; only its values differ.
-                macro_rules! append_point {
-                    ($point:expr, $exemplars:expr, $info:expr, $values:expr) => {
-                        points.append(
-                            resource,
-                            scope,
-                            &$info,
-                            &$point.attributes,
-                            $point.start_time_unix_nano,
-                            $point.time_unix_nano,
-                            $point.flags,
-                            $exemplars,
-                            $values,
-                        )?
+impl Points {
+    fn append_request(&mut self, request: &ExportMetricsServiceRequest) -> Result<usize, ArrowError> {
+        let points = self;
+        let mut rows = 0;
+        for rm in &request.resource_metrics {
+            let resource = rm.resource.as_ref();
+            for sm in &rm.scope_metrics {
+                let scope = sm.scope.as_ref();
+                for m in &sm.metrics {
+                    let info = |kind, temporality, monotonic| MetricInfo {
+                        name: &m.name,
+                        description: &m.description,
+                        unit: &m.unit,
+                        kind,
+                        temporality,
+                        monotonic,
                     };
-                }
-                match &m.data {
-                    Some(metric::Data::Gauge(g)) => {
-                        for p in &g.data_points {
-                            let values = number_values(p.value);
-                            append_point!(p, &p.exemplars, info("gauge", None, None), values);
-                        }
+                    // Every kind of point shares these columns; only its values differ.
+                    macro_rules! append_point {
+                        ($point:expr, $exemplars:expr, $info:expr, $values:expr) => {
+                            points.append(
+                                resource,
+                                scope,
+                                &$info,
+                                &$point.attributes,
+                                $point.start_time_unix_nano,
+                                $point.time_unix_nano,
+                                $point.flags,
+                                $exemplars,
+                                $values,
+                            )?;
+                            rows += 1;
+                        };
                     }
-                    Some(metric::Data::Sum(s)) => {
-                        for p in &s.data_points {
-                            let values = number_values(p.value);
-                            append_point!(
-                                p,
-                                &p.exemplars,
-                                info("sum", Some(s.aggregation_temporality), Some(s.is_monotonic)),
-                                values
-                            );
+                    match &m.data {
+                        Some(metric::Data::Gauge(g)) => {
+                            for p in &g.data_points {
+                                let values = number_values(p.value);
+                                append_point!(p, &p.exemplars, info("gauge", None, None), values);
+                            }
                         }
-                    }
-                    Some(metric::Data::Histogram(h)) => {
-                        for p in &h.data_points {
-                            let values = PointValues {
-                                count: Some(p.count),
-                                sum: p.sum,
-                                min: p.min,
-                                max: p.max,
-                                buckets: Some((&p.bucket_counts, &p.explicit_bounds)),
-                                ..Default::default()
-                            };
-                            append_point!(
-                                p,
-                                &p.exemplars,
-                                info("histogram", Some(h.aggregation_temporality), None),
-                                values
-                            );
+                        Some(metric::Data::Sum(s)) => {
+                            for p in &s.data_points {
+                                let values = number_values(p.value);
+                                append_point!(
+                                    p,
+                                    &p.exemplars,
+                                    info("sum", Some(s.aggregation_temporality), Some(s.is_monotonic)),
+                                    values
+                                );
+                            }
                         }
-                    }
-                    Some(metric::Data::ExponentialHistogram(h)) => {
-                        for p in &h.data_points {
-                            let values = PointValues {
-                                count: Some(p.count),
-                                sum: p.sum,
-                                min: p.min,
-                                max: p.max,
-                                exponential: Some(Exponential {
-                                    scale: p.scale,
-                                    zero_count: p.zero_count,
-                                    positive: side(&p.positive),
-                                    negative: side(&p.negative),
-                                }),
-                                ..Default::default()
-                            };
-                            append_point!(
-                                p,
-                                &p.exemplars,
-                                info("exponential_histogram", Some(h.aggregation_temporality), None),
-                                values
-                            );
+                        Some(metric::Data::Histogram(h)) => {
+                            for p in &h.data_points {
+                                let values = PointValues {
+                                    count: Some(p.count),
+                                    sum: p.sum,
+                                    min: p.min,
+                                    max: p.max,
+                                    buckets: Some((&p.bucket_counts, &p.explicit_bounds)),
+                                    ..Default::default()
+                                };
+                                append_point!(
+                                    p,
+                                    &p.exemplars,
+                                    info("histogram", Some(h.aggregation_temporality), None),
+                                    values
+                                );
+                            }
                         }
-                    }
-                    Some(metric::Data::Summary(s)) => {
-                        for p in &s.data_points {
-                            let values = PointValues {
-                                count: Some(p.count),
-                                sum: Some(p.sum),
-                                quantiles: Some(p.quantile_values.iter().map(|q| (q.quantile, q.value)).collect()),
-                                ..Default::default()
-                            };
-                            append_point!(p, &[], info("summary", None, None), values);
+                        Some(metric::Data::ExponentialHistogram(h)) => {
+                            for p in &h.data_points {
+                                let values = PointValues {
+                                    count: Some(p.count),
+                                    sum: p.sum,
+                                    min: p.min,
+                                    max: p.max,
+                                    exponential: Some(Exponential {
+                                        scale: p.scale,
+                                        zero_count: p.zero_count,
+                                        positive: side(&p.positive),
+                                        negative: side(&p.negative),
+                                    }),
+                                    ..Default::default()
+                                };
+                                append_point!(
+                                    p,
+                                    &p.exemplars,
+                                    info("exponential_histogram", Some(h.aggregation_temporality), None),
+                                    values
+                                );
+                            }
                         }
+                        Some(metric::Data::Summary(s)) => {
+                            for p in &s.data_points {
+                                let values = PointValues {
+                                    count: Some(p.count),
+                                    sum: Some(p.sum),
+                                    quantiles: Some(p.quantile_values.iter().map(|q| (q.quantile, q.value)).collect()),
+                                    ..Default::default()
+                                };
+                                append_point!(p, &[], info("summary", None, None), values);
+                            }
+                        }
+                        None => {}
                     }
-                    None => {}
                 }
             }
         }
+        Ok(rows)
     }
-    points.finish()
 }
 
 fn side(buckets: &Option<exponential_histogram_data_point::Buckets>) -> (i32, &[u64]) {

@@ -129,12 +129,11 @@ struct SignalFiles {
 
 /// Rows gathered for the next record batch, and the batches they came in
 /// (acknowledged once it is written).
-#[derive(Default)]
 struct Pending {
-    batches: Vec<RecordBatch>,
+    rows: flat::Rows,
     incoming: Vec<OtapPdata>,
-    rows: usize,
-    bytes: usize,
+    /// OTLP bytes of the gathered batches (what `buffer.max_bytes` bounds).
+    otlp_bytes: usize,
     since: Option<Instant>,
 }
 
@@ -167,7 +166,12 @@ impl ArrowIpcExporter {
             dir: config.directory.join(name),
             active: None,
             seq: 0,
-            pending: Pending::default(),
+            pending: Pending {
+                rows: flat::Rows::new(wasmtel_signal(signal)),
+                incoming: Vec::new(),
+                otlp_bytes: 0,
+                since: None,
+            },
         };
         let signals = [
             signal(SignalType::Traces, "traces"),
@@ -363,23 +367,21 @@ impl ArrowIpcExporter {
             }
         };
         let pdata = OtapPdata::new(context, payload);
-        let batch = match flat::flatten(wasmtel_signal(signal), &otlp) {
-            Ok(Some(batch)) => batch,
-            Ok(None) => return eh.notify_ack(AckMsg::new(pdata)).await,
+        let index = Self::index(signal);
+        let buffer = &self.config.buffer;
+        let pending = &mut self.signals[index].pending;
+        match pending.rows.append(&otlp) {
+            Ok(0) => return eh.notify_ack(AckMsg::new(pdata)).await,
+            Ok(_) => {}
             Err(e) => {
                 self.metrics.invalid.inc();
                 return eh.notify_nack(NackMsg::new_permanent(format!("arrow_ipc: {e}"), pdata)).await;
             }
-        };
-        let index = Self::index(signal);
-        let buffer = &self.config.buffer;
-        let pending = &mut self.signals[index].pending;
-        pending.rows += batch.num_rows();
-        pending.bytes += batch.get_array_memory_size();
+        }
+        pending.otlp_bytes += otlp.len();
         pending.since.get_or_insert_with(Instant::now);
-        pending.batches.push(batch);
         pending.incoming.push(pdata);
-        if pending.rows >= buffer.max_rows || pending.bytes as u64 >= buffer.max_bytes.as_u64() {
+        if pending.rows.len() >= buffer.max_rows || pending.otlp_bytes as u64 >= buffer.max_bytes.as_u64() {
             self.write_pending(index, eh).await?;
         }
         Ok(())
@@ -392,26 +394,33 @@ impl ArrowIpcExporter {
     /// Writes the rows gathered for one signal as one record batch, then
     /// acknowledges the batches they came in (or Nacks them all).
     async fn write_pending(&mut self, index: usize, eh: &EffectHandler<OtapPdata>) -> Result<(), Error> {
-        let pending = std::mem::take(&mut self.signals[index].pending);
-        let Some(first) = pending.batches.first() else { return Ok(()) };
-        let written = arrow_select::concat::concat_batches(&first.schema(), &pending.batches)
+        let pending = &mut self.signals[index].pending;
+        if pending.incoming.is_empty() {
+            return Ok(());
+        }
+        let incoming = std::mem::take(&mut pending.incoming);
+        pending.otlp_bytes = 0;
+        pending.since = None;
+        let written = pending
+            .rows
+            .finish()
             .map_err(io::Error::other)
             .and_then(|batch| self.write(index, &batch).map(|bytes| (batch.num_rows(), bytes)));
         match written {
             Ok((rows, bytes)) => {
                 self.metrics.batches.inc();
-                self.metrics.acknowledged.add(pending.incoming.len() as u64);
+                self.metrics.acknowledged.add(incoming.len() as u64);
                 self.metrics.rows.add(rows as u64);
                 self.metrics.bytes.add(bytes);
-                for pdata in pending.incoming {
+                for pdata in incoming {
                     eh.notify_ack(AckMsg::new(pdata)).await?;
                 }
             }
             Err(e) => {
-                self.metrics.write_failures.add(pending.incoming.len() as u64);
+                self.metrics.write_failures.add(incoming.len() as u64);
                 let signal = self.signals[index].name();
                 otel_warn!("wasmtel.arrow_ipc.write_failed", signal = signal, error = e.to_string());
-                for pdata in pending.incoming {
+                for pdata in incoming {
                     eh.notify_nack(NackMsg::new(format!("arrow_ipc: writing {signal}: {e}"), pdata)).await?;
                 }
             }
