@@ -185,10 +185,17 @@ impl Origin {
     }
 }
 
-fn batch(columns: Vec<(&'static str, ArrayRef)>) -> Result<RecordBatch, ArrowError> {
+/// The origin columns, then `columns`, as one record batch.
+fn batch<const N: usize>(
+    origin: &mut Origin,
+    columns: [(&'static str, ArrayRef); N],
+) -> Result<RecordBatch, ArrowError> {
+    let mut all: Vec<(&'static str, ArrayRef)> = Vec::with_capacity(N + 3);
+    origin.finish(&mut all);
+    all.extend(columns);
     let fields: Vec<Field> =
-        columns.iter().map(|(name, array)| Field::new(*name, array.data_type().clone(), true)).collect();
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns.into_iter().map(|(_, a)| a).collect())
+        all.iter().map(|(name, array)| Field::new(*name, array.data_type().clone(), true)).collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), all.into_iter().map(|(_, a)| a).collect())
 }
 
 /// One row per span.
@@ -285,30 +292,30 @@ impl SpanRows {
     }
 
     fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
-        let mut columns: Vec<(&'static str, ArrayRef)> = Vec::new();
-        self.origin.finish(&mut columns);
-        columns.extend([
-            ("trace_id", Arc::new(self.trace_id.finish()) as ArrayRef),
-            ("span_id", Arc::new(self.span_id.finish())),
-            ("parent_span_id", Arc::new(self.parent_span_id.finish())),
-            ("trace_state", Arc::new(self.trace_state.finish())),
-            ("flags", Arc::new(self.flags.finish())),
-            ("name", Arc::new(self.name.finish())),
-            ("kind", Arc::new(self.kind.finish())),
-            ("start_time_unix_nano", Arc::new(self.start_time.finish())),
-            ("end_time_unix_nano", Arc::new(self.end_time.finish())),
-            ("attributes", Arc::new(self.attributes.finish())),
-            ("dropped_attributes_count", Arc::new(self.dropped_attributes.finish())),
-            ("event_times_unix_nano", Arc::new(self.event_times.finish())),
-            ("event_names", Arc::new(self.event_names.finish())),
-            ("event_attributes", Arc::new(self.event_attributes.finish())),
-            ("link_trace_ids", Arc::new(self.link_trace_ids.finish())),
-            ("link_span_ids", Arc::new(self.link_span_ids.finish())),
-            ("link_attributes", Arc::new(self.link_attributes.finish())),
-            ("status_code", Arc::new(self.status_code.finish())),
-            ("status_message", Arc::new(self.status_message.finish())),
-        ]);
-        batch(columns)
+        batch(
+            &mut self.origin,
+            [
+                ("trace_id", Arc::new(self.trace_id.finish()) as ArrayRef),
+                ("span_id", Arc::new(self.span_id.finish())),
+                ("parent_span_id", Arc::new(self.parent_span_id.finish())),
+                ("trace_state", Arc::new(self.trace_state.finish())),
+                ("flags", Arc::new(self.flags.finish())),
+                ("name", Arc::new(self.name.finish())),
+                ("kind", Arc::new(self.kind.finish())),
+                ("start_time_unix_nano", Arc::new(self.start_time.finish())),
+                ("end_time_unix_nano", Arc::new(self.end_time.finish())),
+                ("attributes", Arc::new(self.attributes.finish())),
+                ("dropped_attributes_count", Arc::new(self.dropped_attributes.finish())),
+                ("event_times_unix_nano", Arc::new(self.event_times.finish())),
+                ("event_names", Arc::new(self.event_names.finish())),
+                ("event_attributes", Arc::new(self.event_attributes.finish())),
+                ("link_trace_ids", Arc::new(self.link_trace_ids.finish())),
+                ("link_span_ids", Arc::new(self.link_span_ids.finish())),
+                ("link_attributes", Arc::new(self.link_attributes.finish())),
+                ("status_code", Arc::new(self.status_code.finish())),
+                ("status_message", Arc::new(self.status_message.finish())),
+            ],
+        )
     }
 }
 
@@ -371,22 +378,22 @@ impl LogRows {
     }
 
     fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
-        let mut columns: Vec<(&'static str, ArrayRef)> = Vec::new();
-        self.origin.finish(&mut columns);
-        columns.extend([
-            ("time_unix_nano", Arc::new(self.time.finish()) as ArrayRef),
-            ("observed_time_unix_nano", Arc::new(self.observed_time.finish())),
-            ("severity_number", Arc::new(self.severity_number.finish())),
-            ("severity_text", Arc::new(self.severity_text.finish())),
-            ("body", Arc::new(self.body.finish())),
-            ("attributes", Arc::new(self.attributes.finish())),
-            ("dropped_attributes_count", Arc::new(self.dropped_attributes.finish())),
-            ("flags", Arc::new(self.flags.finish())),
-            ("trace_id", Arc::new(self.trace_id.finish())),
-            ("span_id", Arc::new(self.span_id.finish())),
-            ("event_name", Arc::new(self.event_name.finish())),
-        ]);
-        batch(columns)
+        batch(
+            &mut self.origin,
+            [
+                ("time_unix_nano", Arc::new(self.time.finish()) as ArrayRef),
+                ("observed_time_unix_nano", Arc::new(self.observed_time.finish())),
+                ("severity_number", Arc::new(self.severity_number.finish())),
+                ("severity_text", Arc::new(self.severity_text.finish())),
+                ("body", Arc::new(self.body.finish())),
+                ("attributes", Arc::new(self.attributes.finish())),
+                ("dropped_attributes_count", Arc::new(self.dropped_attributes.finish())),
+                ("flags", Arc::new(self.flags.finish())),
+                ("trace_id", Arc::new(self.trace_id.finish())),
+                ("span_id", Arc::new(self.span_id.finish())),
+                ("event_name", Arc::new(self.event_name.finish())),
+            ],
+        )
     }
 }
 
@@ -595,43 +602,43 @@ impl Points {
     }
 
     fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
-        let mut columns: Vec<(&'static str, ArrayRef)> = Vec::new();
-        self.origin.finish(&mut columns);
-        columns.extend([
-            ("metric_name", Arc::new(self.metric_name.finish()) as ArrayRef),
-            ("description", Arc::new(self.description.finish())),
-            ("unit", Arc::new(self.unit.finish())),
-            ("metric_type", Arc::new(self.metric_type.finish())),
-            ("aggregation_temporality", Arc::new(self.temporality.finish())),
-            ("is_monotonic", Arc::new(self.is_monotonic.finish())),
-            ("attributes", Arc::new(self.attributes.finish())),
-            ("start_time_unix_nano", Arc::new(self.start_time.finish())),
-            ("time_unix_nano", Arc::new(self.time.finish())),
-            ("flags", Arc::new(self.flags.finish())),
-            ("value_double", Arc::new(self.value_double.finish())),
-            ("value_int", Arc::new(self.value_int.finish())),
-            ("count", Arc::new(self.count.finish())),
-            ("sum", Arc::new(self.sum.finish())),
-            ("min", Arc::new(self.min.finish())),
-            ("max", Arc::new(self.max.finish())),
-            ("bucket_counts", Arc::new(self.bucket_counts.finish())),
-            ("explicit_bounds", Arc::new(self.explicit_bounds.finish())),
-            ("scale", Arc::new(self.scale.finish())),
-            ("zero_count", Arc::new(self.zero_count.finish())),
-            ("positive_offset", Arc::new(self.positive_offset.finish())),
-            ("positive_bucket_counts", Arc::new(self.positive_bucket_counts.finish())),
-            ("negative_offset", Arc::new(self.negative_offset.finish())),
-            ("negative_bucket_counts", Arc::new(self.negative_bucket_counts.finish())),
-            ("quantiles", Arc::new(self.quantiles.finish())),
-            ("quantile_values", Arc::new(self.quantile_values.finish())),
-            ("exemplar_times_unix_nano", Arc::new(self.exemplar_times.finish())),
-            ("exemplar_values_double", Arc::new(self.exemplar_values_double.finish())),
-            ("exemplar_values_int", Arc::new(self.exemplar_values_int.finish())),
-            ("exemplar_trace_ids", Arc::new(self.exemplar_trace_ids.finish())),
-            ("exemplar_span_ids", Arc::new(self.exemplar_span_ids.finish())),
-            ("exemplar_filtered_attributes", Arc::new(self.exemplar_attributes.finish())),
-        ]);
-        batch(columns)
+        batch(
+            &mut self.origin,
+            [
+                ("metric_name", Arc::new(self.metric_name.finish()) as ArrayRef),
+                ("description", Arc::new(self.description.finish())),
+                ("unit", Arc::new(self.unit.finish())),
+                ("metric_type", Arc::new(self.metric_type.finish())),
+                ("aggregation_temporality", Arc::new(self.temporality.finish())),
+                ("is_monotonic", Arc::new(self.is_monotonic.finish())),
+                ("attributes", Arc::new(self.attributes.finish())),
+                ("start_time_unix_nano", Arc::new(self.start_time.finish())),
+                ("time_unix_nano", Arc::new(self.time.finish())),
+                ("flags", Arc::new(self.flags.finish())),
+                ("value_double", Arc::new(self.value_double.finish())),
+                ("value_int", Arc::new(self.value_int.finish())),
+                ("count", Arc::new(self.count.finish())),
+                ("sum", Arc::new(self.sum.finish())),
+                ("min", Arc::new(self.min.finish())),
+                ("max", Arc::new(self.max.finish())),
+                ("bucket_counts", Arc::new(self.bucket_counts.finish())),
+                ("explicit_bounds", Arc::new(self.explicit_bounds.finish())),
+                ("scale", Arc::new(self.scale.finish())),
+                ("zero_count", Arc::new(self.zero_count.finish())),
+                ("positive_offset", Arc::new(self.positive_offset.finish())),
+                ("positive_bucket_counts", Arc::new(self.positive_bucket_counts.finish())),
+                ("negative_offset", Arc::new(self.negative_offset.finish())),
+                ("negative_bucket_counts", Arc::new(self.negative_bucket_counts.finish())),
+                ("quantiles", Arc::new(self.quantiles.finish())),
+                ("quantile_values", Arc::new(self.quantile_values.finish())),
+                ("exemplar_times_unix_nano", Arc::new(self.exemplar_times.finish())),
+                ("exemplar_values_double", Arc::new(self.exemplar_values_double.finish())),
+                ("exemplar_values_int", Arc::new(self.exemplar_values_int.finish())),
+                ("exemplar_trace_ids", Arc::new(self.exemplar_trace_ids.finish())),
+                ("exemplar_span_ids", Arc::new(self.exemplar_span_ids.finish())),
+                ("exemplar_filtered_attributes", Arc::new(self.exemplar_attributes.finish())),
+            ],
+        )
     }
 }
 
