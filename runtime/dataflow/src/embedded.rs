@@ -36,7 +36,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -132,8 +132,8 @@ pub struct EmbeddedPipeline {
     channel: String,
     inbound: Arc<Inbound>,
     control: ControlSlot,
-    thread: Option<JoinHandle<Result<(), String>>>,
-    closed: bool,
+    thread: Mutex<Option<JoinHandle<Result<(), String>>>>,
+    closed: AtomicBool,
 }
 
 impl EmbeddedPipeline {
@@ -220,22 +220,29 @@ impl EmbeddedPipeline {
             })
             .map_err(|e| EmbeddedError::Start(format!("cannot spawn the pipeline thread: {e}")))?;
 
-        let mut pipeline = EmbeddedPipeline { channel, inbound, control, thread: Some(thread), closed: false };
+        let pipeline = EmbeddedPipeline {
+            channel,
+            inbound,
+            control,
+            thread: Mutex::new(Some(thread)),
+            closed: AtomicBool::new(false),
+        };
         pipeline.wait_started(Duration::from_secs(60))?;
         Ok(pipeline)
     }
 
     /// Waits until the controller has started its pipelines (it hands over
     /// its control plane then), or reports why it stopped.
-    fn wait_started(&mut self, timeout: Duration) -> Result<(), EmbeddedError> {
+    fn wait_started(&self, timeout: Duration) -> Result<(), EmbeddedError> {
         let deadline = Instant::now() + timeout;
         let (lock, ready) = &*self.control;
         let mut slot = lock.lock().unwrap_or_else(PoisonError::into_inner);
         while slot.is_none() {
-            if self.thread.as_ref().is_some_and(JoinHandle::is_finished) {
+            let mut thread = self.thread.lock().unwrap_or_else(PoisonError::into_inner);
+            if thread.as_ref().is_some_and(JoinHandle::is_finished) {
                 drop(slot);
-                let result = self.thread.take().map(JoinHandle::join);
-                self.closed = true;
+                let result = thread.take().map(JoinHandle::join);
+                self.closed.store(true, Ordering::Release);
                 embedded_receiver::unregister(&self.channel);
                 board::clear(&self.channel);
                 return Err(EmbeddedError::Start(match result {
@@ -244,6 +251,7 @@ impl EmbeddedPipeline {
                     _ => "the pipeline stopped during start-up".into(),
                 }));
             }
+            drop(thread);
             if Instant::now() >= deadline {
                 return Err(EmbeddedError::Start(format!("not started after {timeout:?}")));
             }
@@ -293,7 +301,7 @@ impl EmbeddedPipeline {
     }
 
     fn request(&self, signal: Signal, otlp: Bytes, reply: Reply) -> Result<Request, EmbeddedError> {
-        if self.closed {
+        if self.closed.load(Ordering::Acquire) {
             return Err(EmbeddedError::ShuttingDown);
         }
         wasmtel_runtime::otlp::validate(signal, &otlp)
@@ -337,15 +345,16 @@ impl EmbeddedPipeline {
 
     /// Stops taking batches, lets the ones in flight finish (within
     /// `timeout`), drains and stops the pipeline, and joins its thread.
-    pub fn shutdown(mut self, timeout: Duration) -> Result<EmbeddedStats, EmbeddedError> {
-        self.stop(timeout)
+    pub fn shutdown(self, timeout: Duration) -> Result<EmbeddedStats, EmbeddedError> {
+        self.close(timeout)
     }
 
-    fn stop(&mut self, timeout: Duration) -> Result<EmbeddedStats, EmbeddedError> {
-        if self.closed {
+    /// [`Self::shutdown`] through a shared handle (the SDK exporters hold
+    /// `Arc`s): later batches are refused; a second call returns the stats.
+    pub fn close(&self, timeout: Duration) -> Result<EmbeddedStats, EmbeddedError> {
+        if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(self.stats());
         }
-        self.closed = true;
         let started = Instant::now();
         let flushed = self.inbound.wait_idle(timeout);
         let control = self.control.0.lock().unwrap_or_else(PoisonError::into_inner).clone();
@@ -354,7 +363,8 @@ impl EmbeddedPipeline {
             Some(control) => control.shutdown_all(left.as_secs().max(1)).map_err(|e| format!("{e:?}")),
             None => Err("the pipeline never started".to_string()),
         };
-        let joined = match self.thread.take().map(JoinHandle::join) {
+        let thread = self.thread.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let joined = match thread.map(JoinHandle::join) {
             Some(Ok(result)) => result,
             Some(Err(_)) => Err("the pipeline thread panicked".to_string()),
             None => Ok(()),
@@ -374,7 +384,7 @@ impl EmbeddedPipeline {
 impl Drop for EmbeddedPipeline {
     fn drop(&mut self) {
         // Never leave the pipeline thread running behind a dropped handle.
-        let _ = self.stop(Duration::from_secs(10));
+        let _ = self.close(Duration::from_secs(10));
     }
 }
 

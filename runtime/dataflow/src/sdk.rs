@@ -15,8 +15,9 @@
 //! Each exporter turns the SDK's batch into an OTLP `Export*ServiceRequest`
 //! with `opentelemetry-proto`'s own transforms and awaits the pipeline's Ack.
 //! The exporters of one application share one pipeline (an `Arc`); shutting
-//! an exporter down flushes the pipeline, and the pipeline itself stops
-//! (finishing what is in flight) when its last handle is dropped or shut down.
+//! an exporter down flushes the pipeline; the application stops the pipeline
+//! with [`EmbeddedPipeline::close`] after its providers (or when the last
+//! handle is dropped).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

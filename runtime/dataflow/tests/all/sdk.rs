@@ -67,8 +67,8 @@ fn an_sdk_application_gets_redacted_filtered_arrow_files() {
     }
     let stats = pipeline.stats();
     assert_eq!((stats.refused, stats.in_flight), (0, 0), "{stats:?}");
-    let pipeline = Arc::into_inner(pipeline).expect("the exporters let go of the pipeline");
-    pipeline.shutdown(Duration::from_secs(30)).expect("clean shutdown");
+    // The SDK's worker threads may still hold their exporters' handles.
+    pipeline.close(Duration::from_secs(30)).expect("clean shutdown");
 
     let spans = read_signal(dir.path(), "traces");
     let mut names: Vec<String> = strings(&spans, "name").into_iter().flatten().collect();
