@@ -7,7 +7,6 @@
 //! several threads may export into one pipeline at once.
 
 use std::path::PathBuf;
-use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
 use pyo3::exceptions::{PyException, PyValueError};
@@ -84,21 +83,12 @@ fn timeout(seconds: f64) -> PyResult<Duration> {
     Duration::try_from_secs_f64(seconds).map_err(|e| PyValueError::new_err(format!("timeout {seconds}: {e}")))
 }
 
-/// An embedded otap-dataflow pipeline (see `wasmtel.Pipeline`).
+/// An embedded otap-dataflow pipeline (see `wasmtel.Pipeline`). Shared by
+/// every thread that exports into it; `shutdown` refuses later exports and
+/// lets the ones in progress finish.
 #[pyclass(frozen, module = "wasmtel._native")]
 struct NativePipeline {
-    /// `None` once shut down. Exports share the lock; shutdown takes it alone,
-    /// so it waits for the exports in progress and then refuses new ones.
-    inner: RwLock<Option<EmbeddedPipeline>>,
-}
-
-impl NativePipeline {
-    fn with<T>(&self, f: impl FnOnce(&EmbeddedPipeline) -> Result<T, EmbeddedError>) -> Result<T, EmbeddedError> {
-        match self.inner.read().unwrap_or_else(PoisonError::into_inner).as_ref() {
-            Some(pipeline) => f(pipeline),
-            None => Err(EmbeddedError::ShuttingDown),
-        }
-    }
+    pipeline: EmbeddedPipeline,
 }
 
 #[pymethods]
@@ -114,56 +104,52 @@ impl NativePipeline {
                 None => EmbeddedPipeline::start_yaml(text),
             })
             .map_err(|e| embedded_error(py, e))?;
-        Ok(NativePipeline { inner: RwLock::new(Some(pipeline)) })
+        Ok(NativePipeline { pipeline })
     }
 
     /// Starts a pipeline from a spec file (the YAML `wasmtel serve` reads).
     #[staticmethod]
     fn start_file(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
         let pipeline = py.detach(|| EmbeddedPipeline::start_file(&path)).map_err(|e| embedded_error(py, e))?;
-        Ok(NativePipeline { inner: RwLock::new(Some(pipeline)) })
+        Ok(NativePipeline { pipeline })
     }
 
     /// Hands an OTLP `Export*ServiceRequest` over and waits for its outcome.
     fn export(&self, py: Python<'_>, signal_name: &str, data: &[u8]) -> PyResult<()> {
         let signal = signal(signal_name)?;
-        py.detach(|| self.with(|pipeline| pipeline.export(signal, data.to_vec().into())))
-            .map_err(|e| embedded_error(py, e))
+        py.detach(|| self.pipeline.export(signal, data.to_vec().into())).map_err(|e| embedded_error(py, e))
     }
 
     /// Waits until every batch handed over so far has completed.
     fn flush(&self, py: Python<'_>, timeout_seconds: f64) -> PyResult<(u64, u64, u64, u64)> {
         let wait = timeout(timeout_seconds)?;
-        py.detach(|| self.with(|pipeline| pipeline.flush(wait))).map(stats_tuple).map_err(|e| embedded_error(py, e))
+        py.detach(|| self.pipeline.flush(wait)).map(stats_tuple).map_err(|e| embedded_error(py, e))
     }
 
     /// (accepted, refused, stopped, in_flight) so far.
-    fn stats(&self, py: Python<'_>) -> PyResult<(u64, u64, u64, u64)> {
-        self.with(|pipeline| Ok(pipeline.stats())).map(stats_tuple).map_err(|e| embedded_error(py, e))
+    fn stats(&self) -> (u64, u64, u64, u64) {
+        stats_tuple(self.pipeline.stats())
     }
 
     /// Each wasm node's plugin metrics, as JSON.
-    fn plugin_metrics(&self, py: Python<'_>) -> PyResult<String> {
-        let metrics = self.with(|pipeline| Ok(pipeline.plugin_metrics())).map_err(|e| embedded_error(py, e))?;
-        serde_json::to_string(&metrics).map_err(|e| PipelineError::new_err(e.to_string()))
+    fn plugin_metrics(&self) -> PyResult<String> {
+        serde_json::to_string(&self.pipeline.plugin_metrics()).map_err(|e| PipelineError::new_err(e.to_string()))
     }
 
-    /// Finishes the batches in flight, stops the pipeline; later calls raise.
-    /// Returns the final stats, or None if it was already shut down.
+    /// Finishes the batches in flight, stops the pipeline; later exports
+    /// raise. Returns the final stats, or None if it was already shut down.
     fn shutdown(&self, py: Python<'_>, timeout_seconds: f64) -> PyResult<Option<(u64, u64, u64, u64)>> {
         let wait = timeout(timeout_seconds)?;
-        py.detach(|| {
-            let pipeline = self.inner.write().unwrap_or_else(PoisonError::into_inner).take();
-            pipeline.map(|pipeline| pipeline.shutdown(wait)).transpose()
-        })
-        .map(|stats| stats.map(stats_tuple))
-        .map_err(|e| embedded_error(py, e))
+        if self.pipeline.is_closed() {
+            return Ok(None);
+        }
+        py.detach(|| self.pipeline.close(wait)).map(|stats| Some(stats_tuple(stats))).map_err(|e| embedded_error(py, e))
     }
 
     /// Whether `shutdown` has run.
     #[getter]
     fn closed(&self) -> bool {
-        self.inner.read().unwrap_or_else(PoisonError::into_inner).is_none()
+        self.pipeline.is_closed()
     }
 }
 

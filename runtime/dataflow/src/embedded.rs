@@ -349,6 +349,11 @@ impl EmbeddedPipeline {
         self.close(timeout)
     }
 
+    /// Whether [`Self::close`] (or `shutdown`) has begun: new batches are refused.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
     /// [`Self::shutdown`] through a shared handle (the SDK exporters hold
     /// `Arc`s): later batches are refused; a second call returns the stats.
     pub fn close(&self, timeout: Duration) -> Result<EmbeddedStats, EmbeddedError> {
