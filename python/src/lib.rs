@@ -6,6 +6,8 @@
 //! component releases the GIL: other Python threads go on meanwhile, and
 //! several threads may export into one pipeline at once.
 
+mod encode;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -211,12 +213,21 @@ impl NativePlugin {
     }
 }
 
+/// A sequence of the SDK's `ReadableSpan`s as the bytes of an OTLP
+/// `ExportTraceServiceRequest` (what `encode_spans(...).SerializeToString()`
+/// of the official encoder gives, without building Python protobuf objects).
+#[pyfunction]
+fn encode_spans<'py>(py: Python<'py>, spans: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    Ok(PyBytes::new(py, &encode::encode_spans(spans)?))
+}
+
 /// The module `wasmtel._native`.
 #[pymodule]
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = module.py();
     module.add_class::<NativePipeline>()?;
     module.add_class::<NativePlugin>()?;
+    module.add_function(wrap_pyfunction!(encode_spans, module)?)?;
     module.add("WasmtelError", py.get_type::<WasmtelError>())?;
     module.add("ConfigError", py.get_type::<ConfigError>())?;
     module.add("RefusedError", py.get_type::<RefusedError>())?;

@@ -1,6 +1,7 @@
 """Type stubs of the native module (python/src/lib.rs); use the wrappers in ``wasmtel``."""
 
-from typing import Literal
+from collections.abc import Sequence
+from typing import Any, Literal
 
 class WasmtelError(Exception):
     """Base class of every wasmtel error."""
@@ -48,3 +49,6 @@ class NativePlugin:
     @property
     def name(self) -> str: ...
     def metrics(self) -> str: ...
+
+def encode_spans(spans: Sequence[Any]) -> bytes:
+    """The SDK's ReadableSpans as OTLP ExportTraceServiceRequest bytes."""

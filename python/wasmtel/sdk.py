@@ -5,9 +5,11 @@ telemetry::
 
     provider.add_span_processor(BatchSpanProcessor(SpanExporter("pipeline.yaml")))
 
-Each exporter serialises the SDK's batch with the official OTLP encoders
-(``opentelemetry-exporter-otlp-proto-common``, messages of
-``opentelemetry-proto``) and hands the bytes to a :class:`wasmtel.Pipeline`.
+Each exporter serialises the SDK's batch as OTLP and hands the bytes to a
+:class:`wasmtel.Pipeline`: spans through the package's native encoder (the
+message the official ``encode_spans`` builds, checked by the tests, without
+Python protobuf objects), logs and metrics through the official encoders of
+``opentelemetry-exporter-otlp-proto-common``.
 Given a spec (a path or a dict), an exporter starts its own pipeline and shuts
 it down with itself; given a ``Pipeline``, it shares it (the three exporters
 of one application usually do) and leaves its shutdown to the owner.
@@ -24,7 +26,6 @@ from typing import Any, Union
 
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.metrics.export import MetricExporter as _MetricExporter
@@ -34,6 +35,7 @@ from opentelemetry.sdk.trace.export import SpanExporter as _SpanExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from wasmtel import Pipeline, Signal, WasmtelError
+from wasmtel._native import encode_spans
 
 __all__ = ["LogExporter", "MetricExporter", "SpanExporter"]
 
@@ -93,7 +95,7 @@ class SpanExporter(_SpanExporter):
         return self._feed.pipeline
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        sent = self._feed.send("traces", encode_spans(spans).SerializeToString(), len(spans))
+        sent = self._feed.send("traces", encode_spans(spans), len(spans))
         return SpanExportResult.SUCCESS if sent else SpanExportResult.FAILURE
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
