@@ -20,9 +20,17 @@ thread_local! {
 fn init() {
     write_seeds_if_asked();
     // libfuzzer-sys has installed its abort-on-panic hook by now: print the
-    // input's class, then hand over to it.
+    // input's class, then hand over to it. Except for a panic inside the
+    // otap-dataflow encoder: `otlp_to_otap` runs it under `catch_unwind` and
+    // returns that panic as an error (its contract), so let it unwind there.
+    // Any panic that escapes `otlp_to_otap` still aborts: libfuzzer-sys runs
+    // the target under `catch_unwind` and aborts on what reaches it.
     let next = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
+        let in_engine = info.location().is_some_and(|at| at.file().contains("otel-arrow-dfe-pdata"));
+        if in_engine {
+            return;
+        }
         CLASS.with(|class| eprintln!("otlp_to_otap input: {}", class.borrow()));
         next(info);
     }));

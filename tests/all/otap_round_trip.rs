@@ -318,3 +318,20 @@ fn too_many_log_records_for_otap_numbering_are_refused_not_corrupted() {
         other => panic!("expected TooManyItems, got {:?}", other.map(|r| item_count(&r))),
     }
 }
+
+/// Found by `cargo fuzz`: a span whose `end - start` overflows `i64` makes
+/// the engine's encoder panic (an overflow check; release builds wrap). The
+/// panic stays inside `otlp_to_otap`: an error naming the encoder, or (with
+/// overflow checks off) a conversion.
+#[test]
+fn a_span_duration_past_i64_does_not_panic_out_of_the_conversion() {
+    let mut span = traces().resource_spans[0].scope_spans[0].spans[0].clone();
+    span.start_time_unix_nano = 0x980a_f2d4_3d21_f080; // negative as i64
+    span.end_time_unix_nano = 0x180a_f2d4_3f84_4a80; // positive: end - start overflows
+    let mut request = traces();
+    request.resource_spans[0].scope_spans[0].spans = vec![span];
+    match otlp_to_otap(Signal::Traces, request.encode_to_vec()) {
+        Ok(records) => assert_eq!(item_count(&records), 1),
+        Err(e) => assert!(e.to_string().contains("encoder panicked"), "{e}"),
+    }
+}
