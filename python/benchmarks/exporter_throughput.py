@@ -203,8 +203,9 @@ def main() -> None:
                 [sys.executable, __file__, "--one", mode, "--spans", str(args.spans), "--wasmtel", args.wasmtel],
                 capture_output=True,
                 text=True,
-                check=True,
             )
+            if run.returncode != 0:
+                raise SystemExit(f"{mode} trial failed:\n{run.stderr[-3000:]}")
             result = json.loads(run.stdout.strip().splitlines()[-1])
             print(json.dumps(result), flush=True)
             results[mode].append(result)

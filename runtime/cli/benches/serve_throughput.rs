@@ -6,7 +6,8 @@
 //! `scripts/build-components.sh && cargo bench -p wasmtel-cli --bench serve_throughput`
 //! Knobs: WASMTEL_BENCH_SECS (15), WASMTEL_BENCH_WARMUP_SECS (3),
 //! WASMTEL_BENCH_CONCURRENCY (8 concurrent exports), WASMTEL_BENCH_SPANS (100 per batch),
-//! WASMTEL_BENCH_ONLY=buffer (only the Arrow IPC exporter's gathering against per-request writes).
+//! WASMTEL_BENCH_ONLY=buffer (only the Arrow IPC exporter's gathering against per-request writes),
+//! WASMTEL_BENCH_WAIT_FOR_RESULT=false (the receiver answers on receipt, not once written).
 
 #![allow(clippy::unwrap_used, reason = "test and bench helpers: a panic is the failure report")]
 
@@ -86,7 +87,8 @@ struct Wasm {
 fn spec(grpc: u16, admin: u16, data: &Path, wasm: Option<&Wasm>, buffer: &Value) -> Value {
     let mut nodes = json!({
         "otlp": { "type": "receiver:otlp", "config": { "protocols": { "grpc": {
-            "listening_addr": format!("127.0.0.1:{grpc}"), "wait_for_result": true } } } },
+            "listening_addr": format!("127.0.0.1:{grpc}"),
+            "wait_for_result": std::env::var("WASMTEL_BENCH_WAIT_FOR_RESULT").as_deref() != Ok("false") } } } },
         "files": { "type": "urn:wasmtel:exporter:arrow_ipc", "config": {
             "directory": data, "max_file_bytes": "64MiB", "max_file_age": "10s", "retention": { "max_files": 2 },
             "buffer": buffer } },
