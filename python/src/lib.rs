@@ -11,8 +11,11 @@ mod encode;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::PyBytes;
 use wasmtel_dataflow::{EmbeddedError, EmbeddedPipeline, EmbeddedStats};
 use wasmtel_registry::Policy;
@@ -117,9 +120,11 @@ impl NativePipeline {
     }
 
     /// Hands an OTLP `Export*ServiceRequest` over and waits for its outcome.
-    fn export(&self, py: Python<'_>, signal_name: &str, data: &[u8]) -> PyResult<()> {
+    /// A `bytes` object is handed over without a copy (the pipeline keeps a
+    /// reference to it while the batch is in flight).
+    fn export(&self, py: Python<'_>, signal_name: &str, data: PyBackedBytes) -> PyResult<()> {
         let signal = signal(signal_name)?;
-        py.detach(|| self.pipeline.export(signal, data.to_vec().into())).map_err(|e| embedded_error(py, e))
+        py.detach(|| self.pipeline.export(signal, Bytes::from_owner(data))).map_err(|e| embedded_error(py, e))
     }
 
     /// Waits until every batch handed over so far has completed.
