@@ -21,6 +21,8 @@ cargo fmt --all --check
 (cd fuzz && cargo fmt --check)
 stage "registry test prerequisites (docker-registry, oras)"
 scripts/setup-registry.sh
+stage "browser test prerequisites (chromium, playwright-core)"
+scripts/setup-browser.sh
 stage "rust workspace tests"
 cargo test --workspace --locked
 stage "python package (ruff, mypy, pytest)"

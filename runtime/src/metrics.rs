@@ -142,7 +142,7 @@ impl PluginMetrics {
 }
 
 /// A point-in-time copy of one plugin's metrics.
-#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq)]
 pub struct MetricsSnapshot {
     /// The plugin's name.
     pub plugin: String,

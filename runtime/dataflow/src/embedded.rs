@@ -51,9 +51,10 @@ use otel_arrow_dfe_controller::{
 use serde_json::{Value, json};
 use wasmtel_runtime::{MetricsSnapshot, Signal};
 
+use crate::dashboard::board;
 use crate::embedded_receiver::{self, Completion, EMBEDDED_RECEIVER_URN, Inbound, Reply, Request};
+use crate::serve::admin_guard::{self, AdminGuard};
 use crate::spec::{SpecError, for_each_node};
-use crate::wasm_processor::{WASM_PROCESSOR_URN, board};
 
 /// Controller extension through which the pipeline hands us its control plane.
 const HANDLE_EXTENSION_URN: &str = "urn:wasmtel:extension:embedded_handle";
@@ -130,6 +131,8 @@ type ControlSlot = Arc<(Mutex<Option<Arc<dyn ControlPlane>>>, Condvar)>;
 /// OTLP bytes directly through its `urn:wasmtel:receiver:embedded` node.
 pub struct EmbeddedPipeline {
     channel: String,
+    /// Serves the dashboard while the pipeline runs (when the spec asks).
+    dashboard: Option<AdminGuard>,
     inbound: Arc<Inbound>,
     control: ControlSlot,
     thread: Mutex<Option<JoinHandle<Result<(), String>>>>,
@@ -172,6 +175,14 @@ impl EmbeddedPipeline {
         if bound == 0 {
             return Err(SpecError::NoEmbeddedReceiver.into());
         }
+        crate::spec::post_to_board(&mut spec, &channel);
+        let dashboard = match spec.pointer("/engine/custom/wasmtel/dashboard/bind_address").and_then(Value::as_str) {
+            Some(address) => Some(
+                admin_guard::start(address, None, &channel, admin_guard::Behind::Nothing)
+                    .map_err(|e| EmbeddedError::Start(format!("dashboard: {e}")))?,
+            ),
+            None => None,
+        };
         prepare_engine(&mut spec)?;
         let runtime = crate::spec::prepare(&mut spec, base)?;
         if !crate::shared_runtime::configure_runtime(runtime)
@@ -222,6 +233,7 @@ impl EmbeddedPipeline {
 
         let pipeline = EmbeddedPipeline {
             channel,
+            dashboard,
             inbound,
             control,
             thread: Mutex::new(Some(thread)),
@@ -340,7 +352,18 @@ impl EmbeddedPipeline {
 
     /// The metrics of each wasm node's plugin (keyed by node name, all cores added up).
     pub fn plugin_metrics(&self) -> BTreeMap<String, MetricsSnapshot> {
-        board::metrics(&self.channel)
+        crate::dashboard::processors(&self.channel).into_iter().map(|p| (p.node, p.metrics)).collect()
+    }
+
+    /// Where the dashboard is served, when the spec sets
+    /// `engine.custom.wasmtel.dashboard.bind_address`.
+    pub fn dashboard_address(&self) -> Option<std::net::SocketAddr> {
+        self.dashboard.as_ref().map(|d| d.public)
+    }
+
+    /// The dashboard's status ([`crate::dashboard::Status`]) of this pipeline.
+    pub fn status(&self) -> crate::dashboard::Status {
+        crate::dashboard::status(&self.channel)
     }
 
     /// Stops taking batches, lets the ones in flight finish (within
@@ -410,21 +433,13 @@ fn signal_type(signal: Signal) -> SignalType {
 }
 
 /// Points every embedded receiver of the spec at `channel`; returns how many.
-/// Points the embedded receivers at `channel` (returns how many there are)
-/// and has the wasm nodes post their plugins under it.
 fn bind_receivers(spec: &mut Value, channel: &str) -> usize {
     let mut bound = 0;
-    for_each_node(spec, |_, node| match node.get("type").and_then(Value::as_str) {
-        Some(EMBEDDED_RECEIVER_URN) => {
+    for_each_node(spec, |_, node| {
+        if node.get("type").and_then(Value::as_str) == Some(EMBEDDED_RECEIVER_URN) {
             node["config"] = json!({ "channel": channel });
             bound += 1;
         }
-        Some(WASM_PROCESSOR_URN) => {
-            if let Some(config) = node.get_mut("config").and_then(Value::as_object_mut) {
-                config.insert("metrics_channel".into(), json!(channel));
-            }
-        }
-        _ => {}
     });
     bound
 }

@@ -6,6 +6,8 @@
 //!   files per signal with size/time rotation and retention;
 //! - [`circuit_breaker`]: `urn:wasmtel:processor:circuit_breaker`, fails fast
 //!   while a downstream exporter keeps refusing, so a retry processor backs off;
+//! - [`dashboard`]: the operator's page and JSON status API, fed by the
+//!   running nodes;
 //! - [`embedded`]: an in-process pipeline that takes OTLP bytes directly;
 //! - [`serve`]: the `wasmtel serve` service, with its guard in front of the
 //!   engine's admin API;
@@ -21,6 +23,7 @@
 
 pub mod arrow_ipc_exporter;
 pub mod circuit_breaker;
+pub mod dashboard;
 pub mod embedded;
 mod embedded_receiver;
 pub mod sdk;

@@ -40,6 +40,10 @@ pub struct ArrowIpcConfig {
     /// How incoming batches are gathered into record batches.
     #[serde(default)]
     pub buffer: Buffer,
+    /// Set by `wasmtel serve` and the embedded pipeline: the dashboard board
+    /// each instance posts what it wrote to.
+    #[serde(default)]
+    pub status_board: Option<String>,
 }
 
 /// Gathering: the rows of several incoming batches go into one record batch,

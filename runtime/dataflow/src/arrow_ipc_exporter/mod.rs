@@ -62,6 +62,7 @@ use otel_arrow_dfe_pdata_codec::{EncodePolicy, EncodingPlan, PdataEncoding};
 use otel_arrow_dfe_telemetry::metrics::MetricSet;
 use otel_arrow_dfe_telemetry::otel_warn;
 
+use crate::dashboard::board::{self, ExporterPost, Place, Written};
 use crate::{config_error, wasmtel_signal};
 
 mod config;
@@ -155,6 +156,8 @@ pub struct ArrowIpcExporter {
     signals: [SignalFiles; 3],
     metrics: MetricSet<ArrowIpcMetrics>,
     otlp_plan: Option<EncodingPlan>,
+    /// What the dashboard shows of this instance (when posted).
+    written: Option<Arc<Written>>,
 }
 
 impl ArrowIpcExporter {
@@ -189,6 +192,7 @@ impl ArrowIpcExporter {
             signals,
             metrics: ArrowIpcMetrics::register(pipeline_ctx),
             otlp_plan: None,
+            written: None,
             config,
         };
         exporter.recover_parts();
@@ -412,6 +416,9 @@ impl ArrowIpcExporter {
                 self.metrics.acknowledged.add(incoming.len() as u64);
                 self.metrics.rows.add(rows as u64);
                 self.metrics.bytes.add(bytes);
+                if let Some(written) = &self.written {
+                    written.add(wasmtel_signal(self.signals[index].signal), rows as u64, bytes);
+                }
                 for pdata in incoming {
                     eh.notify_ack(AckMsg::new(pdata)).await?;
                 }
@@ -532,7 +539,15 @@ pub static ARROW_IPC_EXPORTER_FACTORY: ExporterFactory<OtapPdata> = ExporterFact
              exporter_config: &ExporterConfig,
              _capabilities: &otel_arrow_dfe_engine::capability::registry::Capabilities| {
         let config = ArrowIpcConfig::from_value(&node_config.config)?;
-        let exporter = ArrowIpcExporter::new(&pipeline_ctx, config)?;
+        let board = config.status_board.clone();
+        let directory = config.directory.clone();
+        let mut exporter = ArrowIpcExporter::new(&pipeline_ctx, config)?;
+        if let Some(name) = board {
+            let written = Arc::new(Written::default());
+            exporter.written = Some(written.clone());
+            let place = Place::of(&pipeline_ctx, &node.name);
+            board::with(&name, |b| b.exporters.push(ExporterPost { place, directory, written }));
+        }
         Ok(ExporterWrapper::local(exporter, node, node_config, exporter_config))
     },
     context_declarations: None,

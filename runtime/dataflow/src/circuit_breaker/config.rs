@@ -21,6 +21,10 @@ pub struct CircuitBreakerConfig {
     /// How long a probe may go unanswered before it counts as lost.
     #[serde(default = "default_probe_timeout", with = "humantime_serde")]
     pub probe_timeout: Duration,
+    /// Set by `wasmtel serve` and the embedded pipeline: the dashboard board
+    /// each instance posts its state to.
+    #[serde(default)]
+    pub status_board: Option<String>,
 }
 
 impl Default for CircuitBreakerConfig {
@@ -29,6 +33,7 @@ impl Default for CircuitBreakerConfig {
             failure_threshold: default_threshold(),
             open_duration: default_open_duration(),
             probe_timeout: default_probe_timeout(),
+            status_board: None,
         }
     }
 }

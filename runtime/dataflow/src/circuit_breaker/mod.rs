@@ -18,7 +18,9 @@
 //!   config: { failure_threshold: 3, open_duration: 2s, probe_timeout: 30s }
 //! ```
 
-use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -40,6 +42,8 @@ use otel_arrow_dfe_otap::OTAP_PROCESSOR_FACTORIES;
 use otel_arrow_dfe_otap::pdata::OtapPdata;
 use otel_arrow_dfe_telemetry::metrics::MetricSet;
 use otel_arrow_dfe_telemetry::{otel_info, otel_warn};
+
+use crate::dashboard::board::{self, BreakerPost, Place};
 
 mod config;
 mod metrics;
@@ -89,6 +93,8 @@ pub struct CircuitBreaker {
     opened: u64,
     closed: u64,
     metrics: MetricSet<CircuitBreakerMetrics>,
+    /// What the dashboard shows of this instance (when posted).
+    posted: Option<Arc<board::BreakerStatus>>,
 }
 
 impl CircuitBreaker {
@@ -101,6 +107,31 @@ impl CircuitBreaker {
             opened: 0,
             closed: 0,
             metrics: CircuitBreakerMetrics::register(pipeline_ctx),
+            posted: None,
+        }
+    }
+
+    /// Posts this instance on the dashboard board `name`.
+    fn post_to(&mut self, name: &str, place: Place) {
+        let status = Arc::new(board::BreakerStatus::default());
+        self.posted = Some(status.clone());
+        board::with(name, |b| b.breakers.push(BreakerPost { place, status }));
+    }
+
+    /// Counts one on the dashboard's post.
+    fn bump(&self, counter: impl Fn(&board::BreakerStatus) -> &AtomicU64) {
+        if let Some(posted) = &self.posted {
+            counter(posted).fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Copies the state and counters to the dashboard's post.
+    fn publish(&self, failure: Option<&str>) {
+        let Some(posted) = &self.posted else { return };
+        posted.state.store(self.state.gauge() as u8, Relaxed);
+        posted.opened.store(self.opened, Relaxed);
+        if let Some(reason) = failure {
+            *posted.last_failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason.to_string());
         }
     }
 
@@ -148,6 +179,7 @@ impl CircuitBreaker {
             }
             State::Open { .. } | State::HalfOpen { .. } => {
                 self.metrics.rejected.inc();
+                self.bump(|p| &p.rejected);
                 let nack = NackMsg::new("circuit breaker open: downstream is failing", pdata);
                 return eh.notify_nack(nack).await;
             }
@@ -171,6 +203,7 @@ impl CircuitBreaker {
 
     async fn on_ack(&mut self, ack: AckMsg<OtapPdata>, eh: &mut local::EffectHandler<OtapPdata>) -> Result<(), Error> {
         self.metrics.successes.inc();
+        self.bump(|p| &p.successes);
         self.close();
         eh.notify_ack(ack).await
     }
@@ -183,6 +216,7 @@ impl CircuitBreaker {
         let probe = nack.unwind.route.calldata.first().map(|v| u64::from(*v)) == Some(PROBE);
         if !nack.permanent {
             self.metrics.failures.inc();
+            self.bump(|p| &p.failures);
             self.consecutive_failures = self.consecutive_failures.saturating_add(1);
             match self.state {
                 State::HalfOpen { .. } if probe => self.open(),
@@ -212,9 +246,22 @@ impl local::Processor<OtapPdata> for CircuitBreaker {
         eh: &mut local::EffectHandler<OtapPdata>,
     ) -> Result<(), Error> {
         match msg {
-            Message::PData(pdata) => self.on_pdata(pdata, eh).await,
-            Message::Control(NodeControlMsg::Ack(ack)) => self.on_ack(ack, eh).await,
-            Message::Control(NodeControlMsg::Nack(nack)) => self.on_nack(nack, eh).await,
+            Message::PData(pdata) => {
+                let result = self.on_pdata(pdata, eh).await;
+                self.publish(None);
+                result
+            }
+            Message::Control(NodeControlMsg::Ack(ack)) => {
+                let result = self.on_ack(ack, eh).await;
+                self.publish(None);
+                result
+            }
+            Message::Control(NodeControlMsg::Nack(nack)) => {
+                let failure = (!nack.permanent).then(|| nack.reason.clone());
+                let result = self.on_nack(nack, eh).await;
+                self.publish(failure.as_deref());
+                result
+            }
             Message::Control(NodeControlMsg::CollectTelemetry { mut metrics_reporter }) => {
                 self.report();
                 let _ = metrics_reporter.report(&mut self.metrics);
@@ -236,7 +283,11 @@ pub static CIRCUIT_BREAKER_FACTORY: ProcessorFactory<OtapPdata> = ProcessorFacto
              processor_config: &ProcessorConfig,
              _capabilities: &otel_arrow_dfe_engine::capability::registry::Capabilities| {
         let config = CircuitBreakerConfig::from_value(&node_config.config)?;
-        Ok(ProcessorWrapper::local(CircuitBreaker::new(&pipeline_ctx, config), node, node_config, processor_config))
+        let mut breaker = CircuitBreaker::new(&pipeline_ctx, config.clone());
+        if let Some(name) = &config.status_board {
+            breaker.post_to(name, Place::of(&pipeline_ctx, &node.name));
+        }
+        Ok(ProcessorWrapper::local(breaker, node, node_config, processor_config))
     },
     context_declarations: None,
     wiring_contract: otel_arrow_dfe_engine::wiring_contract::WiringContract::UNRESTRICTED,

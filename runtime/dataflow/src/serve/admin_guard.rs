@@ -16,14 +16,15 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::thread;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use tokio_util::sync::CancellationToken;
 
 /// Why the guard could not start.
 #[derive(Debug, thiserror::Error)]
@@ -61,17 +62,25 @@ pub enum AdminGuardError {
 }
 
 /// A running guard: where operators reach it, and where the engine's own
-/// admin server must listen (loopback, ephemeral).
+/// admin server must listen (loopback, ephemeral). Dropping it stops it.
 pub struct AdminGuard {
     /// Where operators reach the admin API (through the guard).
     pub public: SocketAddr,
-    /// Where the engine's own admin server listens (loopback, ephemeral).
-    pub engine: SocketAddr,
+    /// Where the engine's own admin server must listen (loopback,
+    /// ephemeral), when the guard forwards to one.
+    pub engine: Option<SocketAddr>,
+    stop: CancellationToken,
+}
+
+impl Drop for AdminGuard {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
 }
 
 struct Rules {
     public: SocketAddr,
-    engine: SocketAddr,
+    engine: Option<SocketAddr>,
     token: Option<String>,
     client: Client<HttpConnector, Body>,
 }
@@ -87,17 +96,33 @@ pub fn read_token(path: &std::path::Path) -> Result<String, AdminGuardError> {
     Ok(token)
 }
 
-/// Listens on `public` and starts forwarding, on a thread of its own, to an
-/// ephemeral loopback port that the engine's admin server must then take.
-pub fn start(public: &str, token: Option<String>) -> Result<AdminGuard, AdminGuardError> {
+/// What the guard serves besides the dashboard of `board`.
+pub enum Behind {
+    /// The engine's admin API, moved to an ephemeral loopback port.
+    Engine,
+    /// Nothing (an embedded pipeline's dashboard).
+    Nothing,
+}
+
+/// Listens on `public` and serves, on a thread of its own, the dashboard of
+/// `board` and what is `behind` it, every request through the guard's rules.
+pub fn start(public: &str, token: Option<String>, board: &str, behind: Behind) -> Result<AdminGuard, AdminGuardError> {
     let public: SocketAddr =
         public.parse().map_err(|source| AdminGuardError::Address { address: public.to_string(), source })?;
     let listener =
         std::net::TcpListener::bind(public).map_err(|source| AdminGuardError::Bind { address: public, source })?;
     let public = listener.local_addr().map_err(|source| AdminGuardError::Bind { address: public, source })?;
-    let engine = ephemeral_loopback().map_err(|source| AdminGuardError::Bind { address: public, source })?;
+    let engine = match behind {
+        Behind::Engine => {
+            Some(ephemeral_loopback().map_err(|source| AdminGuardError::Bind { address: public, source })?)
+        }
+        Behind::Nothing => None,
+    };
     listener.set_nonblocking(true).map_err(|source| AdminGuardError::Bind { address: public, source })?;
     let rules = Arc::new(Rules { public, engine, token, client: Client::builder(TokioExecutor::new()).build_http() });
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
+    let board = board.to_string();
     thread::Builder::new()
         .name("wasmtel-admin-guard".into())
         .spawn(move || {
@@ -110,14 +135,19 @@ pub fn start(public: &str, token: Option<String>) -> Result<AdminGuard, AdminGua
                     Ok(listener) => listener,
                     Err(error) => return tracing::error!("admin guard: {error}"),
                 };
-                let app = Router::new().fallback(guard).with_state(rules);
-                if let Err(error) = axum::serve(listener, app).await {
+                tokio::spawn(crate::dashboard::sample_forever(board.clone()));
+                let app = crate::dashboard::routes(board)
+                    .fallback(forward)
+                    .layer(axum::middleware::from_fn_with_state(rules.clone(), check))
+                    .with_state(rules);
+                let served = axum::serve(listener, app).with_graceful_shutdown(stopped.cancelled_owned());
+                if let Err(error) = served.await {
                     tracing::error!("admin guard stopped: {error}");
                 }
             });
         })
         .map_err(|source| AdminGuardError::Bind { address: public, source })?;
-    Ok(AdminGuard { public, engine })
+    Ok(AdminGuard { public, engine, stop })
 }
 
 /// A free loopback port for the engine's admin server.
@@ -125,19 +155,28 @@ fn ephemeral_loopback() -> std::io::Result<SocketAddr> {
     std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
 }
 
-async fn guard(State(rules): State<Arc<Rules>>, request: Request) -> Response {
+/// Refuses what the rules refuse, before any route.
+async fn check(State(rules): State<Arc<Rules>>, request: Request, next: Next) -> Response {
     if let Err(refusal) = rules.check(request.method(), request.headers()) {
         tracing::warn!(method = %request.method(), path = %request.uri().path(), "admin request refused: {refusal}");
         return (StatusCode::FORBIDDEN, refusal).into_response();
     }
+    next.run(request).await
+}
+
+/// Anything that is not the dashboard goes to the engine's admin server.
+async fn forward(State(rules): State<Arc<Rules>>, request: Request) -> Response {
+    let Some(engine) = rules.engine else {
+        return (StatusCode::NOT_FOUND, "not found: this address serves the dashboard only").into_response();
+    };
     let path = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
     let (mut parts, body) = request.into_parts();
-    parts.uri = match format!("http://{}{path}", rules.engine).parse::<Uri>() {
+    parts.uri = match format!("http://{engine}{path}").parse::<Uri>() {
         Ok(uri) => uri,
         Err(error) => return (StatusCode::BAD_REQUEST, format!("bad path: {error}")).into_response(),
     };
     parts.headers.remove(header::AUTHORIZATION);
-    if let Ok(host) = HeaderValue::from_str(&rules.engine.to_string()) {
+    if let Ok(host) = HeaderValue::from_str(&engine.to_string()) {
         parts.headers.insert(header::HOST, host);
     }
     match rules.client.request(Request::from_parts(parts, body)).await {
@@ -207,7 +246,7 @@ mod tests {
     fn rules(public: &str, token: Option<&str>) -> Rules {
         Rules {
             public: public.parse().unwrap(),
-            engine: "127.0.0.1:1".parse().unwrap(),
+            engine: Some("127.0.0.1:1".parse().unwrap()),
             token: token.map(str::to_string),
             client: Client::builder(TokioExecutor::new()).build_http(),
         }

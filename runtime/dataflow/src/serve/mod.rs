@@ -11,8 +11,9 @@
 //! - every receiver's `listening_addr` must be free: otap-dataflow binds
 //!   them with `SO_REUSEPORT`, so a second serve on the same config would
 //!   otherwise share the ports silently;
-//! - the admin address is served by the [`crate::admin_guard`] and the
-//!   engine's own admin server moves to an ephemeral loopback port.
+//! - the admin address is served by the [`admin_guard`]: the dashboard
+//!   ([`crate::dashboard`]) and, behind it, the engine's own admin server,
+//!   moved to an ephemeral loopback port.
 //!
 //! SIGINT/SIGTERM drain the pipelines (receivers stop, in-flight batches
 //! finish, exporters flush and close their files) before the process exits;
@@ -28,6 +29,7 @@ use serde_json::Value;
 use wasmtel_runtime::RuntimeConfig;
 
 use crate::OTAP_PIPELINE_FACTORY;
+use crate::dashboard::{PAGE_PATH, SERVE_BOARD};
 use crate::spec::{SpecError, for_each_node};
 
 /// Why `wasmtel serve` could not start or stopped with an error.
@@ -96,6 +98,7 @@ pub fn load(options: &ServeOptions) -> Result<(OtelDataflowSpec, RuntimeConfig),
         runtime.cache_dir = None;
     }
 
+    crate::spec::post_to_board(&mut spec, SERVE_BOARD);
     let mut spec = crate::spec::to_engine_spec(&spec).map_err(spec_error)?;
     otel_arrow_dfe_controller::startup::apply_cli_overrides(&mut spec, options.cores, None, options.admin_bind.clone());
     // Validation loads every wasm node's plugin: the runtime takes its settings first.
@@ -118,9 +121,11 @@ pub fn run(options: &ServeOptions) -> Result<(), ServeError> {
     }
     let token = options.admin_token_file.as_deref().map(admin_guard::read_token).transpose()?;
     let http_admin = spec.engine.http_admin.get_or_insert_with(Default::default);
-    let guard = admin_guard::start(&http_admin.bind_address, token)?;
-    http_admin.bind_address = guard.engine.to_string();
-    tracing::info!(admin = %guard.public, "admin API (guarded) listening");
+    let guard = admin_guard::start(&http_admin.bind_address, token, SERVE_BOARD, admin_guard::Behind::Engine)?;
+    if let Some(engine) = guard.engine {
+        http_admin.bind_address = engine.to_string();
+    }
+    tracing::info!(admin = %guard.public, dashboard = %format!("http://{}{PAGE_PATH}", guard.public), "admin API (guarded) listening");
     let run_options = ControllerRunOptions {
         build_info: BuildInfo {
             service_name: Some("wasmtel".into()),

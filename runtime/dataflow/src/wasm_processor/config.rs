@@ -24,9 +24,9 @@ pub struct WasmProcessorConfig {
     pub output: OutputForm,
     /// The plugin's settings, the same type the CLI, the collector and the bridge parse.
     pub plugin: PluginConfig,
-    /// Set by an embedded pipeline on its wasm nodes: where each instance
-    /// posts its plugin, so the pipeline can report the plugins' metrics.
-    pub metrics_channel: Option<String>,
+    /// Set by `wasmtel serve` and the embedded pipeline: the dashboard board
+    /// each instance posts its plugin and newest output to.
+    pub status_board: Option<String>,
 }
 
 /// The keys only the node has; every other key is the plugin's.
@@ -41,10 +41,10 @@ struct NodeKeys {
     #[serde(default)]
     output: OutputForm,
     #[serde(default)]
-    metrics_channel: Option<String>,
+    status_board: Option<String>,
 }
 
-const NODE_KEYS: [&str; 5] = ["component", "registry", "name", "output", "metrics_channel"];
+const NODE_KEYS: [&str; 5] = ["component", "registry", "name", "output", "status_board"];
 
 /// The form of the batches the node emits.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -77,7 +77,7 @@ impl WasmProcessorConfig {
             name: node.name,
             output: node.output,
             plugin,
-            metrics_channel: node.metrics_channel,
+            status_board: node.status_board,
         })
     }
 

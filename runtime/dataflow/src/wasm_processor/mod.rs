@@ -54,9 +54,9 @@ use otel_arrow_dfe_pdata_codec::{EncodePolicy, EncodingPlan, OtapPayload, PdataE
 use wasmtel_otap::ConvertError;
 use wasmtel_runtime::{Outcome, Plugin, Signal};
 
+use crate::dashboard::board::{self, LatestOutput, Place, WasmPost};
 use crate::wasmtel_signal;
 
-pub(crate) mod board;
 mod config;
 mod metrics;
 pub use config::{OutputForm, WasmProcessorConfig};
@@ -76,12 +76,21 @@ pub struct WasmProcessor {
     metrics: NodeMetrics,
     /// Resolved on first use: resolution needs the effect handler's codec registry.
     otlp_plan: Option<EncodingPlan>,
+    /// Where the dashboard finds this instance's newest output (when posted).
+    latest: Option<Arc<LatestOutput>>,
 }
 
 impl WasmProcessor {
     /// A node instance around a loaded plugin.
     pub fn new(pipeline_ctx: &PipelineContext, plugin: Plugin, output: OutputForm) -> Self {
-        WasmProcessor { plugin, output, metrics: NodeMetrics::register(pipeline_ctx), otlp_plan: None }
+        WasmProcessor { plugin, output, metrics: NodeMetrics::register(pipeline_ctx), otlp_plan: None, latest: None }
+    }
+
+    /// Posts this instance on the dashboard board `name`.
+    fn post_to(&mut self, name: &str, place: Place) {
+        let latest = Arc::new(LatestOutput::default());
+        self.latest = Some(latest.clone());
+        board::with(name, |b| b.wasm.push(WasmPost { place, plugin: self.plugin.clone(), latest }));
     }
 
     /// A node instance from its `config:` (loads the component).
@@ -168,6 +177,9 @@ impl WasmProcessor {
         };
         match result {
             Ok(Outcome::Unchanged) => {
+                if let Some(latest) = &self.latest {
+                    latest.offer(signal, &otlp);
+                }
                 let payload = match (want_otap, input_is_otlp) {
                     // Already in the wanted form: forward the very input.
                     (true, false) | (false, true) => payload,
@@ -182,6 +194,9 @@ impl WasmProcessor {
             }
             Ok(Outcome::Replaced(bytes)) => {
                 let bytes = Bytes::from(bytes);
+                if let Some(latest) = &self.latest {
+                    latest.offer(signal, &bytes);
+                }
                 let mut replaced = if want_otap {
                     match self.otap_payload(signal, bytes) {
                         Ok(otap) => otap,
@@ -320,9 +335,9 @@ pub static WASM_PROCESSOR_FACTORY: ProcessorFactory<OtapPdata> = ProcessorFactor
              processor_config: &ProcessorConfig,
              _capabilities: &otel_arrow_dfe_engine::capability::registry::Capabilities| {
         let config = WasmProcessorConfig::from_value(&node_config.config)?;
-        let processor = WasmProcessor::new(&pipeline_ctx, config.load()?, config.output);
-        if let Some(channel) = &config.metrics_channel {
-            board::post(channel, &node.name, processor.plugin().clone());
+        let mut processor = WasmProcessor::new(&pipeline_ctx, config.load()?, config.output);
+        if let Some(name) = &config.status_board {
+            processor.post_to(name, Place::of(&pipeline_ctx, &node.name));
         }
         Ok(ProcessorWrapper::local(processor, node, node_config, processor_config))
     },

@@ -204,6 +204,7 @@ fn a_lost_probe_does_not_keep_the_circuit_open() {
         failure_threshold: 1,
         open_duration: Duration::from_millis(100),
         probe_timeout: Duration::from_millis(200),
+        status_board: None,
     };
     run_breaker(config, 5, |mut ctx, mut rx, batches| async move {
         let mut batches = batches.into_iter();

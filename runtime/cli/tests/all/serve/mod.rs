@@ -22,9 +22,11 @@ use serde_json::{Value, json};
 use wasmtel_tests::hostile_otlp::Expect;
 use wasmtel_tests::{component, gauge, logs, string_attr, traces};
 
-#[path = "../../../dataflow/tests/all/support/mod.rs"]
+#[path = "../../../../dataflow/tests/all/support/mod.rs"]
 mod support;
 use support::{map_values, read_signal, rows, strings};
+
+mod dashboard;
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
