@@ -11,7 +11,8 @@
 //!   may be written `${file:PATH}` (the file's content, trailing newline
 //!   removed; relative to the spec file's directory) or `${env:NAME}`, also
 //!   inside a longer value (`Bearer ${file:token}`), so the secret stays out of
-//!   the spec; errors name the node and header, never the value.
+//!   the spec; any other `${…}` in a header is an error. Errors name the node
+//!   and header, never the value.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -107,7 +108,7 @@ fn expand_headers(name: &str, node: &mut Value, base: Option<&Path>) -> Result<(
     let Some(headers) = node.pointer_mut("/config/headers").and_then(Value::as_object_mut) else { return Ok(()) };
     for (header, value) in headers.iter_mut() {
         let Some(text) = value.as_str() else { continue };
-        if !text.contains("${file:") && !text.contains("${env:") {
+        if !text.contains("${") {
             continue;
         }
         let secret = |reason: String| SpecError::Secret { node: name.to_string(), header: header.clone(), reason };

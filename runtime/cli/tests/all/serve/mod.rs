@@ -27,6 +27,7 @@ mod support;
 use support::{map_values, read_signal, rows, strings};
 
 mod dashboard;
+mod tls;
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")

@@ -1,0 +1,111 @@
+//! Secured forwarding: `wasmtel serve` A forwards over TLS to `wasmtel serve`
+//! B with a CA made for the test and a bearer token read from a file; a wrong
+//! CA and a missing token are refused with clear errors and open A's breaker.
+
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+
+use super::*;
+
+/// A CA and, signed by it, a certificate for `localhost` and 127.0.0.1; PEM files in `dir`.
+struct Pki {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+fn make_pki(dir: &Path, name: &str) -> Pki {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(DnType::CommonName, format!("wasmtel test CA {name}"));
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let server_key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &ca)
+        .unwrap();
+    let pki = Pki {
+        ca: dir.join(format!("{name}-ca.pem")),
+        cert: dir.join(format!("{name}-server.pem")),
+        key: dir.join(format!("{name}-server.key")),
+    };
+    std::fs::write(&pki.ca, ca.pem()).unwrap();
+    std::fs::write(&pki.cert, server.pem()).unwrap();
+    std::fs::write(&pki.key, server_key.serialize_pem()).unwrap();
+    pki
+}
+
+/// B: OTLP/gRPC over TLS in, Arrow files out.
+fn tls_receiver(admin: u16, grpc: u16, pki: &Pki, out: &Path) -> Value {
+    let mut otlp = otlp_receiver(grpc, true);
+    otlp["config"]["protocols"]["grpc"]["tls"] = json!({ "cert_file": pki.cert, "key_file": pki.key });
+    chain(admin, &[("otlp", otlp), ("files", arrow_files(out))])
+}
+
+/// A: plaintext OTLP in, redact, breaker, OTLP/gRPC over TLS to B.
+fn tls_forwarder(admin: u16, grpc: u16, upstream: u16, ca: &Path, headers: Value) -> Value {
+    chain(
+        admin,
+        &[
+            ("otlp", otlp_receiver(grpc, true)),
+            ("redact", redact()),
+            (
+                "breaker",
+                json!({ "type": "urn:wasmtel:processor:circuit_breaker", "config": {
+                    "failure_threshold": 2, "open_duration": "60s" } }),
+            ),
+            (
+                "forward",
+                json!({ "type": "exporter:otlp_grpc", "config": {
+                    "grpc_endpoint": format!("https://localhost:{upstream}"),
+                    "connect_timeout": "2s",
+                    "tls": { "ca_file": ca, "include_system_ca_certs_pool": false },
+                    "headers": headers,
+                } }),
+            ),
+        ],
+    )
+}
+
+/// The dashboard's view of A's breaker.
+fn breaker_status(serve: &Serve) -> Value {
+    let (_, body) = serve.admin_request("GET", "/api/wasmtel/v1/status", &[]).unwrap_or_default();
+    let status: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    status["pipelines"][0]["breakers"][0].clone()
+}
+
+#[test]
+fn forwarding_over_tls_delivers_and_a_wrong_ca_is_refused_and_opens_the_breaker() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pki, other) = (make_pki(dir.path(), "b"), make_pki(dir.path(), "other"));
+    let (b_grpc, b_admin) = (free_port(), free_port());
+    let out = dir.path().join("b-data");
+    let b = Serve::start(dir.path(), "b", &tls_receiver(b_admin, b_grpc, &pki, &out), b_grpc);
+
+    // Trusted CA: delivered, and the secret header never shows in A's status or logs.
+    std::fs::write(dir.path().join("token"), "0123456789abcdef-token\n").unwrap();
+    let (a_grpc, a_admin) = (free_port(), free_port());
+    let headers = json!({ "authorization": "Bearer ${file:token}" });
+    let a = Serve::start(dir.path(), "a", &tls_forwarder(a_admin, a_grpc, b_grpc, &pki.ca, headers), a_grpc);
+    runtime().block_on(send_traces(a_grpc, &spans(&["over tls".to_string()]))).expect("delivered over TLS");
+    let delivered = wait_for(Duration::from_secs(30), || batch_names(&out, true).contains("over tls"));
+    assert!(delivered, "B has {:?}:\n{}", batch_names(&out, true), a.logs());
+    let (_, status) = a.admin_request("GET", "/api/wasmtel/v1/status", &[]).unwrap();
+    assert!(!status.contains("0123456789abcdef") && !a.logs().contains("0123456789abcdef"), "the token leaked");
+    a.stop();
+
+    // A CA that did not sign B's certificate: refused, named, and the breaker opens.
+    let (c_grpc, c_admin) = (free_port(), free_port());
+    let c = Serve::start(dir.path(), "c", &tls_forwarder(c_admin, c_grpc, b_grpc, &other.ca, json!({})), c_grpc);
+    for attempt in 0..3 {
+        let refused = runtime().block_on(send_traces(c_grpc, &spans(&[format!("untrusted {attempt}")])));
+        let error = refused.expect_err("an untrusted upstream cannot take the batch");
+        assert_eq!(error.code(), tonic::Code::Unavailable, "{error:?}");
+    }
+    let breaker = breaker_status(&c);
+    assert_eq!(breaker["state"], "open", "{breaker:#}");
+    let reason = breaker["last_failure"].as_str().unwrap_or_default().to_lowercase();
+    assert!(reason.contains("certificate") || reason.contains("unknownissuer"), "{reason}");
+    assert!(!batch_names(&out, true).iter().any(|n| n.starts_with("untrusted")), "sent without TLS trust");
+    c.stop();
+    b.stop();
+}
