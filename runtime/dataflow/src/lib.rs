@@ -11,6 +11,8 @@
 //! - [`embedded`]: an in-process pipeline that takes OTLP bytes directly;
 //! - [`serve`]: the `wasmtel serve` service, with its guard in front of the
 //!   engine's admin API;
+//! - [`token_authorizer`]: `urn:wasmtel:extension:token_authorizer`, bearer
+//!   tokens the engine's OTLP receiver admits;
 //! - [`spec`]: the pipeline spec preparation `serve` and [`embedded`] share;
 //! - [`shared_runtime`]: the one wasmtel runtime every wasm node of the process uses.
 //!
@@ -30,6 +32,7 @@ pub mod sdk;
 pub mod serve;
 pub mod shared_runtime;
 pub mod spec;
+pub mod token_authorizer;
 pub mod wasm_processor;
 
 // Linking the core nodes registers their factories (receiver:otlp, exporter:otlp_grpc, …).
@@ -43,6 +46,7 @@ pub use circuit_breaker::CIRCUIT_BREAKER_URN;
 pub use embedded::{EmbeddedError, EmbeddedPipeline, EmbeddedStats};
 pub use embedded_receiver::EMBEDDED_RECEIVER_URN;
 pub use serve::{ServeError, ServeOptions};
+pub use token_authorizer::TOKEN_AUTHORIZER_URN;
 pub use wasm_processor::WASM_PROCESSOR_URN;
 
 pub(crate) fn wasmtel_signal(signal: otel_arrow_dfe_config::SignalType) -> wasmtel_runtime::Signal {

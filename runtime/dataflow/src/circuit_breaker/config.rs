@@ -21,6 +21,13 @@ pub struct CircuitBreakerConfig {
     /// How long a probe may go unanswered before it counts as lost.
     #[serde(default = "default_probe_timeout", with = "humantime_serde")]
     pub probe_timeout: Duration,
+    /// Count a downstream refusal of our credentials (gRPC `UNAUTHENTICATED`
+    /// or `PERMISSION_DENIED`, which the engine's exporters report as
+    /// permanent) as an endpoint failure, and pass it upstream as retryable:
+    /// the batch is fine, the token or certificate is not, and the batch
+    /// should wait for the fix rather than be dropped.
+    #[serde(default = "default_true")]
+    pub retry_credential_refusals: bool,
     /// Set by `wasmtel serve` and the embedded pipeline: the dashboard board
     /// each instance posts its state to.
     #[serde(default)]
@@ -33,9 +40,14 @@ impl Default for CircuitBreakerConfig {
             failure_threshold: default_threshold(),
             open_duration: default_open_duration(),
             probe_timeout: default_probe_timeout(),
+            retry_credential_refusals: true,
             status_board: None,
         }
     }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_threshold() -> u32 {

@@ -238,6 +238,16 @@ impl CircuitBreaker {
     }
 }
 
+/// Whether a Nack's reason is a gRPC status refusing our credentials (the
+/// engine's exporters put tonic's status text in the reason).
+fn refuses_credentials(reason: &str) -> bool {
+    const REFUSALS: [&str; 2] = [
+        "The request does not have valid authentication credentials", // UNAUTHENTICATED
+        "The caller does not have permission to execute the specified operation", // PERMISSION_DENIED
+    ];
+    REFUSALS.iter().any(|refusal| reason.contains(refusal))
+}
+
 #[async_trait(?Send)]
 impl local::Processor<OtapPdata> for CircuitBreaker {
     async fn process(
@@ -256,7 +266,10 @@ impl local::Processor<OtapPdata> for CircuitBreaker {
                 self.publish(None);
                 result
             }
-            Message::Control(NodeControlMsg::Nack(nack)) => {
+            Message::Control(NodeControlMsg::Nack(mut nack)) => {
+                if nack.permanent && self.config.retry_credential_refusals && refuses_credentials(&nack.reason) {
+                    nack.permanent = false;
+                }
                 let failure = (!nack.permanent).then(|| nack.reason.clone());
                 let result = self.on_nack(nack, eh).await;
                 self.publish(failure.as_deref());

@@ -177,6 +177,38 @@ fn opens_refuses_probes_and_closes() {
 }
 
 #[test]
+fn refused_credentials_open_the_circuit_and_stay_retryable() {
+    let unauthenticated =
+        "code: 'The request does not have valid authentication credentials', message: \"unauthenticated\"";
+    for retry_credential_refusals in [true, false] {
+        let config = CircuitBreakerConfig {
+            failure_threshold: 1,
+            open_duration: Duration::from_secs(60),
+            retry_credential_refusals,
+            ..CircuitBreakerConfig::default()
+        };
+        run_breaker(config, 2, move |mut ctx, mut rx, batches| async move {
+            let mut batches = batches.into_iter();
+            ctx.process(Message::PData(batches.next().unwrap())).await.unwrap();
+            let sent = forwarded_one(&mut ctx).await;
+            let mut nack = NackMsg::new_permanent(unauthenticated, sent);
+            nack.unwind.route.calldata = CallData::from_elem(0u64.into(), 1);
+            ctx.process(Message::Control(NodeControlMsg::Nack(nack))).await.unwrap();
+            match next_completion(&mut rx).await {
+                PipelineCompletionMsg::DeliverNack { nack } => {
+                    assert_eq!(nack.permanent, !retry_credential_refusals, "{}", nack.reason);
+                    assert!(nack.reason.contains("authentication credentials"));
+                }
+                other => panic!("{other:?}"),
+            }
+            // Opened (refused at once) only when refusals count as outages.
+            ctx.process(Message::PData(batches.next().unwrap())).await.unwrap();
+            assert_eq!(ctx.drain_pdata().await.is_empty(), retry_credential_refusals);
+        });
+    }
+}
+
+#[test]
 fn permanent_refusals_do_not_open_the_circuit() {
     let config = CircuitBreakerConfig {
         failure_threshold: 1,
@@ -204,7 +236,7 @@ fn a_lost_probe_does_not_keep_the_circuit_open() {
         failure_threshold: 1,
         open_duration: Duration::from_millis(100),
         probe_timeout: Duration::from_millis(200),
-        status_board: None,
+        ..CircuitBreakerConfig::default()
     };
     run_breaker(config, 5, |mut ctx, mut rx, batches| async move {
         let mut batches = batches.into_iter();

@@ -34,11 +34,15 @@ fn make_pki(dir: &Path, name: &str) -> Pki {
     pki
 }
 
-/// B: OTLP/gRPC over TLS in, Arrow files out.
-fn tls_receiver(admin: u16, grpc: u16, pki: &Pki, out: &Path) -> Value {
+/// B: OTLP/gRPC over TLS in, admitting the bearer tokens in `tokens`; Arrow files out.
+fn tls_receiver(admin: u16, grpc: u16, pki: &Pki, tokens: &Path, out: &Path) -> Value {
     let mut otlp = otlp_receiver(grpc, true);
     otlp["config"]["protocols"]["grpc"]["tls"] = json!({ "cert_file": pki.cert, "key_file": pki.key });
-    chain(admin, &[("otlp", otlp), ("files", arrow_files(out))])
+    otlp["capabilities"] = json!({ "bearer_token_authorizer": "tokens" });
+    let mut spec = chain(admin, &[("otlp", otlp), ("files", arrow_files(out))]);
+    spec["groups"]["default"]["pipelines"]["main"]["extensions"] = json!({ "tokens": {
+        "type": "urn:wasmtel:extension:token_authorizer", "config": { "token_file": tokens } } });
+    spec
 }
 
 /// A: plaintext OTLP in, redact, breaker, OTLP/gRPC over TLS to B.
@@ -79,9 +83,11 @@ fn forwarding_over_tls_delivers_and_a_wrong_ca_is_refused_and_opens_the_breaker(
     let (pki, other) = (make_pki(dir.path(), "b"), make_pki(dir.path(), "other"));
     let (b_grpc, b_admin) = (free_port(), free_port());
     let out = dir.path().join("b-data");
-    let b = Serve::start(dir.path(), "b", &tls_receiver(b_admin, b_grpc, &pki, &out), b_grpc);
+    let tokens = dir.path().join("b-tokens");
+    std::fs::write(&tokens, "# admitted\n0123456789abcdef-token\n").unwrap();
+    let b = Serve::start(dir.path(), "b", &tls_receiver(b_admin, b_grpc, &pki, &tokens, &out), b_grpc);
 
-    // Trusted CA: delivered, and the secret header never shows in A's status or logs.
+    // Trusted CA and the token: delivered; the secret never shows in A's status or logs.
     std::fs::write(dir.path().join("token"), "0123456789abcdef-token\n").unwrap();
     let (a_grpc, a_admin) = (free_port(), free_port());
     let headers = json!({ "authorization": "Bearer ${file:token}" });
@@ -95,17 +101,34 @@ fn forwarding_over_tls_delivers_and_a_wrong_ca_is_refused_and_opens_the_breaker(
 
     // A CA that did not sign B's certificate: refused, named, and the breaker opens.
     let (c_grpc, c_admin) = (free_port(), free_port());
-    let c = Serve::start(dir.path(), "c", &tls_forwarder(c_admin, c_grpc, b_grpc, &other.ca, json!({})), c_grpc);
-    for attempt in 0..3 {
-        let refused = runtime().block_on(send_traces(c_grpc, &spans(&[format!("untrusted {attempt}")])));
-        let error = refused.expect_err("an untrusted upstream cannot take the batch");
-        assert_eq!(error.code(), tonic::Code::Unavailable, "{error:?}");
-    }
-    let breaker = breaker_status(&c);
-    assert_eq!(breaker["state"], "open", "{breaker:#}");
-    let reason = breaker["last_failure"].as_str().unwrap_or_default().to_lowercase();
+    let headers = json!({ "authorization": "Bearer ${file:token}" });
+    let c = Serve::start(dir.path(), "c", &tls_forwarder(c_admin, c_grpc, b_grpc, &other.ca, headers), c_grpc);
+    let reason = refused_until_open(&c, c_grpc, "untrusted");
     assert!(reason.contains("certificate") || reason.contains("unknownissuer"), "{reason}");
-    assert!(!batch_names(&out, true).iter().any(|n| n.starts_with("untrusted")), "sent without TLS trust");
     c.stop();
+
+    // The right CA but no token: B refuses before reading the batch; A's
+    // breaker counts the refusal as an outage and keeps it retryable.
+    let (d_grpc, d_admin) = (free_port(), free_port());
+    let d = Serve::start(dir.path(), "d", &tls_forwarder(d_admin, d_grpc, b_grpc, &pki.ca, json!({})), d_grpc);
+    let reason = refused_until_open(&d, d_grpc, "tokenless");
+    assert!(reason.contains("unauthenticated") || reason.contains("credential"), "{reason}");
+    d.stop();
+
+    let names = batch_names(&out, true);
+    assert!(!names.iter().any(|n| n.starts_with("untrusted") || n.starts_with("tokenless")), "{names:?}");
     b.stop();
+}
+
+/// Sends batches through `serve` until its breaker opens (each refused to the
+/// client); returns the breaker's last failure, lowercased.
+fn refused_until_open(serve: &Serve, grpc: u16, what: &str) -> String {
+    for attempt in 0..4 {
+        let sent = runtime().block_on(send_traces(grpc, &spans(&[format!("{what} {attempt}")])));
+        let error = sent.expect_err("the upstream refuses the batch");
+        assert!(matches!(error.code(), tonic::Code::Unavailable), "{what}: {error:?}");
+    }
+    let breaker = breaker_status(serve);
+    assert_eq!(breaker["state"], "open", "{what}: {breaker:#}\n{}", serve.logs());
+    breaker["last_failure"].as_str().unwrap_or_default().to_lowercase()
 }
