@@ -107,3 +107,58 @@ fn a_bad_component_fails_start_with_the_reason() {
     let error = EmbeddedPipeline::start(spec).err().expect("start fails");
     assert!(error.to_string().contains("/nonexistent/r.wasm"), "{error}");
 }
+
+/// One HTTP/1.1 GET: (status line, body).
+fn http_get(address: std::net::SocketAddr, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("the dashboard listens");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").expect("request sent");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response read");
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (head.lines().next().unwrap_or_default().to_string(), body.to_string())
+}
+
+#[test]
+fn an_embedded_pipeline_serves_the_dashboard_when_its_spec_asks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = spec(dir.path());
+    spec["engine"] = json!({ "custom": { "wasmtel": { "dashboard": { "bind_address": "127.0.0.1:0" } } } });
+    let pipeline = EmbeddedPipeline::start(spec).expect("pipeline starts");
+    let address = pipeline.dashboard_address().expect("a dashboard address");
+    let email = string_attr("user.email", "ann@example.com");
+    for i in 0..3 {
+        pipeline.export_traces(traces(&[(&format!("job {i}"), vec![email.clone()])]).encode_to_vec()).unwrap();
+    }
+
+    let (status_line, page) = http_get(address, "/dashboard/");
+    assert!(status_line.contains("200") && page.contains("dashboard.js"), "{status_line}");
+    let (_, body) = http_get(address, "/api/wasmtel/v1/status");
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let pipeline_status = &status["pipelines"][0];
+    assert_eq!(pipeline_status["id"], "app/main");
+    let nodes: Vec<_> = pipeline_status["processors"].as_array().unwrap().iter().map(|p| p["node"].clone()).collect();
+    assert_eq!(nodes, [json!("redact"), json!("filter")], "flow order");
+    assert_eq!(pipeline_status["processors"][0]["metrics"]["calls"], 3);
+    let recent = &pipeline_status["recent"]["traces"];
+    assert_eq!(recent["node"], "filter", "as they left the last processor");
+    let records = recent["records"]["Ok"].to_string();
+    // Kept at most once a second per signal: the first batch here.
+    assert!(records.contains("job 0") && records.contains("****") && !records.contains("ann@"), "{records}");
+    let files = &pipeline_status["exporters"][0]["signals"]["traces"];
+    assert_eq!(files["rows_written"], 3, "{files}");
+    // Only this address's own Host is answered (no DNS rebinding), and only reads.
+    let (refused, _) = {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        write!(stream, "GET /api/wasmtel/v1/status HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        (response.lines().next().unwrap_or_default().to_string(), ())
+    };
+    assert!(refused.contains("403"), "{refused}");
+    // The same status in-process.
+    assert_eq!(pipeline.status().pipelines[0].processors.len(), 2);
+    pipeline.shutdown(Duration::from_secs(30)).unwrap();
+}
