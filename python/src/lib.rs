@@ -158,6 +158,13 @@ impl NativePipeline {
     fn closed(&self) -> bool {
         self.pipeline.is_closed()
     }
+
+    /// `host:port` of the dashboard, when the spec sets
+    /// `engine.custom.wasmtel.dashboard.bind_address`.
+    #[getter]
+    fn dashboard_address(&self) -> Option<String> {
+        self.pipeline.dashboard_address().map(|address| address.to_string())
+    }
 }
 
 /// One plugin, outside any pipeline (see `wasmtel.Plugin`).

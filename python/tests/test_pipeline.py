@@ -154,3 +154,22 @@ def test_the_gil_is_released_while_a_batch_runs(tmp_path: Path) -> None:
             exported.wait(0.001)
         worker.join()
         assert ticks > 20, f"this thread ran {ticks} times while the batch ran"
+
+
+def test_the_dashboard_serves_the_pipelines_status(redact_filter_spec: dict[str, Any]) -> None:
+    import urllib.request
+
+    with_dashboard = dict(redact_filter_spec)
+    with_dashboard["engine"] = {"custom": {"wasmtel": {"dashboard": {"bind_address": "127.0.0.1:0"}}}}
+    with wasmtel.Pipeline(with_dashboard) as pipeline:
+        pipeline.export_traces(traces(("GET /a", [attr("user.email", "ann@example.com")])))
+        url = pipeline.dashboard_url
+        assert url is not None and url.endswith("/dashboard/")
+        status_url = url.replace("/dashboard/", "/api/wasmtel/v1/status")
+        with urllib.request.urlopen(status_url, timeout=10) as response:
+            status = json.load(response)
+        processors = status["pipelines"][0]["processors"]
+        assert [p["node"] for p in processors] == ["redact", "filter"]
+        assert processors[0]["metrics"]["calls"] == 1
+    with wasmtel.Pipeline(redact_filter_spec) as without_dashboard:
+        assert without_dashboard.dashboard_url is None

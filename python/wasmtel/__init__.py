@@ -129,6 +129,14 @@ class Pipeline:
         metrics: dict[str, dict[str, Any]] = json.loads(self._native.plugin_metrics())
         return metrics
 
+    @property
+    def dashboard_url(self) -> str | None:
+        """The live dashboard's address (``http://host:port/dashboard/``), when
+        the spec sets ``engine.custom.wasmtel.dashboard.bind_address``; its
+        JSON is under ``/api/wasmtel/v1/status``."""
+        address = self._native.dashboard_address
+        return None if address is None else f"http://{address}/dashboard/"
+
     def shutdown(self, timeout: float = DEFAULT_TIMEOUT) -> PipelineStats | None:
         """Lets the batches in flight finish, writes what the exporters hold,
         and stops the pipeline. Later exports raise :class:`PipelineError`.
