@@ -60,3 +60,16 @@ pub(crate) fn wasmtel_signal(signal: otel_arrow_dfe_config::SignalType) -> wasmt
 pub(crate) fn config_error(error: impl std::fmt::Display) -> otel_arrow_dfe_config::error::Error {
     otel_arrow_dfe_config::error::Error::InvalidUserConfig { error: error.to_string() }
 }
+
+/// Compares secrets (tokens) in time that depends on their length only.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Shortest bearer token accepted (admin token, receiver tokens): shorter ones are guessable.
+pub(crate) const MIN_TOKEN_CHARS: usize = 16;
+
+/// Whether `token` is one word of at least [`MIN_TOKEN_CHARS`] characters.
+pub(crate) fn is_strong_token(token: &str) -> bool {
+    token.chars().count() >= MIN_TOKEN_CHARS && !token.contains(char::is_whitespace)
+}

@@ -90,7 +90,7 @@ pub fn read_token(path: &std::path::Path) -> Result<String, AdminGuardError> {
     let text = std::fs::read_to_string(path)
         .map_err(|source| AdminGuardError::TokenUnreadable { path: path.display().to_string(), source })?;
     let token = text.trim().to_string();
-    if token.len() < 16 || token.contains(char::is_whitespace) {
+    if !crate::is_strong_token(&token) {
         return Err(AdminGuardError::TokenTooWeak { path: path.display().to_string() });
     }
     Ok(token)
@@ -213,7 +213,7 @@ impl Rules {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
-        if !constant_time_eq(presented.as_bytes(), token.as_bytes()) {
+        if !crate::constant_time_eq(presented.as_bytes(), token.as_bytes()) {
             return Err("admin writes need Authorization: Bearer <the admin token>".into());
         }
         Ok(())
@@ -233,10 +233,6 @@ impl Rules {
             Err(_) => name.eq_ignore_ascii_case("localhost") && (ip.is_loopback() || ip.is_unspecified()),
         }
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use otel_arrow_dfe_config::error::Error as ConfigError;
 use serde::Deserialize;
 
 use super::TOKEN_AUTHORIZER_URN;
-use crate::config_error;
+use crate::{MIN_TOKEN_CHARS, config_error, is_strong_token};
 
 /// `config:` of a `urn:wasmtel:extension:token_authorizer` extension: exactly
 /// one of `token_file` and `token_env`.
@@ -20,9 +20,6 @@ pub struct TokenAuthorizerConfig {
     #[serde(default)]
     pub token_env: Option<String>,
 }
-
-/// Shortest token accepted: anything shorter is guessable.
-const MIN_TOKEN_CHARS: usize = 16;
 
 impl TokenAuthorizerConfig {
     pub(super) fn from_value(value: &serde_json::Value) -> Result<Self, ConfigError> {
@@ -57,14 +54,43 @@ impl TokenAuthorizerConfig {
         if tokens.is_empty() {
             return Err(invalid(format!("{source} holds no token")));
         }
-        if let Some(line) =
-            tokens.iter().position(|t| t.chars().count() < MIN_TOKEN_CHARS || t.contains(char::is_whitespace))
-        {
+        if let Some(line) = tokens.iter().position(|t| !is_strong_token(t)) {
             return Err(invalid(format!(
                 "{source}: token {} is not one word of at least {MIN_TOKEN_CHARS} characters",
                 line + 1
             )));
         }
         Ok(tokens)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn tokens_come_from_exactly_one_source_and_must_be_strong() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tokens");
+        std::fs::write(&file, "# operators\n\nfirst-token-0123456\n  second-token-0123456  \n").unwrap();
+        let config = TokenAuthorizerConfig::from_value(&json!({ "token_file": file })).unwrap();
+        assert_eq!(config.tokens().unwrap(), ["first-token-0123456", "second-token-0123456"]);
+
+        let both = json!({ "token_file": file, "token_env": "X" });
+        assert!(TokenAuthorizerConfig::from_value(&both).unwrap_err().to_string().contains("exactly one"));
+        assert!(TokenAuthorizerConfig::from_value(&json!({})).is_err());
+        assert!(TokenAuthorizerConfig::from_value(&json!({ "token_file": file, "typo": 1 })).is_err());
+
+        for (content, expected) in [("# only a comment\n", "holds no token"), ("short\n", "token 1 is not one word")] {
+            std::fs::write(&file, content).unwrap();
+            let error = config.tokens().unwrap_err().to_string();
+            assert!(error.contains(expected), "{error}");
+        }
+        let missing = TokenAuthorizerConfig::from_value(&json!({ "token_file": dir.path().join("none") })).unwrap();
+        assert!(missing.tokens().unwrap_err().to_string().contains("token_file"));
+        let unset = TokenAuthorizerConfig::from_value(&json!({ "token_env": "WASMTEL_TOKEN_TEST_UNSET" })).unwrap();
+        assert!(unset.tokens().unwrap_err().to_string().contains("WASMTEL_TOKEN_TEST_UNSET"));
     }
 }

@@ -55,7 +55,9 @@ impl TokenAuthorizer {
 
     fn admits(&self, presented: &str) -> bool {
         // Every token is compared, so the time taken does not say which one matched.
-        self.tokens.iter().fold(false, |found, token| found | constant_time_eq(presented.as_bytes(), token.as_bytes()))
+        self.tokens
+            .iter()
+            .fold(false, |found, token| found | crate::constant_time_eq(presented.as_bytes(), token.as_bytes()))
     }
 }
 
@@ -71,10 +73,6 @@ impl SharedAuthorizer for TokenAuthorizer {
             AuthzDecision::deny_with_detail(DenyReason::InvalidCredential, "not one of the configured tokens")
         })
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn create(

@@ -108,11 +108,11 @@ fn a_bad_component_fails_start_with_the_reason() {
     assert!(error.to_string().contains("/nonexistent/r.wasm"), "{error}");
 }
 
-/// One HTTP/1.1 GET: (status line, body).
-fn http_get(address: std::net::SocketAddr, path: &str) -> (String, String) {
+/// One HTTP/1.1 GET naming `host`: (status line, body).
+fn http_get(address: std::net::SocketAddr, host: &str, path: &str) -> (String, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(address).expect("the dashboard listens");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").expect("request sent");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").expect("request sent");
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("response read");
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
@@ -131,9 +131,10 @@ fn an_embedded_pipeline_serves_the_dashboard_when_its_spec_asks() {
         pipeline.export_traces(traces(&[(&format!("job {i}"), vec![email.clone()])]).encode_to_vec()).unwrap();
     }
 
-    let (status_line, page) = http_get(address, "/dashboard/");
+    let host = address.to_string();
+    let (status_line, page) = http_get(address, &host, "/dashboard/");
     assert!(status_line.contains("200") && page.contains("dashboard.js"), "{status_line}");
-    let (_, body) = http_get(address, "/api/wasmtel/v1/status");
+    let (_, body) = http_get(address, &host, "/api/wasmtel/v1/status");
     let status: serde_json::Value = serde_json::from_str(&body).unwrap();
     let pipeline_status = &status["pipelines"][0];
     assert_eq!(pipeline_status["id"], "app/main");
