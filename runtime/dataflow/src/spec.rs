@@ -192,7 +192,11 @@ pub fn post_to_board(spec: &mut Value, board: &str) {
         }
     });
     let order = flow_order(spec);
-    crate::dashboard::board::with(board, |b| b.order = order);
+    let hide_records = spec.pointer("/engine/custom/wasmtel/dashboard/records") == Some(&Value::Bool(false));
+    crate::dashboard::board::with(board, |b| {
+        b.order = order;
+        b.hide_records = hide_records;
+    });
 }
 
 /// `group/pipeline` → its nodes, sources first, each after every node that

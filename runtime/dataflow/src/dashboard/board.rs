@@ -31,6 +31,8 @@ pub(crate) struct Board {
     /// Each pipeline's nodes in flow order (sources first).
     pub order: BTreeMap<String, Vec<String>>,
     pub history: VecDeque<super::Sample>,
+    /// Whether the status shows the newest records (`engine.custom.wasmtel.dashboard.records`).
+    pub hide_records: bool,
 }
 
 /// Where a node instance runs.

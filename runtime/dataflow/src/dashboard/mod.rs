@@ -9,7 +9,9 @@
 //!
 //! The figures are read from the running nodes (see [`board`]) when the API
 //! is asked; throughput is sampled once a second for the last five minutes.
-//! Nothing of a node's config is shown (forwarding headers stay out).
+//! Nothing of a node's config is shown (forwarding headers stay out). The
+//! newest records are telemetry itself, shown to whoever reaches the address:
+//! `engine.custom.wasmtel.dashboard.records: false` leaves them out.
 
 pub(crate) mod board;
 mod records;
@@ -235,9 +237,10 @@ pub fn processors(board: &str) -> Vec<ProcessorStatus> {
 
 fn build(board: &str, with_records: bool) -> Status {
     let posts = board::with(board, |b| {
-        (b.wasm.clone(), b.breakers.clone(), b.exporters.clone(), b.order.clone(), b.history.clone())
+        let with_records = with_records && !b.hide_records;
+        (b.wasm.clone(), b.breakers.clone(), b.exporters.clone(), b.order.clone(), b.history.clone(), with_records)
     });
-    let (wasm, breakers, exporters, order, history) = posts;
+    let (wasm, breakers, exporters, order, history, with_records) = posts;
     let mut ids: Vec<String> = wasm.iter().map(|p| p.place.pipeline.clone()).collect();
     ids.extend(breakers.iter().map(|p| p.place.pipeline.clone()));
     ids.extend(exporters.iter().map(|p| p.place.pipeline.clone()));

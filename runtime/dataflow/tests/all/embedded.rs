@@ -122,9 +122,9 @@ fn http_get(address: std::net::SocketAddr, host: &str, path: &str) -> (String, S
 #[test]
 fn an_embedded_pipeline_serves_the_dashboard_when_its_spec_asks() {
     let dir = tempfile::tempdir().unwrap();
-    let mut spec = spec(dir.path());
-    spec["engine"] = json!({ "custom": { "wasmtel": { "dashboard": { "bind_address": "127.0.0.1:0" } } } });
-    let pipeline = EmbeddedPipeline::start(spec).expect("pipeline starts");
+    let mut with_dashboard = spec(dir.path());
+    with_dashboard["engine"] = json!({ "custom": { "wasmtel": { "dashboard": { "bind_address": "127.0.0.1:0" } } } });
+    let pipeline = EmbeddedPipeline::start(with_dashboard).expect("pipeline starts");
     let address = pipeline.dashboard_address().expect("a dashboard address");
     let email = string_attr("user.email", "ann@example.com");
     for i in 0..3 {
@@ -161,5 +161,16 @@ fn an_embedded_pipeline_serves_the_dashboard_when_its_spec_asks() {
     assert!(refused.contains("403"), "{refused}");
     // The same status in-process.
     assert_eq!(pipeline.status().pipelines[0].processors.len(), 2);
+    pipeline.shutdown(Duration::from_secs(30)).unwrap();
+
+    // Records are telemetry: a spec can keep them off the dashboard.
+    let mut quiet = spec(dir.path());
+    quiet["engine"] =
+        json!({ "custom": { "wasmtel": { "dashboard": { "bind_address": "127.0.0.1:0", "records": false } } } });
+    let pipeline = EmbeddedPipeline::start(quiet).expect("pipeline starts");
+    pipeline.export_traces(traces(&[("job", vec![email.clone()])]).encode_to_vec()).unwrap();
+    let status = pipeline.status();
+    assert!(status.pipelines[0].recent.is_empty());
+    assert_eq!(status.pipelines[0].processors[0].metrics.calls, 1);
     pipeline.shutdown(Duration::from_secs(30)).unwrap();
 }
