@@ -148,6 +148,12 @@ pub(crate) fn with<T>(name: &str, f: impl FnOnce(&mut Board) -> T) -> T {
     f(boards.entry(name.to_string()).or_default())
 }
 
+/// Runs `f` on the board `name` if nodes posted to it (readers must not
+/// bring back a board its pipeline cleared).
+pub(crate) fn with_existing<T>(name: &str, f: impl FnOnce(&mut Board) -> T) -> Option<T> {
+    BOARDS.lock().unwrap_or_else(PoisonError::into_inner).get_mut(name).map(f)
+}
+
 /// Forgets a board (its pipeline stopped), letting the posted instances go.
 pub(crate) fn clear(name: &str) {
     BOARDS.lock().unwrap_or_else(PoisonError::into_inner).remove(name);

@@ -75,7 +75,7 @@ pub async fn sample_forever(board: String) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        board::with(&board, |b| {
+        board::with_existing(&board, |b| {
             let sample = Sample { t_ms: now_ms(SystemTime::now()), totals: totals(b) };
             b.history.push_back(sample);
             while b.history.len() > HISTORY {
@@ -236,11 +236,13 @@ pub fn processors(board: &str) -> Vec<ProcessorStatus> {
 }
 
 fn build(board: &str, with_records: bool) -> Status {
-    let posts = board::with(board, |b| {
+    let posts = board::with_existing(board, |b| {
         let with_records = with_records && !b.hide_records;
         (b.wasm.clone(), b.breakers.clone(), b.exporters.clone(), b.order.clone(), b.history.clone(), with_records)
     });
-    let (wasm, breakers, exporters, order, history, with_records) = posts;
+    let Some((wasm, breakers, exporters, order, history, with_records)) = posts else {
+        return Status { generated_at_ms: now_ms(SystemTime::now()), pipelines: Vec::new() };
+    };
     let mut ids: Vec<String> = wasm.iter().map(|p| p.place.pipeline.clone()).collect();
     ids.extend(breakers.iter().map(|p| p.place.pipeline.clone()));
     ids.extend(exporters.iter().map(|p| p.place.pipeline.clone()));
@@ -478,6 +480,15 @@ mod tests {
         assert!((p.p99 - 910.0).abs() < 1e-9, "{}", p.p99);
         assert_eq!(p.mean, 50.0);
         assert_eq!(percentiles(&MetricsSnapshot::default()).p50, 0.0);
+    }
+
+    #[test]
+    fn reading_a_board_that_is_gone_does_not_bring_it_back() {
+        board::with("dashboard-test", |b| b.hide_records = true);
+        board::clear("dashboard-test");
+        assert!(status("dashboard-test").pipelines.is_empty());
+        assert!(processors("dashboard-test").is_empty());
+        assert!(board::with_existing("dashboard-test", |_| ()).is_none(), "a reader re-created the board");
     }
 
     #[test]

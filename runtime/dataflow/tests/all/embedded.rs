@@ -172,5 +172,8 @@ fn an_embedded_pipeline_serves_the_dashboard_when_its_spec_asks() {
     let status = pipeline.status();
     assert!(status.pipelines[0].recent.is_empty());
     assert_eq!(status.pipelines[0].processors[0].metrics.calls, 1);
-    pipeline.shutdown(Duration::from_secs(30)).unwrap();
+    // Closed: its board is gone, and the dashboard still running shows nothing of it.
+    pipeline.close(Duration::from_secs(30)).unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(pipeline.status().pipelines.is_empty());
 }
