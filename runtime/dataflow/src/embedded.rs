@@ -175,14 +175,6 @@ impl EmbeddedPipeline {
         if bound == 0 {
             return Err(SpecError::NoEmbeddedReceiver.into());
         }
-        crate::spec::post_to_board(&mut spec, &channel);
-        let dashboard = match spec.pointer("/engine/custom/wasmtel/dashboard/bind_address").and_then(Value::as_str) {
-            Some(address) => Some(
-                admin_guard::start(address, None, &channel, admin_guard::Behind::Nothing)
-                    .map_err(|e| EmbeddedError::Start(format!("dashboard: {e}")))?,
-            ),
-            None => None,
-        };
         prepare_engine(&mut spec)?;
         let runtime = crate::spec::prepare(&mut spec, base)?;
         if !crate::shared_runtime::configure_runtime(runtime)
@@ -191,7 +183,11 @@ impl EmbeddedPipeline {
             // One runtime per process: the first pipeline's settings hold.
             tracing::warn!("engine.custom.wasmtel.runtime ignored: this process's wasm runtime already runs");
         }
-        let spec = crate::spec::to_engine_spec(&spec)?;
+        crate::spec::post_to_board(&mut spec, &channel);
+        // From here a failed start must also forget the board.
+        let dashboard_and_spec = Self::start_dashboard(&spec, &channel)
+            .and_then(|dashboard| Ok((dashboard, crate::spec::to_engine_spec(&spec)?)));
+        let (dashboard, spec) = dashboard_and_spec.inspect_err(|_| board::clear(&channel))?;
 
         let inbound = Inbound::new(1024);
         embedded_receiver::register(&channel, inbound.clone());
@@ -241,6 +237,18 @@ impl EmbeddedPipeline {
         };
         pipeline.wait_started(Duration::from_secs(60))?;
         Ok(pipeline)
+    }
+
+    /// Serves the dashboard of `channel` when the spec sets
+    /// `engine.custom.wasmtel.dashboard.bind_address`.
+    fn start_dashboard(spec: &Value, channel: &str) -> Result<Option<AdminGuard>, EmbeddedError> {
+        let Some(address) = spec.pointer("/engine/custom/wasmtel/dashboard/bind_address").and_then(Value::as_str)
+        else {
+            return Ok(None);
+        };
+        admin_guard::start(address, None, channel, admin_guard::Behind::Nothing)
+            .map(Some)
+            .map_err(|e| EmbeddedError::Start(format!("dashboard: {e}")))
     }
 
     /// Waits until the controller has started its pipelines (it hands over

@@ -163,6 +163,12 @@ fn an_embedded_pipeline_serves_the_dashboard_when_its_spec_asks() {
     assert_eq!(pipeline.status().pipelines[0].processors.len(), 2);
     pipeline.shutdown(Duration::from_secs(30)).unwrap();
 
+    // A dashboard address that cannot be served stops the start, naming it.
+    let mut bad = spec(dir.path());
+    bad["engine"] = json!({ "custom": { "wasmtel": { "dashboard": { "bind_address": "localhost:dashboard" } } } });
+    let error = EmbeddedPipeline::start(bad).err().expect("start fails").to_string();
+    assert!(error.contains("dashboard") && error.contains("localhost:dashboard"), "{error}");
+
     // Records are telemetry: a spec can keep them off the dashboard.
     let mut quiet = spec(dir.path());
     quiet["engine"] =
