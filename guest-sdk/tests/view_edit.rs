@@ -45,6 +45,8 @@ fn read_any(value: AnyValueView) -> R<AnyValue> {
 }
 
 fn key_value(kv: KeyValueView) -> R<KeyValue> {
+    let (key, value) = kv.key_and_value()?;
+    assert_eq!((key, value.map(|v| v.location().body())), (kv.key()?, kv.value()?.map(|v| v.location().body())));
     Ok(KeyValue {
         key: kv.key()?.into(),
         value: kv.value()?.map(read_any).transpose()?,
@@ -1120,6 +1122,38 @@ fn untouched_messages_keep_their_bytes_unknown_fields_and_order() {
         spans[1].attributes[0].value.as_ref().unwrap().value,
         Some(any_value::Value::StringValue("****".into()))
     );
+}
+
+#[test]
+fn attribute_walk_reads_span_lists_in_any_wire_order() {
+    // One span whose attributes are split around its events and links, as
+    // concatenated (merged) encodings are: the walk must visit what prost decodes.
+    let attribute = |key: &str| KeyValue { key: key.into(), ..Default::default() };
+    let span = [
+        Span { events: vec![Event { attributes: vec![attribute("e")], ..Default::default() }], ..Default::default() },
+        Span { attributes: vec![attribute("a")], ..Default::default() },
+        Span { links: vec![Link { attributes: vec![attribute("l")], ..Default::default() }], ..Default::default() },
+        Span { attributes: vec![attribute("b")], ..Default::default() },
+    ]
+    .map(|part| part.encode_to_vec())
+    .concat();
+    let otlp = len_field(1, &len_field(2, &len_field(2, &span)));
+    let decoded =
+        &ExportTraceServiceRequest::decode(otlp.as_slice()).unwrap().resource_spans[0].scope_spans[0].spans[0];
+    let keys = |list: &[KeyValue]| list.iter().map(|kv| kv.key.clone()).collect::<Vec<_>>();
+    let expected = vec![
+        (wasmtel_sdk::AttributeSite::Span, keys(&decoded.attributes)),
+        (wasmtel_sdk::AttributeSite::SpanEvent, keys(&decoded.events[0].attributes)),
+        (wasmtel_sdk::AttributeSite::SpanLink, keys(&decoded.links[0].attributes)),
+    ];
+    let mut visited = vec![];
+    for_each_attributes(wasmtel_sdk::Signal::Traces, &otlp, |site, list| {
+        visited.push((site, list.map(|kv| Ok(kv?.key()?.to_string())).collect::<R<Vec<_>>>()?));
+        Ok::<_, ViewError>(())
+    })
+    .unwrap();
+    assert_eq!(visited, expected);
+    assert_eq!(expected[0].1, ["a", "b"]);
 }
 
 #[test]

@@ -199,13 +199,14 @@ impl Redact {
     }
 
     fn redact_entry<'a>(&self, editor: &mut Editor<'a>, attribute: &KeyValueView<'a>) -> Result<u64, ViewError> {
-        let Some(any) = attribute.value()? else {
+        let (key, any) = attribute.key_and_value()?;
+        let Some(any) = any else {
             return Ok(0);
         };
         let Some(value) = any.get()? else {
             return Ok(0);
         };
-        if !self.key_selected(attribute.key()?) {
+        if !self.key_selected(key) {
             return Ok(match self.redact_value(editor, &any, value)? {
                 Fate::Keep(n) => n,
                 Fate::Remove => {

@@ -242,6 +242,35 @@ impl<'a, M> Repeated<'a, M> {
     }
 }
 
+impl<'a, M: View<'a>> Repeated<'a, M> {
+    /// The items of field `number` of `view`, read from `first`, the
+    /// position of its first occurrence (from [`first_fields`]); none if `None`.
+    pub(crate) fn from_first<V: View<'a>>(view: &V, number: u32, first: Option<usize>) -> Self {
+        let mut items = Repeated::new(view.buf(), view.location(), V::WHAT, number);
+        items.fields.seek(first.unwrap_or(view.location().end));
+        items
+    }
+}
+
+/// Where fields `numbers` of `view` first occur, found in one scan, so a
+/// walker reading several repeated fields of a message does not scan it
+/// once per field.
+pub(crate) fn first_fields<'a, V: View<'a>, const N: usize>(
+    view: &V,
+    numbers: [u32; N],
+) -> Result<[Option<usize>; N], ViewError> {
+    let mut first = [None; N];
+    for field in fields(view) {
+        let field = field?;
+        for (slot, &number) in first.iter_mut().zip(&numbers) {
+            if number == field.number && slot.is_none() {
+                *slot = Some(field.start);
+            }
+        }
+    }
+    Ok(first)
+}
+
 impl<'a, M: View<'a>> Iterator for Repeated<'a, M> {
     type Item = Result<M, ViewError>;
 
@@ -841,6 +870,30 @@ impl<'a> AnyValueView<'a> {
 }
 
 impl<'a> KeyValueView<'a> {
+    /// [`key`](Self::key) and [`value`](Self::value) in one read of the
+    /// entry, for code that needs both.
+    pub fn key_and_value(&self) -> Result<(&'a str, Option<AnyValueView<'a>>), ViewError> {
+        let (mut key, mut value) = (None, None);
+        let location = self.location;
+        for field in fields(self) {
+            let field = field?;
+            match (field.number, field.wire) {
+                (1, Wire::Len(start, end)) => key = Some((start, end)),
+                (2, Wire::Len(start, end)) => {
+                    let parent = (location.start, location.end);
+                    value = Some(AnyValueView::at(self.buf, Location { field_start: field.start, start, end, parent }));
+                }
+                (1 | 2, _) => return Err(wrong_type(Self::WHAT, &field)),
+                _ => {}
+            }
+        }
+        let key = match key {
+            Some((start, end)) => utf8(Self::WHAT, self.buf, start, end)?,
+            None => "",
+        };
+        Ok((key, value))
+    }
+
     /// The value inside, `None` when the value or its oneof is missing.
     pub fn get(&self) -> Result<Option<Value<'a>>, ViewError> {
         match self.value()? {

@@ -126,6 +126,36 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// Nearly every OTLP field has a one-byte tag and a one-byte varint or
+    /// length: read those without the general varint loop. `None` leaves
+    /// the position as it was, for the general path (which also reports
+    /// every error).
+    #[inline]
+    fn short_field(&mut self) -> Option<Field> {
+        let start = self.pos;
+        let body = self.buf.get(..self.end)?;
+        let tag = *body.get(start)?;
+        let second = *body.get(start + 1)?;
+        if !(8..0x80).contains(&tag) || second >= 0x80 {
+            return None;
+        }
+        let number = u32::from(tag >> 3);
+        let (wire, end) = match tag & 7 {
+            VARINT => (Wire::Varint(u64::from(second)), start + 2),
+            LEN => {
+                let value_start = start + 2;
+                let end = value_start + usize::from(second);
+                if end > self.end {
+                    return None;
+                }
+                (Wire::Len(value_start, end), end)
+            }
+            _ => return None,
+        };
+        self.pos = end;
+        Some(Field { number, wire, start, tag_end: start + 1, end })
+    }
+
     fn value(&mut self, wire_type: u8, tag_start: usize) -> Result<Wire, ViewError> {
         Ok(match wire_type {
             VARINT => Wire::Varint(self.varint()?),
@@ -150,6 +180,9 @@ impl Iterator for Fields<'_> {
             return None;
         }
         let start = self.pos;
+        if let Some(field) = self.short_field() {
+            return Some(Ok(field));
+        }
         let field = (|| {
             let (number, wire_type) = self.tag()?;
             let tag_end = self.pos;
@@ -169,8 +202,14 @@ impl Iterator for Fields<'_> {
 
 /// A varint at `pos`: its value and the position after it.
 pub(crate) fn read_varint(buf: &[u8], pos: usize) -> Option<(u64, usize)> {
+    let bytes = buf.get(pos..)?;
+    if let Some(&byte) = bytes.first()
+        && byte < 0x80
+    {
+        return Some((u64::from(byte), pos + 1));
+    }
     let mut value = 0u64;
-    for (i, &byte) in buf.get(pos..)?.iter().take(10).enumerate() {
+    for (i, &byte) in bytes.iter().take(10).enumerate() {
         if i == 9 && byte > 1 {
             return None;
         }
