@@ -9,7 +9,6 @@ pub mod decoded;
 use regex::{Regex, RegexSet};
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
-use std::collections::HashMap;
 use wasmtel_sdk::edit::Editor;
 use wasmtel_sdk::otlp::common::v1::{KeyValue, KeyValueList};
 use wasmtel_sdk::prelude::*;
@@ -84,15 +83,69 @@ pub struct Redact {
     hash_salt: String,
     hash_length: usize,
     log_bodies: bool,
-    /// Key decisions already made: a batch repeats a few dozen keys thousands
-    /// of times, and a lookup is far cheaper than the key patterns.
-    key_decisions: RefCell<HashMap<Box<str>, bool>>,
+    /// Key decisions already made: a batch repeats a few dozen keys
+    /// thousands of times, and a lookup is far cheaper than the key patterns.
+    key_decisions: RefCell<KeyMemo>,
 }
 
-/// Distinct keys remembered per instance. When full the memo starts over, so
-/// a burst of unique (hostile or generated) keys costs memory only up to this
-/// and the usual keys are remembered again after it.
-const KEY_DECISIONS_KEPT: usize = 1024;
+/// Remembered key decisions in a fixed two-way set-associative table. A
+/// lookup is a hash of a key's length and ends and at most two compares,
+/// whatever the keys: no probe chains for crafted keys to lengthen, memory
+/// bounded by [`KEY_MEMO_SETS`] × 2 keys of at most [`KEY_MEMO_MAX_KEY`]
+/// bytes, and a collision costs only what an unremembered key costs.
+#[derive(Debug)]
+struct KeyMemo {
+    sets: Vec<[Option<Remembered>; 2]>,
+}
+
+/// A key and whether it is selected.
+type Remembered = (Box<str>, bool);
+
+const KEY_MEMO_SETS: usize = 256;
+/// Longer keys are checked every time rather than kept.
+const KEY_MEMO_MAX_KEY: usize = 256;
+
+impl Default for KeyMemo {
+    fn default() -> Self {
+        KeyMemo { sets: vec![[None, None]; KEY_MEMO_SETS] }
+    }
+}
+
+impl KeyMemo {
+    fn set_of(key: &str) -> usize {
+        let bytes = key.as_bytes();
+        let word = |chunk: &[u8]| chunk.iter().fold(0u64, |word, &byte| (word << 8) | u64::from(byte));
+        let head = word(&bytes[..bytes.len().min(8)]);
+        let tail = word(&bytes[bytes.len().saturating_sub(8)..]);
+        let mixed = (head ^ tail.rotate_left(29) ^ bytes.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (mixed >> 56) as usize % KEY_MEMO_SETS
+    }
+
+    fn get(&mut self, key: &str) -> Option<bool> {
+        let set = &mut self.sets[Self::set_of(key)];
+        let matches = |way: &Option<Remembered>| way.as_ref().filter(|(kept, _)| &**kept == key).map(|w| w.1);
+        if let Some(selected) = matches(&set[0]) {
+            return Some(selected);
+        }
+        let selected = matches(&set[1])?;
+        set.swap(0, 1); // the most recent first
+        Some(selected)
+    }
+
+    fn remember(&mut self, key: &str, selected: bool) {
+        if key.len() > KEY_MEMO_MAX_KEY {
+            return;
+        }
+        let set = &mut self.sets[Self::set_of(key)];
+        set[1] = set[0].take();
+        set[0] = Some((key.into(), selected));
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.sets.iter().flatten().flatten().count()
+    }
+}
 
 /// What redaction decided for one value.
 enum Fate {
@@ -158,15 +211,12 @@ impl Redact {
     }
 
     fn key_selected(&self, key: &str) -> bool {
-        if let Some(&selected) = self.key_decisions.borrow().get(key) {
+        let mut decisions = self.key_decisions.borrow_mut();
+        if let Some(selected) = decisions.get(key) {
             return selected;
         }
         let selected = self.key_matches(key);
-        let mut decisions = self.key_decisions.borrow_mut();
-        if decisions.len() >= KEY_DECISIONS_KEPT {
-            decisions.clear();
-        }
-        decisions.insert(key.into(), selected);
+        decisions.remember(key, selected);
         selected
     }
 
@@ -511,13 +561,22 @@ mod tests {
         // Twice as many distinct keys as are remembered, every tenth selected, asked twice.
         let key = |i: usize| if i.is_multiple_of(10) { format!("x{i}.Token") } else { format!("x{i}.route") };
         for _ in 0..2 {
-            for i in 0..2 * KEY_DECISIONS_KEPT {
+            for i in 0..8 * KEY_MEMO_SETS {
                 assert_eq!(r.key_selected(&key(i)), i % 10 == 0, "key {}", key(i));
             }
             assert!(r.key_selected("user.email") && !r.key_selected("user.name"));
         }
-        assert!(r.key_decisions.borrow().len() <= KEY_DECISIONS_KEPT, "the memo stays within its bound");
-        assert_eq!(r.key_decisions.borrow().get("user.email"), Some(&true), "usual keys are remembered after a burst");
+        let long = format!("{}token", "x".repeat(KEY_MEMO_MAX_KEY));
+        assert!(r.key_selected(&long) && r.key_selected(&long), "a long key is checked, not kept");
+        let mut memo = r.key_decisions.borrow_mut();
+        assert!(memo.len() <= 2 * KEY_MEMO_SETS, "the memo stays within its bound");
+        assert_eq!(memo.get(&long), None);
+        assert_eq!(memo.get("user.email"), Some(true), "usual keys are remembered after a burst");
+        assert_eq!(memo.get("user.name"), Some(false));
+        // The usual keys of a span all stay remembered together.
+        let usual = ["http.request.method", "http.route", "url.full", "user_agent.original", "server.address"];
+        usual.iter().for_each(|key| memo.remember(key, false));
+        assert!(usual.iter().all(|key| memo.get(key) == Some(false)));
     }
 
     fn array(values: &[&str]) -> AnyValue {
