@@ -18,7 +18,9 @@ mod paths;
 const IDENTITY: &str = "wasmtel-test-identity";
 
 fn runtime(cache_dir: Option<std::path::PathBuf>) -> Runtime {
-    Runtime::new(RuntimeConfig { cache_dir, max_total_instances: 16 }).expect("runtime")
+    // WASMTEL_BENCH_PERF_MAP=1: let `perf` name guest functions.
+    let perf_map = std::env::var_os("WASMTEL_BENCH_PERF_MAP").is_some();
+    Runtime::new(RuntimeConfig { cache_dir, max_total_instances: 16, perf_map }).expect("runtime")
 }
 
 fn identity(runtime: &Runtime, mode: &str) -> wasmtel_runtime::Plugin {

@@ -166,11 +166,14 @@ pub struct RuntimeConfig {
     pub cache_dir: Option<PathBuf>,
     /// Upper bound on instances alive at once across all plugins (pooling allocator slots).
     pub max_total_instances: u32,
+    /// Writes `/tmp/perf-<pid>.map` so `perf` names the guests' compiled
+    /// functions (wasmtime's `--profile perfmap`); off by default.
+    pub perf_map: bool,
 }
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        RuntimeConfig { cache_dir: Some(default_home().join("cache")), max_total_instances: 256 }
+        RuntimeConfig { cache_dir: Some(default_home().join("cache")), max_total_instances: 256, perf_map: false }
     }
 }
 

@@ -122,6 +122,9 @@ impl Runtime {
         let engine_error = |e: wasmtime::Error| LoadError::Engine(format!("{e:#}"));
         let mut wasm = wasmtime::Config::new();
         wasm.wasm_component_model(true).epoch_interruption(true);
+        if config.perf_map {
+            wasm.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let slots = config.max_total_instances.max(1);
         let mut pool = PoolingAllocationConfig::default();
         // A Rust component instantiates a handful of core modules (the program

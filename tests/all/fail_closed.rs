@@ -190,8 +190,12 @@ fn waiting_for_an_instance_is_backpressure_even_under_pass() {
 #[test]
 fn a_runtime_out_of_instance_slots_is_backpressure() {
     let cache = tempfile::tempdir().unwrap();
-    let runtime =
-        Runtime::new(RuntimeConfig { cache_dir: Some(cache.path().to_path_buf()), max_total_instances: 1 }).unwrap();
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(cache.path().to_path_buf()),
+        max_total_instances: 1,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
     let mut config = PluginConfig { on_error: Some(OnError::Pass), ..PluginConfig::default() };
     config.limits.max_instances = 2;
     let plugin = load(&runtime, HOSTILE, config.clone()).unwrap();

@@ -69,10 +69,24 @@ fn concurrent_callers_share_a_bounded_pool() {
 }
 
 #[test]
+fn perf_map_names_guest_functions_for_perf() {
+    let runtime = Runtime::new(RuntimeConfig { cache_dir: None, perf_map: true, ..RuntimeConfig::default() }).unwrap();
+    runtime.load_component(IDENTITY, ComponentSource::Path(component(IDENTITY))).unwrap();
+    let map = std::fs::read_to_string(format!("/tmp/perf-{}.map", std::process::id())).unwrap();
+    // perf's format: start address, size (hex), name.
+    let named = map.lines().filter(|line| line.splitn(3, ' ').nth(2).is_some_and(|name| name.contains("identity")));
+    assert!(named.count() > 0, "no guest function of the identity component in the perf map:\n{map}");
+}
+
+#[test]
 fn second_runtime_loads_from_the_disk_cache() {
     use wasmtel_runtime::LoadedComponent;
     let cache = tempfile::tempdir().unwrap();
-    let config = || RuntimeConfig { cache_dir: Some(cache.path().to_path_buf()), max_total_instances: 8 };
+    let config = || RuntimeConfig {
+        cache_dir: Some(cache.path().to_path_buf()),
+        max_total_instances: 8,
+        ..RuntimeConfig::default()
+    };
     let load = |runtime: &Runtime| -> LoadedComponent {
         runtime.load_component(IDENTITY, ComponentSource::Path(component(IDENTITY))).unwrap()
     };
@@ -101,7 +115,11 @@ fn second_runtime_loads_from_the_disk_cache() {
 #[test]
 fn tampered_or_foreign_cache_artifacts_are_never_executed() {
     let cache = tempfile::tempdir().unwrap();
-    let config = |dir: &std::path::Path| RuntimeConfig { cache_dir: Some(dir.to_path_buf()), max_total_instances: 8 };
+    let config = |dir: &std::path::Path| RuntimeConfig {
+        cache_dir: Some(dir.to_path_buf()),
+        max_total_instances: 8,
+        ..RuntimeConfig::default()
+    };
     let compiled_from = |dir: &std::path::Path| {
         let runtime = Runtime::new(config(dir)).unwrap();
         let loaded = runtime.load_component(IDENTITY, ComponentSource::Path(component(IDENTITY))).unwrap();
@@ -137,8 +155,12 @@ fn a_cache_directory_others_can_write_is_not_used() {
     use std::os::unix::fs::PermissionsExt;
     let shared = tempfile::tempdir().unwrap();
     std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let runtime =
-        Runtime::new(RuntimeConfig { cache_dir: Some(shared.path().to_path_buf()), max_total_instances: 8 }).unwrap();
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(shared.path().to_path_buf()),
+        max_total_instances: 8,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
     assert!(runtime.cache_dir().is_none(), "a world-writable cache is disabled");
     let loaded = runtime.load_component(IDENTITY, ComponentSource::Path(component(IDENTITY))).unwrap();
     assert_eq!(format!("{:?}", loaded.compiled_from), "Compiled");

@@ -21,8 +21,12 @@ pub use paths::{component, components_dir, workspace_root};
 /// A runtime with its own cache directory, so tests never share state.
 pub fn runtime() -> (Runtime, tempfile::TempDir) {
     let cache = tempfile::tempdir().expect("temp dir");
-    let runtime = Runtime::new(RuntimeConfig { cache_dir: Some(cache.path().to_path_buf()), max_total_instances: 64 })
-        .expect("runtime starts");
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(cache.path().to_path_buf()),
+        max_total_instances: 64,
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime starts");
     (runtime, cache)
 }
 

@@ -127,33 +127,37 @@ impl<'a> Fields<'a> {
     }
 
     /// Nearly every OTLP field has a one-byte tag and a one-byte varint or
-    /// length: read those without the general varint loop. `None` leaves
-    /// the position as it was, for the general path (which also reports
-    /// every error).
+    /// length, or is fixed-width: read those without the general varint loop.
+    /// `None` leaves the position as it was, for the general path (which
+    /// also reports every error).
     #[inline]
     fn short_field(&mut self) -> Option<Field> {
         let start = self.pos;
-        let body = self.buf.get(..self.end)?;
-        let tag = *body.get(start)?;
-        let second = *body.get(start + 1)?;
-        if !(8..0x80).contains(&tag) || second >= 0x80 {
+        let body = self.buf.get(start..self.end)?;
+        let (&tag, rest) = body.split_first()?;
+        if !(8..0x80).contains(&tag) {
             return None;
         }
         let number = u32::from(tag >> 3);
+        let value_start = start + 1;
         let (wire, end) = match tag & 7 {
-            VARINT => (Wire::Varint(u64::from(second)), start + 2),
-            LEN => {
-                let value_start = start + 2;
-                let end = value_start + usize::from(second);
-                if end > self.end {
-                    return None;
+            VARINT => match rest.first() {
+                Some(&byte) if byte < 0x80 => (Wire::Varint(u64::from(byte)), value_start + 1),
+                _ => return None,
+            },
+            LEN => match rest.split_first() {
+                Some((&len, value)) if len < 0x80 && value.len() >= usize::from(len) => {
+                    let end = value_start + 1 + usize::from(len);
+                    (Wire::Len(value_start + 1, end), end)
                 }
-                (Wire::Len(value_start, end), end)
-            }
+                _ => return None,
+            },
+            FIXED64 => (Wire::Fixed64(u64::from_le_bytes(*rest.first_chunk()?)), value_start + 8),
+            FIXED32 => (Wire::Fixed32(u32::from_le_bytes(*rest.first_chunk()?)), value_start + 4),
             _ => return None,
         };
         self.pos = end;
-        Some(Field { number, wire, start, tag_end: start + 1, end })
+        Some(Field { number, wire, start, tag_end: value_start, end })
     }
 
     fn value(&mut self, wire_type: u8, tag_start: usize) -> Result<Wire, ViewError> {
@@ -172,31 +176,38 @@ impl<'a> Fields<'a> {
     }
 }
 
+impl Fields<'_> {
+    /// Any field the short path does not read, and every error; kept out of
+    /// line so callers inline only the short path.
+    #[inline(never)]
+    fn long_field(&mut self) -> Result<Field, ViewError> {
+        let start = self.pos;
+        let (number, wire_type) = self.tag()?;
+        let tag_end = self.pos;
+        let wire = match wire_type {
+            START_GROUP => {
+                self.skip_group(number, 0)?;
+                Wire::Group
+            }
+            END_GROUP => return Err(self.error("end of group without a start", start)),
+            _ => self.value(wire_type, start)?,
+        };
+        Ok(Field { number, wire, start, tag_end, end: self.pos })
+    }
+}
+
 impl Iterator for Fields<'_> {
     type Item = Result<Field, ViewError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.failed || self.pos >= self.end {
             return None;
         }
-        let start = self.pos;
         if let Some(field) = self.short_field() {
             return Some(Ok(field));
         }
-        let field = (|| {
-            let (number, wire_type) = self.tag()?;
-            let tag_end = self.pos;
-            let wire = match wire_type {
-                START_GROUP => {
-                    self.skip_group(number, 0)?;
-                    Wire::Group
-                }
-                END_GROUP => return Err(self.error("end of group without a start", start)),
-                _ => self.value(wire_type, start)?,
-            };
-            Ok(Field { number, wire, start, tag_end, end: self.pos })
-        })();
-        Some(field)
+        Some(self.long_field())
     }
 }
 

@@ -28,6 +28,9 @@ struct Cli {
     /// Do not use or fill the precompiled-component cache.
     #[arg(long, global = true)]
     no_cache: bool,
+    /// Write /tmp/perf-<pid>.map so `perf record` / `perf report` name guest functions.
+    #[arg(long, global = true)]
+    perf_map: bool,
     #[command(flatten)]
     registry: registry::RegistryOpts,
 }
@@ -173,14 +176,19 @@ fn run(cli: Cli) -> Result<(), Failure> {
         return serve(&options, *check);
     }
     if let Command::Bridge { socket, watch_stdin, max_total_instances } = &cli.command {
-        let mut runtime = RuntimeConfig { max_total_instances: *max_total_instances, ..RuntimeConfig::default() };
+        let mut runtime = RuntimeConfig {
+            max_total_instances: *max_total_instances,
+            perf_map: cli.perf_map,
+            ..RuntimeConfig::default()
+        };
         if cli.no_cache {
             runtime.cache_dir = None;
         }
         let options = wasmtel_bridge::BridgeOptions { socket: socket.clone(), runtime, watch_stdin: *watch_stdin };
         return wasmtel_bridge::serve(options).map_err(|e| Failure(2, e.into()));
     }
-    let mut runtime_config = RuntimeConfig { max_total_instances: 8, ..RuntimeConfig::default() };
+    let mut runtime_config =
+        RuntimeConfig { max_total_instances: 8, perf_map: cli.perf_map, ..RuntimeConfig::default() };
     if cli.no_cache {
         runtime_config.cache_dir = None;
     }

@@ -25,7 +25,12 @@ fn policy(store: &Path) -> Policy {
 }
 
 fn runtime(cache: &Path) -> Runtime {
-    Runtime::new(RuntimeConfig { cache_dir: Some(cache.to_path_buf()), max_total_instances: 8 }).expect("runtime")
+    Runtime::new(RuntimeConfig {
+        cache_dir: Some(cache.to_path_buf()),
+        max_total_instances: 8,
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime")
 }
 
 fn pull(c: &mut Criterion) {

@@ -36,7 +36,8 @@ fn load_component(
 }
 
 fn runtime() -> Runtime {
-    Runtime::new(RuntimeConfig { cache_dir: None, max_total_instances: 8 }).expect("runtime")
+    Runtime::new(RuntimeConfig { cache_dir: None, max_total_instances: 8, ..RuntimeConfig::default() })
+        .expect("runtime")
 }
 
 /// Asserts the error names the reference and matches the expected kind and text.
