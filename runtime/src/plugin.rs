@@ -240,8 +240,10 @@ impl Plugin {
         // decoder can frame; strings that are not UTF-8 and values nested past
         // prost's limit are repaired (and the repair is what goes on), so one
         // bad value does not cost the batch's other items.
-        let scan = match otlp::scan(signal, input) {
-            Ok(scan) => scan,
+        // The clean items it notes let the output check skip what the
+        // guest copied unchanged.
+        let (scan, known) = match otlp::scan_recording(signal, input) {
+            Ok(scanned) => scanned,
             Err(error) => return Err(inner.invalid_input(signal, error)),
         };
         let repaired = match scan.prost_error() {
@@ -255,7 +257,9 @@ impl Plugin {
             },
         };
         let batch = repaired.as_deref().unwrap_or(input);
-        let result = self.inner.run(signal, batch, budget, scan.elements, cancel);
+        // Known items are positions in `input`; a repaired batch has others.
+        let known = if repaired.is_some() { otlp::KnownItems::none() } else { known };
+        let result = self.inner.run(signal, batch, budget, (scan.elements, &known), cancel);
         inner.metrics.latency(budget.started.elapsed());
         let outcome = match result {
             Ok(outcome) => {
@@ -342,7 +346,7 @@ impl PluginInner {
         signal: Signal,
         input: &[u8],
         budget: Budget,
-        input_elements: u64,
+        (input_elements, known): (u64, &otlp::KnownItems<'_>),
         cancel: Option<&Cancel>,
     ) -> Result<Outcome, Failure> {
         let expired = || Failure {
@@ -375,7 +379,7 @@ impl PluginInner {
             Ok(Err(GuestError::Retryable(message))) => Err(Failure { kind: FailureKind::GuestRetryable, message }),
             Ok(Ok(GuestOutcome::Unchanged)) => Ok(Outcome::Unchanged),
             Ok(Ok(GuestOutcome::Dropped)) => Ok(Outcome::Dropped),
-            Ok(Ok(GuestOutcome::Replaced(bytes))) => self.check_output(signal, bytes, input_elements),
+            Ok(Ok(GuestOutcome::Replaced(bytes))) => self.check_output(signal, bytes, input_elements, known),
         };
         self.metrics.guest_memory(store.data().limiter.total);
         match &result {
@@ -390,7 +394,13 @@ impl PluginInner {
     /// A `replaced` output goes on only if every consumer can decode it
     /// (prost's rules, plus IDs of the right length as the collector
     /// requires) and it does not expand past what the limits allow.
-    fn check_output(&self, signal: Signal, bytes: Vec<u8>, input_elements: u64) -> Result<Outcome, Failure> {
+    fn check_output(
+        &self,
+        signal: Signal,
+        bytes: Vec<u8>,
+        input_elements: u64,
+        known: &otlp::KnownItems<'_>,
+    ) -> Result<Outcome, Failure> {
         let limits = &self.config.limits;
         let max = limits.max_output_bytes.as_u64();
         if bytes.len() as u64 > max {
@@ -403,7 +413,7 @@ impl PluginInner {
             kind: FailureKind::InvalidOutput,
             message: format!("guest returned {} bytes that are not an OTLP {signal} request: {error}", bytes.len()),
         };
-        let scan = otlp::scan(signal, &bytes).map_err(invalid)?;
+        let scan = otlp::scan_reusing(signal, &bytes, known).map_err(invalid)?;
         if let Some(error) = scan.strict_error() {
             return Err(invalid(error));
         }

@@ -9,7 +9,7 @@ use serde::Serialize;
 pub use wasmtel_component::Signal;
 
 mod wire;
-pub use wire::{Fixes, InvalidOtlp, Scan, rewrite, scan, validate};
+pub use wire::{Fixes, InvalidOtlp, KnownItems, Scan, rewrite, scan, scan_recording, scan_reusing, validate};
 
 /// The request in a form otap-dataflow 0.62's OTLP → OTAP conversion reads
 /// safely and in linear time: unchanged (borrowed) when it already is, else

@@ -314,9 +314,83 @@ impl Scan {
 /// decoder can frame (truncations, bad varints, wire types that do not match
 /// a field, broken groups); everything else is counted in the [`Scan`].
 pub fn scan(signal: Signal, bytes: &[u8]) -> Result<Scan, InvalidOtlp> {
-    let mut walker = Walker { bytes, at: 0, scan: Scan::default(), out: None };
+    let mut walker = Walker::new(bytes, None);
     walker.message(bytes.len(), schema_of(signal), 0)?;
     Ok(walker.scan)
+}
+
+/// The items (spans, log records, data points) of a scanned request that
+/// the scan found nothing to note in, so that a later scan of other bytes
+/// (a guest's output) can count an identical item without walking it again.
+#[derive(Debug, Default)]
+pub struct KnownItems<'a> {
+    input: &'a [u8],
+    items: Vec<KnownItem>,
+}
+
+impl KnownItems<'_> {
+    /// None known: [`scan_reusing`] walks everything.
+    pub fn none() -> Self {
+        KnownItems::default()
+    }
+
+    /// How many items are known.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether no item is known.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+/// One item's body in the input, the schema and depth it was walked at,
+/// and the elements nested in it.
+#[derive(Debug)]
+struct KnownItem {
+    start: usize,
+    end: usize,
+    schema: &'static Schema,
+    depth: u32,
+    elements: u64,
+}
+
+impl fmt::Debug for Schema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Schema@{:p}", self)
+    }
+}
+
+/// How far past the next expected item a reused scan looks for a match:
+/// removed items are skipped, a long run of them falls back to walking.
+const REUSE_LOOKAHEAD: usize = 16;
+
+/// [`scan`], also noting the request's items that were clean (no invalid
+/// UTF-8, depth, ID, unknown-field or shape notes inside them).
+pub fn scan_recording(signal: Signal, bytes: &[u8]) -> Result<(Scan, KnownItems<'_>), InvalidOtlp> {
+    let mut known = KnownItems { input: bytes, items: Vec::new() };
+    let mut walker = Walker::new(bytes, None);
+    walker.record = Some(&mut known.items);
+    walker.message(bytes.len(), schema_of(signal), 0)?;
+    Ok((walker.scan, known))
+}
+
+/// [`scan`] of `bytes`, giving the same result, where an item whose body is
+/// byte for byte a clean item of `known` (same message type, same depth) is
+/// counted as that item was instead of walked again: the walk's verdict
+/// depends on nothing else. A guest's edit copies most items unchanged, so
+/// its output is checked at the cost of comparing bytes.
+pub fn scan_reusing(signal: Signal, bytes: &[u8], known: &KnownItems<'_>) -> Result<Scan, InvalidOtlp> {
+    scan_counting_reuse(signal, bytes, known).map(|(scan, _)| scan)
+}
+
+/// [`scan_reusing`], and how many items it counted without walking them.
+fn scan_counting_reuse(signal: Signal, bytes: &[u8], known: &KnownItems<'_>) -> Result<(Scan, usize), InvalidOtlp> {
+    let mut walker = Walker::new(bytes, None);
+    walker.reuse = Some(Reuse { input: known.input, items: &known.items, next: 0, reused: 0 });
+    walker.message(bytes.len(), schema_of(signal), 0)?;
+    Ok((walker.scan, walker.reuse.map_or(0, |reuse| reuse.reused)))
 }
 
 /// Checks that `bytes` decode as the OTLP request of `signal`, exactly as
@@ -360,7 +434,7 @@ impl Fixes {
 /// prefixes that grow), and at most three per replaced invalid byte.
 pub fn rewrite(signal: Signal, bytes: &[u8], fixes: Fixes) -> Result<Vec<u8>, InvalidOtlp> {
     let mut out = Vec::with_capacity(bytes.len() + 64);
-    let mut walker = Walker { bytes, at: 0, scan: Scan::default(), out: Some((&mut out, fixes)) };
+    let mut walker = Walker::new(bytes, Some((&mut out, fixes)));
     walker.message(bytes.len(), schema_of(signal), 0)?;
     Ok(out)
 }
@@ -378,6 +452,18 @@ struct Walker<'a, 'o> {
     at: usize,
     scan: Scan,
     out: Option<(&'o mut Vec<u8>, Fixes)>,
+    /// Where clean items are noted ([`scan_recording`]).
+    record: Option<&'o mut Vec<KnownItem>>,
+    /// Items to count instead of walking ([`scan_reusing`]).
+    reuse: Option<Reuse<'o>>,
+}
+
+struct Reuse<'o> {
+    input: &'o [u8],
+    items: &'o [KnownItem],
+    /// The item after the last one matched: output keeps input order.
+    next: usize,
+    reused: usize,
 }
 
 fn note(first: &mut Option<usize>, count: &mut u64, offset: usize) {
@@ -393,7 +479,56 @@ fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     out.push(value as u8);
 }
 
-impl Walker<'_, '_> {
+impl<'a, 'o> Walker<'a, 'o> {
+    fn new(bytes: &'a [u8], out: Option<(&'o mut Vec<u8>, Fixes)>) -> Self {
+        Walker { bytes, at: 0, scan: Scan::default(), out, record: None, reuse: None }
+    }
+
+    /// Counts the item whose body is `self.at..field_end` as a known one it
+    /// equals, if any; then the walk continues after it.
+    fn reuse_known(&mut self, schema: &'static Schema, field_end: usize, depth: u32) -> bool {
+        let Some(reuse) = &mut self.reuse else { return false };
+        let body = &self.bytes[self.at..field_end];
+        let candidates = reuse.items.get(reuse.next..).unwrap_or_default().iter().take(REUSE_LOOKAHEAD);
+        for (skipped, item) in candidates.enumerate() {
+            if std::ptr::eq(item.schema, schema)
+                && item.depth == depth
+                && item.end - item.start == body.len()
+                && reuse.input.get(item.start..item.end) == Some(body)
+            {
+                reuse.next += skipped + 1;
+                reuse.reused += 1;
+                self.scan.elements += item.elements;
+                self.at = field_end;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Everything a scan notes besides elements and items.
+    fn notes(&self) -> u64 {
+        let scan = &self.scan;
+        scan.invalid_utf8
+            + scan.too_deep
+            + scan.bad_ids
+            + scan.unknown_fields
+            + scan.unplaced_scopes
+            + scan.extra_key_value_fields
+    }
+
+    /// Walks an item's body and, when nothing in it was noted, records it.
+    fn recorded_item(&mut self, end: usize, schema: &'static Schema, depth: u32) -> Result<(), InvalidOtlp> {
+        let (start, notes, elements) = (self.at, self.notes(), self.scan.elements);
+        self.message(end, schema, depth)?;
+        if self.notes() == notes
+            && let Some(record) = &mut self.record
+        {
+            record.push(KnownItem { start, end, schema, depth, elements: self.scan.elements - elements });
+        }
+        Ok(())
+    }
+
     fn error(&self, reason: &'static str) -> InvalidOtlp {
         InvalidOtlp { offset: self.at, reason }
     }
@@ -597,6 +732,14 @@ impl Walker<'_, '_> {
                     self.scan.items += 1;
                 }
                 let Some((out, _)) = &mut self.out else {
+                    if schema.1 == Item {
+                        if self.reuse_known(schema, field_end, depth + 1) {
+                            return Ok(());
+                        }
+                        if self.record.is_some() {
+                            return self.recorded_item(field_end, schema, depth + 1);
+                        }
+                    }
                     return self.message(field_end, schema, depth + 1);
                 };
                 // The key, then the payload rewritten, then its length put
@@ -929,6 +1072,86 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Builds `tag + length + body`.
+    fn len_field(number: u32, body: &[u8]) -> Vec<u8> {
+        let mut out = vec![];
+        prost::encoding::encode_key(number, prost::encoding::WireType::LengthDelimited, &mut out);
+        prost::encoding::encode_varint(body.len() as u64, &mut out);
+        out.extend_from_slice(body);
+        out
+    }
+
+    #[test]
+    fn reusing_known_items_gives_the_same_scan_on_every_truncation_and_corruption() {
+        for (signal, bytes) in samples() {
+            let (scanned, known) = scan_recording(signal, &bytes).unwrap();
+            assert_eq!(Ok(scanned), scan(signal, &bytes), "{signal}: recording changes nothing");
+            let (reused_scan, reused) = scan_counting_reuse(signal, &bytes, &known).unwrap();
+            assert_eq!(Ok(reused_scan), scan(signal, &bytes), "{signal}");
+            assert!(
+                reused > 0 && reused == known.len(),
+                "{signal}: every known item reused, {reused} of {}",
+                known.len()
+            );
+            for end in 0..bytes.len() {
+                let truncated = &bytes[..end];
+                assert_eq!(
+                    scan_reusing(signal, truncated, &known),
+                    scan(signal, truncated),
+                    "{signal} truncated at {end}"
+                );
+            }
+            for at in 0..bytes.len() {
+                for replacement in [0x00, 0x01, 0x02, 0x07, 0x0a, 0x7f, 0x80, 0xc3, 0xff] {
+                    let mut corrupt = bytes.clone();
+                    corrupt[at] = replacement;
+                    let what = format!("{signal} byte {at} set to {replacement:#04x}");
+                    assert_eq!(scan_reusing(signal, &corrupt, &known), scan(signal, &corrupt), "{what}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn items_with_notes_are_not_known_and_are_walked_again() {
+        // Three spans, the middle one with a trace ID of the wrong length
+        // and a string that is not UTF-8: only the others are known.
+        let span = |id: Vec<u8>, name: &[u8]| [len_field(1, &id), len_field(5, name)].concat();
+        let spans = [span(vec![1; 16], b"a"), span(vec![2; 3], b"\xff"), span(vec![3; 16], b"c")];
+        let scope_spans: Vec<u8> = spans.iter().flat_map(|s| len_field(2, s)).collect();
+        let otlp = len_field(1, &len_field(2, &scope_spans));
+        let (scanned, known) = scan_recording(Signal::Traces, &otlp).unwrap();
+        assert_eq!((scanned.bad_ids, scanned.invalid_utf8, known.len()), (1, 1, 2));
+        let (reused_scan, reused) = scan_counting_reuse(Signal::Traces, &otlp, &known).unwrap();
+        assert_eq!(reused_scan, scanned);
+        assert_eq!(reused, 2);
+        // The output drops the first span: the others are still found.
+        let without_first: Vec<u8> = spans[1..].iter().flat_map(|s| len_field(2, s)).collect();
+        let output = len_field(1, &len_field(2, &without_first));
+        let (reused_scan, reused) = scan_counting_reuse(Signal::Traces, &output, &known).unwrap();
+        assert_eq!((Ok(reused_scan), reused), (scan(Signal::Traces, &output), 1));
+    }
+
+    #[test]
+    fn a_known_item_moved_to_another_message_type_is_walked_as_that_type() {
+        // A gauge's number point (with an exemplar: field 5, a message) put
+        // where a histogram point goes (field 5 there is the fixed64 sum).
+        let point = NumberDataPoint {
+            exemplars: vec![Exemplar { value: Some(exemplar::Value::AsInt(1)), ..Default::default() }],
+            value: Some(number_data_point::Value::AsDouble(1.0)),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let request =
+            |data_field: u32| len_field(1, &len_field(2, &len_field(2, &len_field(data_field, &len_field(1, &point)))));
+        let (input, as_histogram) = (request(5), request(9));
+        let (_, known) = scan_recording(Signal::Metrics, &input).unwrap();
+        assert_eq!(known.len(), 1);
+        let expected = scan(Signal::Metrics, &as_histogram);
+        assert!(expected.is_err(), "the point is not a histogram point: {expected:?}");
+        assert_eq!(scan_counting_reuse(Signal::Metrics, &as_histogram, &known).map(|(s, _)| s), expected);
     }
 
     #[test]

@@ -194,9 +194,7 @@ impl WasmProcessor {
             }
             Ok(Outcome::Replaced(bytes)) => {
                 let bytes = Bytes::from(bytes);
-                if let Some(latest) = &self.latest {
-                    latest.offer(signal, &bytes);
-                }
+                let output = bytes.clone(); // a reference, for the dashboard
                 let mut replaced = if want_otap {
                     match self.otap_payload(signal, bytes) {
                         Ok(otap) => otap,
@@ -208,6 +206,9 @@ impl WasmProcessor {
                 if replaced.num_items() == 0 {
                     // The guest filtered everything out: complete like a drop.
                     return self.ack_without_output(eh, OtapPdata::new(context, payload)).await;
+                }
+                if let Some(latest) = &self.latest {
+                    latest.offer(signal, &output);
                 }
                 self.emit(eh, OtapPdata::new(context, replaced)).await
             }
