@@ -1076,14 +1076,9 @@ fn every_truncation_is_an_error_naming_what_and_where() {
     assert!(errors > otlp.len() / 2, "most truncations are malformed: {errors} of {}", otlp.len());
 }
 
-/// Builds `tag + length + body`.
-fn len_field(number: u32, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![];
-    prost::encoding::encode_key(number, prost::encoding::WireType::LengthDelimited, &mut out);
-    prost::encoding::encode_varint(body.len() as u64, &mut out);
-    out.extend_from_slice(body);
-    out
-}
+#[path = "../../tests/support/proto_bytes.rs"]
+mod proto_bytes;
+use proto_bytes::len_field;
 
 #[test]
 fn untouched_messages_keep_their_bytes_unknown_fields_and_order() {

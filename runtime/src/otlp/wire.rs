@@ -810,6 +810,10 @@ impl<'a, 'o> Walker<'a, 'o> {
 }
 
 #[cfg(test)]
+#[path = "../../../tests/support/proto_bytes.rs"]
+mod proto_bytes;
+
+#[cfg(test)]
 mod tests {
     //! Differential tests: the validator must agree with prost's full decode
     //! on valid requests and on every truncation and many corruptions of them.
@@ -1074,14 +1078,7 @@ mod tests {
         }
     }
 
-    /// Builds `tag + length + body`.
-    fn len_field(number: u32, body: &[u8]) -> Vec<u8> {
-        let mut out = vec![];
-        prost::encoding::encode_key(number, prost::encoding::WireType::LengthDelimited, &mut out);
-        prost::encoding::encode_varint(body.len() as u64, &mut out);
-        out.extend_from_slice(body);
-        out
-    }
+    use super::proto_bytes::len_field;
 
     #[test]
     fn reusing_known_items_gives_the_same_scan_on_every_truncation_and_corruption() {
