@@ -259,7 +259,7 @@ impl Plugin {
         let batch = repaired.as_deref().unwrap_or(input);
         // Known items are positions in `input`; a repaired batch has others.
         let known = if repaired.is_some() { otlp::KnownItems::none() } else { known };
-        let result = self.inner.run(signal, batch, budget, (scan.elements, &known), cancel);
+        let result = self.inner.run(signal, batch, budget, scan.elements, &known, cancel);
         inner.metrics.latency(budget.started.elapsed());
         let outcome = match result {
             Ok(outcome) => {
@@ -346,7 +346,8 @@ impl PluginInner {
         signal: Signal,
         input: &[u8],
         budget: Budget,
-        (input_elements, known): (u64, &otlp::KnownItems<'_>),
+        input_elements: u64,
+        known: &otlp::KnownItems<'_>,
         cancel: Option<&Cancel>,
     ) -> Result<Outcome, Failure> {
         let expired = || Failure {

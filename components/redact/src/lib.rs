@@ -558,7 +558,7 @@ mod tests {
     #[test]
     fn key_decisions_stay_right_and_their_memo_bounded() {
         let r = redact(serde_json::json!({"keys": ["user.email"], "key_patterns": ["(?i)token"]}));
-        // Twice as many distinct keys as are remembered, every tenth selected, asked twice.
+        // Four times as many distinct keys as can be remembered, every tenth selected, asked twice.
         let key = |i: usize| if i.is_multiple_of(10) { format!("x{i}.Token") } else { format!("x{i}.route") };
         for _ in 0..2 {
             for i in 0..8 * KEY_MEMO_SETS {

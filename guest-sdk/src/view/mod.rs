@@ -242,13 +242,17 @@ impl<'a, M> Repeated<'a, M> {
     }
 }
 
-impl<'a, M: View<'a>> Repeated<'a, M> {
-    /// The items of field `number` of `view`, read from `first`, the
-    /// position of its first occurrence (from [`first_fields`]); none if `None`.
-    pub(crate) fn from_first<V: View<'a>>(view: &V, number: u32, first: Option<usize>) -> Self {
-        let mut items = Repeated::new(view.buf(), view.location(), V::WHAT, number);
-        items.fields.seek(first.unwrap_or(view.location().end));
-        items
+impl<M> Repeated<'_, M> {
+    /// The field number it reads.
+    pub(crate) fn number(&self) -> u32 {
+        self.number
+    }
+
+    /// The same items, read from `first`, the position of the field's first
+    /// occurrence (from [`first_fields`]); none if `None`.
+    pub(crate) fn starting_at(mut self, first: Option<usize>) -> Self {
+        self.fields.seek(first.unwrap_or(self.parent.1));
+        self
     }
 }
 

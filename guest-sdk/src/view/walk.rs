@@ -4,17 +4,13 @@
 //! the decoded walkers ([`crate::for_each_trace_attributes`], [`crate::retain_spans`], …), visiting the same sites in the same order.
 
 use super::{
-    EventView, HasAttributes, KeyValueView, LinkView, LogsView, MetricView, MetricsView, Repeated, ResourceLogsView,
-    ResourceMetricsView, ResourceSpansView, SpanView, TracesView, ViewError, first_fields,
+    HasAttributes, KeyValueView, LogsView, MetricView, MetricsView, Repeated, ResourceLogsView, ResourceMetricsView,
+    ResourceSpansView, SpanView, TracesView, ViewError, first_fields,
 };
 use crate::edit::Editor;
 use crate::{AttributeSite, Outcome, Signal};
 
 type Attributes<'a> = Repeated<'a, KeyValueView<'a>>;
-
-/// `Span.events` and `Span.links` (as `SpanView::events` / `links` read them).
-const SPAN_EVENTS: u32 = 11;
-const SPAN_LINKS: u32 = 13;
 
 /// Calls `visit` on every attribute list of a request of `signal`: resource,
 /// scope, span, event, link, log record, data point (every kind) and
@@ -38,16 +34,14 @@ pub fn for_each_attributes<'a, E: From<ViewError>>(
                     }
                     for span in ss.spans() {
                         let span = span?;
-                        let [attributes, events, links] =
-                            first_fields(&span, [SpanView::ATTRIBUTES_FIELD, SPAN_EVENTS, SPAN_LINKS])?;
-                        visit(
-                            AttributeSite::Span,
-                            Repeated::from_first(&span, SpanView::ATTRIBUTES_FIELD, attributes),
-                        )?;
-                        for event in Repeated::<EventView>::from_first(&span, SPAN_EVENTS, events) {
+                        let (attributes, events, links) = (span.attributes(), span.events(), span.links());
+                        let [first_attribute, first_event, first_link] =
+                            first_fields(&span, [attributes.number(), events.number(), links.number()])?;
+                        visit(AttributeSite::Span, attributes.starting_at(first_attribute))?;
+                        for event in events.starting_at(first_event) {
                             visit(AttributeSite::SpanEvent, event?.attributes())?;
                         }
-                        for link in Repeated::<LinkView>::from_first(&span, SPAN_LINKS, links) {
+                        for link in links.starting_at(first_link) {
                             visit(AttributeSite::SpanLink, link?.attributes())?;
                         }
                     }

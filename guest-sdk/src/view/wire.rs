@@ -160,23 +160,6 @@ impl<'a> Fields<'a> {
         Some(Field { number, wire, start, tag_end: value_start, end })
     }
 
-    fn value(&mut self, wire_type: u8, tag_start: usize) -> Result<Wire, ViewError> {
-        Ok(match wire_type {
-            VARINT => Wire::Varint(self.varint()?),
-            FIXED64 => Wire::Fixed64(u64::from_le_bytes(self.fixed::<8>()?)),
-            FIXED32 => Wire::Fixed32(u32::from_le_bytes(self.fixed::<4>()?)),
-            LEN => {
-                let len = self.varint()?;
-                let len = usize::try_from(len).unwrap_or(usize::MAX);
-                let (start, end) = self.take(len, "length runs past the end of its message")?;
-                Wire::Len(start, end)
-            }
-            _ => return Err(self.error("invalid wire type", tag_start)),
-        })
-    }
-}
-
-impl Fields<'_> {
     /// Any field the short path does not read, and every error; kept out of
     /// line so callers inline only the short path.
     #[inline(never)]
@@ -193,6 +176,21 @@ impl Fields<'_> {
             _ => self.value(wire_type, start)?,
         };
         Ok(Field { number, wire, start, tag_end, end: self.pos })
+    }
+
+    fn value(&mut self, wire_type: u8, tag_start: usize) -> Result<Wire, ViewError> {
+        Ok(match wire_type {
+            VARINT => Wire::Varint(self.varint()?),
+            FIXED64 => Wire::Fixed64(u64::from_le_bytes(self.fixed::<8>()?)),
+            FIXED32 => Wire::Fixed32(u32::from_le_bytes(self.fixed::<4>()?)),
+            LEN => {
+                let len = self.varint()?;
+                let len = usize::try_from(len).unwrap_or(usize::MAX);
+                let (start, end) = self.take(len, "length runs past the end of its message")?;
+                Wire::Len(start, end)
+            }
+            _ => return Err(self.error("invalid wire type", tag_start)),
+        })
     }
 }
 
