@@ -9,6 +9,7 @@
 //! standard input closes: the parent died.
 
 pub mod proto;
+pub mod shared_memory;
 
 mod generated {
     #![allow(clippy::all, missing_docs)]
@@ -27,6 +28,7 @@ pub use generated::bridge_client::BridgeClient;
 use generated::bridge_server::{Bridge, BridgeServer};
 pub use generated::health_client::HealthClient;
 use generated::health_server::{Health, HealthServer};
+use shared_memory::{Abandoned, SlotLease, Slots};
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Code, Request, Response, Status};
 use wasmtel_registry::Policy;
@@ -68,6 +70,8 @@ pub struct BridgeOptions {
     pub runtime: RuntimeConfig,
     /// Exit when standard input closes (the parent holds its write end).
     pub watch_stdin: bool,
+    /// Shared-memory slots batches may travel in (none: every batch inline).
+    pub slots: Slots,
 }
 
 /// Serves until a termination signal (or stdin EOF with `watch_stdin`).
@@ -93,9 +97,10 @@ async fn serve_async(options: BridgeOptions, runtime: Runtime) -> Result<(), Bri
     let listener = tokio::net::UnixListener::bind(socket)
         .map_err(|e| BridgeError::Socket { path: socket.clone(), message: e.to_string() })?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
-    let service = Service { runtime, plugins: RwLock::default(), next_id: AtomicU64::new(1) };
+    let slots = options.slots.len();
+    let service = Service { runtime, plugins: RwLock::default(), next_id: AtomicU64::new(1), slots: options.slots };
     let shutdown = shutdown_signal(options.watch_stdin);
-    tracing::info!(socket = %socket.display(), "wasmtel bridge serving");
+    tracing::info!(socket = %socket.display(), shared_memory_slots = slots, "wasmtel bridge serving");
     let result = tonic::transport::Server::builder()
         // A batch of many MiB crosses in one window instead of waiting for
         // WINDOW_UPDATE round trips (the socket is local: no memory pressure
@@ -154,6 +159,7 @@ struct Service {
     runtime: Runtime,
     plugins: RwLock<HashMap<u64, Plugin>>,
     next_id: AtomicU64,
+    slots: Slots,
 }
 
 impl Service {
@@ -212,23 +218,31 @@ impl Bridge for Service {
             2 => Signal::Logs,
             other => return Err(Status::invalid_argument(format!("unknown signal {other}"))),
         };
+        let lease = match request.slot {
+            0 => None,
+            slot => Some(
+                self.slots
+                    .lease(slot, request.slot_size, request.slot_ticket)
+                    .map_err(|e| Status::invalid_argument(e.to_string()))?,
+            ),
+        };
         // Dropped with this future when the client cancels the call: the
         // guest is interrupted then.
         let cancel = CancelOnDrop(Cancel::default());
         let token = cancel.0.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            plugin.process_cancellable(signal, &request.otlp, deadline, Some(&token))
+        let slot_input_len = request.slot_input_len;
+        let response = tokio::task::spawn_blocking(move || {
+            let input = match &lease {
+                Some(lease) => bytes::Bytes::from(lease.read_input(slot_input_len).map_err(Status::invalid_argument)?),
+                None => request.otlp,
+            };
+            let result = plugin.process_cancellable(signal, &input, deadline, Some(&token));
+            respond(result, lease.as_ref())
         })
         .await
         .map_err(|e| Status::internal(format!("the batch did not complete: {e}")))?;
         drop(cancel);
-        let (outcome, otlp) = match result {
-            Ok(Outcome::Unchanged) => (proto::UNCHANGED, Vec::new()),
-            Ok(Outcome::Replaced(bytes)) => (proto::REPLACED, bytes),
-            Ok(Outcome::Dropped) => (proto::DROPPED, Vec::new()),
-            Err(error) => return Err(status_of(&error)),
-        };
-        Ok(Response::new(proto::ProcessResponse { outcome, otlp }))
+        Ok(Response::new(response?))
     }
 
     async fn metrics(
@@ -245,6 +259,28 @@ impl Bridge for Service {
         self.plugins.write().unwrap_or_else(PoisonError::into_inner).remove(&id);
         Ok(Response::new(proto::UnloadResponse {}))
     }
+}
+
+/// The response to a batch: a `replaced` output goes back in the request's
+/// slot when it fits there, inline otherwise.
+fn respond(result: Result<Outcome, ProcessError>, lease: Option<&SlotLease>) -> Result<proto::ProcessResponse, Status> {
+    let (outcome, otlp) = match result {
+        Ok(Outcome::Unchanged) => (proto::UNCHANGED, Vec::new()),
+        Ok(Outcome::Replaced(bytes)) => (proto::REPLACED, bytes),
+        Ok(Outcome::Dropped) => (proto::DROPPED, Vec::new()),
+        Err(error) => return Err(status_of(&error)),
+    };
+    if let Some(lease) = lease.filter(|_| outcome == proto::REPLACED) {
+        match lease.write_output(&otlp) {
+            Ok(true) => {
+                let slot_output_len = otlp.len() as u64;
+                return Ok(proto::ProcessResponse { outcome, otlp: Vec::new(), in_slot: true, slot_output_len });
+            }
+            Ok(false) => {}
+            Err(Abandoned) => return Err(Status::cancelled("the caller abandoned the call")),
+        }
+    }
+    Ok(proto::ProcessResponse { outcome, otlp, in_slot: false, slot_output_len: 0 })
 }
 
 struct CancelOnDrop(Cancel);

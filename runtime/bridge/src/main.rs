@@ -7,16 +7,16 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use wasmtel_bridge::BridgeOptions;
+use wasmtel_bridge::{BridgeOptions, shared_memory};
 use wasmtel_runtime::RuntimeConfig;
 
-const USAGE: &str =
-    "usage: wasmtel-bridge [bridge] --socket PATH [--watch-stdin] [--max-total-instances N] [--no-cache]";
+const USAGE: &str = "usage: wasmtel-bridge [bridge] --socket PATH [--watch-stdin] [--max-total-instances N] [--no-cache] [--shared-slot-fds FD,...]";
 
 fn main() -> ExitCode {
     let mut socket = None;
     let mut watch_stdin = false;
     let mut runtime = RuntimeConfig::default();
+    let mut slot_fds = Vec::new();
     let mut args = std::env::args().skip(1).peekable();
     if args.peek().map(String::as_str) == Some("bridge") {
         args.next();
@@ -26,6 +26,10 @@ fn main() -> ExitCode {
             "--socket" => socket = args.next().map(PathBuf::from),
             "--watch-stdin" => watch_stdin = true,
             "--no-cache" => runtime.cache_dir = None,
+            "--shared-slot-fds" => match args.next().map(|list| shared_memory::parse_fds(&list)) {
+                Some(Ok(fds)) => slot_fds = fds,
+                _ => return usage(),
+            },
             "--max-total-instances" => match args.next().and_then(|n| n.parse().ok()) {
                 Some(n) => runtime.max_total_instances = n,
                 None => return usage(),
@@ -35,7 +39,14 @@ fn main() -> ExitCode {
     }
     let Some(socket) = socket else { return usage() };
     wasmtel_bridge::log_to_stderr_as_json(&std::env::var("WASMTEL_LOG").unwrap_or_else(|_| "info".into()));
-    match wasmtel_bridge::serve(BridgeOptions { socket, runtime, watch_stdin }) {
+    let slots = match shared_memory::Slots::inherited(&slot_fds) {
+        Ok(slots) => slots,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match wasmtel_bridge::serve(BridgeOptions { socket, runtime, watch_stdin, slots }) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error}");

@@ -30,6 +30,14 @@ pub struct ProcessRequest {
     /// A slice of the received message: not copied out of it.
     #[prost(bytes = "bytes", tag = "3")]
     pub otlp: bytes::Bytes,
+    #[prost(uint32, tag = "4")]
+    pub slot: u32,
+    #[prost(uint64, tag = "5")]
+    pub slot_size: u64,
+    #[prost(uint64, tag = "6")]
+    pub slot_ticket: u64,
+    #[prost(uint64, tag = "7")]
+    pub slot_input_len: u64,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -38,6 +46,10 @@ pub struct ProcessResponse {
     pub outcome: u32,
     #[prost(bytes = "vec", tag = "2")]
     pub otlp: Vec<u8>,
+    #[prost(bool, tag = "3")]
+    pub in_slot: bool,
+    #[prost(uint64, tag = "4")]
+    pub slot_output_len: u64,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

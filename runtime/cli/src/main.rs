@@ -66,6 +66,10 @@ enum Command {
         /// Instances alive at once across all plugins.
         #[arg(long, default_value_t = 256)]
         max_total_instances: u32,
+        /// Inherited memfds (comma-separated descriptor numbers) that batches
+        /// may travel in instead of the socket; the collector passes them.
+        #[arg(long, value_delimiter = ',')]
+        shared_slot_fds: Vec<i32>,
     },
     /// Run otap-dataflow pipelines (OTLP/OTAP in, wasm processors, Arrow IPC files or
     /// OTLP/OTAP out) from an engine spec until SIGINT/SIGTERM drains them.
@@ -175,7 +179,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         };
         return serve(&options, *check);
     }
-    if let Command::Bridge { socket, watch_stdin, max_total_instances } = &cli.command {
+    if let Command::Bridge { socket, watch_stdin, max_total_instances, shared_slot_fds } = &cli.command {
         let mut runtime = RuntimeConfig {
             max_total_instances: *max_total_instances,
             perf_map: cli.perf_map,
@@ -184,7 +188,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
         if cli.no_cache {
             runtime.cache_dir = None;
         }
-        let options = wasmtel_bridge::BridgeOptions { socket: socket.clone(), runtime, watch_stdin: *watch_stdin };
+        let slots =
+            wasmtel_bridge::shared_memory::Slots::inherited(shared_slot_fds).map_err(|e| Failure(2, e.into()))?;
+        let options =
+            wasmtel_bridge::BridgeOptions { socket: socket.clone(), runtime, watch_stdin: *watch_stdin, slots };
         return wasmtel_bridge::serve(options).map_err(|e| Failure(2, e.into()));
     }
     let mut runtime_config =

@@ -3,14 +3,16 @@
 
 #![allow(clippy::unwrap_used, reason = "test and bench helpers: a panic is the failure report")]
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use prost::Message;
 use tonic::Code;
-use wasmtel_bridge::proto::{LoadRequest, ProcessRequest};
+use wasmtel_bridge::proto::{LoadRequest, ProcessRequest, REPLACED};
+use wasmtel_bridge::shared_memory::{ABANDONED, BUSY, DONE, HEADER_LEN};
 use wasmtel_bridge::{BridgeClient, FAILURE_KIND_TRAILER, HealthClient};
 use wasmtel_tests::{component, span_named, string_attr, traces};
 
@@ -22,12 +24,17 @@ struct Bridge {
 
 impl Bridge {
     fn start() -> Bridge {
+        Bridge::start_with(&[])
+    }
+
+    fn start_with(args: &[String]) -> Bridge {
         let dir = tempfile::tempdir().unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
         let socket = dir.path().join("bridge.sock");
         let child = Command::new(env!("CARGO_BIN_EXE_wasmtel"))
             .args(["bridge", "--watch-stdin", "--socket"])
             .arg(&socket)
+            .args(args)
             .env("WASMTEL_HOME", dir.path().join("home"))
             .stdin(Stdio::piped())
             .stderr(Stdio::piped())
@@ -95,7 +102,7 @@ fn plugins_load_once_and_batches_keep_their_outcomes_and_failure_codes() {
             .plugin_id;
         let batch = traces(&[("GET /", vec![string_attr("user.email", "ada@example.com")])]).encode_to_vec();
         let response = client
-            .process(ProcessRequest { plugin_id: redact, signal: 0, otlp: batch.into() })
+            .process(ProcessRequest { plugin_id: redact, signal: 0, otlp: batch.into(), ..Default::default() })
             .await
             .expect("processed")
             .into_inner();
@@ -114,8 +121,12 @@ fn plugins_load_once_and_batches_keep_their_outcomes_and_failure_codes() {
             .expect("hostile loads")
             .into_inner()
             .plugin_id;
-        let mut request =
-            tonic::Request::new(ProcessRequest { plugin_id: hostile, signal: 0, otlp: span_named("loop").into() });
+        let mut request = tonic::Request::new(ProcessRequest {
+            plugin_id: hostile,
+            signal: 0,
+            otlp: span_named("loop").into(),
+            ..Default::default()
+        });
         request.set_timeout(Duration::from_millis(100));
         let status = client.process(request).await.expect_err("interrupted");
         // The client gives up at its deadline; the bridge must have too.
@@ -136,7 +147,8 @@ fn plugins_load_once_and_batches_keep_their_outcomes_and_failure_codes() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         // Permanent failures are FAILED_PRECONDITION, with the kind as a trailer.
-        let mut request = ProcessRequest { plugin_id: hostile, signal: 0, otlp: span_named("garbage").into() };
+        let mut request =
+            ProcessRequest { plugin_id: hostile, signal: 0, otlp: span_named("garbage").into(), ..Default::default() };
         let fail = client
             .load(load("wasm/strict", "wasmtel-test-hostile", serde_json::json!({"on_error": "fail"})))
             .await
@@ -161,7 +173,7 @@ fn plugins_load_once_and_batches_keep_their_outcomes_and_failure_codes() {
         assert_eq!(status.code(), Code::FailedPrecondition);
         assert!(status.message().contains("wasm/ghost") && status.message().contains("cannot read"), "{status:?}");
         let status = client
-            .process(ProcessRequest { plugin_id: 999, signal: 0, otlp: Default::default() })
+            .process(ProcessRequest { plugin_id: 999, ..Default::default() })
             .await
             .expect_err("unknown plugin");
         assert_eq!(status.code(), Code::NotFound);
@@ -195,4 +207,127 @@ fn a_socket_directory_others_can_enter_is_refused() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("mode 0700"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A shared-memory slot as the collector makes one: an inheritable memfd
+/// sealed against shrinking.
+fn slot(size: u64, sealed: bool) -> std::fs::File {
+    let memfd = memfd::MemfdOptions::new().allow_sealing(true).close_on_exec(false).create("slot").unwrap();
+    memfd.as_file().set_len(size).unwrap();
+    if sealed {
+        memfd.add_seal(memfd::FileSeal::SealShrink).unwrap();
+    }
+    memfd.into_file()
+}
+
+fn put_batch(slot: &std::fs::File, state: u64, batch: &[u8]) {
+    slot.write_all_at(&state.to_le_bytes(), 0).unwrap();
+    slot.write_all_at(batch, HEADER_LEN as u64).unwrap();
+}
+
+fn state(slot: &std::fs::File) -> u64 {
+    let mut word = [0u8; 8];
+    slot.read_exact_at(&mut word, 0).unwrap();
+    u64::from_le_bytes(word)
+}
+
+fn payload(slot: &std::fs::File, len: u64) -> Vec<u8> {
+    let mut bytes = vec![0u8; usize::try_from(len).unwrap()];
+    slot.read_exact_at(&mut bytes, HEADER_LEN as u64).unwrap();
+    bytes
+}
+
+#[test]
+fn batches_travel_in_shared_memory_slots_and_an_abandoned_slot_is_never_written() {
+    const SIZE: u64 = 1 << 16;
+    let slots = [slot(SIZE, true), slot(SIZE, true)];
+    let fds = slots.iter().map(|s| s.as_raw_fd().to_string()).collect::<Vec<_>>().join(",");
+    let bridge = Bridge::start_with(&["--shared-slot-fds".into(), fds]);
+    runtime().block_on(async {
+        let mut client = BridgeClient::new(channel(&bridge.socket).await);
+        let redact = client
+            .load(load("wasm/redact", "wasmtel-redact", serde_json::json!({"config": {"keys": ["user.email"], "mask": "[a mask longer than the value]"}})))
+            .await
+            .unwrap()
+            .into_inner()
+            .plugin_id;
+        let batch = traces(&[("GET /", vec![string_attr("user.email", "ada@example.com")])]).encode_to_vec();
+        let in_slot = |slot: u32, size: u64, ticket: u64| ProcessRequest {
+            plugin_id: redact,
+            signal: 0,
+            slot,
+            slot_size: size,
+            slot_ticket: ticket,
+            slot_input_len: batch.len() as u64,
+            ..Default::default()
+        };
+        let inline = client
+            .process(ProcessRequest { plugin_id: redact, signal: 0, otlp: batch.clone().into(), ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(inline.outcome, REPLACED);
+        assert!(!inline.in_slot);
+
+        // The second slot, ticket 7: the output comes back in the slot, the
+        // same as inline, and the state says the bridge is done with ticket 7.
+        put_batch(&slots[1], 7 << 2 | BUSY, &batch);
+        let response = client.process(in_slot(2, SIZE, 7)).await.unwrap().into_inner();
+        assert_eq!(response.outcome, REPLACED);
+        assert!(response.in_slot && response.otlp.is_empty(), "{response:?}");
+        assert_eq!(payload(&slots[1], response.slot_output_len), inline.otlp);
+        assert_eq!(state(&slots[1]), 7 << 2 | DONE);
+
+        // The caller gave up on ticket 8 (or the slot already carries ticket
+        // 9): the bridge leaves the slot as it is.
+        for slot_state in [8 << 2 | ABANDONED, 9 << 2 | BUSY] {
+            put_batch(&slots[0], slot_state, &batch);
+            let status = client.process(in_slot(1, SIZE, 8)).await.expect_err("abandoned");
+            assert_eq!(status.code(), Code::Cancelled, "{status:?}");
+            assert_eq!(state(&slots[0]), slot_state);
+            assert_eq!(payload(&slots[0], batch.len() as u64), batch, "the slot's bytes are not touched");
+        }
+
+        // An output larger than the slot comes back inline.
+        assert!(inline.otlp.len() > batch.len(), "the redacted batch is longer than the input");
+        let small = (HEADER_LEN + inline.otlp.len() - 1) as u64;
+        put_batch(&slots[0], 10 << 2 | BUSY, &batch);
+        let response = client.process(in_slot(1, small, 10)).await.unwrap().into_inner();
+        assert!(!response.in_slot);
+        assert_eq!(response.otlp, inline.otlp);
+        assert_eq!(state(&slots[0]), 10 << 2 | BUSY, "an output sent inline leaves the slot's state");
+
+        // Requests that do not fit the slots are refused.
+        let mut beyond_input = in_slot(1, SIZE, 11);
+        beyond_input.slot_input_len = SIZE;
+        for (request, cause) in [
+            (in_slot(3, SIZE, 11), "there are 2 slots"),
+            (in_slot(1, SIZE * 2, 11), "beyond the file's"),
+            (in_slot(1, 8, 11), "smaller than the header"),
+            (beyond_input, "beyond the slot's"),
+        ] {
+            let status = client.process(request).await.expect_err(cause);
+            assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+            assert!(status.message().contains(cause), "{status:?}");
+        }
+    });
+}
+
+#[test]
+fn a_slot_that_could_shrink_or_is_no_memfd_is_refused_at_start() {
+    let unsealed = slot(4096, false);
+    let plain = tempfile::tempfile().unwrap();
+    for (fd, cause) in [(unsealed.as_raw_fd(), "not sealed against shrinking"), (plain.as_raw_fd(), "not a memfd")] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_wasmtel"))
+            .args(["bridge", "--socket"])
+            .arg(dir.path().join("bridge.sock"))
+            .args(["--shared-slot-fds", &fd.to_string()])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(&format!("descriptor {fd}")) && stderr.contains(cause), "{stderr}");
+    }
 }
