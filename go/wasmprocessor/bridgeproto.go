@@ -33,11 +33,17 @@ type processRequest struct {
 	pluginID uint64
 	signal   signal
 	otlp     []byte
+	// Or the batch is in a shared-memory slot (sharedmem.go).
+	slot                               uint32
+	slotSize, slotTicket, slotInputLen uint64
 }
 
 type processResponse struct {
 	outcome outcome
 	otlp    []byte
+	// A replaced output is in the request's slot.
+	inSlot        bool
+	slotOutputLen uint64
 }
 
 type metricsRequest struct{ pluginID uint64 }
@@ -126,6 +132,10 @@ func (m *processRequest) marshal() [][]byte {
 	var head []byte
 	head = appendVarint(head, 1, m.pluginID)
 	head = appendVarint(head, 2, uint64(m.signal))
+	head = appendVarint(head, 4, uint64(m.slot))
+	head = appendVarint(head, 5, m.slotSize)
+	head = appendVarint(head, 6, m.slotTicket)
+	head = appendVarint(head, 7, m.slotInputLen)
 	if len(m.otlp) == 0 {
 		return [][]byte{head}
 	}
@@ -148,6 +158,10 @@ func (m *processResponse) unmarshal(b []byte) error {
 			m.outcome = outcome(v)
 		case number == 2 && typ == protowire.BytesType:
 			m.otlp = value
+		case number == 3 && typ == protowire.VarintType:
+			m.inSlot = v != 0
+		case number == 4 && typ == protowire.VarintType:
+			m.slotOutputLen = v
 		}
 		return nil
 	})

@@ -57,6 +57,7 @@ type child struct {
 	stopping bool
 	// The current generation; nil while (re)starting.
 	conn   *grpc.ClientConn
+	slots  *slotPool
 	cmd    *exec.Cmd
 	stdin  io.Closer
 	dir    string
@@ -97,12 +98,13 @@ func (c *child) release() {
 		return
 	}
 	c.stopping = true
-	cmd, exited, conn, stdin, dir := c.cmd, c.exited, c.conn, c.stdin, c.dir
+	cmd, exited, conn, slots, stdin, dir := c.cmd, c.exited, c.conn, c.slots, c.stdin, c.dir
 	c.mu.Unlock()
 	delete(children.byBinary, c.binary)
 	if conn != nil {
 		_ = conn.Close()
 	}
+	slots.close()
 	if cmd != nil {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -127,20 +129,31 @@ func (c *child) start() error {
 		return fmt.Errorf("wasmtel bridge: private socket directory: %w", err)
 	}
 	socket := filepath.Join(dir, "bridge.sock")
-	cmd := exec.Command(c.binary, "bridge", "--socket", socket, "--watch-stdin")
+	slots, err := newSlotPool(slotCount())
+	if err != nil {
+		// Slower, not broken: every batch goes inline.
+		c.logger.Warn("wasmtel bridge: no shared memory; batches go over the socket", zap.Error(err))
+	}
+	cleanUp := func() {
+		slots.close()
+		_ = os.RemoveAll(dir)
+	}
+	args := append([]string{"bridge", "--socket", socket, "--watch-stdin"}, slots.childArgs()...)
+	cmd := exec.Command(c.binary, args...)
 	cmd.SysProcAttr = childProcAttr()
+	cmd.ExtraFiles = slots.files()
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		_ = os.RemoveAll(dir)
+		cleanUp()
 		return fmt.Errorf("wasmtel bridge: %w", err)
 	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
-		_ = os.RemoveAll(dir)
+		cleanUp()
 		return fmt.Errorf("wasmtel bridge: %w", err)
 	}
 	if err := cmd.Start(); err != nil {
-		_ = os.RemoveAll(dir)
+		cleanUp()
 		return fmt.Errorf("wasmtel bridge: cannot run %s: %w", c.binary, err)
 	}
 	tail := &lineTail{}
@@ -171,7 +184,7 @@ func (c *child) start() error {
 		if conn != nil {
 			_ = conn.Close()
 		}
-		_ = os.RemoveAll(dir)
+		cleanUp()
 		return fmt.Errorf("wasmtel bridge (%s) did not start: %w; its last output: %s", c.binary, err, tail.String())
 	}
 	c.mu.Lock()
@@ -181,10 +194,10 @@ func (c *child) start() error {
 		_ = cmd.Process.Kill()
 		<-exited
 		_ = conn.Close()
-		_ = os.RemoveAll(dir)
+		cleanUp()
 		return errors.New("wasmtel bridge: stopped while starting")
 	}
-	c.conn, c.cmd, c.stdin, c.dir, c.exited = conn, cmd, stdin, dir, exited
+	c.conn, c.slots, c.cmd, c.stdin, c.dir, c.exited = conn, slots, cmd, stdin, dir, exited
 	c.mu.Unlock()
 	go c.supervise(cmd, exited)
 	return nil
@@ -222,8 +235,8 @@ func (c *child) supervise(cmd *exec.Cmd, exited <-chan struct{}) {
 		c.mu.Unlock()
 		return
 	}
-	oldConn, oldDir := c.conn, c.dir
-	c.conn, c.cmd = nil, nil
+	oldConn, oldSlots, oldDir := c.conn, c.slots, c.dir
+	c.conn, c.slots, c.cmd = nil, nil, nil
 	plugins := make([]*remotePlugin, 0, len(c.plugins))
 	for p := range c.plugins {
 		plugins = append(plugins, p)
@@ -233,6 +246,7 @@ func (c *child) supervise(cmd *exec.Cmd, exited <-chan struct{}) {
 	if oldConn != nil {
 		_ = oldConn.Close()
 	}
+	oldSlots.close()
 	_ = os.RemoveAll(oldDir)
 	c.logger.Error("the wasmtel bridge exited; restarting it", zap.String("status", cmd.ProcessState.String()))
 	for backoff := 100 * time.Millisecond; ; backoff = min(backoff*2, maxRestartBackoff) {
@@ -258,9 +272,15 @@ func (c *child) supervise(cmd *exec.Cmd, exited <-chan struct{}) {
 }
 
 func (c *child) connection() *grpc.ClientConn {
+	conn, _ := c.generation()
+	return conn
+}
+
+// generation is the running child's connection and shared-memory slots.
+func (c *child) generation() (*grpc.ClientConn, *slotPool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.conn
+	return c.conn, c.slots
 }
 
 // forwardLogs hands each of the child's JSON log lines to the logger of the
@@ -358,29 +378,43 @@ var useBridgeCodec = grpc.ForceCodecV2(bridgeCodec{})
 
 var errBridgeRestarting = &bridgeError{message: "the wasmtel bridge is restarting; retry"}
 
-func (p *remotePlugin) current() (uint64, *grpc.ClientConn, error) {
+func (p *remotePlugin) current() (uint64, *grpc.ClientConn, *slotPool, error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.closed {
-		return 0, nil, errPluginClosed
+		return 0, nil, nil, errPluginClosed
 	}
-	conn := p.child.connection()
+	conn, slots := p.child.generation()
 	if p.id == 0 || conn == nil {
-		return 0, nil, errBridgeRestarting
+		return 0, nil, nil, errBridgeRestarting
 	}
-	return p.id, conn, nil
+	return p.id, conn, slots, nil
 }
 
 // process sends one batch; the context's deadline and cancellation travel
 // with the call and bound (or interrupt) the guest in the child.
 func (p *remotePlugin) process(ctx context.Context, sig signal, input []byte) (outcome, []byte, error) {
-	id, conn, err := p.current()
+	id, conn, slots, err := p.current()
 	if err != nil {
 		return outcomeUnchanged, nil, err
 	}
+	request := &processRequest{pluginID: id, signal: sig}
+	slot := slots.put(request, input)
+	if slot == nil {
+		request.otlp = input
+	}
 	var response processResponse
-	err = conn.Invoke(ctx, bridgeService+"Process", &processRequest{pluginID: id, signal: sig, otlp: input}, &response,
-		useBridgeCodec)
+	err = conn.Invoke(ctx, bridgeService+"Process", request, &response, useBridgeCodec)
+	if slot != nil {
+		switch {
+		case err != nil:
+			slots.abandon(slot)
+		case response.inSlot:
+			response.otlp, err = slots.output(slot, response.slotOutputLen)
+		default:
+			slots.release(slot)
+		}
+	}
 	if err != nil {
 		// When the caller's deadline passes, tonic may answer "Timeout expired"
 		// (CANCELLED, its grpc-timeout handling) before the runtime's own
@@ -405,7 +439,7 @@ func deadlinePassed(ctx context.Context) bool {
 }
 
 func (p *remotePlugin) metricsJSON() ([]byte, error) {
-	id, conn, err := p.current()
+	id, conn, _, err := p.current()
 	if err != nil {
 		return nil, err
 	}
