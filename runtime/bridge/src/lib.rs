@@ -231,13 +231,14 @@ impl Bridge for Service {
         let cancel = CancelOnDrop(Cancel::default());
         let token = cancel.0.clone();
         let slot_input_len = request.slot_input_len;
-        let response = tokio::task::spawn_blocking(move || {
-            let input = match &lease {
-                Some(lease) => bytes::Bytes::from(lease.read_input(slot_input_len).map_err(Status::invalid_argument)?),
-                None => request.otlp,
-            };
-            let result = plugin.process_cancellable(signal, &input, deadline, Some(&token));
-            respond(result, lease.as_ref())
+        let response = tokio::task::spawn_blocking(move || match &lease {
+            Some(lease) => {
+                let input = lease.read_input(slot_input_len).map_err(Status::invalid_argument)?;
+                let result = plugin.process_cancellable(signal, &input, deadline, Some(&token));
+                lease.keep_input(input);
+                respond(result, Some(lease))
+            }
+            None => respond(plugin.process_cancellable(signal, &request.otlp, deadline, Some(&token)), None),
         })
         .await
         .map_err(|e| Status::internal(format!("the batch did not complete: {e}")))?;

@@ -64,7 +64,7 @@ pub enum SlotError {
 /// The slots the parent passed at spawn, numbered from 1 in requests.
 #[derive(Default)]
 pub struct Slots {
-    slots: Vec<Slot>,
+    slots: Vec<Arc<Slot>>,
 }
 
 struct Slot {
@@ -72,10 +72,17 @@ struct Slot {
     /// The newest mapping; a request keeps the one it started with alive
     /// while a later one (of a larger size) replaces it.
     mapping: Mutex<Option<Arc<MmapRaw>>>,
+    /// The buffer the last input was copied into, kept for the next one: a
+    /// fresh allocation of a batch's size costs a map and page faults.
+    spare_input: Mutex<Vec<u8>>,
 }
+
+/// The largest input buffer a slot keeps between batches.
+const SPARE_INPUT_MAX: usize = 4 << 20;
 
 /// A slot as one request uses it.
 pub struct SlotLease {
+    slot: Arc<Slot>,
     mapping: Arc<MmapRaw>,
     /// The slot's size as the parent has it mapped: nothing beyond is
     /// read or written (the mapping here may be larger).
@@ -109,7 +116,7 @@ impl Slots {
             // else in this process knows its number.
             #[allow(unsafe_code)]
             let file = unsafe { File::from_raw_fd(fd) };
-            slots.push(Slot { file, mapping: Mutex::new(None) });
+            slots.push(Arc::new(Slot { file, mapping: Mutex::new(None), spare_input: Mutex::default() }));
         }
         Ok(Slots { slots })
     }
@@ -157,7 +164,7 @@ impl Slots {
                 mapping
             }
         };
-        Ok(SlotLease { mapping, size: size_bytes, ticket })
+        Ok(SlotLease { slot: Arc::clone(entry), mapping, size: size_bytes, ticket })
     }
 }
 
@@ -187,7 +194,10 @@ impl SlotLease {
             .ok()
             .filter(|&len| len <= self.capacity())
             .ok_or_else(|| format!("input of {len} bytes is beyond the slot's {} payload bytes", self.capacity()))?;
-        let mut input = Vec::with_capacity(len);
+        // Taken, not shared: a call abandoned earlier may still hold the last one.
+        let mut input = std::mem::take(&mut *self.slot.spare_input.lock().unwrap_or_else(PoisonError::into_inner));
+        input.clear();
+        input.reserve(len);
         // SAFETY: HEADER_LEN + len is within the mapping (checked above), which
         // cannot fault (the file is sealed against shrinking and at least the
         // mapping's size), and `input` has room for len bytes. The source may
@@ -199,6 +209,13 @@ impl SlotLease {
             input.set_len(len);
         }
         Ok(input)
+    }
+
+    /// Hands the input buffer back for the slot's next batch.
+    pub fn keep_input(&self, input: Vec<u8>) {
+        if input.capacity() <= SPARE_INPUT_MAX {
+            *self.slot.spare_input.lock().unwrap_or_else(PoisonError::into_inner) = input;
+        }
     }
 
     /// Writes `output` into the slot if it fits and the parent still waits

@@ -172,10 +172,8 @@ fn plugins_load_once_and_batches_keep_their_outcomes_and_failure_codes() {
             .expect_err("refused");
         assert_eq!(status.code(), Code::FailedPrecondition);
         assert!(status.message().contains("wasm/ghost") && status.message().contains("cannot read"), "{status:?}");
-        let status = client
-            .process(ProcessRequest { plugin_id: 999, ..Default::default() })
-            .await
-            .expect_err("unknown plugin");
+        let status =
+            client.process(ProcessRequest { plugin_id: 999, ..Default::default() }).await.expect_err("unknown plugin");
         assert_eq!(status.code(), Code::NotFound);
     });
 }
@@ -246,7 +244,11 @@ fn batches_travel_in_shared_memory_slots_and_an_abandoned_slot_is_never_written(
     runtime().block_on(async {
         let mut client = BridgeClient::new(channel(&bridge.socket).await);
         let redact = client
-            .load(load("wasm/redact", "wasmtel-redact", serde_json::json!({"config": {"keys": ["user.email"], "mask": "[a mask longer than the value]"}})))
+            .load(load(
+                "wasm/redact",
+                "wasmtel-redact",
+                serde_json::json!({"config": {"keys": ["user.email"], "mask": "[a mask longer than the value]"}}),
+            ))
             .await
             .unwrap()
             .into_inner()
