@@ -55,10 +55,12 @@ func slotCount() int {
 
 // slotPool is one bridge generation's slots; nil sends every batch inline.
 type slotPool struct {
-	all  []*sharedSlot
-	free chan *sharedSlot
+	all []*sharedSlot
 
-	mu     sync.Mutex
+	mu sync.Mutex
+	// free is a stack: the slot used last, whose pages are warm in the
+	// caches of both processes, is used next.
+	free   []*sharedSlot
 	closed bool
 
 	// Batches sent in a slot and inline, for tests and the operator's debugging.
@@ -77,7 +79,7 @@ func newSlotPool(count int) (*slotPool, error) {
 	if !sharedMemorySupported {
 		return nil, nil
 	}
-	pool := &slotPool{free: make(chan *sharedSlot, count)}
+	pool := &slotPool{}
 	for i := 1; i <= count; i++ {
 		file, err := createSlotFile(fmt.Sprintf("wasmtel-slot-%d", i))
 		if err != nil {
@@ -86,7 +88,7 @@ func newSlotPool(count int) (*slotPool, error) {
 		}
 		slot := &sharedSlot{number: i, file: file}
 		pool.all = append(pool.all, slot)
-		pool.free <- slot
+		pool.free = append(pool.free, slot)
 	}
 	return pool, nil
 }
@@ -123,10 +125,8 @@ func (p *slotPool) put(request *processRequest, input []byte) *sharedSlot {
 		p.countInline()
 		return nil
 	}
-	var slot *sharedSlot
-	select {
-	case slot = <-p.free:
-	default:
+	slot := p.take()
+	if slot == nil {
 		p.countInline()
 		return nil
 	}
@@ -171,7 +171,18 @@ func (p *slotPool) release(slot *sharedSlot) {
 		slot.unmap()
 		return
 	}
-	p.free <- slot
+	p.free = append(p.free, slot)
+}
+
+func (p *slotPool) take() *sharedSlot {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.free) == 0 {
+		return nil
+	}
+	slot := p.free[len(p.free)-1]
+	p.free = p.free[:len(p.free)-1]
+	return slot
 }
 
 // abandon frees the slot of a call this side gave up on (or that failed):
@@ -209,14 +220,10 @@ func (p *slotPool) close() {
 		return
 	}
 	p.closed = true
-	for {
-		select {
-		case slot := <-p.free:
-			slot.unmap()
-		default:
-			return
-		}
+	for _, slot := range p.free {
+		slot.unmap()
 	}
+	p.free = nil
 }
 
 // reserve makes the slot at least n bytes long (rounded up to a power of
