@@ -223,7 +223,8 @@ impl Bridge for Service {
             slot => Some(
                 self.slots
                     .lease(slot, request.slot_size, request.slot_ticket)
-                    .map_err(|e| Status::invalid_argument(e.to_string()))?,
+                    // The parent's bookkeeping, not the batch, is wrong: retryable.
+                    .map_err(|e| Status::internal(e.to_string()))?,
             ),
         };
         // Dropped with this future when the client cancels the call: the
@@ -233,7 +234,7 @@ impl Bridge for Service {
         let slot_input_len = request.slot_input_len;
         let response = tokio::task::spawn_blocking(move || match &lease {
             Some(lease) => {
-                let input = lease.read_input(slot_input_len).map_err(Status::invalid_argument)?;
+                let input = lease.read_input(slot_input_len).map_err(Status::internal)?;
                 let result = plugin.process_cancellable(signal, &input, deadline, Some(&token));
                 lease.keep_input(input);
                 respond(result, Some(lease))
