@@ -240,9 +240,14 @@ func (c *child) supervise(cmd *exec.Cmd, exited <-chan struct{}) {
 	plugins := make([]*remotePlugin, 0, len(c.plugins))
 	for p := range c.plugins {
 		plugins = append(plugins, p)
-		p.forget()
 	}
 	c.mu.Unlock()
+	// Not under c.mu: a call holds p.mu while it reads the generation
+	// (p.mu, then c.mu), so taking them the other way round here deadlocks.
+	// The new generation starts only below, so no call meets it with an old ID.
+	for _, p := range plugins {
+		p.forget()
+	}
 	if oldConn != nil {
 		_ = oldConn.Close()
 	}
