@@ -28,7 +28,7 @@ pub use generated::bridge_client::BridgeClient;
 use generated::bridge_server::{Bridge, BridgeServer};
 pub use generated::health_client::HealthClient;
 use generated::health_server::{Health, HealthServer};
-use shared_memory::{Abandoned, SlotLease, Slots};
+use shared_memory::{AbandonWatch, Abandoned, SlotLease, Slots};
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Code, Request, Response, Status};
 use wasmtel_registry::Policy;
@@ -98,7 +98,13 @@ async fn serve_async(options: BridgeOptions, runtime: Runtime) -> Result<(), Bri
         .map_err(|e| BridgeError::Socket { path: socket.clone(), message: e.to_string() })?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
     let slots = options.slots.len();
-    let service = Service { runtime, plugins: RwLock::default(), next_id: AtomicU64::new(1), slots: options.slots };
+    let service = Service {
+        runtime,
+        plugins: RwLock::default(),
+        next_id: AtomicU64::new(1),
+        slots: options.slots,
+        abandon_watch: AbandonWatch::default(),
+    };
     let shutdown = shutdown_signal(options.watch_stdin);
     tracing::info!(socket = %socket.display(), shared_memory_slots = slots, "wasmtel bridge serving");
     let result = tonic::transport::Server::builder()
@@ -160,6 +166,7 @@ struct Service {
     plugins: RwLock<HashMap<u64, Plugin>>,
     next_id: AtomicU64,
     slots: Slots,
+    abandon_watch: AbandonWatch,
 }
 
 impl Service {
@@ -231,18 +238,28 @@ impl Bridge for Service {
         // guest is interrupted then.
         let cancel = CancelOnDrop(Cancel::default());
         let token = cancel.0.clone();
-        let slot_input_len = request.slot_input_len;
-        let response = tokio::task::spawn_blocking(move || match &lease {
+        let response = match lease {
+            // A batch in shared memory runs here, on the I/O thread (its core
+            // handed to another thread meanwhile): a hop to the blocking pool
+            // and back costs two thread wake-ups per batch. The client's reset
+            // cannot drop this future while it runs, so the parent's abandon
+            // mark in the slot is what cancels it.
             Some(lease) => {
-                let input = lease.read_input(slot_input_len).map_err(Status::internal)?;
-                let result = plugin.process_cancellable(signal, &input, deadline, Some(&token));
-                lease.keep_input(input);
-                respond(result, Some(lease))
+                let lease = Arc::new(lease);
+                let _watching = self.abandon_watch.watch(Arc::clone(&lease), token.clone());
+                tokio::task::block_in_place(|| {
+                    let input = lease.read_input(request.slot_input_len).map_err(Status::internal)?;
+                    let result = plugin.process_cancellable(signal, &input, deadline, Some(&token));
+                    lease.keep_input(input);
+                    respond(result, Some(&lease))
+                })
             }
-            None => respond(plugin.process_cancellable(signal, &request.otlp, deadline, Some(&token)), None),
-        })
-        .await
-        .map_err(|e| Status::internal(format!("the batch did not complete: {e}")))?;
+            None => tokio::task::spawn_blocking(move || {
+                respond(plugin.process_cancellable(signal, &request.otlp, deadline, Some(&token)), None)
+            })
+            .await
+            .map_err(|e| Status::internal(format!("the batch did not complete: {e}")))?,
+        };
         drop(cancel);
         Ok(Response::new(response?))
     }

@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use memmap2::{MmapOptions, MmapRaw};
+use wasmtel_runtime::Cancel;
 
 /// Bytes before a slot's payload; its first 8 are the state word.
 pub const HEADER_LEN: usize = 64;
@@ -261,6 +262,67 @@ fn check_sealed(fd: RawFd) -> Result<(), SlotError> {
 #[cfg(not(target_os = "linux"))]
 fn check_sealed(fd: RawFd) -> Result<(), SlotError> {
     Err(SlotError::Descriptor { fd, message: "shared-memory slots need Linux".into() })
+}
+
+impl SlotLease {
+    /// Whether the parent gave up on this call: the state no longer says
+    /// `BUSY` for its ticket.
+    pub fn abandoned(&self) -> bool {
+        self.state().load(Ordering::Acquire) != self.ticket << 2 | BUSY
+    }
+}
+
+/// Cancels the calls whose parent gave up on them, read from their slots'
+/// state: a call that runs on the I/O thread cannot be dropped when the
+/// client resets its stream, so this is how its guest gets interrupted.
+/// One thread for all slots, checking every [`wasmtel_runtime::CANCEL_CHECK`]
+/// (never woken per call: that would cost the wake-up the in-place run saves).
+#[derive(Default, Clone)]
+pub struct AbandonWatch {
+    watched: Arc<Mutex<Vec<Watched>>>,
+    next_id: Arc<AtomicU64>,
+    started: Arc<std::sync::OnceLock<()>>,
+}
+
+/// A call in flight: its ID in the watch, its slot, and its cancel handle.
+type Watched = (u64, Arc<SlotLease>, Cancel);
+
+/// Stops watching a call when dropped.
+pub struct Watching {
+    watch: AbandonWatch,
+    id: u64,
+}
+
+impl AbandonWatch {
+    /// Watches `lease` until the guard is dropped, cancelling `cancel` if
+    /// the parent abandons the call.
+    pub fn watch(&self, lease: Arc<SlotLease>, cancel: Cancel) -> Watching {
+        self.started.get_or_init(|| {
+            let watched = Arc::clone(&self.watched);
+            let spawned = std::thread::Builder::new().name("wasmtel-abandon".into()).spawn(move || {
+                loop {
+                    for (_, lease, cancel) in watched.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+                        if lease.abandoned() {
+                            cancel.cancel();
+                        }
+                    }
+                    std::thread::sleep(wasmtel_runtime::CANCEL_CHECK);
+                }
+            });
+            if let Err(error) = spawned {
+                tracing::error!(%error, "no thread to watch for abandoned calls: a cancelled call runs to its deadline");
+            }
+        });
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.watched.lock().unwrap_or_else(PoisonError::into_inner).push((id, lease, cancel));
+        Watching { watch: self.clone(), id }
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        self.watch.watched.lock().unwrap_or_else(PoisonError::into_inner).retain(|(id, ..)| *id != self.id);
+    }
 }
 
 /// The parent stopped waiting for the call (its state is no longer `BUSY`

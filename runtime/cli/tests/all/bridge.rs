@@ -299,6 +299,35 @@ fn batches_travel_in_shared_memory_slots_and_an_abandoned_slot_is_never_written(
         assert_eq!(response.otlp, inline.otlp);
         assert_eq!(state(&slots[0]), 10 << 2 | BUSY, "an output sent inline leaves the slot's state");
 
+        // A looping guest in a slot: marking the call abandoned in the slot
+        // (as the collector does when it gives up) interrupts it.
+        let hostile = client
+            .load(load("wasm/hostile", "wasmtel-test-hostile", serde_json::json!({"limits": {"timeout": "30s"}})))
+            .await
+            .unwrap()
+            .into_inner()
+            .plugin_id;
+        let looping = span_named("loop");
+        put_batch(&slots[1], 20 << 2 | BUSY, &looping);
+        let request = ProcessRequest {
+            plugin_id: hostile,
+            signal: 0,
+            slot: 2,
+            slot_size: SIZE,
+            slot_ticket: 20,
+            slot_input_len: looping.len() as u64,
+            ..Default::default()
+        };
+        let started = Instant::now();
+        let mut call_client = client.clone();
+        let (result, ()) = tokio::join!(call_client.process(request), async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            slots[1].write_all_at(&(20u64 << 2 | ABANDONED).to_le_bytes(), 0).unwrap();
+        });
+        let status = result.expect_err("interrupted");
+        assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+        assert!(started.elapsed() < Duration::from_secs(5), "the loop ran on for {:?}", started.elapsed());
+
         // Requests that do not fit the slots are refused, as retryable
         // (INTERNAL): the collector's bookkeeping is wrong, not the batch.
         let mut beyond_input = in_slot(1, SIZE, 11);
