@@ -217,7 +217,7 @@ func BenchmarkCall(b *testing.B) {
 			ctx := context.Background()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				if _, _, err := p.process(ctx, signalTraces, nil); err != nil {
+				if _, err := p.process(ctx, signalTraces, nil, func([]byte) {}); err != nil {
 					b.Fatal(err)
 				}
 			}

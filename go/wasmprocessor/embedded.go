@@ -154,17 +154,17 @@ func loadEmbedded(name, reference string, pluginConfigJSON, registryJSON []byte)
 
 // process runs one OTLP batch within the context's deadline. For
 // outcomeReplaced it returns a Go copy of the output.
-func (p *embeddedPlugin) process(ctx context.Context, sig signal, input []byte) (outcome, []byte, error) {
+func (p *embeddedPlugin) process(ctx context.Context, sig signal, input []byte, consume func([]byte)) (outcome, error) {
 	var deadline time.Duration
 	if d, ok := ctx.Deadline(); ok {
 		if deadline = time.Until(d); deadline <= 0 {
-			return outcomeUnchanged, nil, ctx.Err()
+			return outcomeUnchanged, ctx.Err()
 		}
 	}
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.handle == nil {
-		return outcomeUnchanged, nil, errPluginClosed
+		return outcomeUnchanged, errPluginClosed
 	}
 	inPtr, inLen := cBytes(input)
 	var out C.WasmtelOutput
@@ -176,19 +176,18 @@ func (p *embeddedPlugin) process(ctx context.Context, sig signal, input []byte) 
 	status := C.wasmtel_plugin_process(p.handle, C.uint32_t(sig), inPtr, inLen, deadlineNs, &out, &cerr)
 	runtime.KeepAlive(input)
 	if status != C.WASMTEL_STATUS_OK {
-		return outcomeUnchanged, nil, takeError(&cerr)
+		return outcomeUnchanged, takeError(&cerr)
 	}
 	switch out.outcome {
 	case C.WASMTEL_OUTCOME_REPLACED:
-		// The one copy of the output into Go memory; then Rust frees its buffer.
-		// Not C.GoBytes: its C.int length would truncate sizes over 2 GiB.
-		data := append([]byte(nil), unsafe.Slice((*byte)(unsafe.Pointer(out.data)), int(out.len))...)
+		// Read where Rust put it (no copy into Go memory first), then freed.
+		consume(unsafe.Slice((*byte)(unsafe.Pointer(out.data)), int(out.len)))
 		C.wasmtel_bytes_free(out.data, out.len, out.capacity)
-		return outcomeReplaced, data, nil
+		return outcomeReplaced, nil
 	case C.WASMTEL_OUTCOME_DROPPED:
-		return outcomeDropped, nil, nil
+		return outcomeDropped, nil
 	default:
-		return outcomeUnchanged, nil, nil
+		return outcomeUnchanged, nil
 	}
 }
 

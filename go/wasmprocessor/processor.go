@@ -141,10 +141,11 @@ func (u *pipelineUse) shutdown(context.Context) error {
 	return nil
 }
 
-// run sends one marshaled batch through the plugin within the caller's deadline.
-func (w *wasmProcessor) run(ctx context.Context, sig signal, input []byte) (outcome, []byte, error) {
+// run sends one marshaled batch through the plugin within the caller's
+// deadline; a `replaced` output is handed to consume (see pluginHandle).
+func (w *wasmProcessor) run(ctx context.Context, sig signal, input []byte, consume func([]byte)) (outcome, error) {
 	started := time.Now()
-	result, output, err := w.plugin.process(ctx, sig, input)
+	result, err := w.plugin.process(ctx, sig, input, consume)
 	outcomeName := result.String()
 	if err != nil {
 		outcomeName = "error"
@@ -161,11 +162,11 @@ func (w *wasmProcessor) run(ctx context.Context, sig signal, input []byte) (outc
 		// marshal and output errors do.
 		err = fmt.Errorf("%s: %w", w.name, err)
 		if permanent {
-			return result, nil, consumererror.NewPermanent(err)
+			return result, consumererror.NewPermanent(err)
 		}
-		return result, nil, err
+		return result, err
 	}
-	return result, output, nil
+	return result, nil
 }
 
 var (
@@ -203,7 +204,13 @@ func processBatch[T any](
 	if err != nil {
 		return batch, consumererror.NewPermanent(fmt.Errorf("%s: marshal: %w", w.name, err))
 	}
-	result, output, err := w.run(ctx, sig, input)
+	var out T
+	var consumed bool
+	var outputErr error
+	result, err := w.run(ctx, sig, input, func(output []byte) {
+		out, outputErr = unmarshal(output)
+		consumed = true
+	})
 	switch {
 	case err != nil:
 		return batch, err
@@ -211,10 +218,10 @@ func processBatch[T any](
 		return batch, processorhelper.ErrSkipProcessingData
 	case result == outcomeUnchanged:
 		return batch, nil
-	}
-	out, err := unmarshal(output)
-	if err != nil {
-		return batch, consumererror.NewPermanent(fmt.Errorf("%s: plugin output: %w", w.name, err))
+	case !consumed:
+		return batch, consumererror.NewPermanent(fmt.Errorf("%s: plugin output: replaced, but no output came back", w.name))
+	case outputErr != nil:
+		return batch, consumererror.NewPermanent(fmt.Errorf("%s: plugin output: %w", w.name, outputErr))
 	}
 	return out, nil
 }

@@ -1,6 +1,7 @@
 package wasmprocessor
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -517,4 +518,56 @@ func testPluginMetricsAreCollectorTelemetry(t *testing.T, mode string) {
 			t.Fatalf("wasmtel.plugin.duration %s = %q, want %q", key, v.AsString(), want)
 		}
 	}
+}
+
+// The output is unmarshaled where the runtime left it (its buffer, or a
+// shared-memory slot) and that memory is reused after: pdata's unmarshal
+// must keep nothing of its input. A pdata release that aliased it would
+// corrupt batches downstream; this catches it.
+func TestUnmarshaledBatchesKeepNothingOfTheirInput(t *testing.T) {
+	td := traces("GET /")
+	span := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0)
+	span.Attributes().PutEmptyBytes("raw").FromRaw([]byte{1, 2, 3})
+	span.Events().AppendEmpty().SetName("event")
+	ld := logs("body")
+	ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(0).Body().SetEmptyBytes().FromRaw([]byte{4, 5})
+	md := metrics("m")
+	check := func(name string, encoded []byte, roundTrip func([]byte) ([]byte, error)) {
+		t.Helper()
+		input := bytes.Clone(encoded)
+		again, err := roundTrip(input)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(again, encoded) {
+			t.Fatalf("%s: the batch changed when its input buffer was overwritten", name)
+		}
+	}
+	tracesBytes, _ := tracesMarshaler.MarshalTraces(td)
+	check("traces", tracesBytes, func(input []byte) ([]byte, error) {
+		out, err := tracesUnmarshaler.UnmarshalTraces(input)
+		clear(input)
+		if err != nil {
+			return nil, err
+		}
+		return tracesMarshaler.MarshalTraces(out)
+	})
+	logsBytes, _ := logsMarshaler.MarshalLogs(ld)
+	check("logs", logsBytes, func(input []byte) ([]byte, error) {
+		out, err := logsUnmarshaler.UnmarshalLogs(input)
+		clear(input)
+		if err != nil {
+			return nil, err
+		}
+		return logsMarshaler.MarshalLogs(out)
+	})
+	metricsBytes, _ := metricsMarshaler.MarshalMetrics(md)
+	check("metrics", metricsBytes, func(input []byte) ([]byte, error) {
+		out, err := metricsUnmarshaler.UnmarshalMetrics(input)
+		clear(input)
+		if err != nil {
+			return nil, err
+		}
+		return metricsMarshaler.MarshalMetrics(out)
+	})
 }

@@ -15,7 +15,6 @@ package wasmprocessor
 // memfds.
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"runtime"
@@ -150,14 +149,15 @@ func (p *slotPool) countInline() {
 	}
 }
 
-// output copies a `replaced` output the bridge wrote into the slot, then
-// frees the slot. Only after a completed call.
-func (p *slotPool) output(slot *sharedSlot, n uint64) ([]byte, error) {
+// output hands a `replaced` output the bridge wrote into the slot to
+// consume, where it lies, then frees the slot. Only after a completed call.
+func (p *slotPool) output(slot *sharedSlot, n uint64, consume func([]byte)) error {
 	defer p.release(slot)
 	if n > uint64(len(slot.mem)-slotHeaderLen) {
-		return nil, fmt.Errorf("the wasmtel bridge answered with %d bytes in a slot of %d", n, len(slot.mem))
+		return fmt.Errorf("the wasmtel bridge answered with %d bytes in a slot of %d", n, len(slot.mem))
 	}
-	return bytes.Clone(slot.mem[slotHeaderLen : slotHeaderLen+int(n)]), nil
+	consume(slot.mem[slotHeaderLen : slotHeaderLen+int(n)])
+	return nil
 }
 
 // release frees the slot of a completed call.

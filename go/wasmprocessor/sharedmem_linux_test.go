@@ -136,7 +136,7 @@ func TestAnAbandonedSlotIsReusedOnlyWhenTheBridgeCannotWriteIntoIt(t *testing.T)
 func TestAnOutputLengthBeyondTheSlotIsAnError(t *testing.T) {
 	pool := testPool(t, 1)
 	slot := pool.put(&processRequest{}, []byte("batch"))
-	if _, err := pool.output(slot, uint64(minSlotBytes)); err == nil {
+	if err := pool.output(slot, uint64(minSlotBytes), func([]byte) { t.Fatal("consumed") }); err == nil {
 		t.Fatal("an output longer than the slot was read")
 	}
 	if pool.put(&processRequest{}, []byte("next")) == nil {

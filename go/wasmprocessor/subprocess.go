@@ -398,10 +398,10 @@ func (p *remotePlugin) current() (uint64, *grpc.ClientConn, *slotPool, error) {
 
 // process sends one batch; the context's deadline and cancellation travel
 // with the call and bound (or interrupt) the guest in the child.
-func (p *remotePlugin) process(ctx context.Context, sig signal, input []byte) (outcome, []byte, error) {
+func (p *remotePlugin) process(ctx context.Context, sig signal, input []byte, consume func([]byte)) (outcome, error) {
 	id, conn, slots, err := p.current()
 	if err != nil {
-		return outcomeUnchanged, nil, err
+		return outcomeUnchanged, err
 	}
 	request := &processRequest{pluginID: id, signal: sig}
 	slot := slots.put(request, input)
@@ -415,7 +415,7 @@ func (p *remotePlugin) process(ctx context.Context, sig signal, input []byte) (o
 		case err != nil:
 			slots.abandon(slot)
 		case response.inSlot:
-			response.otlp, err = slots.output(slot, response.slotOutputLen)
+			err = slots.output(slot, response.slotOutputLen, consume)
 		default:
 			slots.release(slot)
 		}
@@ -426,14 +426,17 @@ func (p *remotePlugin) process(ctx context.Context, sig signal, input []byte) (o
 		// deadline_exceeded arrives, and before ctx's timer has marked ctx
 		// done: report the caller's cause either way, retryable.
 		if deadlinePassed(ctx) {
-			return outcomeUnchanged, nil, &bridgeError{message: context.DeadlineExceeded.Error() + " (bridge: " + status.Convert(err).Message() + ")"}
+			return outcomeUnchanged, &bridgeError{message: context.DeadlineExceeded.Error() + " (bridge: " + status.Convert(err).Message() + ")"}
 		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
-			return outcomeUnchanged, nil, &bridgeError{message: ctxErr.Error() + " (bridge: " + status.Convert(err).Message() + ")"}
+			return outcomeUnchanged, &bridgeError{message: ctxErr.Error() + " (bridge: " + status.Convert(err).Message() + ")"}
 		}
-		return outcomeUnchanged, nil, statusError(err)
+		return outcomeUnchanged, statusError(err)
 	}
-	return response.outcome, response.otlp, nil
+	if response.outcome == outcomeReplaced && !response.inSlot {
+		consume(response.otlp)
+	}
+	return response.outcome, nil
 }
 
 // deadlinePassed tells whether ctx's deadline is behind us, whether or not

@@ -50,8 +50,10 @@ func (o outcome) String() string {
 // bridge child (subprocess); the processor cannot tell which.
 type pluginHandle interface {
 	// process runs one OTLP batch within ctx's deadline; for
-	// outcomeReplaced it returns the output in Go memory.
-	process(ctx context.Context, sig signal, input []byte) (outcome, []byte, error)
+	// outcomeReplaced it hands the output to consume, which may read it
+	// only during the call (it is the runtime's buffer or a shared-memory
+	// slot; pdata's unmarshal copies what it keeps).
+	process(ctx context.Context, sig signal, input []byte, consume func(output []byte)) (outcome, error)
 	// metricsJSON is the plugin's MetricsSnapshot as JSON.
 	metricsJSON() ([]byte, error)
 	// free releases the plugin; later calls fail with errPluginClosed.
