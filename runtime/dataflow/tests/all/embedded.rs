@@ -183,3 +183,33 @@ fn an_embedded_pipeline_serves_the_dashboard_when_its_spec_asks() {
     std::thread::sleep(Duration::from_millis(1200));
     assert!(pipeline.status().pipelines.is_empty());
 }
+
+#[test]
+fn an_empty_replaced_output_is_never_the_dashboard_s_newest_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = json!({
+        "version": "otel_dataflow/v1",
+        "engine": { "custom": { "wasmtel": { "dashboard": { "bind_address": "127.0.0.1:0" } } } },
+        "policies": { "resources": { "core_allocation": { "type": "core_count", "count": 1 } } },
+        "groups": { "app": { "pipelines": { "main": {
+            "nodes": {
+                "ingress": { "type": "urn:wasmtel:receiver:embedded" },
+                "hostile": { "type": "urn:wasmtel:processor:wasm", "config": {
+                    "component": component("wasmtel-test-hostile"), "output": "otlp" } },
+                "files": { "type": "urn:wasmtel:exporter:arrow_ipc", "config": { "directory": dir.path() } },
+            },
+            "connections": [ { "from": "ingress", "to": "hostile" }, { "from": "hostile", "to": "files" } ],
+        }}}},
+    });
+    let pipeline = EmbeddedPipeline::start(spec).expect("pipeline starts");
+    // Completes like a drop, and is not what the dashboard keeps: the batch
+    // after it (within the dashboard's once-a-second sampling) is.
+    pipeline.export_traces(wasmtel_tests::span_named("empty-output")).expect("accepted");
+    pipeline.export_traces(traces(&[("job after the empty one", vec![])]).encode_to_vec()).unwrap();
+    let status = pipeline.status();
+    let recent = serde_json::to_value(&status.pipelines[0].recent).unwrap();
+    let records = recent["traces"]["records"]["Ok"].to_string();
+    assert!(records.contains("job after the empty one"), "{recent}");
+    assert_eq!(status.pipelines[0].processors[0].metrics.calls, 2);
+    pipeline.shutdown(Duration::from_secs(30)).unwrap();
+}

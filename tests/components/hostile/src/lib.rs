@@ -99,6 +99,8 @@ fn misbehave(trigger: &str) -> Result<Option<Outcome>, ProcessError> {
         "stack-overflow" => Ok(Some(Outcome::Replaced(vec![recurse(0, u64::MAX) as u8]))),
         "panic" => panic!("hostile component panicked on purpose"),
         "garbage" => Ok(Some(Outcome::Replaced(vec![0xff; 64]))),
+        // A valid request with nothing in it, as `replaced` rather than `dropped`.
+        "empty-output" => Ok(Some(Outcome::Replaced(Vec::new()))),
         "oversized" => Ok(Some(Outcome::Replaced(oversized()))),
         "open-file" => match std::fs::read("/etc/passwd") {
             Ok(content) => Ok(Some(Outcome::Replaced(content))),
