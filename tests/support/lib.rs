@@ -57,8 +57,8 @@ pub fn traces(spans: &[(&str, Vec<KeyValue>)]) -> ExportTraceServiceRequest {
                     .iter()
                     .enumerate()
                     .map(|(i, (name, attributes))| Span {
-                        trace_id: [i as u8 + 1; 16].to_vec(),
-                        span_id: [i as u8 + 1; 8].to_vec(),
+                        trace_id: [(i as u8).wrapping_add(1); 16].to_vec(),
+                        span_id: [(i as u8).wrapping_add(1); 8].to_vec(),
                         name: name.to_string(),
                         start_time_unix_nano: 1_700_000_000_000_000_000,
                         end_time_unix_nano: 1_700_000_000_100_000_000,
