@@ -3,7 +3,8 @@
 //! proto/bridge.proto and grpc.health.v1 on a unix socket in a private
 //! directory; every plugin of the collector is loaded here once and each
 //! batch is one unary call whose gRPC deadline is its budget. A call the
-//! client cancels interrupts the guest. Log events go to stderr as JSON
+//! client cancels interrupts the guest. On Linux the batch's bytes may
+//! travel in shared memory instead of in the call ([`shared_memory`]). Log events go to stderr as JSON
 //! lines (level, plugin, stream, message) for the parent's logger. The
 //! process ends on SIGTERM/SIGINT and, with `watch_stdin`, when its
 //! standard input closes: the parent died.

@@ -180,6 +180,12 @@ impl SlotLease {
         }
     }
 
+    /// Whether the parent gave up on this call: the state no longer says
+    /// `BUSY` for its ticket.
+    pub fn abandoned(&self) -> bool {
+        self.state().load(Ordering::Acquire) != self.ticket << 2 | BUSY
+    }
+
     /// How many payload bytes the slot holds.
     pub fn capacity(&self) -> usize {
         self.size - HEADER_LEN
@@ -262,14 +268,6 @@ fn check_sealed(fd: RawFd) -> Result<(), SlotError> {
 #[cfg(not(target_os = "linux"))]
 fn check_sealed(fd: RawFd) -> Result<(), SlotError> {
     Err(SlotError::Descriptor { fd, message: "shared-memory slots need Linux".into() })
-}
-
-impl SlotLease {
-    /// Whether the parent gave up on this call: the state no longer says
-    /// `BUSY` for its ticket.
-    pub fn abandoned(&self) -> bool {
-        self.state().load(Ordering::Acquire) != self.ticket << 2 | BUSY
-    }
 }
 
 /// Cancels the calls whose parent gave up on them, read from their slots'
