@@ -532,42 +532,30 @@ func TestUnmarshaledBatchesKeepNothingOfTheirInput(t *testing.T) {
 	ld := logs("body")
 	ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(0).Body().SetEmptyBytes().FromRaw([]byte{4, 5})
 	md := metrics("m")
-	check := func(name string, encoded []byte, roundTrip func([]byte) ([]byte, error)) {
-		t.Helper()
-		input := bytes.Clone(encoded)
-		again, err := roundTrip(input)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(again, encoded) {
-			t.Fatalf("%s: the batch changed when its input buffer was overwritten", name)
-		}
+	checkUnmarshal(t, "traces", td, tracesMarshaler.MarshalTraces, tracesUnmarshaler.UnmarshalTraces)
+	checkUnmarshal(t, "logs", ld, logsMarshaler.MarshalLogs, logsUnmarshaler.UnmarshalLogs)
+	checkUnmarshal(t, "metrics", md, metricsMarshaler.MarshalMetrics, metricsUnmarshaler.UnmarshalMetrics)
+}
+
+// checkUnmarshal unmarshals batch's encoding, overwrites the input, and
+// checks the batch still encodes the same.
+func checkUnmarshal[T any](t *testing.T, name string, batch T, marshal func(T) ([]byte, error), unmarshal func([]byte) (T, error)) {
+	t.Helper()
+	encoded, err := marshal(batch)
+	if err != nil {
+		t.Fatal(err)
 	}
-	tracesBytes, _ := tracesMarshaler.MarshalTraces(td)
-	check("traces", tracesBytes, func(input []byte) ([]byte, error) {
-		out, err := tracesUnmarshaler.UnmarshalTraces(input)
-		clear(input)
-		if err != nil {
-			return nil, err
-		}
-		return tracesMarshaler.MarshalTraces(out)
-	})
-	logsBytes, _ := logsMarshaler.MarshalLogs(ld)
-	check("logs", logsBytes, func(input []byte) ([]byte, error) {
-		out, err := logsUnmarshaler.UnmarshalLogs(input)
-		clear(input)
-		if err != nil {
-			return nil, err
-		}
-		return logsMarshaler.MarshalLogs(out)
-	})
-	metricsBytes, _ := metricsMarshaler.MarshalMetrics(md)
-	check("metrics", metricsBytes, func(input []byte) ([]byte, error) {
-		out, err := metricsUnmarshaler.UnmarshalMetrics(input)
-		clear(input)
-		if err != nil {
-			return nil, err
-		}
-		return metricsMarshaler.MarshalMetrics(out)
-	})
+	input := bytes.Clone(encoded)
+	out, err := unmarshal(input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clear(input)
+	again, err := marshal(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(again, encoded) {
+		t.Fatalf("%s: the batch changed when its input buffer was overwritten", name)
+	}
 }
