@@ -28,7 +28,11 @@ fn main() -> ExitCode {
             "--no-cache" => runtime.cache_dir = None,
             "--shared-slot-fds" => match args.next().map(|list| shared_memory::parse_fds(&list)) {
                 Some(Ok(fds)) => slot_fds = fds,
-                _ => return usage(),
+                Some(Err(error)) => {
+                    eprintln!("error: --shared-slot-fds: {error}");
+                    return usage();
+                }
+                None => return usage(),
             },
             "--max-total-instances" => match args.next().and_then(|n| n.parse().ok()) {
                 Some(n) => runtime.max_total_instances = n,
