@@ -10,6 +10,10 @@ package wasmprocessor
 // on is moved from busy to abandoned first, so a late output can never land
 // in a slot that already carries the next batch.
 //
+// Each slot has a connection of its own, which carries only that slot's
+// batches, one at a time: the bridge serves every connection on a thread of
+// its own and runs a slot's batch on it, without waking other threads.
+//
 // A batch goes inline instead when no slot is free (more calls in flight
 // than slots), when it is larger than maxSlotBytes, or on systems without
 // memfds.
@@ -24,6 +28,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"google.golang.org/grpc"
 )
 
 const (
@@ -71,6 +77,7 @@ type sharedSlot struct {
 	file   *os.File
 	mem    []byte // nil until first used
 	ticket uint64
+	conn   *grpc.ClientConn // set by connect, before the slot is first taken
 }
 
 // newSlotPool makes count slots, or returns nil where there are no memfds.
@@ -115,6 +122,23 @@ func (p *slotPool) childArgs() []string {
 		fds[i] = strconv.Itoa(3 + i)
 	}
 	return []string{"--shared-slot-fds", strings.Join(fds, ",")}
+}
+
+// connect gives each slot its connection to the bridge at socket.
+func (p *slotPool) connect(socket string) error {
+	if p == nil {
+		return nil
+	}
+	for _, slot := range p.all {
+		conn, err := dialBridge(socket)
+		if err != nil {
+			return fmt.Errorf("shared-memory slot %d: %w", slot.number, err)
+		}
+		// Now, not on the slot's first batch.
+		conn.Connect()
+		slot.conn = conn
+	}
+	return nil
 }
 
 // put takes a free slot and writes input into it, growing the slot as
@@ -168,7 +192,7 @@ func (p *slotPool) release(slot *sharedSlot) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		slot.unmap()
+		slot.close()
 		return
 	}
 	p.free = append(p.free, slot)
@@ -205,7 +229,7 @@ func (p *slotPool) abandon(slot *sharedSlot) {
 
 // retire takes a slot out of use for the rest of this generation.
 func (p *slotPool) retire(slot *sharedSlot) {
-	slot.unmap()
+	slot.close()
 }
 
 // close ends the generation: free slots are unmapped now, slots in flight
@@ -221,7 +245,7 @@ func (p *slotPool) close() {
 	}
 	p.closed = true
 	for _, slot := range p.free {
-		slot.unmap()
+		slot.close()
 	}
 	p.free = nil
 }
@@ -259,10 +283,14 @@ func (s *sharedSlot) shed(keep int) {
 	_ = punchSlot(s.file, int64(keep), int64(len(s.mem)-keep))
 }
 
-func (s *sharedSlot) unmap() {
+// close unmaps the slot and closes its file and connection.
+func (s *sharedSlot) close() {
 	if s.mem != nil {
 		unmapSlot(s.mem)
 		s.mem = nil
 	}
 	_ = s.file.Close()
+	if s.conn != nil {
+		_ = s.conn.Close()
+	}
 }

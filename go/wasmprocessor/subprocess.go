@@ -168,15 +168,12 @@ func (c *child) start() error {
 		_ = cmd.Wait()
 		close(exited)
 	}()
-	// Large windows: a batch of many MiB crosses the local socket without
-	// flow-control round trips (matches the bridge's HTTP2_WINDOW); large
-	// buffers: in a few writes and reads.
-	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithInitialWindowSize(64<<20), grpc.WithInitialConnWindowSize(64<<20),
-		grpc.WithWriteBufferSize(socketBufferSize), grpc.WithReadBufferSize(socketBufferSize),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32), grpc.MaxCallSendMsgSize(math.MaxInt32)))
+	conn, err := dialBridge(socket)
 	if err == nil {
 		err = waitServing(conn, exited)
+	}
+	if err == nil {
+		err = slots.connect(socket)
 	}
 	if err != nil {
 		_ = cmd.Process.Kill()
@@ -201,6 +198,16 @@ func (c *child) start() error {
 	c.mu.Unlock()
 	go c.supervise(cmd, exited)
 	return nil
+}
+
+// dialBridge opens a connection to the bridge's socket. Large windows: a
+// batch of many MiB crosses without flow-control round trips (matches the
+// bridge's HTTP2_WINDOW); large buffers: in a few writes and reads.
+func dialBridge(socket string) (*grpc.ClientConn, error) {
+	return grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithInitialWindowSize(64<<20), grpc.WithInitialConnWindowSize(64<<20),
+		grpc.WithWriteBufferSize(socketBufferSize), grpc.WithReadBufferSize(socketBufferSize),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32), grpc.MaxCallSendMsgSize(math.MaxInt32)))
 }
 
 // waitServing polls the health service until SERVING, the child exits, or
@@ -407,6 +414,11 @@ func (p *remotePlugin) process(ctx context.Context, sig signal, input []byte, co
 	slot := slots.put(request, input)
 	if slot == nil {
 		request.otlp = input
+	}
+	if slot != nil {
+		// The slot's own connection, served by a thread of its own in the
+		// bridge, runs the batch where the request arrives.
+		conn = slot.conn
 	}
 	var response processResponse
 	err = conn.Invoke(ctx, bridgeService+"Process", request, &response, useBridgeCodec)

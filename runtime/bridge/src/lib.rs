@@ -78,7 +78,7 @@ pub struct BridgeOptions {
 /// Serves until a termination signal (or stdin EOF with `watch_stdin`).
 pub fn serve(options: BridgeOptions) -> Result<(), BridgeError> {
     let runtime = Runtime::new(options.runtime.clone())?;
-    let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let result = tokio.block_on(serve_async(options, runtime));
     // The stdin watcher's blocking read never ends while the parent lives:
     // do not wait for it.
@@ -99,16 +99,117 @@ async fn serve_async(options: BridgeOptions, runtime: Runtime) -> Result<(), Bri
         .map_err(|e| BridgeError::Socket { path: socket.clone(), message: e.to_string() })?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
     let slots = options.slots.len();
-    let service = Service {
+    let service = Arc::new(Service {
         runtime,
         plugins: RwLock::default(),
         next_id: AtomicU64::new(1),
         slots: options.slots,
         abandon_watch: AbandonWatch::default(),
-    };
+    });
     let shutdown = shutdown_signal(options.watch_stdin);
     tracing::info!(socket = %socket.display(), shared_memory_slots = slots, "wasmtel bridge serving");
-    let result = tonic::transport::Server::builder()
+    let accept = async {
+        loop {
+            let (stream, _) = listener.accept().await?;
+            let stream = stream.into_std()?;
+            let service = Arc::clone(&service);
+            std::thread::Builder::new()
+                .name("wasmtel-bridge-conn".into())
+                .spawn(move || serve_connection(stream, service))?;
+        }
+    };
+    let result: Result<(), BridgeError> = tokio::select! {
+        result = accept => result,
+        () = shutdown => Ok(()),
+    };
+    let _ = std::fs::remove_file(socket);
+    tracing::info!("wasmtel bridge stopped");
+    result
+}
+
+/// Serves one connection on this thread, until the client closes it.
+///
+/// A connection per thread, each with a single-threaded runtime: a batch in
+/// a shared-memory slot is read, run and answered on the thread the request
+/// woke, with no hand-over to other threads (each costs a cross-core
+/// wake-up, a good part of a small batch's cost). The guest runs between
+/// turns of the runtime, outside it ([`run_on_connection_thread`]): WASI's
+/// synchronous host calls start a runtime of their own, which cannot nest.
+/// The collector sends each slot's batches on a connection of their own, one
+/// at a time, so running them here blocks no other call; inline batches and
+/// loads still go to the blocking pool, so one connection can carry many of
+/// those at once.
+fn serve_connection(stream: std::os::unix::net::UnixStream, service: Arc<Service>) {
+    if let Err(error) = serve_connection_here(stream, service) {
+        tracing::warn!(%error, "wasmtel bridge: serving a connection failed");
+    }
+}
+
+fn serve_connection_here(stream: std::os::unix::net::UnixStream, service: Arc<Service>) -> std::io::Result<()> {
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let stream = {
+        let _entered = tokio.enter();
+        tokio::net::UnixStream::from_std(stream)?
+    };
+    // The server ends when its incoming stream does: when the last sender,
+    // the one inside the connection, is dropped with it.
+    let (sender, receiver) = tokio::sync::mpsc::channel(1);
+    // The channel is empty and has room for one: this cannot fail.
+    let _ = sender.try_send(Ok::<_, std::io::Error>(ConnectionStream { inner: stream, _closed: sender.clone() }));
+    drop(sender);
+    let (jobs, mut queue) = tokio::sync::mpsc::unbounded_channel::<Job>();
+    CONNECTION_JOBS.with(|slot| *slot.borrow_mut() = Some(jobs));
+    let mut server = Box::pin(router(service).serve_with_incoming(tokio_stream::wrappers::ReceiverStream::new(receiver)));
+    let served = loop {
+        let turn = tokio.block_on(async {
+            tokio::select! {
+                served = &mut server => Err(served),
+                job = queue.recv() => Ok(job),
+            }
+        });
+        match turn {
+            Ok(Some(job)) => job(),
+            // This thread holds a sender: the queue cannot close.
+            Ok(None) => break Ok(()),
+            Err(served) => break served.map_err(std::io::Error::other),
+        }
+    };
+    CONNECTION_JOBS.with(|slot| slot.borrow_mut().take());
+    served
+}
+
+/// Work for a connection's thread to run outside its runtime.
+type Job = Box<dyn FnOnce() + Send>;
+
+thread_local! {
+    /// On a connection's thread: its queue of work to run between turns of
+    /// its runtime.
+    static CONNECTION_JOBS: std::cell::RefCell<Option<tokio::sync::mpsc::UnboundedSender<Job>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `work` on this connection's thread, outside its runtime, while this
+/// future waits (so the connection's other calls wait too); on the blocking
+/// pool on any other thread.
+async fn run_on_connection_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, Status> {
+    let incomplete = |cause: &dyn std::fmt::Display| Status::internal(format!("the batch did not complete: {cause}"));
+    let Some(jobs) = CONNECTION_JOBS.with(|slot| slot.borrow().clone()) else {
+        return tokio::task::spawn_blocking(work).await.map_err(|e| incomplete(&e));
+    };
+    let (reply, result) = tokio::sync::oneshot::channel();
+    let job: Job = Box::new(move || {
+        // A panic ends this batch, not the connection's thread.
+        if let Ok(value) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
+            let _ = reply.send(value);
+        }
+    });
+    jobs.send(job).map_err(|_| incomplete(&"the connection is closing"))?;
+    result.await.map_err(|_| incomplete(&"it panicked"))
+}
+
+/// The bridge's gRPC services.
+fn router(service: Arc<Service>) -> tonic::transport::server::Router {
+    tonic::transport::Server::builder()
         // A batch of many MiB crosses in one window instead of waiting for
         // WINDOW_UPDATE round trips (the socket is local: no memory pressure
         // from a slow peer beyond one batch).
@@ -116,16 +217,70 @@ async fn serve_async(options: BridgeOptions, runtime: Runtime) -> Result<(), Bri
         .initial_connection_window_size(HTTP2_WINDOW)
         // Batches are as large as the collector lets them be: no limit of our own here.
         .add_service(
-            BridgeServer::from_arc(Arc::new(service))
-                .max_decoding_message_size(usize::MAX)
-                .max_encoding_message_size(usize::MAX),
+            BridgeServer::from_arc(service).max_decoding_message_size(usize::MAX).max_encoding_message_size(usize::MAX),
         )
         .add_service(HealthServer::new(Serving))
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::UnixListenerStream::new(listener), shutdown)
-        .await;
-    let _ = std::fs::remove_file(socket);
-    tracing::info!("wasmtel bridge stopped");
-    Ok(result?)
+}
+
+/// An accepted connection that closes its server's incoming stream when
+/// it is dropped.
+struct ConnectionStream {
+    inner: tokio::net::UnixStream,
+    _closed: tokio::sync::mpsc::Sender<Result<ConnectionStream, std::io::Error>>,
+}
+
+impl tonic::transport::server::Connected for ConnectionStream {
+    type ConnectInfo = <tokio::net::UnixStream as tonic::transport::server::Connected>::ConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.inner.connect_info()
+    }
+}
+
+impl tokio::io::AsyncRead for ConnectionStream {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for ConnectionStream {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// Only this user may reach the socket: its directory is ours and 0700.
@@ -240,20 +395,22 @@ impl Bridge for Service {
         let cancel = CancelOnDrop(Cancel::default());
         let token = cancel.0.clone();
         let response = match lease {
-            // A batch in shared memory runs here, on the I/O thread (its core
-            // handed to another thread meanwhile): a hop to the blocking pool
-            // and back costs two thread wake-ups per batch. The client's reset
-            // cannot drop this future while it runs, so the parent's abandon
-            // mark in the slot is what cancels it.
+            // A batch in shared memory runs on the connection's own thread
+            // (see `serve_connection`): a hop to the blocking pool and back
+            // costs two thread wake-ups per batch. The client's reset cannot
+            // drop this future while it runs, so the parent's abandon mark in
+            // the slot is what cancels it.
             Some(lease) => {
                 let lease = Arc::new(lease);
                 let _watching = self.abandon_watch.watch(Arc::clone(&lease), token.clone());
-                tokio::task::block_in_place(|| {
+                let token = token.clone();
+                run_on_connection_thread(move || {
                     let input = lease.read_input(request.slot_input_len).map_err(Status::internal)?;
                     let result = plugin.process_cancellable(signal, &input, deadline, Some(&token));
                     lease.keep_input(input);
                     respond(result, Some(&lease))
                 })
+                .await?
             }
             None => tokio::task::spawn_blocking(move || {
                 respond(plugin.process_cancellable(signal, &request.otlp, deadline, Some(&token)), None)
