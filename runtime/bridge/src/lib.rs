@@ -159,7 +159,8 @@ fn serve_connection_here(stream: std::os::unix::net::UnixStream, service: Arc<Se
     drop(sender);
     let (jobs, mut queue) = tokio::sync::mpsc::unbounded_channel::<Job>();
     CONNECTION_JOBS.with(|slot| *slot.borrow_mut() = Some(jobs));
-    let mut server = Box::pin(router(service).serve_with_incoming(tokio_stream::wrappers::ReceiverStream::new(receiver)));
+    let mut server =
+        Box::pin(router(service).serve_with_incoming(tokio_stream::wrappers::ReceiverStream::new(receiver)));
     let served = loop {
         let turn = tokio.block_on(async {
             tokio::select! {

@@ -345,6 +345,67 @@ fn batches_travel_in_shared_memory_slots_and_an_abandoned_slot_is_never_written(
     });
 }
 
+/// A call's result, or a test failure when the bridge never answers (a
+/// connection thread that died leaves the call waiting).
+async fn answered<T>(call: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), call).await.expect("the bridge answers within 30 s")
+}
+
+/// Slot batches run on their connection's own thread: a guest's WASI output
+/// works there (it must not meet the connection's async runtime), and a
+/// guest looping on one connection holds up no other connection's batch.
+#[test]
+fn each_connection_runs_its_slot_batches_on_its_own_thread() {
+    const SIZE: u64 = 1 << 16;
+    let slots = [slot(SIZE, true), slot(SIZE, true)];
+    let fds = slots.iter().map(|s| s.as_raw_fd().to_string()).collect::<Vec<_>>().join(",");
+    let bridge = Bridge::start_with(&["--shared-slot-fds".into(), fds]);
+    runtime().block_on(async {
+        let mut looping_client = BridgeClient::new(channel(&bridge.socket).await);
+        let mut other_client = BridgeClient::new(channel(&bridge.socket).await);
+        let hostile = looping_client
+            .load(load("wasm/hostile", "wasmtel-test-hostile", serde_json::json!({"limits": {"timeout": "30s"}})))
+            .await
+            .unwrap()
+            .into_inner()
+            .plugin_id;
+        let in_slot = |slot: u32, ticket: u64, batch: &[u8]| ProcessRequest {
+            plugin_id: hostile,
+            signal: 0,
+            slot,
+            slot_size: SIZE,
+            slot_ticket: ticket,
+            slot_input_len: batch.len() as u64,
+            ..Default::default()
+        };
+
+        // A guest that panics writes its message to stderr, then traps.
+        let panicking = span_named("panic");
+        put_batch(&slots[0], 1 << 2 | BUSY, &panicking);
+        let status = answered(other_client.process(in_slot(1, 1, &panicking))).await.expect_err("trapped");
+        assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+        assert_eq!(status.metadata().get(FAILURE_KIND_TRAILER).unwrap(), "trap", "{status:?}");
+
+        let looping = span_named("loop");
+        put_batch(&slots[0], 2 << 2 | BUSY, &looping);
+        let identity = span_named("GET /");
+        put_batch(&slots[1], 3 << 2 | BUSY, &identity);
+        let (looped, other) = tokio::join!(answered(looping_client.process(in_slot(1, 2, &looping))), async {
+            // Sent while the first connection's guest loops.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let started = Instant::now();
+            let response = answered(other_client.process(in_slot(2, 3, &identity))).await;
+            let elapsed = started.elapsed();
+            slots[0].write_all_at(&(2u64 << 2 | ABANDONED).to_le_bytes(), 0).unwrap();
+            (response, elapsed)
+        });
+        let (response, elapsed) = other;
+        assert_eq!(response.expect("served beside the loop").into_inner().outcome, wasmtel_bridge::proto::UNCHANGED);
+        assert!(elapsed < Duration::from_secs(5), "the other connection waited {elapsed:?} for the loop");
+        assert_eq!(looped.expect_err("interrupted").code(), Code::DeadlineExceeded);
+    });
+}
+
 #[test]
 fn a_slot_that_could_shrink_or_is_no_memfd_is_refused_at_start() {
     let unsealed = slot(4096, false);
