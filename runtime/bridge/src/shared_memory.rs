@@ -271,8 +271,8 @@ fn check_sealed(fd: RawFd) -> Result<(), SlotError> {
 }
 
 /// Cancels the calls whose parent gave up on them, read from their slots'
-/// state: a call that runs on the I/O thread cannot be dropped when the
-/// client resets its stream, so this is how its guest gets interrupted.
+/// state: a call that runs on its connection's thread cannot be dropped when
+/// the client resets its stream, so this is how its guest gets interrupted.
 /// One thread for all slots, checking every [`wasmtel_runtime::CANCEL_CHECK`]
 /// (never woken per call: that would cost the wake-up the in-place run saves).
 #[derive(Default, Clone)]
