@@ -145,12 +145,20 @@ func (u *pipelineUse) shutdown(context.Context) error {
 // deadline; a `replaced` output is handed to consume (see pluginHandle).
 func (w *wasmProcessor) run(ctx context.Context, sig signal, input []byte, consume func([]byte)) (outcome, error) {
 	started := time.Now()
-	result, err := w.plugin.process(ctx, sig, input, consume)
+	// The plugin's time ends where unmarshaling its output begins.
+	var returned time.Time
+	result, err := w.plugin.process(ctx, sig, input, func(output []byte) {
+		returned = time.Now()
+		consume(output)
+	})
+	if returned.IsZero() {
+		returned = time.Now()
+	}
 	outcomeName := result.String()
 	if err != nil {
 		outcomeName = "error"
 	}
-	w.duration.Record(ctx, time.Since(started).Seconds(), metric.WithAttributes(attribute.String("plugin", w.name),
+	w.duration.Record(ctx, returned.Sub(started).Seconds(), metric.WithAttributes(attribute.String("plugin", w.name),
 		attribute.String("signal", sig.String()), attribute.String("outcome", outcomeName)))
 	if err != nil {
 		// The client sees the error; the operator sees why (the collector's
