@@ -218,6 +218,26 @@ fn slot(size: u64, sealed: bool) -> std::fs::File {
     memfd.into_file()
 }
 
+/// A bridge given `N` sealed slots of `size` bytes, as the collector starts one.
+fn bridge_with_slots<const N: usize>(size: u64) -> (Bridge, [std::fs::File; N]) {
+    let slots = std::array::from_fn(|_| slot(size, true));
+    let fds = slots.iter().map(|s| s.as_raw_fd().to_string()).collect::<Vec<_>>().join(",");
+    (Bridge::start_with(&["--shared-slot-fds".into(), fds]), slots)
+}
+
+/// A batch of `input_len` bytes in slot `slot` (1-based) of `size` bytes, under `ticket`.
+fn slot_request(plugin_id: u64, slot: u32, size: u64, ticket: u64, input_len: usize) -> ProcessRequest {
+    ProcessRequest {
+        plugin_id,
+        signal: 0,
+        slot,
+        slot_size: size,
+        slot_ticket: ticket,
+        slot_input_len: input_len as u64,
+        ..Default::default()
+    }
+}
+
 fn put_batch(slot: &std::fs::File, state: u64, batch: &[u8]) {
     slot.write_all_at(&state.to_le_bytes(), 0).unwrap();
     slot.write_all_at(batch, HEADER_LEN as u64).unwrap();
@@ -238,9 +258,7 @@ fn payload(slot: &std::fs::File, len: u64) -> Vec<u8> {
 #[test]
 fn batches_travel_in_shared_memory_slots_and_an_abandoned_slot_is_never_written() {
     const SIZE: u64 = 1 << 16;
-    let slots = [slot(SIZE, true), slot(SIZE, true)];
-    let fds = slots.iter().map(|s| s.as_raw_fd().to_string()).collect::<Vec<_>>().join(",");
-    let bridge = Bridge::start_with(&["--shared-slot-fds".into(), fds]);
+    let (bridge, slots) = bridge_with_slots::<2>(SIZE);
     runtime().block_on(async {
         let mut client = BridgeClient::new(channel(&bridge.socket).await);
         let redact = client
@@ -254,15 +272,7 @@ fn batches_travel_in_shared_memory_slots_and_an_abandoned_slot_is_never_written(
             .into_inner()
             .plugin_id;
         let batch = traces(&[("GET /", vec![string_attr("user.email", "ada@example.com")])]).encode_to_vec();
-        let in_slot = |slot: u32, size: u64, ticket: u64| ProcessRequest {
-            plugin_id: redact,
-            signal: 0,
-            slot,
-            slot_size: size,
-            slot_ticket: ticket,
-            slot_input_len: batch.len() as u64,
-            ..Default::default()
-        };
+        let in_slot = |slot: u32, size: u64, ticket: u64| slot_request(redact, slot, size, ticket, batch.len());
         let inline = client
             .process(ProcessRequest { plugin_id: redact, signal: 0, otlp: batch.clone().into(), ..Default::default() })
             .await
@@ -309,15 +319,7 @@ fn batches_travel_in_shared_memory_slots_and_an_abandoned_slot_is_never_written(
             .plugin_id;
         let looping = span_named("loop");
         put_batch(&slots[1], 20 << 2 | BUSY, &looping);
-        let request = ProcessRequest {
-            plugin_id: hostile,
-            signal: 0,
-            slot: 2,
-            slot_size: SIZE,
-            slot_ticket: 20,
-            slot_input_len: looping.len() as u64,
-            ..Default::default()
-        };
+        let request = slot_request(hostile, 2, SIZE, 20, looping.len());
         let started = Instant::now();
         let mut call_client = client.clone();
         let (result, ()) = tokio::join!(call_client.process(request), async {
@@ -357,9 +359,7 @@ async fn answered<T>(call: impl std::future::Future<Output = T>) -> T {
 #[test]
 fn each_connection_runs_its_slot_batches_on_its_own_thread() {
     const SIZE: u64 = 1 << 16;
-    let slots = [slot(SIZE, true), slot(SIZE, true)];
-    let fds = slots.iter().map(|s| s.as_raw_fd().to_string()).collect::<Vec<_>>().join(",");
-    let bridge = Bridge::start_with(&["--shared-slot-fds".into(), fds]);
+    let (bridge, slots) = bridge_with_slots::<2>(SIZE);
     runtime().block_on(async {
         let mut looping_client = BridgeClient::new(channel(&bridge.socket).await);
         let mut other_client = BridgeClient::new(channel(&bridge.socket).await);
@@ -369,15 +369,7 @@ fn each_connection_runs_its_slot_batches_on_its_own_thread() {
             .unwrap()
             .into_inner()
             .plugin_id;
-        let in_slot = |slot: u32, ticket: u64, batch: &[u8]| ProcessRequest {
-            plugin_id: hostile,
-            signal: 0,
-            slot,
-            slot_size: SIZE,
-            slot_ticket: ticket,
-            slot_input_len: batch.len() as u64,
-            ..Default::default()
-        };
+        let in_slot = |slot: u32, ticket: u64, batch: &[u8]| slot_request(hostile, slot, SIZE, ticket, batch.len());
 
         // A guest that panics writes its message to stderr, then traps.
         let panicking = span_named("panic");
