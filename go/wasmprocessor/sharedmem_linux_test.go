@@ -143,3 +143,34 @@ func TestAnOutputLengthBeyondTheSlotIsAnError(t *testing.T) {
 		t.Fatal("the slot is not free after the refused output")
 	}
 }
+
+// Each slot has its own connection, served by its own thread in the child:
+// a guest looping in one slot holds up no batch in another.
+func TestABatchLoopingInOneSlotDelaysNoOtherSlot(t *testing.T) {
+	cfg := subprocessConfig(t, "wasmtel-test-hostile", nil)
+	cfg.OnError = "pass"
+	cfg.Limits.Timeout = 30 * time.Second
+	h := start(t, cfg)
+	slots := childSlots(t)
+	before := slots.inSlot.Load()
+	ctx, cancel := context.WithCancel(context.Background())
+	looped := make(chan error, 1)
+	go func() { looped <- h.traces.ConsumeTraces(ctx, traces("loop")) }()
+	time.Sleep(200 * time.Millisecond)
+	started := time.Now()
+	if err := h.traces.ConsumeTraces(context.Background(), traces("GET /")); err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(started)
+	cancel()
+	loopErr := <-looped
+	if elapsed > 5*time.Second {
+		t.Fatalf("a batch beside a looping guest took %v", elapsed)
+	}
+	if loopErr == nil {
+		t.Fatal("the cancelled looping batch was forwarded")
+	}
+	if slots.inSlot.Load() != before+2 {
+		t.Fatalf("%d batches went in slots, want both", slots.inSlot.Load()-before)
+	}
+}

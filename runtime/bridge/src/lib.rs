@@ -58,9 +58,6 @@ pub enum BridgeError {
     /// socket file or setting the socket's mode.
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    /// The gRPC server failed while serving.
-    #[error("gRPC server: {0}")]
-    Serve(#[from] tonic::transport::Error),
 }
 
 /// How [`serve`] runs.
@@ -110,21 +107,34 @@ async fn serve_async(options: BridgeOptions, runtime: Runtime) -> Result<(), Bri
     tracing::info!(socket = %socket.display(), shared_memory_slots = slots, "wasmtel bridge serving");
     let accept = async {
         loop {
-            let (stream, _) = listener.accept().await?;
-            let stream = stream.into_std()?;
-            let service = Arc::clone(&service);
-            std::thread::Builder::new()
-                .name("wasmtel-bridge-conn".into())
-                .spawn(move || serve_connection(stream, service))?;
+            // A connection that cannot be taken on is closed and the bridge
+            // goes on serving (the client reconnects); a failing accept
+            // (out of descriptors) is retried after a pause, not spun on.
+            let spawned = match listener.accept().await.and_then(|(stream, _)| stream.into_std()) {
+                Ok(stream) => {
+                    let service = Arc::clone(&service);
+                    std::thread::Builder::new()
+                        .name("wasmtel-bridge-conn".into())
+                        .spawn(move || serve_connection(stream, service))
+                        .map(drop)
+                }
+                Err(error) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    Err(error)
+                }
+            };
+            if let Err(error) = spawned {
+                tracing::warn!(%error, "wasmtel bridge: a connection could not be served");
+            }
         }
     };
-    let result: Result<(), BridgeError> = tokio::select! {
-        result = accept => result,
-        () = shutdown => Ok(()),
-    };
+    tokio::select! {
+        () = accept => {}
+        () = shutdown => {}
+    }
     let _ = std::fs::remove_file(socket);
     tracing::info!("wasmtel bridge stopped");
-    result
+    Ok(())
 }
 
 /// Serves one connection on this thread, until the client closes it.
