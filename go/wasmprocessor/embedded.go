@@ -153,7 +153,8 @@ func loadEmbedded(name, reference string, pluginConfigJSON, registryJSON []byte)
 }
 
 // process runs one OTLP batch within the context's deadline. For
-// outcomeReplaced it returns a Go copy of the output.
+// outcomeReplaced it hands consume the output in the runtime's buffer, freed
+// after consume returns.
 func (p *embeddedPlugin) process(ctx context.Context, sig signal, input []byte, consume func([]byte)) (outcome, error) {
 	var deadline time.Duration
 	if d, ok := ctx.Deadline(); ok {

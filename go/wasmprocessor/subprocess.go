@@ -414,8 +414,7 @@ func (p *remotePlugin) process(ctx context.Context, sig signal, input []byte, co
 	slot := slots.put(request, input)
 	if slot == nil {
 		request.otlp = input
-	}
-	if slot != nil {
+	} else {
 		// The slot's own connection, served by a thread of its own in the
 		// bridge, runs the batch where the request arrives.
 		conn = slot.conn

@@ -203,9 +203,8 @@ thread_local! {
 /// future waits (so the connection's other calls wait too); on the blocking
 /// pool on any other thread.
 async fn run_on_connection_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, Status> {
-    let incomplete = |cause: &dyn std::fmt::Display| Status::internal(format!("the batch did not complete: {cause}"));
     let Some(jobs) = CONNECTION_JOBS.with(|slot| slot.borrow().clone()) else {
-        return tokio::task::spawn_blocking(work).await.map_err(|e| incomplete(&e));
+        return on_blocking_pool(work).await;
     };
     let (reply, result) = tokio::sync::oneshot::channel();
     let job: Job = Box::new(move || {
@@ -216,6 +215,16 @@ async fn run_on_connection_thread<T: Send + 'static>(work: impl FnOnce() -> T + 
     });
     jobs.send(job).map_err(|_| incomplete(&"the connection is closing"))?;
     result.await.map_err(|_| incomplete(&"it panicked"))
+}
+
+/// Runs a batch's `work` on the blocking pool.
+async fn on_blocking_pool<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, Status> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| incomplete(&e))
+}
+
+/// A batch that ended without a result.
+fn incomplete(cause: &dyn std::fmt::Display) -> Status {
+    Status::internal(format!("the batch did not complete: {cause}"))
 }
 
 /// The bridge's gRPC services.
@@ -414,7 +423,6 @@ impl Bridge for Service {
             Some(lease) => {
                 let lease = Arc::new(lease);
                 let _watching = self.abandon_watch.watch(Arc::clone(&lease), token.clone());
-                let token = token.clone();
                 run_on_connection_thread(move || {
                     let input = lease.read_input(request.slot_input_len).map_err(Status::internal)?;
                     let result = plugin.process_cancellable(signal, &input, deadline, Some(&token));
@@ -423,11 +431,12 @@ impl Bridge for Service {
                 })
                 .await?
             }
-            None => tokio::task::spawn_blocking(move || {
-                respond(plugin.process_cancellable(signal, &request.otlp, deadline, Some(&token)), None)
-            })
-            .await
-            .map_err(|e| Status::internal(format!("the batch did not complete: {e}")))?,
+            None => {
+                on_blocking_pool(move || {
+                    respond(plugin.process_cancellable(signal, &request.otlp, deadline, Some(&token)), None)
+                })
+                .await?
+            }
         };
         drop(cancel);
         Ok(Response::new(response?))

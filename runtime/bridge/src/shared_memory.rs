@@ -274,7 +274,8 @@ fn check_sealed(fd: RawFd) -> Result<(), SlotError> {
 /// state: a call that runs on its connection's thread cannot be dropped when
 /// the client resets its stream, so this is how its guest gets interrupted.
 /// One thread for all slots, checking every [`wasmtel_runtime::CANCEL_CHECK`]
-/// (never woken per call: that would cost the wake-up the in-place run saves).
+/// (never woken per call: that would cost the wake-up that running the batch
+/// on its connection's thread saves).
 #[derive(Default, Clone)]
 pub struct AbandonWatch {
     watched: Arc<Mutex<Vec<Watched>>>,
