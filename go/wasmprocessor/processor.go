@@ -80,11 +80,11 @@ func openPlugin(cfg *Config, name string, logger *zap.Logger) (pluginHandle, err
 	if cfg.effectiveMode() == modeEmbedded {
 		return loadEmbedded(name, cfg.Component, pluginJSON, registryJSON)
 	}
-	binary, err := runtimeBinary(cfg.RuntimeBinary)
+	program, err := runtimeProgramFor(cfg.RuntimeBinary)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	c, err := acquireChild(binary, logger)
+	c, err := acquireChild(program, logger)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}

@@ -42,15 +42,15 @@ const (
 	socketBufferSize = 1 << 20
 )
 
-// children holds the one bridge child per runtime binary.
+// children holds the one bridge child per runtime program.
 var children struct {
 	sync.Mutex
-	byBinary map[string]*child
+	byProgram map[string]*child
 }
 
 type child struct {
-	binary string
-	logger *zap.Logger
+	program *runtimeProgram
+	logger  *zap.Logger
 
 	mu       sync.Mutex
 	users    int
@@ -66,20 +66,25 @@ type child struct {
 	plugins map[*remotePlugin]struct{}
 }
 
-// acquireChild returns the running child for binary, starting it if needed.
-func acquireChild(binary string, logger *zap.Logger) (*child, error) {
+// acquireChild returns the running child of program, starting it if
+// needed. It takes over the caller's hold on program: a new child keeps it
+// until it stops; otherwise it is released at once.
+func acquireChild(program *runtimeProgram, logger *zap.Logger) (*child, error) {
 	children.Lock()
 	defer children.Unlock()
-	if children.byBinary == nil {
-		children.byBinary = map[string]*child{}
+	if children.byProgram == nil {
+		children.byProgram = map[string]*child{}
 	}
-	c := children.byBinary[binary]
+	c := children.byProgram[program.key]
 	if c == nil {
-		c = &child{binary: binary, logger: logger, plugins: map[*remotePlugin]struct{}{}}
+		c = &child{program: program, logger: logger, plugins: map[*remotePlugin]struct{}{}}
 		if err := c.start(); err != nil {
+			program.release()
 			return nil, err
 		}
-		children.byBinary[binary] = c
+		children.byProgram[program.key] = c
+	} else {
+		program.release()
 	}
 	c.mu.Lock()
 	c.users++
@@ -100,7 +105,7 @@ func (c *child) release() {
 	c.stopping = true
 	cmd, exited, conn, slots, stdin, dir := c.cmd, c.exited, c.conn, c.slots, c.stdin, c.dir
 	c.mu.Unlock()
-	delete(children.byBinary, c.binary)
+	delete(children.byProgram, c.program.key)
 	if conn != nil {
 		_ = conn.Close()
 	}
@@ -120,6 +125,7 @@ func (c *child) release() {
 	if dir != "" {
 		_ = os.RemoveAll(dir)
 	}
+	c.program.release()
 }
 
 // start runs a new generation and waits until it serves.
@@ -139,7 +145,11 @@ func (c *child) start() error {
 		_ = os.RemoveAll(dir)
 	}
 	args := append([]string{"bridge", "--socket", socket, "--watch-stdin"}, slots.childArgs()...)
-	cmd := exec.Command(c.binary, args...)
+	cmd, err := c.program.command(args...)
+	if err != nil {
+		cleanUp()
+		return fmt.Errorf("wasmtel bridge: %w", err)
+	}
 	cmd.SysProcAttr = childProcAttr()
 	cmd.ExtraFiles = slots.files()
 	stdin, err := cmd.StdinPipe()
@@ -154,7 +164,7 @@ func (c *child) start() error {
 	}
 	if err := cmd.Start(); err != nil {
 		cleanUp()
-		return fmt.Errorf("wasmtel bridge: cannot run %s: %w", c.binary, err)
+		return fmt.Errorf("wasmtel bridge: cannot run %s: %w", c.program, err)
 	}
 	tail := &lineTail{}
 	logsDone, exited := make(chan struct{}), make(chan struct{})
@@ -182,7 +192,7 @@ func (c *child) start() error {
 			_ = conn.Close()
 		}
 		cleanUp()
-		return fmt.Errorf("wasmtel bridge (%s) did not start: %w; its last output: %s", c.binary, err, tail.String())
+		return fmt.Errorf("wasmtel bridge (%s) did not start: %w; its last output: %s", c.program, err, tail.String())
 	}
 	c.mu.Lock()
 	if c.stopping {
