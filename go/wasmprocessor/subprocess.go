@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -60,7 +59,7 @@ type child struct {
 	slots  *slotPool
 	cmd    *exec.Cmd
 	stdin  io.Closer
-	dir    string
+	dir    *bridgeDir
 	exited chan struct{}
 	// Plugins to load again after a restart.
 	plugins map[*remotePlugin]struct{}
@@ -122,19 +121,17 @@ func (c *child) release() {
 	if stdin != nil {
 		_ = stdin.Close()
 	}
-	if dir != "" {
-		_ = os.RemoveAll(dir)
-	}
+	dir.remove()
 	c.program.release()
 }
 
 // start runs a new generation and waits until it serves.
 func (c *child) start() error {
-	dir, err := os.MkdirTemp("", "wasmtel-bridge-")
+	dir, err := newBridgeDir(c.logger)
 	if err != nil {
 		return fmt.Errorf("wasmtel bridge: private socket directory: %w", err)
 	}
-	socket := filepath.Join(dir, "bridge.sock")
+	socket := filepath.Join(dir.path, "bridge.sock")
 	slots, err := newSlotPool(slotCount())
 	if err != nil {
 		// Slower, not broken: every batch goes inline.
@@ -142,7 +139,7 @@ func (c *child) start() error {
 	}
 	cleanUp := func() {
 		slots.close()
-		_ = os.RemoveAll(dir)
+		dir.remove()
 	}
 	args := append([]string{"bridge", "--socket", socket, "--watch-stdin"}, slots.childArgs()...)
 	cmd, err := c.program.command(args...)
@@ -253,7 +250,7 @@ func (c *child) supervise(cmd *exec.Cmd, exited <-chan struct{}) {
 		return
 	}
 	oldConn, oldSlots, oldDir := c.conn, c.slots, c.dir
-	c.conn, c.slots, c.cmd = nil, nil, nil
+	c.conn, c.slots, c.cmd, c.dir = nil, nil, nil, nil
 	plugins := make([]*remotePlugin, 0, len(c.plugins))
 	for p := range c.plugins {
 		plugins = append(plugins, p)
@@ -269,7 +266,7 @@ func (c *child) supervise(cmd *exec.Cmd, exited <-chan struct{}) {
 		_ = oldConn.Close()
 	}
 	oldSlots.close()
-	_ = os.RemoveAll(oldDir)
+	oldDir.remove()
 	c.logger.Error("the wasmtel bridge exited; restarting it", zap.String("status", cmd.ProcessState.String()))
 	for backoff := 100 * time.Millisecond; ; backoff = min(backoff*2, maxRestartBackoff) {
 		time.Sleep(backoff)
