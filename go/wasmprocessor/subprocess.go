@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -376,7 +377,7 @@ func (p *remotePlugin) reload() error {
 	var response loadResponse
 	// Loading may pull from a registry and compile: the registry's own timeout bounds it.
 	if err := conn.Invoke(context.Background(), bridgeService+"Load", request, &response, useBridgeCodec); err != nil {
-		return statusError(err)
+		return statusError(err, "")
 	}
 	p.mu.Lock()
 	p.id = response.pluginID
@@ -427,7 +428,10 @@ func (p *remotePlugin) process(ctx context.Context, sig signal, input []byte, co
 		conn = slot.conn
 	}
 	var response processResponse
-	err = conn.Invoke(ctx, bridgeService+"Process", request, &response, useBridgeCodec)
+	// The runtime's verdict on a batch carries its kind in a trailer (in the
+	// headers of a trailers-only response, which grpc-go also hands as trailer).
+	var header, trailer metadata.MD
+	err = conn.Invoke(ctx, bridgeService+"Process", request, &response, useBridgeCodec, grpc.Header(&header), grpc.Trailer(&trailer))
 	if slot != nil {
 		switch {
 		case err != nil:
@@ -443,13 +447,14 @@ func (p *remotePlugin) process(ctx context.Context, sig signal, input []byte, co
 		// (CANCELLED, its grpc-timeout handling) before the runtime's own
 		// deadline_exceeded arrives, and before ctx's timer has marked ctx
 		// done: report the caller's cause either way, retryable.
+		kind := failureKind(header, trailer)
 		if deadlinePassed(ctx) {
-			return outcomeUnchanged, &bridgeError{message: context.DeadlineExceeded.Error() + " (bridge: " + status.Convert(err).Message() + ")"}
+			return outcomeUnchanged, &bridgeError{kind: kind, message: context.DeadlineExceeded.Error() + " (bridge: " + status.Convert(err).Message() + ")"}
 		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
-			return outcomeUnchanged, &bridgeError{message: ctxErr.Error() + " (bridge: " + status.Convert(err).Message() + ")"}
+			return outcomeUnchanged, &bridgeError{kind: kind, message: ctxErr.Error() + " (bridge: " + status.Convert(err).Message() + ")"}
 		}
-		return outcomeUnchanged, statusError(err)
+		return outcomeUnchanged, statusError(err, kind)
 	}
 	if response.outcome == outcomeReplaced && !response.inSlot {
 		consume(response.otlp)
@@ -473,7 +478,7 @@ func (p *remotePlugin) metricsJSON() ([]byte, error) {
 	defer cancel()
 	var response metricsResponse
 	if err := conn.Invoke(ctx, bridgeService+"Metrics", &metricsRequest{pluginID: id}, &response, useBridgeCodec); err != nil {
-		return nil, statusError(err)
+		return nil, statusError(err, "")
 	}
 	return response.json, nil
 }
@@ -500,17 +505,37 @@ func (p *remotePlugin) free() {
 	c.release()
 }
 
+// failureKindKey is the trailer the bridge puts on every status that is the
+// runtime's verdict on a batch (trap, timeout, memory, busy, ...).
+const failureKindKey = "wasmtel-failure-kind"
+
+func failureKind(mds ...metadata.MD) string {
+	for _, md := range mds {
+		if values := md.Get(failureKindKey); len(values) > 0 {
+			return values[0]
+		}
+	}
+	return ""
+}
+
 // statusError turns a gRPC status into the error the processor reports:
 // permanent for INVALID_ARGUMENT and FAILED_PRECONDITION (as the bridge
-// sends failures that repeat on the same input), retryable otherwise.
-func statusError(err error) error {
+// sends failures that repeat on the same input), retryable otherwise. With a
+// failure kind (the trailer) the status is the runtime's verdict, reported
+// as is, even when its code is UNAVAILABLE (a guest that asked for a retry,
+// a busy plugin); without one, UNAVAILABLE is a bridge that is dead or
+// cannot be reached.
+func statusError(err error, kind string) error {
 	st := status.Convert(err)
 	switch st.Code() {
 	case codes.InvalidArgument, codes.FailedPrecondition:
-		return &bridgeError{permanent: true, message: st.Message()}
+		return &bridgeError{permanent: true, kind: kind, message: st.Message()}
 	case codes.Unavailable:
-		return &bridgeError{message: "the wasmtel bridge is unavailable: " + st.Message()}
+		if kind == "" {
+			return &bridgeError{message: "the wasmtel bridge is unavailable: " + st.Message()}
+		}
+		return &bridgeError{kind: kind, message: st.Message()}
 	default:
-		return &bridgeError{message: st.Message()}
+		return &bridgeError{kind: kind, message: st.Message()}
 	}
 }
