@@ -32,8 +32,10 @@ type Config struct {
 	// subprocess (a `wasmtel bridge` child shared by every wasm processor).
 	Mode string `mapstructure:"mode"`
 	// RuntimeBinary is the wasmtel binary subprocess mode runs; default: the
-	// one built into the collector (-tags wasmtel_embed_runtime), else
-	// `wasmtel` on PATH.
+	// one built into the collector (-tags wasmtel_embed_runtime; verified,
+	// and run from a sealed memfd on Linux), else `wasmtel-bridge` or
+	// `wasmtel` on PATH. A configured or PATH binary is the operator's
+	// choice: it is run by its path, as found when the child starts.
 	RuntimeBinary string `mapstructure:"runtime_binary"`
 
 	_ struct{}

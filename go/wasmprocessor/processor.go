@@ -30,6 +30,9 @@ type wasmProcessor struct {
 	// duration records each batch's time in the plugin (the runtime keeps
 	// only cumulative buckets, which an observable instrument cannot export).
 	duration metric.Float64Histogram
+	// refused counts every batch refused to the caller; refusals logs them.
+	refused  metric.Int64Counter
+	refusals *refusalLog
 	// Guarded by processors' lock.
 	users   int
 	metrics metric.Registration
@@ -55,19 +58,31 @@ func acquireProcessor(set processor.Settings, cfg *Config) (*pipelineUse, error)
 			unregisterPluginLogger(name)
 			return nil, err
 		}
-		duration, err := set.MeterProvider.Meter(meterName).Float64Histogram("wasmtel.plugin.duration",
-			metric.WithUnit("s"), metric.WithDescription("Time a batch spent in the plugin, by signal and outcome"),
-			metric.WithExplicitBucketBoundaries(durationBuckets...))
+		w, err = newWasmProcessor(set, cfg, name, p)
 		if err != nil {
 			p.free()
 			unregisterPluginLogger(name)
 			return nil, err
 		}
-		w = &wasmProcessor{cfg: cfg, name: name, settings: set, plugin: p, duration: duration}
 		processors.byID[set.ID] = w
 	}
 	w.users++
 	return &pipelineUse{processor: w}, nil
+}
+
+// newWasmProcessor is the processor of a loaded plugin, with its instruments.
+func newWasmProcessor(set processor.Settings, cfg *Config, name string, p pluginHandle) (*wasmProcessor, error) {
+	meter := set.MeterProvider.Meter(meterName)
+	duration, err1 := meter.Float64Histogram("wasmtel.plugin.duration",
+		metric.WithUnit("s"), metric.WithDescription("Time a batch spent in the plugin, by signal and outcome"),
+		metric.WithExplicitBucketBoundaries(durationBuckets...))
+	refused, err2 := meter.Int64Counter("wasmtel.plugin.refused", metric.WithUnit("{batch}"),
+		metric.WithDescription("Batches refused to the caller, by signal, permanent or retryable, and failure kind where known"))
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, err
+	}
+	return &wasmProcessor{cfg: cfg, name: name, settings: set, plugin: p, duration: duration, refused: refused,
+		refusals: newRefusalLog(set.Logger, name)}, nil
 }
 
 // openPlugin loads the component where the mode says: in this process
@@ -80,11 +95,11 @@ func openPlugin(cfg *Config, name string, logger *zap.Logger) (pluginHandle, err
 	if cfg.effectiveMode() == modeEmbedded {
 		return loadEmbedded(name, cfg.Component, pluginJSON, registryJSON)
 	}
-	binary, err := runtimeBinary(cfg.RuntimeBinary)
+	program, err := runtimeProgramFor(cfg.RuntimeBinary)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	c, err := acquireChild(binary, logger)
+	c, err := acquireChild(program, logger)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -136,6 +151,7 @@ func (u *pipelineUse) shutdown(context.Context) error {
 			w.metrics = nil
 		}
 		w.plugin.free()
+		w.refusals.close()
 		unregisterPluginLogger(w.name)
 	})
 	return nil
@@ -161,20 +177,33 @@ func (w *wasmProcessor) run(ctx context.Context, sig signal, input []byte, consu
 	w.duration.Record(ctx, returned.Sub(started).Seconds(), metric.WithAttributes(attribute.String("plugin", w.name),
 		attribute.String("signal", sig.String()), attribute.String("outcome", outcomeName)))
 	if err != nil {
-		// The client sees the error; the operator sees why (the collector's
-		// logger samples repeats).
 		var bridgeErr *bridgeError
 		permanent := errors.As(err, &bridgeErr) && bridgeErr.permanent
-		w.settings.Logger.Warn("wasm plugin refused a batch", zap.Bool("permanent", permanent), zap.Error(err))
+		kind := ""
+		if bridgeErr != nil {
+			kind = bridgeErr.kind
+		}
 		// The client may see many processors' errors: name this one, as the
 		// marshal and output errors do.
-		err = fmt.Errorf("%s: %w", w.name, err)
-		if permanent {
-			return result, consumererror.NewPermanent(err)
-		}
-		return result, err
+		return result, w.refuse(ctx, sig, permanent, kind, fmt.Errorf("%s: %w", w.name, err))
 	}
 	return result, nil
+}
+
+// refuse is the way out of every error returned to the caller: counted, and
+// logged for the operator (see refusalLog), permanent or retryable.
+func (w *wasmProcessor) refuse(ctx context.Context, sig signal, permanent bool, kind string, err error) error {
+	attributes := []attribute.KeyValue{attribute.String("plugin", w.name), attribute.String("signal", sig.String()),
+		attribute.Bool("permanent", permanent)}
+	if kind != "" {
+		attributes = append(attributes, attribute.String("kind", kind))
+	}
+	w.refused.Add(ctx, 1, metric.WithAttributes(attributes...))
+	w.refusals.record(sig, permanent, kind, err)
+	if permanent {
+		return consumererror.NewPermanent(err)
+	}
+	return err
 }
 
 var (
@@ -210,7 +239,7 @@ func processBatch[T any](
 ) (T, error) {
 	input, err := marshal(batch)
 	if err != nil {
-		return batch, consumererror.NewPermanent(fmt.Errorf("%s: marshal: %w", w.name, err))
+		return batch, w.refuse(ctx, sig, true, "", fmt.Errorf("%s: marshal: %w", w.name, err))
 	}
 	var out T
 	var consumed bool
@@ -227,9 +256,9 @@ func processBatch[T any](
 	case result == outcomeUnchanged:
 		return batch, nil
 	case !consumed:
-		return batch, consumererror.NewPermanent(fmt.Errorf("%s: plugin output: replaced, but no output came back", w.name))
+		return batch, w.refuse(ctx, sig, true, "invalid_output", fmt.Errorf("%s: plugin output: replaced, but no output came back", w.name))
 	case outputErr != nil:
-		return batch, consumererror.NewPermanent(fmt.Errorf("%s: plugin output: %w", w.name, outputErr))
+		return batch, w.refuse(ctx, sig, true, "invalid_output", fmt.Errorf("%s: plugin output: %w", w.name, outputErr))
 	}
 	return out, nil
 }

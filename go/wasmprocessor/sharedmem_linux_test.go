@@ -16,7 +16,7 @@ func childSlots(t *testing.T) *slotPool {
 	t.Helper()
 	children.Lock()
 	defer children.Unlock()
-	for _, c := range children.byBinary {
+	for _, c := range children.byProgram {
 		if _, slots := c.generation(); slots != nil {
 			return slots
 		}

@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -29,6 +28,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -42,15 +42,15 @@ const (
 	socketBufferSize = 1 << 20
 )
 
-// children holds the one bridge child per runtime binary.
+// children holds the one bridge child per runtime program.
 var children struct {
 	sync.Mutex
-	byBinary map[string]*child
+	byProgram map[string]*child
 }
 
 type child struct {
-	binary string
-	logger *zap.Logger
+	program *runtimeProgram
+	logger  *zap.Logger
 
 	mu       sync.Mutex
 	users    int
@@ -60,26 +60,31 @@ type child struct {
 	slots  *slotPool
 	cmd    *exec.Cmd
 	stdin  io.Closer
-	dir    string
+	dir    *bridgeDir
 	exited chan struct{}
 	// Plugins to load again after a restart.
 	plugins map[*remotePlugin]struct{}
 }
 
-// acquireChild returns the running child for binary, starting it if needed.
-func acquireChild(binary string, logger *zap.Logger) (*child, error) {
+// acquireChild returns the running child of program, starting it if
+// needed. It takes over the caller's hold on program: a new child keeps it
+// until it stops; otherwise it is released at once.
+func acquireChild(program *runtimeProgram, logger *zap.Logger) (*child, error) {
 	children.Lock()
 	defer children.Unlock()
-	if children.byBinary == nil {
-		children.byBinary = map[string]*child{}
+	if children.byProgram == nil {
+		children.byProgram = map[string]*child{}
 	}
-	c := children.byBinary[binary]
+	c := children.byProgram[program.key]
 	if c == nil {
-		c = &child{binary: binary, logger: logger, plugins: map[*remotePlugin]struct{}{}}
+		c = &child{program: program, logger: logger, plugins: map[*remotePlugin]struct{}{}}
 		if err := c.start(); err != nil {
+			program.release()
 			return nil, err
 		}
-		children.byBinary[binary] = c
+		children.byProgram[program.key] = c
+	} else {
+		program.release()
 	}
 	c.mu.Lock()
 	c.users++
@@ -100,7 +105,7 @@ func (c *child) release() {
 	c.stopping = true
 	cmd, exited, conn, slots, stdin, dir := c.cmd, c.exited, c.conn, c.slots, c.stdin, c.dir
 	c.mu.Unlock()
-	delete(children.byBinary, c.binary)
+	delete(children.byProgram, c.program.key)
 	if conn != nil {
 		_ = conn.Close()
 	}
@@ -117,18 +122,17 @@ func (c *child) release() {
 	if stdin != nil {
 		_ = stdin.Close()
 	}
-	if dir != "" {
-		_ = os.RemoveAll(dir)
-	}
+	dir.remove()
+	c.program.release()
 }
 
 // start runs a new generation and waits until it serves.
 func (c *child) start() error {
-	dir, err := os.MkdirTemp("", "wasmtel-bridge-")
+	dir, err := newBridgeDir(c.logger)
 	if err != nil {
 		return fmt.Errorf("wasmtel bridge: private socket directory: %w", err)
 	}
-	socket := filepath.Join(dir, "bridge.sock")
+	socket := filepath.Join(dir.path, "bridge.sock")
 	slots, err := newSlotPool(slotCount())
 	if err != nil {
 		// Slower, not broken: every batch goes inline.
@@ -136,10 +140,14 @@ func (c *child) start() error {
 	}
 	cleanUp := func() {
 		slots.close()
-		_ = os.RemoveAll(dir)
+		dir.remove()
 	}
 	args := append([]string{"bridge", "--socket", socket, "--watch-stdin"}, slots.childArgs()...)
-	cmd := exec.Command(c.binary, args...)
+	cmd, err := c.program.command(args...)
+	if err != nil {
+		cleanUp()
+		return fmt.Errorf("wasmtel bridge: %w", err)
+	}
 	cmd.SysProcAttr = childProcAttr()
 	cmd.ExtraFiles = slots.files()
 	stdin, err := cmd.StdinPipe()
@@ -154,7 +162,7 @@ func (c *child) start() error {
 	}
 	if err := cmd.Start(); err != nil {
 		cleanUp()
-		return fmt.Errorf("wasmtel bridge: cannot run %s: %w", c.binary, err)
+		return fmt.Errorf("wasmtel bridge: cannot run %s: %w", c.program, err)
 	}
 	tail := &lineTail{}
 	logsDone, exited := make(chan struct{}), make(chan struct{})
@@ -182,7 +190,7 @@ func (c *child) start() error {
 			_ = conn.Close()
 		}
 		cleanUp()
-		return fmt.Errorf("wasmtel bridge (%s) did not start: %w; its last output: %s", c.binary, err, tail.String())
+		return fmt.Errorf("wasmtel bridge (%s) did not start: %w; its last output: %s", c.program, err, tail.String())
 	}
 	c.mu.Lock()
 	if c.stopping {
@@ -243,7 +251,7 @@ func (c *child) supervise(cmd *exec.Cmd, exited <-chan struct{}) {
 		return
 	}
 	oldConn, oldSlots, oldDir := c.conn, c.slots, c.dir
-	c.conn, c.slots, c.cmd = nil, nil, nil
+	c.conn, c.slots, c.cmd, c.dir = nil, nil, nil, nil
 	plugins := make([]*remotePlugin, 0, len(c.plugins))
 	for p := range c.plugins {
 		plugins = append(plugins, p)
@@ -259,7 +267,7 @@ func (c *child) supervise(cmd *exec.Cmd, exited <-chan struct{}) {
 		_ = oldConn.Close()
 	}
 	oldSlots.close()
-	_ = os.RemoveAll(oldDir)
+	oldDir.remove()
 	c.logger.Error("the wasmtel bridge exited; restarting it", zap.String("status", cmd.ProcessState.String()))
 	for backoff := 100 * time.Millisecond; ; backoff = min(backoff*2, maxRestartBackoff) {
 		time.Sleep(backoff)
@@ -369,7 +377,7 @@ func (p *remotePlugin) reload() error {
 	var response loadResponse
 	// Loading may pull from a registry and compile: the registry's own timeout bounds it.
 	if err := conn.Invoke(context.Background(), bridgeService+"Load", request, &response, useBridgeCodec); err != nil {
-		return statusError(err)
+		return statusError(err, "")
 	}
 	p.mu.Lock()
 	p.id = response.pluginID
@@ -420,7 +428,10 @@ func (p *remotePlugin) process(ctx context.Context, sig signal, input []byte, co
 		conn = slot.conn
 	}
 	var response processResponse
-	err = conn.Invoke(ctx, bridgeService+"Process", request, &response, useBridgeCodec)
+	// The runtime's verdict on a batch carries its kind in a trailer (in the
+	// headers of a trailers-only response, which grpc-go also hands as trailer).
+	var header, trailer metadata.MD
+	err = conn.Invoke(ctx, bridgeService+"Process", request, &response, useBridgeCodec, grpc.Header(&header), grpc.Trailer(&trailer))
 	if slot != nil {
 		switch {
 		case err != nil:
@@ -436,13 +447,14 @@ func (p *remotePlugin) process(ctx context.Context, sig signal, input []byte, co
 		// (CANCELLED, its grpc-timeout handling) before the runtime's own
 		// deadline_exceeded arrives, and before ctx's timer has marked ctx
 		// done: report the caller's cause either way, retryable.
+		kind := failureKind(header, trailer)
 		if deadlinePassed(ctx) {
-			return outcomeUnchanged, &bridgeError{message: context.DeadlineExceeded.Error() + " (bridge: " + status.Convert(err).Message() + ")"}
+			return outcomeUnchanged, &bridgeError{kind: kind, message: context.DeadlineExceeded.Error() + " (bridge: " + status.Convert(err).Message() + ")"}
 		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
-			return outcomeUnchanged, &bridgeError{message: ctxErr.Error() + " (bridge: " + status.Convert(err).Message() + ")"}
+			return outcomeUnchanged, &bridgeError{kind: kind, message: ctxErr.Error() + " (bridge: " + status.Convert(err).Message() + ")"}
 		}
-		return outcomeUnchanged, statusError(err)
+		return outcomeUnchanged, statusError(err, kind)
 	}
 	if response.outcome == outcomeReplaced && !response.inSlot {
 		consume(response.otlp)
@@ -466,7 +478,7 @@ func (p *remotePlugin) metricsJSON() ([]byte, error) {
 	defer cancel()
 	var response metricsResponse
 	if err := conn.Invoke(ctx, bridgeService+"Metrics", &metricsRequest{pluginID: id}, &response, useBridgeCodec); err != nil {
-		return nil, statusError(err)
+		return nil, statusError(err, "")
 	}
 	return response.json, nil
 }
@@ -493,17 +505,37 @@ func (p *remotePlugin) free() {
 	c.release()
 }
 
+// failureKindKey is the trailer the bridge puts on every status that is the
+// runtime's verdict on a batch (trap, timeout, memory, busy, ...).
+const failureKindKey = "wasmtel-failure-kind"
+
+func failureKind(mds ...metadata.MD) string {
+	for _, md := range mds {
+		if values := md.Get(failureKindKey); len(values) > 0 {
+			return values[0]
+		}
+	}
+	return ""
+}
+
 // statusError turns a gRPC status into the error the processor reports:
 // permanent for INVALID_ARGUMENT and FAILED_PRECONDITION (as the bridge
-// sends failures that repeat on the same input), retryable otherwise.
-func statusError(err error) error {
+// sends failures that repeat on the same input), retryable otherwise. With a
+// failure kind (the trailer) the status is the runtime's verdict, reported
+// as is, even when its code is UNAVAILABLE (a guest that asked for a retry,
+// a busy plugin); without one, UNAVAILABLE is a bridge that is dead or
+// cannot be reached.
+func statusError(err error, kind string) error {
 	st := status.Convert(err)
 	switch st.Code() {
 	case codes.InvalidArgument, codes.FailedPrecondition:
-		return &bridgeError{permanent: true, message: st.Message()}
+		return &bridgeError{permanent: true, kind: kind, message: st.Message()}
 	case codes.Unavailable:
-		return &bridgeError{message: "the wasmtel bridge is unavailable: " + st.Message()}
+		if kind == "" {
+			return &bridgeError{message: "the wasmtel bridge is unavailable: " + st.Message()}
+		}
+		return &bridgeError{kind: kind, message: st.Message()}
 	default:
-		return &bridgeError{message: st.Message()}
+		return &bridgeError{kind: kind, message: st.Message()}
 	}
 }

@@ -22,7 +22,7 @@ import (
 func childPID() int {
 	children.Lock()
 	defer children.Unlock()
-	for _, c := range children.byBinary {
+	for _, c := range children.byProgram {
 		c.mu.Lock()
 		cmd := c.cmd
 		c.mu.Unlock()

@@ -63,7 +63,10 @@ type pluginHandle interface {
 // bridgeError is a failure reported by the runtime, in either mode.
 type bridgeError struct {
 	permanent bool
-	message   string
+	// kind is the runtime's failure kind (trap, timeout, memory, ...) when
+	// it is known: the bridge's wasmtel-failure-kind trailer.
+	kind    string
+	message string
 }
 
 func (e *bridgeError) Error() string { return e.message }
