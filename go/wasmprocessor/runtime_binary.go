@@ -18,6 +18,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -35,6 +36,8 @@ type runtimeProgram struct {
 	// copy, read-only, kept open for as long as the program is in use.
 	file   *os.File
 	digest string
+	// byDescriptor: the child executes file itself through /proc/self/fd.
+	byDescriptor bool
 	// dir is the private directory the copy was unpacked into while it must
 	// stay there (no memfd and no /proc); removed with the program's last user.
 	dir string
@@ -71,16 +74,26 @@ func (p *runtimeProgram) String() string {
 	return "the embedded wasmtel runtime (sha256 " + p.digest[:16] + "…, run as " + p.path + ")"
 }
 
-// command is the command that runs the program with args. The embedded
-// program's digest is checked first, from the descriptor that is executed:
-// what runs is what was verified, at the point of use.
-func (p *runtimeProgram) command(args ...string) (*exec.Cmd, error) {
+// command is the command that runs the program with args, handing the
+// child extraFiles as descriptors 3, 4, …. The embedded program's digest is
+// checked first, from the descriptor that is executed: what runs is what was
+// verified, at the point of use.
+func (p *runtimeProgram) command(extraFiles []*os.File, args ...string) (*exec.Cmd, error) {
 	if p.file != nil {
 		if err := verifyDigest(p.file, p.digest); err != nil {
 			return nil, fmt.Errorf("%s: refusing to run it: %w", p, err)
 		}
 	}
 	cmd := exec.Command(p.path, args...)
+	cmd.ExtraFiles = extraFiles
+	if p.byDescriptor {
+		// The child's descriptors from 3 on are overwritten with extraFiles
+		// before execve, and this process's number for the copy may be one
+		// of them: hand the copy over as the last extra file and execute
+		// that number instead.
+		cmd.ExtraFiles = append(slices.Clone(extraFiles), p.file)
+		cmd.Path = fmt.Sprintf("/proc/self/fd/%d", 3+len(extraFiles))
+	}
 	if p.file != nil {
 		// Not /proc/self/fd/N in ps and in the bridge's own messages.
 		cmd.Args[0] = "wasmtel-bridge"

@@ -60,7 +60,7 @@ func runEmbedded(t *testing.T, words ...string) string {
 		t.Fatal(err)
 	}
 	defer program.release()
-	cmd, err := program.command(words...)
+	cmd, err := program.command(nil, words...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func TestEmbeddedRuntimeRunsFromASealedMemfd(t *testing.T) {
 			t.Fatal("wrote into the sealed runtime")
 		}
 	}
-	cmd, err := program.command("hello", "from", "the", "memfd")
+	cmd, err := program.command(nil, "hello", "from", "the", "memfd")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +242,7 @@ func TestUnpackedRuntimeIsVerifiedAtEachStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := program.command("x"); err == nil || !strings.Contains(err.Error(), "refusing to run it") || !strings.Contains(err.Error(), "digest") {
+	if _, err := program.command(nil, "x"); err == nil || !strings.Contains(err.Error(), "refusing to run it") || !strings.Contains(err.Error(), "digest") {
 		t.Fatalf("want a refusal naming the digest, got %v", err)
 	}
 }
@@ -349,5 +349,41 @@ func TestEmbeddedRuntimeStartsWithoutHomeOrCacheDirectory(t *testing.T) {
 		if got := runEmbedded(t, "no", "home"); got != "no home\n" {
 			t.Fatalf("unpacked=%v: got %q", unpacked, got)
 		}
+	}
+}
+
+// The child's descriptors 3, 4, … are the extra files (the bridge's shared
+// memory slots): the copy's own number in this process falls among them
+// here, and the verified copy must still be what runs, on both paths.
+func TestEmbeddedRuntimeRunsBesideManyExtraFiles(t *testing.T) {
+	for _, unpacked := range []bool{false, true} {
+		echo := echoBinary(t)
+		withEmbeddedRuntime(t, echo, sha256Hex(echo), unpacked)
+		program, err := runtimeProgramFor("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		number := int(program.file.Fd())
+		extra := make([]*os.File, number+2)
+		for i := range extra {
+			f, err := os.Open(os.DevNull)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			extra[i] = f
+		}
+		if 3+len(extra) <= number || number < 3 {
+			t.Fatalf("descriptor %d is not among the child's 3..%d", number, 2+len(extra))
+		}
+		cmd, err := program.command(extra, "beside", "the", "slots")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := cmd.Output()
+		if err != nil || string(out) != "beside the slots\n" {
+			t.Fatalf("unpacked=%v: got %q, %v", unpacked, out, err)
+		}
+		program.release()
 	}
 }

@@ -41,7 +41,8 @@ func sealedRuntime(binary []byte, want string) (*runtimeProgram, error) {
 		_ = file.Close()
 		return nil, fmt.Errorf("the embedded wasmtel runtime in its sealed memfd: %w", err)
 	}
-	return &runtimeProgram{key: "embedded:" + want, path: fmt.Sprintf("/proc/self/fd/%d", file.Fd()), file: file, digest: want}, nil
+	return &runtimeProgram{key: "embedded:" + want, path: fmt.Sprintf("/proc/self/fd/%d", file.Fd()), file: file,
+		digest: want, byDescriptor: true}, nil
 }
 
 // procFDPath is the path that executes file itself (not whatever its name

@@ -42,7 +42,7 @@ func unpackRuntime(binary []byte, want string) (*runtimeProgram, error) {
 		return nil, fmt.Errorf("unpacking the wasmtel runtime: %w", err)
 	}
 	if path, ok := procFDPath(p.file); ok {
-		p.path = path
+		p.path, p.byDescriptor = path, true
 		_ = os.RemoveAll(dir)
 	} else {
 		p.dir = dir

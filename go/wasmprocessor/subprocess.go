@@ -143,13 +143,12 @@ func (c *child) start() error {
 		dir.remove()
 	}
 	args := append([]string{"bridge", "--socket", socket, "--watch-stdin"}, slots.childArgs()...)
-	cmd, err := c.program.command(args...)
+	cmd, err := c.program.command(slots.files(), args...)
 	if err != nil {
 		cleanUp()
 		return fmt.Errorf("wasmtel bridge: %w", err)
 	}
 	cmd.SysProcAttr = childProcAttr()
-	cmd.ExtraFiles = slots.files()
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		cleanUp()
