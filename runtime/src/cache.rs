@@ -12,11 +12,12 @@
 use std::fs::{self, OpenOptions};
 use std::hash::{Hash, Hasher};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use wasmtel_component::private_dir;
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
@@ -59,8 +60,7 @@ impl CompileCache {
     }
 
     fn try_open(dir: &Path, engine: &Engine) -> io::Result<Self> {
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-        check_private(dir, true)?;
+        private_dir::ensure(dir).map_err(untrusted)?;
         let mac_key = load_or_create_key(&dir.join(KEY_FILE))?;
         // The compatibility hash covers wasmtime's version and every codegen setting.
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -86,6 +86,11 @@ impl CompileCache {
     /// and ignored (the caller recompiles).
     pub fn load(&self, engine: &Engine, digest_hex: &str) -> Option<Component> {
         let path = self.path(digest_hex);
+        // Checked where it is used: a directory loosened since start is refused.
+        if let Err(error) = private_dir::check(&self.dir) {
+            tracing::warn!("compile cache not used: {error}; recompiling");
+            return None;
+        }
         // Read into memory rather than mmap the file: a file rewritten in place
         // under a mapping would crash the process with SIGBUS.
         let bytes = fs::read(&path).ok()?;
@@ -137,17 +142,18 @@ impl CompileCache {
     }
 }
 
-/// Refuses a path that another user owns or that others may write to (for
-/// the directory: group or others may write; for the key: may read at all).
-fn check_private(path: &Path, is_dir: bool) -> io::Result<()> {
+fn untrusted(error: private_dir::UntrustedDir) -> io::Error {
+    io::Error::new(io::ErrorKind::PermissionDenied, error.to_string())
+}
+
+/// Refuses a key file that is a link, another user's, or readable by others.
+fn check_key_file(path: &Path) -> io::Result<()> {
     let metadata = fs::symlink_metadata(path)?;
     let refuse = |why: String| Err(io::Error::new(io::ErrorKind::PermissionDenied, why));
     if metadata.file_type().is_symlink() {
         return refuse(format!("{} is a symbolic link", path.display()));
     }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    #[allow(unsafe_code)]
-    let me = unsafe { libc::geteuid() };
+    let me = private_dir::effective_uid();
     if metadata.uid() != me {
         return refuse(format!(
             "{} is owned by uid {}, not by this process (uid {me})",
@@ -155,13 +161,11 @@ fn check_private(path: &Path, is_dir: bool) -> io::Result<()> {
             metadata.uid()
         ));
     }
-    let mode = metadata.permissions().mode();
-    let open_to_others = if is_dir { mode & 0o022 != 0 } else { mode & 0o077 != 0 };
-    if open_to_others {
+    if metadata.permissions().mode() & 0o077 != 0 {
         return refuse(format!(
-            "{} has mode {:o}; it must be private (0700 for the directory)",
+            "{} has mode {:o}; it must be 0600",
             path.display(),
-            mode & 0o777
+            metadata.permissions().mode() & 0o777
         ));
     }
     Ok(())
@@ -177,7 +181,7 @@ fn load_or_create_key(path: &Path) -> io::Result<[u8; KEY_BYTES]> {
             Ok(key)
         }
         Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
-            check_private(path, false)?;
+            check_key_file(path)?;
             let mut bytes = Vec::with_capacity(KEY_BYTES);
             fs::File::open(path)?.take(KEY_BYTES as u64 + 1).read_to_end(&mut bytes)?;
             if bytes.len() != KEY_BYTES {
@@ -203,7 +207,7 @@ mod tests {
         fs::create_dir(&cache).unwrap();
         fs::set_permissions(&cache, fs::Permissions::from_mode(0o777)).unwrap();
         let error = CompileCache::try_open(&cache, &Engine::default()).err().expect("refused");
-        assert!(error.to_string().contains("must be private"), "{error}");
+        assert!(error.to_string().contains("has mode 777"), "{error}");
     }
 
     #[test]

@@ -303,10 +303,12 @@ impl tokio::io::AsyncWrite for ConnectionStream {
     }
 }
 
-/// Only this user may reach the socket: its directory is ours and 0700.
+/// Only this user may reach the socket: its directory is ours and 0700,
+/// under ancestors nobody else can change (the host's directory rule).
 fn check_private_dir(socket: &Path) -> Result<(), BridgeError> {
     let dir = socket.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let refuse = |message: String| BridgeError::Socket { path: socket.to_path_buf(), message };
+    wasmtel_component::private_dir::check(dir).map_err(|e| refuse(e.to_string()))?;
     let metadata = std::fs::metadata(dir).map_err(|e| refuse(format!("{}: {e}", dir.display())))?;
     // SAFETY: geteuid has no preconditions.
     #[allow(unsafe_code)]

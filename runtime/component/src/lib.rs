@@ -6,6 +6,8 @@
 
 pub mod interfaces;
 mod manifest;
+#[cfg(all(unix, feature = "read"))]
+pub mod private_dir;
 mod signal;
 
 pub use manifest::{FailureMode, MANIFEST_SECTION, Manifest, ManifestError};

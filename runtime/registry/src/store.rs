@@ -19,6 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
+use wasmtel_component::private_dir;
 
 use crate::reference::{Digest, OciRef};
 use crate::{ErrorKind, Manifest};
@@ -76,9 +77,11 @@ impl Store {
     /// Opens (creating if needed) a store and sweeps stale temporary files.
     pub fn open(root: impl Into<PathBuf>) -> Result<Store, ErrorKind> {
         let store = Store { root: root.into() };
+        // Tags and signature records decide what runs: only this user (or
+        // root) may be able to change them.
         for dir in ["blobs/sha256", "refs", "sigs", "tmp"] {
             let path = store.root.join(dir);
-            std::fs::create_dir_all(&path).map_err(|e| store.error(&path, e))?;
+            private_dir::ensure(&path).map_err(|e| store.error(&path, e))?;
         }
         store.sweep_tmp();
         Ok(store)
@@ -170,6 +173,8 @@ impl Store {
     /// What `name` points at; `None` when the store has no such tag.
     pub(crate) fn tag(&self, name: &TagName<'_>) -> Result<Option<TagRecord>, ErrorKind> {
         let path = self.tag_path(name);
+        let refs = self.root.join("refs");
+        private_dir::check(&refs).map_err(|e| self.error(&refs, e))?;
         match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| self.error(&path, e)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -371,5 +376,22 @@ mod tests {
         assert_eq!(store.tag(&TagName::Local { name: "redact", tag: "other" }).unwrap(), None);
         let names: Vec<String> = store.list().unwrap().into_iter().map(|e| e.name).collect();
         assert_eq!(names, ["oci://127.0.0.1:5000/a/b:1.0", "redact:dev"]);
+    }
+
+    #[test]
+    fn a_store_others_can_write_is_refused_and_its_tags_are_not_read() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let record_before = store.tag(&TagName::Local { name: "redact", tag: "v1" }).unwrap();
+        assert!(record_before.is_none());
+        // Loosened after start: refused where the tag is read.
+        let refs = dir.path().join("refs");
+        std::fs::set_permissions(&refs, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let error = store.tag(&TagName::Local { name: "redact", tag: "v1" }).unwrap_err().to_string();
+        assert!(error.contains("refs") && error.contains("has mode 777"), "{error}");
+        let Err(error) = Store::open(dir.path()) else { panic!("refused at open") };
+        let error = error.to_string();
+        assert!(error.contains("has mode 777"), "{error}");
     }
 }

@@ -34,6 +34,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -181,10 +182,11 @@ impl ArrowIpcExporter {
             signal(SignalType::Metrics, "metrics"),
             signal(SignalType::Logs, "logs"),
         ];
+        // Telemetry files belong to this user: a directory another user can
+        // change could swap them for links into files we would then write.
         for files in &signals {
-            fs::create_dir_all(&files.dir).map_err(|e| {
-                config_error(format!("{ARROW_IPC_EXPORTER_URN}: creating {}: {e}", files.dir.display()))
-            })?;
+            wasmtel_component::private_dir::ensure(&files.dir)
+                .map_err(|e| config_error(format!("{ARROW_IPC_EXPORTER_URN}: output directory: {e}")))?;
         }
         let mut exporter = ArrowIpcExporter {
             core: pipeline_ctx.core_id(),
@@ -239,7 +241,10 @@ impl ArrowIpcExporter {
                 break (done, part);
             }
         };
-        let file = File::options().write(true).create_new(true).open(&part)?;
+        wasmtel_component::private_dir::check(&files.dir)
+            .map_err(|e| io::Error::new(io::ErrorKind::PermissionDenied, e.to_string()))?;
+        // create_new never follows a link planted at the name.
+        let file = File::options().write(true).create_new(true).mode(0o600).open(&part)?;
         let counted = Counted { inner: BufWriter::with_capacity(1 << 20, file), written: 0 };
         let writer = StreamWriter::try_new_with_options(counted, &batch.schema(), self.options.clone())
             .map_err(io::Error::other)?;
