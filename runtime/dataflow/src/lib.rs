@@ -67,9 +67,71 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Shortest bearer token accepted (admin token, receiver tokens): shorter ones are guessable.
-pub(crate) const MIN_TOKEN_CHARS: usize = 16;
+pub(crate) const MIN_TOKEN_CHARS: usize = 24;
 
-/// Whether `token` is one word of at least [`MIN_TOKEN_CHARS`] characters.
+/// Least entropy a bearer token must show, by [`token_bits`].
+pub(crate) const MIN_TOKEN_BITS: f64 = 64.0;
+
+/// What a token must be, for error messages.
+pub(crate) const TOKEN_RULE: &str = "one word of at least 24 characters that looks random (at least 64 bits by its \
+     character statistics; `wasmtel token FILE` writes one)";
+
+/// Whether `token` is one word of at least [`MIN_TOKEN_CHARS`] characters
+/// showing at least [`MIN_TOKEN_BITS`] of entropy.
 pub(crate) fn is_strong_token(token: &str) -> bool {
-    token.chars().count() >= MIN_TOKEN_CHARS && !token.contains(char::is_whitespace)
+    token.chars().count() >= MIN_TOKEN_CHARS
+        && !token.contains(char::is_whitespace)
+        && token_bits(token) >= MIN_TOKEN_BITS
+}
+
+/// A conservative estimate of a token's entropy: its length times the lower
+/// of two per-character Shannon entropies, of its characters and of the steps
+/// between neighbours. Repeats (`aaaa…`, `abab…`) score low on the first,
+/// runs (`abcd…`, `0123…`) on the second; a random token scores high on both.
+pub(crate) fn token_bits(token: &str) -> f64 {
+    let chars: Vec<u32> = token.chars().map(u32::from).collect();
+    let steps: Vec<i64> = chars.windows(2).map(|pair| i64::from(pair[1]) - i64::from(pair[0])).collect();
+    let per_char = shannon(&chars).min(shannon(&steps));
+    per_char * chars.len() as f64
+}
+
+fn shannon<T: Ord>(items: &[T]) -> f64 {
+    let mut counts = std::collections::BTreeMap::new();
+    for item in items {
+        *counts.entry(item).or_insert(0usize) += 1;
+    }
+    let total = items.len() as f64;
+    counts.values().map(|&n| n as f64 / total).map(|p| -p * p.log2()).sum()
+}
+
+/// A new bearer token: 256 random bits as 64 hex digits.
+pub fn new_token() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(hex::encode(bytes))
+}
+
+#[cfg(test)]
+mod token_tests {
+    use super::*;
+
+    #[test]
+    fn guessable_tokens_are_refused_and_random_ones_accepted() {
+        for weak in [
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "abababababababababababababababab",
+            "abcdefghijklmnopqrstuvwxyzabcdef",
+            "0123456789012345678901234567890123456789",
+            "short-but-random-Xq9",
+            "has a space in it and is long enough",
+        ] {
+            assert!(!is_strong_token(weak), "{weak}: {} bits", token_bits(weak));
+        }
+        for _ in 0..200 {
+            let token = new_token().unwrap();
+            assert!(is_strong_token(&token), "{token}: {} bits", token_bits(&token));
+        }
+        // What operators write by hand from a password manager.
+        assert!(is_strong_token("q7LrT2vXe9NwB4mZk1HsYc8P"), "{}", token_bits("q7LrT2vXe9NwB4mZk1HsYc8P"));
+    }
 }

@@ -53,8 +53,8 @@ pub enum AdminGuardError {
         /// The operating system's reason.
         source: std::io::Error,
     },
-    /// The token is not one word of at least 16 characters.
-    #[error("admin token file {path}: the token must be one word of at least 16 characters")]
+    /// The token is not long and random enough ([`crate::TOKEN_RULE`]).
+    #[error("admin token file {path}: the token must be {rule}", rule = crate::TOKEN_RULE)]
     TokenTooWeak {
         /// The token file.
         path: String,
@@ -85,7 +85,7 @@ struct Rules {
     client: Client<HttpConnector, Body>,
 }
 
-/// Reads an admin token file: one line, at least 16 characters.
+/// Reads an admin token file: one line, long and random ([`crate::TOKEN_RULE`]).
 pub fn read_token(path: &std::path::Path) -> Result<String, AdminGuardError> {
     let text = std::fs::read_to_string(path)
         .map_err(|source| AdminGuardError::TokenUnreadable { path: path.display().to_string(), source })?;

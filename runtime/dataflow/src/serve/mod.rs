@@ -92,6 +92,10 @@ pub fn load(options: &ServeOptions) -> Result<(OtelDataflowSpec, RuntimeConfig),
     let text = std::fs::read_to_string(path).map_err(|source| ServeError::Read { path: path.clone(), source })?;
     let mut spec: Value = serde_yaml::from_str(&text).map_err(|e| spec_error(SpecError::Yaml(e)))?;
 
+    // A weak or unreadable token fails `--check` too, not only the start.
+    if let Some(token_file) = &options.admin_token_file {
+        admin_guard::read_token(token_file)?;
+    }
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut runtime = crate::spec::prepare(&mut spec, Some(&base)).map_err(spec_error)?;
     if options.no_cache {

@@ -6,7 +6,7 @@ use otel_arrow_dfe_config::error::Error as ConfigError;
 use serde::Deserialize;
 
 use super::TOKEN_AUTHORIZER_URN;
-use crate::{MIN_TOKEN_CHARS, config_error, is_strong_token};
+use crate::{TOKEN_RULE, config_error, is_strong_token};
 
 /// `config:` of a `urn:wasmtel:extension:token_authorizer` extension: exactly
 /// one of `token_file` and `token_env`.
@@ -55,10 +55,7 @@ impl TokenAuthorizerConfig {
             return Err(invalid(format!("{source} holds no token")));
         }
         if let Some(line) = tokens.iter().position(|t| !is_strong_token(t)) {
-            return Err(invalid(format!(
-                "{source}: token {} is not one word of at least {MIN_TOKEN_CHARS} characters",
-                line + 1
-            )));
+            return Err(invalid(format!("{source}: token {} is not {TOKEN_RULE}", line + 1)));
         }
         Ok(tokens)
     }
@@ -74,16 +71,20 @@ mod tests {
     fn tokens_come_from_exactly_one_source_and_must_be_strong() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("tokens");
-        std::fs::write(&file, "# operators\n\nfirst-token-0123456\n  second-token-0123456  \n").unwrap();
+        std::fs::write(&file, "# operators\n\nq7LrT2vXe9NwB4mZk1HsYc8P\n  Zp3Wm8Qx1Rv6Ty9Ub2Nc5Ld7  \n").unwrap();
         let config = TokenAuthorizerConfig::from_value(&json!({ "token_file": file })).unwrap();
-        assert_eq!(config.tokens().unwrap(), ["first-token-0123456", "second-token-0123456"]);
+        assert_eq!(config.tokens().unwrap(), ["q7LrT2vXe9NwB4mZk1HsYc8P", "Zp3Wm8Qx1Rv6Ty9Ub2Nc5Ld7"]);
 
         let both = json!({ "token_file": file, "token_env": "X" });
         assert!(TokenAuthorizerConfig::from_value(&both).unwrap_err().to_string().contains("exactly one"));
         assert!(TokenAuthorizerConfig::from_value(&json!({})).is_err());
         assert!(TokenAuthorizerConfig::from_value(&json!({ "token_file": file, "typo": 1 })).is_err());
 
-        for (content, expected) in [("# only a comment\n", "holds no token"), ("short\n", "token 1 is not one word")] {
+        for (content, expected) in [
+            ("# only a comment\n", "holds no token"),
+            ("short\n", "token 1 is not one word"),
+            ("q7LrT2vXe9NwB4mZk1HsYc8P\naaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", "token 2 is not one word"),
+        ] {
             std::fs::write(&file, content).unwrap();
             let error = config.tokens().unwrap_err().to_string();
             assert!(error.contains(expected), "{error}");

@@ -125,11 +125,11 @@ fn secured_forwarding_delivers_and_refuses_a_wrong_ca_a_missing_token_or_client_
     let (b_grpc, b_otap, b_admin) = (free_port(), free_port(), free_port());
     let out = dir.path().join("b-data");
     let tokens = dir.path().join("b-tokens");
-    std::fs::write(&tokens, "# admitted\n0123456789abcdef-token\n").unwrap();
+    std::fs::write(&tokens, "# admitted\nZp3Wm8Qx1Rv6Ty9Ub2Nc5Ld7\n").unwrap();
     let b = Serve::start(dir.path(), "b", &tls_receiver(b_admin, b_grpc, b_otap, &pki, &tokens, &out), b_grpc);
 
     // Trusted CA and the token: delivered; the secret never shows in A's status or logs.
-    std::fs::write(dir.path().join("token"), "0123456789abcdef-token\n").unwrap();
+    std::fs::write(dir.path().join("token"), "Zp3Wm8Qx1Rv6Ty9Ub2Nc5Ld7\n").unwrap();
     let (a_grpc, a_admin) = (free_port(), free_port());
     let headers = json!({ "authorization": "Bearer ${file:token}" });
     let a = Serve::start(dir.path(), "a", &tls_forwarder(a_admin, a_grpc, b_grpc, &pki.ca, headers), a_grpc);
