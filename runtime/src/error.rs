@@ -135,7 +135,9 @@ pub enum FailureKind {
     GuestPermanent,
     /// The guest returned `retryable`.
     GuestRetryable,
-    /// A fresh instance could not be created to replace a failed one.
+    /// No instance could be created for the batch (the host ran out of a
+    /// resource, or a new instance's `init` failed): the batch never reached
+    /// a guest, so it is retryable and outside `on_error`.
     Instantiate,
     /// No instance came free within the batch's deadline, or the runtime had
     /// no instance slot left: backpressure, not a sandbox failure.
@@ -194,9 +196,11 @@ impl FailureKind {
         )
     }
 
-    /// Failures of the sandbox on this batch; `on_error` applies to these.
-    /// Deliberate guest errors, backpressure, a caller that gave up and input
-    /// no decoder can read are not: they always reach the caller, so none of them can forward a batch
+    /// Failures of the guest's sandbox while it ran this batch (trap,
+    /// timeout, memory, invalid or oversized output); `on_error` applies to
+    /// these only. Deliberate guest errors, backpressure, a host that could
+    /// not make an instance, a caller that gave up and input no decoder can
+    /// read always reach the caller: none of them can forward or drop a batch
     /// the guest did not finish.
     pub fn is_sandbox_failure(self) -> bool {
         !matches!(
@@ -204,6 +208,7 @@ impl FailureKind {
             FailureKind::GuestPermanent
                 | FailureKind::GuestRetryable
                 | FailureKind::Busy
+                | FailureKind::Instantiate
                 | FailureKind::DeadlineExceeded
                 | FailureKind::InvalidInput
         )

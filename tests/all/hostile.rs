@@ -188,6 +188,58 @@ fn failing_batches_are_quarantined() {
 }
 
 #[test]
+fn a_quarantine_directory_others_can_write_is_never_written() {
+    use std::os::unix::fs::PermissionsExt;
+    let (runtime, _cache) = runtime();
+    let quarantine = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(quarantine.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let config = PluginConfig {
+        on_error: Some(OnError::Drop),
+        quarantine_dir: Some(quarantine.path().to_path_buf()),
+        ..PluginConfig::default()
+    };
+    let plugin = load(&runtime, HOSTILE, config).unwrap();
+    // The policy still applies; only the copy on disk is refused.
+    assert_eq!(plugin.process(Signal::Traces, &span_named("garbage"), None).unwrap(), Outcome::Dropped);
+    assert_eq!(std::fs::read_dir(quarantine.path()).unwrap().count(), 0, "nothing written where others may write");
+    assert_eq!(plugin.metrics().quarantined, 0);
+}
+
+/// A batch that never reached a guest (no instance could be made for it)
+/// is the host's failure: retryable to the caller, never forwarded or
+/// dropped by `on_error`, even `pass`.
+#[test]
+fn an_instantiation_failure_is_retryable_and_outside_on_error() {
+    let (runtime, _cache) = runtime();
+    // Compiled once first, so that the load below is only instantiation and init.
+    load(&runtime, HOSTILE, PluginConfig::default()).unwrap();
+    let until =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap() + Duration::from_millis(1500);
+    let mut config = PluginConfig {
+        on_error: Some(OnError::Pass),
+        config: serde_json::json!({ "reject_after_unix_ms": until.as_millis() }),
+        ..PluginConfig::default()
+    };
+    config.grants.clocks = true;
+    config.limits.max_instances = 1;
+    let plugin = load(&runtime, HOSTILE, config).unwrap();
+    std::thread::sleep(Duration::from_millis(1600));
+    // The trap is the guest's, on this batch: `pass` forwards it, and the
+    // instance is replaced, which now fails.
+    assert_eq!(
+        plugin.process(Signal::Logs, &logs(&[("panic", vec![])]).encode_to_vec(), None).unwrap(),
+        Outcome::Unchanged
+    );
+    let error = plugin.process(Signal::Traces, &span_named("good"), Some(Duration::from_secs(5))).unwrap_err();
+    assert_eq!(error.kind, FailureKind::Instantiate, "{error}");
+    assert!(!error.is_permanent(), "{error}");
+    assert!(error.to_string().contains("no new instances after"), "{error}");
+    let metrics = plugin.metrics();
+    assert_eq!(metrics.policy_passed, 1, "only the trap went through on_error");
+    assert_eq!(metrics.error_count(FailureKind::Instantiate), 1);
+}
+
+#[test]
 fn config_rejected_by_init_fails_the_load() {
     let (runtime, _cache) = runtime();
     let config = PluginConfig { config: serde_json::json!({"reject": "ratio must be below 1"}), ..Default::default() };

@@ -18,6 +18,11 @@ pub struct Config {
     /// Makes `init` spin this many million loop turns: a slow start.
     #[serde(default)]
     pub init_spin: u64,
+    /// Makes `init` refuse once the wall clock (granted) passes this Unix
+    /// time in milliseconds: instances created later fail, as when the host
+    /// runs out of a resource after load.
+    #[serde(default)]
+    pub reject_after_unix_ms: Option<u128>,
 }
 
 pub struct Hostile;
@@ -27,6 +32,12 @@ impl Processor for Hostile {
 
     fn new(config: Config) -> Result<Self, String> {
         spin(config.init_spin);
+        if let Some(limit) = config.reject_after_unix_ms {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+            if now > limit {
+                return Err(format!("no new instances after {limit} (now {now})"));
+            }
+        }
         match config.reject {
             Some(message) => Err(message),
             None => Ok(Hostile),
@@ -231,7 +242,7 @@ mod tests {
         assert_eq!(misbehave("GET /").unwrap(), None);
         assert_eq!(misbehave("garbage").unwrap(), Some(Outcome::Replaced(vec![0xff; 64])));
         assert!(matches!(misbehave("retryable-error"), Err(ProcessError::Retryable(_))));
-        assert!(Hostile::new(Config { reject: Some("no".into()), init_spin: 0 }).is_err());
+        assert!(Hostile::new(Config { reject: Some("no".into()), ..Config::default() }).is_err());
     }
 
     #[test]
