@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -167,5 +168,64 @@ service:
 		if !strings.Contains(string(out), want) {
 			t.Fatalf("start-up error should name %q:\n%s", want, out)
 		}
+	}
+}
+
+// A cgo-off collector started without HOME or a cache directory (a service
+// with no home) runs its built-in bridge; killed with SIGKILL it leaves its
+// socket directory behind, and the next start removes it.
+func TestAKilledCollectorLeavesNoSocketTheNextStartKeeps(t *testing.T) {
+	build := builds[1] // subprocess
+	received, sinkAddr := startSink(t)
+	config := redactPipeline(t, sinkAddr, "")
+	tmp := t.TempDir()
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "HOME=") && !strings.HasPrefix(kv, "XDG_CACHE_HOME=") && !strings.HasPrefix(kv, "TMPDIR=") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "TMPDIR="+tmp, "WASMTEL_HOME="+t.TempDir())
+	socketDirs := func() []string {
+		dirs, _ := filepath.Glob(filepath.Join(tmp, "wasmtel-bridge-*"))
+		return dirs
+	}
+
+	first := startCollectorIn(t, build, config, env)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := first.exportRawTraces(ctx, traceRequest(secretSpan("before-kill"))); err != nil {
+		t.Fatalf("no HOME: %v\n%s", err, first.output.String())
+	}
+	stale := socketDirs()
+	if len(stale) != 1 {
+		t.Fatalf("want one bridge socket directory in %s, got %v", tmp, stale)
+	}
+	if _, err := os.Stat(filepath.Join(stale[0], "bridge.sock")); err != nil {
+		t.Fatal(err)
+	}
+	bridge := childrenOf(first.pid)
+	if err := syscall.Kill(first.pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(10*time.Second, func() bool { return len(bridge) == 1 && !processAlive(bridge[0]) }) {
+		t.Fatalf("the bridge child %v outlived its collector", bridge)
+	}
+	if _, err := os.Stat(filepath.Join(stale[0], "bridge.sock")); err != nil {
+		t.Fatalf("SIGKILL leaves the socket behind (nothing could remove it): %v", err)
+	}
+
+	second := startCollectorIn(t, build, config, env)
+	if err := second.exportRawTraces(ctx, traceRequest(secretSpan("after-restart"))); err != nil {
+		t.Fatalf("%v\n%s", err, second.output.String())
+	}
+	if _, err := os.Stat(stale[0]); !os.IsNotExist(err) {
+		t.Fatalf("the killed collector's socket directory %s survived the next start (%v)", stale[0], err)
+	}
+	if now := socketDirs(); len(now) != 1 || now[0] == stale[0] {
+		t.Fatalf("want only the new collector's socket directory, got %v", now)
+	}
+	if !waitFor(5*time.Second, func() bool { return len(received.spans()) >= 2 }) {
+		t.Fatalf("exported %d spans, want 2", len(received.spans()))
 	}
 }

@@ -533,3 +533,25 @@ func TestTheBridgeChildUnderLoadAndAtTheEnd(t *testing.T) {
 		t.Fatal("the bridge outlived the collector's shutdown")
 	}
 }
+
+// A client's span with a 24-byte trace ID: the collector's own receiver
+// (pdata) refuses the request whole, as InvalidArgument, before any
+// processor sees it; the plugin is never blamed, and it keeps serving.
+func TestAClientBadIDIsTheReceiversRefusalNeverThePlugins(t *testing.T) {
+	forEachBuild(t, func(t *testing.T, build collectorBuild) {
+		received, sinkAddr := startSink(t)
+		c := startCollector(t, build, redactPipeline(t, sinkAddr, ""))
+		bad := append(field(0x0a, bytes.Repeat([]byte{0xab}, 24)), field(0x2a, []byte("bad-id"))...)
+		bad = append(bad, field(0x4a, stringAttribute("user.email", []byte(secret)))...)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err := c.exportRawTraces(ctx, traceRequest(secretSpan("first"), bad, secretSpan("third")))
+		if status.Code(err) != codes.InvalidArgument {
+			t.Fatalf("want the receiver's InvalidArgument, got %v", err)
+		}
+		if strings.Contains(c.output.String(), "invalid_output") || strings.Contains(c.output.String(), "refused a batch") {
+			t.Fatalf("the plugin was blamed for the client's bytes:\n%s", c.output.String())
+		}
+		assertRedactsOrdinaryBatches(t, c, received)
+	})
+}

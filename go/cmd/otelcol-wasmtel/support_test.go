@@ -241,6 +241,12 @@ func (c *collector) peakRSS(t *testing.T) uint64 {
 // becomes the receiver's endpoint, and waits until it is ready.
 func startCollector(t *testing.T, build collectorBuild, config string) *collector {
 	t.Helper()
+	return startCollectorIn(t, build, config, append(os.Environ(), "WASMTEL_HOME="+t.TempDir()))
+}
+
+// startCollectorIn is startCollector with the collector's whole environment.
+func startCollectorIn(t *testing.T, build collectorBuild, config string, env []string) *collector {
+	t.Helper()
 	endpoint := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	path := filepath.Join(t.TempDir(), "collector.yaml")
 	if err := os.WriteFile(path, []byte(strings.ReplaceAll(config, "{{otlp}}", endpoint)), 0o600); err != nil {
@@ -249,7 +255,7 @@ func startCollector(t *testing.T, build collectorBuild, config string) *collecto
 	cmd := exec.Command(buildCollector(t, build), "--config", path)
 	output := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = output, output
-	cmd.Env = append(os.Environ(), "WASMTEL_HOME="+t.TempDir())
+	cmd.Env = env
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
