@@ -21,6 +21,10 @@ use wasmtel_dataflow::{EmbeddedError, EmbeddedPipeline, EmbeddedStats};
 use wasmtel_registry::Policy;
 use wasmtel_runtime::{Outcome, Plugin, PluginConfig, ProcessError, Signal};
 
+/// What `NativePlugin.process` returns: the outcome's kind, the replaced
+/// bytes, and the client items left out at admission (count, message).
+type ProcessResult<'py> = (&'static str, Option<Bound<'py, PyBytes>>, Option<(u64, String)>);
+
 pyo3::create_exception!(_native, WasmtelError, PyException, "Base class of every wasmtel error.");
 pyo3::create_exception!(
     _native,
@@ -193,8 +197,10 @@ impl NativePlugin {
         Ok(NativePlugin { plugin })
     }
 
-    /// Runs one batch: ("unchanged" | "dropped", None) or ("replaced", bytes).
-    /// A failure under `on_error: fail` raises PluginError.
+    /// Runs one batch: ("unchanged" | "dropped", None, rejected) or
+    /// ("replaced", bytes, rejected), where rejected is (items, message) for
+    /// client items left out at admission, else None. A failure under
+    /// `on_error: fail` raises PluginError.
     #[pyo3(signature = (signal_name, data, timeout_seconds=None))]
     fn process<'py>(
         &self,
@@ -202,14 +208,17 @@ impl NativePlugin {
         signal_name: &str,
         data: &[u8],
         timeout_seconds: Option<f64>,
-    ) -> PyResult<(&'static str, Option<Bound<'py, PyBytes>>)> {
+    ) -> PyResult<ProcessResult<'py>> {
         let signal = signal(signal_name)?;
         let deadline = timeout_seconds.map(timeout).transpose()?;
-        let outcome = py.detach(|| self.plugin.process(signal, data, deadline)).map_err(|e| process_error(py, e))?;
-        Ok(match outcome {
-            Outcome::Unchanged => ("unchanged", None),
-            Outcome::Dropped => ("dropped", None),
-            Outcome::Replaced(bytes) => ("replaced", Some(PyBytes::new(py, &bytes))),
+        let processed = py
+            .detach(|| self.plugin.process_reporting(signal, data, deadline, None))
+            .map_err(|e| process_error(py, e))?;
+        let rejected = processed.rejected.map(|rejected| (rejected.items, rejected.message()));
+        Ok(match processed.outcome {
+            Outcome::Unchanged => ("unchanged", None, rejected),
+            Outcome::Dropped => ("dropped", None, rejected),
+            Outcome::Replaced(bytes) => ("replaced", Some(PyBytes::new(py, &bytes)), rejected),
         })
     }
 

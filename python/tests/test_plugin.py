@@ -79,3 +79,25 @@ def test_invalid_input_is_a_permanent_error_not_a_crash() -> None:
     assert invalid.value.permanent
     with pytest.raises(ValueError, match="unknown signal"):
         redact.process("profiles", b"")  # type: ignore[arg-type]
+
+
+def test_a_client_bad_id_costs_only_its_span_whatever_the_plugin() -> None:
+    """A 24-byte trace ID is the client's fault: that span is left out and
+    reported (OTLP partial success), the others go on, no guest is blamed."""
+    email = [attr("user.email", "someone@example.com")]
+    request = ExportTraceServiceRequest.FromString(traces(("first", email), ("bad-id", email), ("third", email)))
+    request.resource_spans[0].scope_spans[0].spans[1].trace_id = bytes([0xAB] * 24)
+    batch = request.SerializeToString()
+    plugins = {
+        "redact": wasmtel.Plugin(component("wasmtel-redact"), {"keys": ["user.email"]}),
+        "filter": wasmtel.Plugin(component("wasmtel-filter"), {"spans": {"names": ["nothing matches"]}}),
+        "identity": wasmtel.Plugin(component("wasmtel-test-identity"), {"mode": "replace"}),
+    }
+    for label, plugin in plugins.items():
+        outcome = plugin.process("traces", batch)
+        assert outcome.kind == "replaced" and outcome.data is not None, label
+        assert (outcome.rejected_items, outcome.rejected_message.split(":")[0]) == (1, "1 spans left out"), label
+        spans = ExportTraceServiceRequest.FromString(outcome.data).resource_spans[0].scope_spans[0].spans
+        assert [span.name for span in spans] == ["first", "third"], label
+        metrics = plugin.metrics()
+        assert metrics["errors"]["invalid_output"] == 0 and metrics["items_rejected"] == 1, (label, metrics)

@@ -15,7 +15,11 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
 
-from wasmtel._native import (
+from wasmtel._trust import check_native_module
+
+check_native_module()
+
+from wasmtel._native import (  # noqa: E402 (checked first, then loaded)
     ConfigError,
     NativePipeline,
     NativePlugin,
@@ -169,6 +173,12 @@ class Outcome:
     """``unchanged``: forward the input; ``replaced``: forward ``data``; ``dropped``: forward nothing."""
     data: bytes | None = None
     """The new OTLP bytes, for ``replaced``."""
+    rejected_items: int = 0
+    """Client items (spans, log records, data points) the host left out before
+    the guest saw them, as OTLP's partial success reports them: they hold a
+    trace or span ID of the wrong length, which no decoder can read."""
+    rejected_message: str = ""
+    """Why, naming the items (empty when none were left out)."""
 
     def output(self, input: bytes) -> bytes | None:
         """The bytes to forward for ``input`` (None when dropped)."""
@@ -213,8 +223,10 @@ class Plugin:
         """Runs one batch. A failure the policy turns into an error raises
         :class:`PluginError` (``kind``, ``permanent``); under ``on_error:
         pass`` or ``drop`` it comes back as ``unchanged`` or ``dropped``."""
-        kind, data = self._native.process(signal, otlp, timeout)
-        return Outcome(kind, data)
+        kind, data, rejected = self._native.process(signal, otlp, timeout)
+        if rejected is None:
+            return Outcome(kind, data)
+        return Outcome(kind, data, rejected_items=rejected[0], rejected_message=rejected[1])
 
     def metrics(self) -> dict[str, Any]:
         """The plugin's metrics (as :meth:`Pipeline.metrics` gives per node)."""

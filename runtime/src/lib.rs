@@ -31,7 +31,7 @@ pub use config::{Grants, InvalidPluginConfig, Limits, OnError, PluginConfig, Run
 pub use error::{FailureKind, LoadError, ProcessError};
 pub use metrics::MetricsSnapshot;
 pub use otlp::Signal;
-pub use plugin::{CANCEL_CHECK, Cancel, Outcome, Plugin};
+pub use plugin::{CANCEL_CHECK, Cancel, Outcome, Plugin, Processed, Rejected};
 pub use runtime::{ComponentSource, LoadedComponent, MAX_COMPONENT_BYTES, Runtime, read_component_file};
 pub use wasmtel_component::interfaces::WIT_VERSION;
 pub use wasmtel_component::{FailureMode, Manifest};

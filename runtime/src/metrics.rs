@@ -27,6 +27,7 @@ pub(crate) struct PluginMetrics {
     quarantined: AtomicU64,
     quarantine_skipped: AtomicU64,
     input_repaired: AtomicU64,
+    items_rejected: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     latency_sum_us: AtomicU64,
@@ -98,6 +99,10 @@ impl PluginMetrics {
         self.input_repaired.fetch_add(1, Relaxed);
     }
 
+    pub fn items_rejected(&self, items: u64) {
+        self.items_rejected.fetch_add(items, Relaxed);
+    }
+
     pub fn latency(&self, elapsed: Duration) {
         let us = elapsed.as_micros().min(u64::MAX as u128) as u64;
         self.latency_sum_us.fetch_add(us, Relaxed);
@@ -125,6 +130,7 @@ impl PluginMetrics {
             quarantined: load(&self.quarantined),
             quarantine_skipped: load(&self.quarantine_skipped),
             input_repaired: load(&self.input_repaired),
+            items_rejected: load(&self.items_rejected),
             bytes_in: load(&self.bytes_in),
             bytes_out: load(&self.bytes_out),
             latency_sum_us: load(&self.latency_sum_us),
@@ -173,6 +179,11 @@ pub struct MetricsSnapshot {
     /// repaired before the guest saw them.
     #[serde(default)]
     pub input_repaired: u64,
+    /// Client items (spans, log records, data points) left out before the
+    /// guest saw them, as no decoder can read them (an ID of the wrong
+    /// length): the client's fault, reported as a partial success.
+    #[serde(default)]
+    pub items_rejected: u64,
     /// Input bytes of all calls, skipped batches included.
     pub bytes_in: u64,
     /// Output bytes of replaced batches.
@@ -219,6 +230,7 @@ impl MetricsSnapshot {
             (&mut self.quarantined, other.quarantined),
             (&mut self.quarantine_skipped, other.quarantine_skipped),
             (&mut self.input_repaired, other.input_repaired),
+            (&mut self.items_rejected, other.items_rejected),
             (&mut self.bytes_in, other.bytes_in),
             (&mut self.bytes_out, other.bytes_out),
             (&mut self.latency_sum_us, other.latency_sum_us),

@@ -15,8 +15,8 @@ use crate::metrics::{PluginMetrics, PolicyAction};
 use crate::otlp::{self, Fixes};
 use crate::runtime::{EPOCH_TICK, MAX_PLUGIN_MEMORY};
 use crate::{
-    FailureKind, Limits, LoadError, LoadedComponent, Manifest, MetricsSnapshot, OnError, PluginConfig, ProcessError,
-    Runtime, Signal,
+    FailureKind, FailureMode, Limits, LoadError, LoadedComponent, Manifest, MetricsSnapshot, OnError, PluginConfig,
+    ProcessError, Runtime, Signal,
 };
 
 /// Instantiation and `init` may build regexes or tables; give them more room than a batch.
@@ -146,9 +146,15 @@ impl Plugin {
         // the guest's own init may only say that something is wrong.
         component.check_config(&config.config)?;
         let config_json = serde_json::to_string(&config.config).map_err(|e| config_error(e.to_string()))?;
-        let on_error = config
-            .on_error
-            .unwrap_or_else(|| OnError::by_default(Manifest::failure_mode_of(component.manifest.as_ref())));
+        let failure_mode = Manifest::failure_mode_of(component.manifest.as_ref());
+        let on_error = config.on_error.unwrap_or_else(|| OnError::by_default(failure_mode));
+        if on_error == OnError::Pass && failure_mode == FailureMode::Closed {
+            tracing::warn!(
+                plugin = name.as_str(),
+                "the component declares itself fail-closed, but on_error: pass is configured: a batch its sandbox \
+                 fails on (trap, timeout, memory, bad output) is forwarded unprocessed, with whatever it was meant to hide"
+            );
+        }
         let plugin = Plugin {
             inner: Arc::new(PluginInner {
                 name: Arc::from(name.as_str()),
@@ -227,28 +233,44 @@ impl Plugin {
         deadline: Option<Duration>,
         cancel: Option<&Cancel>,
     ) -> Result<Outcome, ProcessError> {
+        self.process_reporting(signal, input, deadline, cancel).map(|processed| processed.outcome)
+    }
+
+    /// As [`Plugin::process_cancellable`], and says what the host left out
+    /// of the client's batch before the guest saw it (an OTLP partial
+    /// success, for the entry points that can answer with one).
+    pub fn process_reporting(
+        &self,
+        signal: Signal,
+        input: &[u8],
+        deadline: Option<Duration>,
+        cancel: Option<&Cancel>,
+    ) -> Result<Processed, ProcessError> {
         let inner = &*self.inner;
         inner.metrics.call(input.len());
         if let Some(manifest) = &inner.component.manifest
             && !manifest.handles(signal)
         {
             inner.metrics.skipped();
-            return Ok(Outcome::Unchanged);
+            return Ok(Processed { outcome: Outcome::Unchanged, rejected: None });
         }
         let budget = Budget::new(inner.config.limits.timeout, deadline);
-        // What the host admits, decided once for every entry point: bytes any
+        // What the host admits, decided once for every entry point and by
+        // the same rule as a guest's output ([`Fixes::STRICT`]): bytes any
         // decoder can frame; strings that are not UTF-8 and values nested past
-        // prost's limit are repaired (and the repair is what goes on), so one
-        // bad value does not cost the batch's other items.
+        // prost's limit are repaired, and items holding an ID of the wrong
+        // length are left out (reported as rejected), so one bad value does
+        // not cost the batch's other items and a guest that returns what it
+        // was given always passes the output check.
         // The clean items it notes let the output check skip what the
         // guest copied unchanged.
         let (scan, known) = match otlp::scan_recording(signal, input) {
             Ok(scanned) => scanned,
             Err(error) => return Err(inner.invalid_input(signal, error)),
         };
-        let repaired = match scan.prost_error() {
+        let repaired = match scan.strict_error() {
             None => None,
-            Some(_) => match otlp::rewrite(signal, input, Fixes::FOR_PROST) {
+            Some(_) => match otlp::rewrite(signal, input, Fixes::STRICT) {
                 Ok(repaired) => {
                     inner.metrics.input_repaired();
                     Some(repaired)
@@ -256,6 +278,10 @@ impl Plugin {
                 Err(error) => return Err(inner.invalid_input(signal, error)),
             },
         };
+        let rejected = (scan.bad_id_items > 0).then(|| {
+            inner.metrics.items_rejected(scan.bad_id_items);
+            Rejected { items: scan.bad_id_items, signal }
+        });
         let batch = repaired.as_deref().unwrap_or(input);
         // Known items are positions in `input`; a repaired batch has others.
         let known = if repaired.is_some() { otlp::KnownItems::none() } else { known };
@@ -272,10 +298,11 @@ impl Plugin {
             }
             Err(failure) => inner.resolve(signal, input, failure)?,
         };
-        Ok(match (outcome, repaired) {
+        let outcome = match (outcome, repaired) {
             (Outcome::Unchanged, Some(repaired)) => Outcome::Replaced(repaired),
             (outcome, _) => outcome,
-        })
+        };
+        Ok(Processed { outcome, rejected })
     }
 
     /// A snapshot of the plugin's counters now.
@@ -380,7 +407,9 @@ impl PluginInner {
             Ok(Err(GuestError::Retryable(message))) => Err(Failure { kind: FailureKind::GuestRetryable, message }),
             Ok(Ok(GuestOutcome::Unchanged)) => Ok(Outcome::Unchanged),
             Ok(Ok(GuestOutcome::Dropped)) => Ok(Outcome::Dropped),
-            Ok(Ok(GuestOutcome::Replaced(bytes))) => self.check_output(signal, bytes, input_elements, known),
+            Ok(Ok(GuestOutcome::Replaced(bytes))) => {
+                self.check_output(signal, bytes, input.len(), input_elements, known)
+            }
         };
         self.metrics.guest_memory(store.data().limiter.total);
         match &result {
@@ -393,17 +422,20 @@ impl PluginInner {
     }
 
     /// A `replaced` output goes on only if every consumer can decode it
-    /// (prost's rules, plus IDs of the right length as the collector
-    /// requires) and it does not expand past what the limits allow.
+    /// (the rule the input was admitted by: prost's, plus IDs of the right
+    /// length as the collector requires) and it does not expand past what
+    /// the limits allow. An output no larger than the admitted input is never
+    /// too large: the limits bound what a guest adds, not what a client sent.
     fn check_output(
         &self,
         signal: Signal,
         bytes: Vec<u8>,
+        input_len: usize,
         input_elements: u64,
         known: &otlp::KnownItems<'_>,
     ) -> Result<Outcome, Failure> {
         let limits = &self.config.limits;
-        let max = limits.max_output_bytes.as_u64();
+        let max = limits.max_output_bytes.as_u64().max(input_len as u64);
         if bytes.len() as u64 > max {
             return Err(Failure {
                 kind: FailureKind::OutputTooLarge,
@@ -418,7 +450,7 @@ impl PluginInner {
         if let Some(error) = scan.strict_error() {
             return Err(invalid(error));
         }
-        let allowed = limits.output_elements_allowed(input_elements);
+        let allowed = limits.output_elements_allowed(input_elements).max(input_elements);
         if scan.elements > allowed {
             return Err(Failure {
                 kind: FailureKind::OutputTooLarge,
@@ -583,6 +615,43 @@ impl PluginInner {
     }
 }
 
+/// A batch's outcome, and what of the client's batch was left out before
+/// the guest saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Processed {
+    /// What becomes of the batch.
+    pub outcome: Outcome,
+    /// Items the host left out at admission, if any.
+    pub rejected: Option<Rejected>,
+}
+
+/// Client items left out at admission: they hold a trace or span ID of the
+/// wrong length, which no decoder can read (the collector's pdata refuses the
+/// whole request for one). The rest of the batch goes on: OTLP's partial
+/// success (`rejected_spans`, `rejected_log_records`, `rejected_data_points`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rejected {
+    /// How many items were left out.
+    pub items: u64,
+    /// Their signal: what kind of item they are.
+    pub signal: Signal,
+}
+
+impl Rejected {
+    /// The partial-success message, naming the items and the reason.
+    pub fn message(&self) -> String {
+        let what = match self.signal {
+            Signal::Traces => "spans",
+            Signal::Metrics => "data points",
+            Signal::Logs => "log records",
+        };
+        format!(
+            "{} {what} left out: a trace ID not 16 bytes or a span ID not 8 bytes long (in the item, a link or an exemplar)",
+            self.items
+        )
+    }
+}
+
 /// A batch's time. Waiting for an instance is bounded by the caller's
 /// deadline (else `limits.timeout`) and is backpressure when it runs out;
 /// the guest then runs for `limits.timeout`, or what is left of the caller's
@@ -682,9 +751,12 @@ fn quarantined_bytes(dir: &Path, prefix: &str) -> u64 {
         .sum()
 }
 
+/// Writes `dir/file_name` whole or not at all (0600, via a temporary file),
+/// in a directory only this user can change (checked at each write).
 fn write_atomically(dir: &Path, file_name: &str, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    std::fs::create_dir_all(dir)?;
+    wasmtel_component::private_dir::ensure(dir)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::PermissionDenied, e.to_string()))?;
     let mut file = tempfile::NamedTempFile::new_in(dir)?;
     file.write_all(bytes)?;
     file.persist(dir.join(file_name)).map_err(|e| e.error)?;

@@ -1,6 +1,7 @@
 //! The cross-crate tests, one binary (as wasmtime's `tests/all`): one link,
 //! and `cargo test --test all <module>::` selects a group.
 
+mod admission;
 mod components;
 mod fail_closed;
 mod hostile;

@@ -71,6 +71,12 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         shared_slot_fds: Vec<i32>,
     },
+    /// Write a new random bearer token (256 bits, hex) for `serve --admin-token-file`
+    /// or a `token_authorizer`, to a new file only this user can read.
+    Token {
+        /// The file to create (an existing one is never overwritten).
+        file: PathBuf,
+    },
     /// Run otap-dataflow pipelines (OTLP/OTAP in, wasm processors, Arrow IPC files or
     /// OTLP/OTAP out) from an engine spec until SIGINT/SIGTERM drains them.
     Serve {
@@ -179,6 +185,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
         };
         return serve(&options, *check);
     }
+    if let Command::Token { file } = &cli.command {
+        return write_new_token(file);
+    }
     if let Command::Bridge { socket, watch_stdin, max_total_instances, shared_slot_fds } = &cli.command {
         let mut runtime = RuntimeConfig {
             max_total_instances: *max_total_instances,
@@ -201,7 +210,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
     }
     let runtime = Runtime::new(runtime_config)?;
     match cli.command {
-        Command::Serve { .. } | Command::Bridge { .. } => unreachable!("served above, before a local runtime is made"),
+        Command::Serve { .. } | Command::Bridge { .. } | Command::Token { .. } => {
+            unreachable!("handled above, before a local runtime is made")
+        }
         Command::Registry(command) => Ok(registry::run(command, &cli.registry)?),
         Command::Run(args) => run_batch(&runtime, &cli.registry, args),
         Command::Inspect { component, plugin_config, json } => {
@@ -223,6 +234,21 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+fn write_new_token(file: &Path) -> Result<(), Failure> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let token = wasmtel_dataflow::new_token().map_err(|e| anyhow::anyhow!("no entropy for a token: {e}"))?;
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)
+        .with_context(|| format!("creating {}", file.display()))?;
+    writeln!(out, "{token}").with_context(|| format!("writing {}", file.display()))?;
+    eprintln!("wrote a new token to {}", file.display());
+    Ok(())
 }
 
 fn serve(options: &wasmtel_dataflow::ServeOptions, check: bool) -> Result<(), Failure> {
@@ -255,12 +281,17 @@ fn run_batch(runtime: &Runtime, registry_opts: &registry::RegistryOpts, args: Ru
     let input = read_input(&args.input, args.signal)?;
     let (name, source) = registry::resolve_source(registry_opts, &args.component)?;
     let plugin = runtime.load_plugin(&name, source, plugin_config)?;
-    let outcome = plugin.process(args.signal, &input, None);
+    let processed = plugin.process_reporting(args.signal, &input, None, None);
     if args.metrics {
         eprintln!("{}", serde_json::to_string_pretty(&plugin.metrics())?);
     }
     let items_in = count_items(args.signal, &input)?;
-    let output = match outcome? {
+    let processed = processed?;
+    if let Some(rejected) = processed.rejected {
+        // The client's fault, as OTLP's partial success reports it.
+        eprintln!("partial success: {}", rejected.message());
+    }
+    let output = match processed.outcome {
         Outcome::Unchanged => {
             eprintln!("outcome: unchanged ({items_in} {})", args.signal.items());
             Some(input)

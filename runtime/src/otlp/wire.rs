@@ -269,6 +269,9 @@ pub struct Scan {
     /// Trace IDs not 16 bytes long or span IDs not 8, and not empty (the
     /// collector's pdata refuses them).
     pub bad_ids: u64,
+    /// Items (spans, log records, data points) holding at least one such ID,
+    /// in themselves or in their links and exemplars.
+    pub bad_id_items: u64,
     /// Fields the OTLP schema does not define (prost skips them).
     pub unknown_fields: u64,
     /// Scope containers whose scope is missing or not their first field.
@@ -423,14 +426,24 @@ pub struct Fixes {
     /// Leave out KeyValue fields other than key and value (otap-dataflow
     /// reads every KeyValue field as length-delimited).
     pub key_values: bool,
+    /// Leave out the items (spans, log records, data points) that hold a
+    /// trace or span ID of the wrong length: no decoder can give them a
+    /// meaning, and the collector's pdata refuses the whole request for one.
+    pub bad_id_items: bool,
 }
 
 impl Fixes {
-    /// What every decoder accepts.
+    /// What prost's decode accepts.
     pub const FOR_PROST: Fixes =
-        Fixes { utf8: true, depth: true, unknown_fields: false, scopes: false, key_values: false };
+        Fixes { utf8: true, depth: true, unknown_fields: false, scopes: false, key_values: false, bad_id_items: false };
+    /// What the host admits and what a guest may return: what every decoder,
+    /// the collector's pdata included, accepts ([`Scan::strict_error`] finds
+    /// nothing in its output). One definition for the admission of a
+    /// client's batch and the check of a guest's output.
+    pub const STRICT: Fixes = Fixes { bad_id_items: true, ..Fixes::FOR_PROST };
     /// What otap-dataflow 0.62's OTLP → OTAP conversion reads safely.
-    pub const FOR_OTAP: Fixes = Fixes { utf8: true, depth: true, unknown_fields: true, scopes: true, key_values: true };
+    pub const FOR_OTAP: Fixes =
+        Fixes { utf8: true, depth: true, unknown_fields: true, scopes: true, key_values: true, bad_id_items: false };
 }
 
 /// Rewrites a request that [`scan`] accepted, making `fixes`; every byte
@@ -736,23 +749,40 @@ impl<'a, 'o> Walker<'a, 'o> {
                 if schema.1 == Item {
                     self.scan.items += 1;
                 }
+                let bad_ids_before = self.scan.bad_ids;
                 let Some((out, _)) = &mut self.out else {
-                    if schema.1 == Item {
-                        if self.reuse_known(schema, field_end, depth + 1) {
-                            return Ok(());
-                        }
-                        if self.record.is_some() && field_end - self.at >= MIN_KNOWN_ITEM {
-                            return self.recorded_item(field_end, schema, depth + 1);
-                        }
+                    if schema.1 != Item {
+                        return self.message(field_end, schema, depth + 1);
                     }
-                    return self.message(field_end, schema, depth + 1);
+                    // A known item is clean: no bad ID in it.
+                    if self.reuse_known(schema, field_end, depth + 1) {
+                        return Ok(());
+                    }
+                    if self.record.is_some() && field_end - self.at >= MIN_KNOWN_ITEM {
+                        self.recorded_item(field_end, schema, depth + 1)?;
+                    } else {
+                        self.message(field_end, schema, depth + 1)?;
+                    }
+                    if self.scan.bad_ids > bad_ids_before {
+                        self.scan.bad_id_items += 1;
+                    }
+                    return Ok(());
                 };
                 // The key, then the payload rewritten, then its length put
                 // in front of it (it may have changed).
+                let item_start = out.len();
                 out.extend_from_slice(&self.bytes[key_start..prefix]);
                 let body = out.len();
                 self.message(field_end, schema, depth + 1)?;
-                if let Some((out, _)) = &mut self.out {
+                let bad_item = schema.1 == Item && self.scan.bad_ids > bad_ids_before;
+                if bad_item {
+                    self.scan.bad_id_items += 1;
+                }
+                if let Some((out, fixes)) = &mut self.out {
+                    if bad_item && fixes.bad_id_items {
+                        out.truncate(item_start);
+                        return Ok(());
+                    }
                     let mut prefix = Vec::with_capacity(10);
                     put_varint(&mut prefix, (out.len() - body) as u64);
                     out.splice(body..body, prefix);
@@ -1344,6 +1374,59 @@ mod tests {
         let found = scan(Signal::Traces, &bytes).unwrap();
         assert_eq!(found.bad_ids, 1, "an empty ID is allowed, a 3-byte one is not");
         assert!(found.prost_error().is_none() && found.strict_error().is_some());
+    }
+
+    /// One definition of a valid batch: `STRICT` leaves out exactly the items
+    /// holding a bad ID (in themselves, a link or an exemplar), keeps every
+    /// other item as it was, and what it gives passes `strict_error`.
+    #[test]
+    fn strict_leaves_out_only_the_items_with_bad_ids() {
+        let mut trace_request = ExportTraceServiceRequest::decode(traces().as_slice()).unwrap();
+        let spans = &mut trace_request.resource_spans[0].scope_spans[0].spans;
+        let good = spans[0].clone();
+        let mut bad_trace = good.clone();
+        bad_trace.trace_id = vec![7; 24];
+        let mut bad_link = good.clone();
+        bad_link.links[0].span_id = vec![7; 3];
+        *spans = vec![good.clone(), bad_trace, good.clone(), bad_link];
+        let bytes = trace_request.encode_to_vec();
+        let found = scan(Signal::Traces, &bytes).unwrap();
+        assert_eq!((found.items, found.bad_ids, found.bad_id_items), (4, 2, 2), "{found:?}");
+        let admitted = rewrite(Signal::Traces, &bytes, Fixes::STRICT).unwrap();
+        assert!(scan(Signal::Traces, &admitted).unwrap().strict_error().is_none());
+        let kept = decode_traces(&admitted);
+        assert_eq!(kept.resource_spans[0].scope_spans[0].spans, vec![good.clone(), good]);
+        assert_eq!(kept.resource_spans[0].resource, trace_request.resource_spans[0].resource, "the rest as it was");
+        // The recording scan counts the same (its clean-item notes skip none).
+        assert_eq!(scan_recording(Signal::Traces, &bytes).unwrap().0, found);
+
+        let mut log_request = ExportLogsServiceRequest::decode(logs().as_slice()).unwrap();
+        let records = &mut log_request.resource_logs[0].scope_logs[0].log_records;
+        let mut bad = records[0].clone();
+        bad.trace_id = vec![1; 24];
+        records.push(bad);
+        let bytes = log_request.encode_to_vec();
+        let admitted = rewrite(Signal::Logs, &bytes, Fixes::STRICT).unwrap();
+        let before = ExportLogsServiceRequest::decode(logs().as_slice()).unwrap();
+        assert_eq!(ExportLogsServiceRequest::decode(admitted.as_slice()).unwrap(), before);
+
+        let mut metric_request = ExportMetricsServiceRequest::decode(metrics().as_slice()).unwrap();
+        let Some(Data::Gauge(gauge)) = &mut metric_request.resource_metrics[0].scope_metrics[0].metrics[0].data else {
+            panic!("the first metric is a gauge")
+        };
+        let mut bad = gauge.data_points[0].clone();
+        bad.exemplars[0].span_id = vec![1; 9];
+        gauge.data_points.push(bad);
+        let bytes = metric_request.encode_to_vec();
+        assert_eq!(scan(Signal::Metrics, &bytes).unwrap().bad_id_items, 1);
+        let admitted = rewrite(Signal::Metrics, &bytes, Fixes::STRICT).unwrap();
+        let before = ExportMetricsServiceRequest::decode(metrics().as_slice()).unwrap();
+        assert_eq!(ExportMetricsServiceRequest::decode(admitted.as_slice()).unwrap(), before);
+
+        // A request with nothing to fix comes back byte for byte.
+        for (signal, bytes) in [(Signal::Traces, traces()), (Signal::Logs, logs()), (Signal::Metrics, metrics())] {
+            assert_eq!(rewrite(signal, &bytes, Fixes::STRICT).unwrap(), bytes, "{signal}");
+        }
     }
 
     #[test]

@@ -123,3 +123,73 @@ fn exit_codes_tell_load_usage_and_batch_failures_apart() {
     assert!(out.status.success(), "explicit pass: {}", text(&out.stderr));
     assert!(text(&out.stderr).contains("outcome: unchanged"), "{}", text(&out.stderr));
 }
+
+/// A client's span with a 24-byte trace ID: only that span is left out and
+/// reported as a partial success, whichever plugin runs; never the guest's fault.
+#[test]
+fn run_leaves_out_a_clients_bad_id_span_and_says_so() {
+    use prost::Message;
+    let home = tempfile::tempdir().unwrap();
+    let email = || vec![wasmtel_tests::string_attr("user.email", "someone@example.com")];
+    let mut request = wasmtel_tests::traces(&[("first", email()), ("bad-id", email()), ("third", email())]);
+    request.resource_spans[0].scope_spans[0].spans[1].trace_id = vec![0xab; 24];
+    let input = home.path().join("bad-id.pb");
+    std::fs::write(&input, request.encode_to_vec()).unwrap();
+    let redact = paths::component("wasmtel-redact");
+    let filter = paths::component("wasmtel-filter");
+    let identity = paths::component("wasmtel-test-identity");
+    for (component, config) in [
+        (&redact, r#"{"keys":["user.email"]}"#),
+        (&filter, r#"{"spans":{"names":["nothing matches"]}}"#),
+        (&identity, r#"{"mode":"unchanged"}"#),
+    ] {
+        let out = wasmtel(
+            &["run", component.to_str().unwrap(), "--config", config, "--input", input.to_str().unwrap(), "--metrics"],
+            home.path(),
+        );
+        let stderr = text(&out.stderr);
+        assert!(out.status.success(), "{}: {stderr}", component.display());
+        assert!(stderr.contains("partial success: 1 spans left out: a trace ID not 16 bytes"), "{stderr}");
+        assert!(stderr.contains("\"invalid_output\": 0"), "not the guest's fault: {stderr}");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+        let names: Vec<&str> = json["resourceSpans"][0]["scopeSpans"][0]["spans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|span| span["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["first", "third"], "{}", component.display());
+    }
+}
+
+/// `pass` on a component that declares itself fail-closed is the operator's
+/// right, but never a silent one: the start says what it costs.
+#[test]
+fn an_explicit_pass_on_a_fail_closed_component_is_warned_about_at_start() {
+    let home = tempfile::tempdir().unwrap();
+    let traces = sample("traces");
+    let redact = paths::component("wasmtel-redact");
+    let identity = paths::component("wasmtel-test-identity");
+    let warned = |component: &PathBuf, config: &str, on_error: &str| {
+        let out = wasmtel(
+            &[
+                "run",
+                component.to_str().unwrap(),
+                "--config",
+                config,
+                "--on-error",
+                on_error,
+                "--input",
+                traces.to_str().unwrap(),
+            ],
+            home.path(),
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stderr).contains("declares itself fail-closed, but on_error: pass")
+    };
+    let redact_config = r#"{"keys":["user.email"]}"#;
+    assert!(warned(&redact, redact_config, "pass"), "explicit pass on redact is warned about");
+    assert!(!warned(&redact, redact_config, "fail"), "fail is the declared default");
+    assert!(!warned(&redact, redact_config, "drop"), "drop forwards nothing");
+    assert!(!warned(&identity, r#"{"mode":"unchanged"}"#, "pass"), "a fail-open component is not warned about");
+}

@@ -186,6 +186,10 @@ pub struct WasmProcessorMetrics {
     /// Batches with invalid UTF-8 or values nested too deep, repaired before the guest.
     #[metric(name = "input.repaired", unit = "{batch}")]
     pub input_repaired: ObserveCounter<u64>,
+    /// Client items (spans, log records, data points) left out at admission
+    /// (an ID of the wrong length): the client's fault, never the guest's.
+    #[metric(name = "input.items_rejected", unit = "{item}")]
+    pub items_rejected: ObserveCounter<u64>,
     /// Failed batches not quarantined because `quarantine_max_bytes` was reached.
     #[metric(name = "quarantine.skipped", unit = "{batch}")]
     pub quarantine_skipped: ObserveCounter<u64>,
@@ -282,6 +286,7 @@ impl NodeMetrics {
         self.bytes.with(DirectionAttributes { direction: Direction::Out }).bytes.observe(s.bytes_out);
         let node = &mut self.node;
         node.input_repaired.observe(s.input_repaired);
+        node.items_rejected.observe(s.items_rejected);
         node.quarantine_skipped.observe(s.quarantine_skipped);
         node.guest_log_lines_suppressed.observe(s.guest_log_lines_suppressed);
         node.guest_counters_refused.observe(s.guest_counters_refused);
@@ -335,7 +340,9 @@ mod tests {
         .flat_map(|descriptor| descriptor.metrics.iter().map(|m| (m.name.to_string(), m.unit.to_string())))
         .collect();
         // Guest counters have names chosen by the guest: no closed attribute set.
-        let go: Vec<_> = go_metrics().into_iter().filter(|(name, _)| name != "wasmtel.plugin.guest_counter").collect();
+        // The node's refusals are its Nacks, counted by the engine.
+        let go_only = ["wasmtel.plugin.guest_counter", "wasmtel.plugin.refused"];
+        let go: Vec<_> = go_metrics().into_iter().filter(|(name, _)| !go_only.contains(&name.as_str())).collect();
         assert_eq!(ours, go);
     }
 

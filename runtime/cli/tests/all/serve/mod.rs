@@ -595,16 +595,66 @@ fn hostile_requests_neither_crash_nor_wedge_serve_nor_leak() {
     }
 }
 
+/// A client's span with a 24-byte trace ID costs that span only: serve
+/// accepts the request, writes the two good spans (redacted), and no guest
+/// is blamed (the engine 0.62 receiver has no partial success to answer
+/// with, so the node counts the span in `input.items_rejected`).
+#[test]
+fn a_client_bad_id_costs_only_its_span_in_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let (grpc, admin) = (free_port(), free_port());
+    let out = dir.path().join("data");
+    let spec = chain(admin, &[("otlp", otlp_receiver(grpc, true)), ("redact", redact()), ("files", arrow_files(&out))]);
+    let serve = Serve::start(dir.path(), "serve", &spec, grpc);
+    let email = || vec![string_attr("user.email", "ann@example.com")];
+    let mut request = traces(&[("first", email()), ("bad-id", email()), ("third", email())]);
+    request.resource_spans[0].scope_spans[0].spans[1].trace_id = vec![0xab; 24];
+    runtime().block_on(async {
+        send_raw_traces(grpc, request.encode_to_vec()).await.expect("accepted: the client's good spans go on");
+    });
+    let rejected = wait_for(Duration::from_secs(10), || {
+        serve.metric("wasmtel.processor.wasm", "input.items_rejected") == Some(1.0)
+    });
+    assert!(rejected, "input.items_rejected: {:?}", serve.metric("wasmtel.processor.wasm", "input.items_rejected"));
+    let log = dir.path().join("serve.log");
+    serve.stop();
+    let spans = read_signal(&out, "traces");
+    assert_eq!(strings(&spans, "name"), [Some("first".to_string()), Some("third".to_string())]);
+    let log = std::fs::read_to_string(log).unwrap();
+    assert!(!log.contains("invalid_output") && !log.contains("refusing"), "{log}");
+}
+
 #[test]
 fn admin_writes_need_the_token_and_foreign_pages_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (grpc, admin) = (free_port(), free_port());
     let token = dir.path().join("admin.token");
-    std::fs::write(&token, "0123456789abcdef0123\n").unwrap();
+    let made = Command::new(env!("CARGO_BIN_EXE_wasmtel")).arg("token").arg(&token).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&token).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "only the operator reads it");
+    let again = Command::new(env!("CARGO_BIN_EXE_wasmtel")).arg("token").arg(&token).output().unwrap();
+    assert!(!again.status.success(), "an existing token file is never overwritten");
+    let secret = std::fs::read_to_string(&token).unwrap().trim().to_string();
+    // A long but guessable token is refused before anything starts.
+    let weak = dir.path().join("weak.token");
+    std::fs::write(&weak, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n").unwrap();
     let spec = chain(
         admin,
         &[("otlp", otlp_receiver(grpc, true)), ("redact", redact()), ("files", arrow_files(&dir.path().join("data")))],
     );
+    let config = dir.path().join("check.yaml");
+    std::fs::write(&config, serde_json::to_string(&spec).unwrap()).unwrap();
+    let checked = Command::new(env!("CARGO_BIN_EXE_wasmtel"))
+        .args(["serve", "--check", "--config"])
+        .arg(&config)
+        .arg("--admin-token-file")
+        .arg(&weak)
+        .env("WASMTEL_HOME", dir.path().join("home"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&checked.stderr);
+    assert!(!checked.status.success() && stderr.contains("weak.token") && stderr.contains("looks random"), "{stderr}");
     let mut serve =
         Serve::start_with(dir.path(), "serve", &spec, grpc, &["--admin-token-file", token.to_str().unwrap()]);
     let shutdown = "/api/v1/groups/shutdown";
@@ -623,7 +673,7 @@ fn admin_writes_need_the_token_and_foreign_pages_are_refused() {
     std::thread::sleep(Duration::from_millis(300));
     assert!(serve.is_running(), "no refused request reached the engine:\n{}", serve.logs());
     let (status, body) =
-        serve.admin_request("POST", shutdown, &[("Authorization", "Bearer 0123456789abcdef0123")]).expect("answered");
+        serve.admin_request("POST", shutdown, &[("Authorization", &format!("Bearer {secret}"))]).expect("answered");
     assert!((200..300).contains(&status), "the operator's shutdown is forwarded: {status} {body}");
 }
 
