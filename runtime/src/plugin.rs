@@ -305,6 +305,40 @@ impl Plugin {
         Ok(Processed { outcome, rejected })
     }
 
+    /// Runs a batch through `chain` in order, as consecutive processors of a
+    /// pipeline would, in one call: each plugin's output is the next one's
+    /// input, a drop ends the chain, and the caller's deadline covers the
+    /// whole chain. Each plugin applies its own limits, `on_error` and
+    /// metrics; an error names the plugin that failed. What the first
+    /// plugin's admission left out of the client's batch is reported; the
+    /// later ones are given outputs that passed the same rule.
+    pub fn process_chain(
+        chain: &[&Plugin],
+        signal: Signal,
+        input: &[u8],
+        deadline: Option<Duration>,
+        cancel: Option<&Cancel>,
+    ) -> Result<Processed, ProcessError> {
+        let started = Instant::now();
+        let mut current: Option<Vec<u8>> = None;
+        let mut rejected = None;
+        for (index, plugin) in chain.iter().enumerate() {
+            let left = deadline.map(|deadline| deadline.saturating_sub(started.elapsed()));
+            let batch = current.as_deref().unwrap_or(input);
+            let processed = plugin.process_reporting(signal, batch, left, cancel)?;
+            if index == 0 {
+                rejected = processed.rejected;
+            }
+            match processed.outcome {
+                Outcome::Unchanged => {}
+                Outcome::Replaced(bytes) => current = Some(bytes),
+                Outcome::Dropped => return Ok(Processed { outcome: Outcome::Dropped, rejected }),
+            }
+        }
+        let outcome = current.map_or(Outcome::Unchanged, Outcome::Replaced);
+        Ok(Processed { outcome, rejected })
+    }
+
     /// A snapshot of the plugin's counters now.
     pub fn metrics(&self) -> MetricsSnapshot {
         let live = self.inner.pool.lock().live;

@@ -2,6 +2,7 @@
 //! and `cargo test --test all <module>::` selects a group.
 
 mod admission;
+mod chain;
 mod components;
 mod fail_closed;
 mod hostile;

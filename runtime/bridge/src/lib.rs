@@ -396,7 +396,10 @@ impl Bridge for Service {
     ) -> Result<Response<proto::ProcessResponse>, Status> {
         let deadline = grpc_timeout(request.metadata());
         let request = request.into_inner();
-        let plugin = self.plugin(request.plugin_id)?;
+        let mut chain = vec![self.plugin(request.plugin_id)?];
+        for id in &request.then_plugin_ids {
+            chain.push(self.plugin(*id)?);
+        }
         let signal = match request.signal {
             0 => Signal::Traces,
             1 => Signal::Metrics,
@@ -427,17 +430,15 @@ impl Bridge for Service {
                 let _watching = self.abandon_watch.watch(Arc::clone(&lease), token.clone());
                 run_on_connection_thread(move || {
                     let input = lease.read_input(request.slot_input_len).map_err(Status::internal)?;
-                    let result = plugin.process_cancellable(signal, &input, deadline, Some(&token));
+                    let result = process_chain(&chain, signal, &input, deadline, &token);
                     lease.keep_input(input);
                     respond(result, Some(&lease))
                 })
                 .await?
             }
             None => {
-                on_blocking_pool(move || {
-                    respond(plugin.process_cancellable(signal, &request.otlp, deadline, Some(&token)), None)
-                })
-                .await?
+                on_blocking_pool(move || respond(process_chain(&chain, signal, &request.otlp, deadline, &token), None))
+                    .await?
             }
         };
         drop(cancel);
@@ -457,6 +458,23 @@ impl Bridge for Service {
         let id = request.into_inner().plugin_id;
         self.plugins.write().unwrap_or_else(PoisonError::into_inner).remove(&id);
         Ok(Response::new(proto::UnloadResponse {}))
+    }
+}
+
+/// One plugin, or a chain of them in one call ([`Plugin::process_chain`]).
+fn process_chain(
+    chain: &[Plugin],
+    signal: Signal,
+    input: &[u8],
+    deadline: Option<Duration>,
+    cancel: &Cancel,
+) -> Result<Outcome, ProcessError> {
+    match chain {
+        [plugin] => plugin.process_cancellable(signal, input, deadline, Some(cancel)),
+        _ => {
+            let chain: Vec<&Plugin> = chain.iter().collect();
+            Plugin::process_chain(&chain, signal, input, deadline, Some(cancel)).map(|processed| processed.outcome)
+        }
     }
 }
 

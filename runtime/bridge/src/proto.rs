@@ -38,6 +38,10 @@ pub struct ProcessRequest {
     pub slot_ticket: u64,
     #[prost(uint64, tag = "7")]
     pub slot_input_len: u64,
+    /// Plugins to run after `plugin_id`, in order, on its output: the
+    /// consecutive `wasm` processors of a pipeline in one call.
+    #[prost(uint64, repeated, tag = "8")]
+    pub then_plugin_ids: Vec<u64>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

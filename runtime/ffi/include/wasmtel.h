@@ -154,6 +154,23 @@ enum WasmtelStatus wasmtel_plugin_process(const struct WasmtelPlugin *plugin,
                                           struct WasmtelOutput *output,
                                           struct WasmtelError *error);
 
+// Runs one OTLP batch through `count` plugins in order, as consecutive
+// processors would, in one call (`Plugin::process_chain`): each one's
+// output is the next one's input, a drop ends the chain, `deadline_ns`
+// covers the whole chain. An error names the plugin that failed.
+//
+// # Safety
+// `plugins` points to `count` live handles; `input` to `input_len` readable
+// bytes for the duration of the call; `output` and `error` are writable.
+enum WasmtelStatus wasmtel_chain_process(const struct WasmtelPlugin *const *plugins,
+                                         size_t count,
+                                         uint32_t signal,
+                                         const uint8_t *input,
+                                         size_t input_len,
+                                         uint64_t deadline_ns,
+                                         struct WasmtelOutput *output,
+                                         struct WasmtelError *error);
+
 // The plugin's metrics as JSON (a `MetricsSnapshot`); free with [`wasmtel_string_free`].
 //
 // # Safety

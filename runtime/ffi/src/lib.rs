@@ -405,12 +405,7 @@ pub unsafe extern "C" fn wasmtel_plugin_process(
         if plugin.is_null() || output.is_null() {
             return invalid(error, "plugin or output is NULL");
         }
-        let signal = match signal {
-            0 => Signal::Traces,
-            1 => Signal::Metrics,
-            2 => Signal::Logs,
-            other => return invalid(error, format!("unknown signal {other}")),
-        };
+        let Some(signal) = signal_of(signal) else { return invalid(error, format!("unknown signal {signal}")) };
         // SAFETY: upheld by the caller.
         let Some(input) = (unsafe { bytes(input, input_len) }) else {
             return invalid(error, "input is NULL");
@@ -418,28 +413,93 @@ pub unsafe extern "C" fn wasmtel_plugin_process(
         let deadline = (deadline_ns > 0).then(|| Duration::from_nanos(deadline_ns));
         // SAFETY: `plugin` is a live handle.
         let plugin = unsafe { &(*plugin).0 };
-        let result = match plugin.process(signal, input, deadline) {
-            Ok(Outcome::Unchanged) => {
-                WasmtelOutput { outcome: WasmtelOutcome::Unchanged, data: ptr::null_mut(), len: 0, capacity: 0 }
-            }
-            Ok(Outcome::Dropped) => {
-                WasmtelOutput { outcome: WasmtelOutcome::Dropped, data: ptr::null_mut(), len: 0, capacity: 0 }
-            }
-            Ok(Outcome::Replaced(bytes)) => {
-                let mut bytes = std::mem::ManuallyDrop::new(bytes);
-                WasmtelOutput {
-                    outcome: WasmtelOutcome::Replaced,
-                    data: bytes.as_mut_ptr(),
-                    len: bytes.len(),
-                    capacity: bytes.capacity(),
-                }
-            }
-            Err(e) => return fail(error, failure_kind(e.kind), e.is_permanent(), e.to_string()),
-        };
         // SAFETY: `output` is non-null and writable.
-        unsafe { *output = result };
-        WasmtelStatus::Ok
+        unsafe { put_outcome(plugin.process(signal, input, deadline), output, error) }
     })
+}
+
+/// Runs one OTLP batch through `count` plugins in order, as consecutive
+/// processors would, in one call (`Plugin::process_chain`): each one's
+/// output is the next one's input, a drop ends the chain, `deadline_ns`
+/// covers the whole chain. An error names the plugin that failed.
+///
+/// # Safety
+/// `plugins` points to `count` live handles; `input` to `input_len` readable
+/// bytes for the duration of the call; `output` and `error` are writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wasmtel_chain_process(
+    plugins: *const *const WasmtelPlugin,
+    count: usize,
+    signal: u32,
+    input: *const u8,
+    input_len: usize,
+    deadline_ns: u64,
+    output: *mut WasmtelOutput,
+    error: *mut WasmtelError,
+) -> WasmtelStatus {
+    guard(error, || {
+        if plugins.is_null() || count == 0 || output.is_null() {
+            return invalid(error, "plugins (at least one) or output is NULL");
+        }
+        let Some(signal) = signal_of(signal) else { return invalid(error, format!("unknown signal {signal}")) };
+        // SAFETY: upheld by the caller.
+        let Some(input) = (unsafe { bytes(input, input_len) }) else {
+            return invalid(error, "input is NULL");
+        };
+        // SAFETY: `plugins` points to `count` handles (the caller's promise).
+        let handles = unsafe { std::slice::from_raw_parts(plugins, count) };
+        if handles.iter().any(|handle| handle.is_null()) {
+            return invalid(error, "a plugin of the chain is NULL");
+        }
+        // SAFETY: each handle is live.
+        let chain: Vec<&Plugin> = handles.iter().map(|&handle| unsafe { &(*handle).0 }).collect();
+        let deadline = (deadline_ns > 0).then(|| Duration::from_nanos(deadline_ns));
+        let result = Plugin::process_chain(&chain, signal, input, deadline, None).map(|processed| processed.outcome);
+        // SAFETY: `output` is non-null and writable.
+        unsafe { put_outcome(result, output, error) }
+    })
+}
+
+fn signal_of(signal: u32) -> Option<Signal> {
+    match signal {
+        0 => Some(Signal::Traces),
+        1 => Some(Signal::Metrics),
+        2 => Some(Signal::Logs),
+        _ => None,
+    }
+}
+
+/// Writes a batch's outcome to `output` (a `replaced` output handed over, to
+/// be freed with [`wasmtel_bytes_free`]), or its failure to `error`.
+///
+/// # Safety
+/// `output` is non-null and writable; `error` is writable or NULL.
+unsafe fn put_outcome(
+    result: Result<Outcome, wasmtel_runtime::ProcessError>,
+    output: *mut WasmtelOutput,
+    error: *mut WasmtelError,
+) -> WasmtelStatus {
+    let written = match result {
+        Ok(Outcome::Unchanged) => {
+            WasmtelOutput { outcome: WasmtelOutcome::Unchanged, data: ptr::null_mut(), len: 0, capacity: 0 }
+        }
+        Ok(Outcome::Dropped) => {
+            WasmtelOutput { outcome: WasmtelOutcome::Dropped, data: ptr::null_mut(), len: 0, capacity: 0 }
+        }
+        Ok(Outcome::Replaced(bytes)) => {
+            let mut bytes = std::mem::ManuallyDrop::new(bytes);
+            WasmtelOutput {
+                outcome: WasmtelOutcome::Replaced,
+                data: bytes.as_mut_ptr(),
+                len: bytes.len(),
+                capacity: bytes.capacity(),
+            }
+        }
+        Err(e) => return fail(error, failure_kind(e.kind), e.is_permanent(), e.to_string()),
+    };
+    // SAFETY: upheld by the caller.
+    unsafe { *output = written };
+    WasmtelStatus::Ok
 }
 
 /// The plugin's metrics as JSON (a `MetricsSnapshot`); free with [`wasmtel_string_free`].
