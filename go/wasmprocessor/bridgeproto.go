@@ -36,6 +36,9 @@ type processRequest struct {
 	// Or the batch is in a shared-memory slot (sharedmem.go).
 	slot                               uint32
 	slotSize, slotTicket, slotInputLen uint64
+	// thenPluginIDs run after pluginID, in order, on its output: a chain of
+	// consecutive wasm processors in one call.
+	thenPluginIDs []uint64
 }
 
 type processResponse struct {
@@ -136,6 +139,14 @@ func (m *processRequest) marshal() [][]byte {
 	head = appendVarint(head, 5, m.slotSize)
 	head = appendVarint(head, 6, m.slotTicket)
 	head = appendVarint(head, 7, m.slotInputLen)
+	if len(m.thenPluginIDs) > 0 {
+		var packed []byte
+		for _, id := range m.thenPluginIDs {
+			packed = protowire.AppendVarint(packed, id)
+		}
+		head = protowire.AppendTag(head, 8, protowire.BytesType)
+		head = protowire.AppendBytes(head, packed)
+	}
 	if len(m.otlp) == 0 {
 		return [][]byte{head}
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"go.opentelemetry.io/collector/confmap"
 )
 
 // Config of a `wasm` processor: which component runs, its own config, and
@@ -37,8 +39,70 @@ type Config struct {
 	// `wasmtel` on PATH. A configured or PATH binary is the operator's
 	// choice: it is run by its path, as found when the child starts.
 	RuntimeBinary string `mapstructure:"runtime_binary"`
+	// Chain, written by the wasmchain converter (not by hand), makes this
+	// processor run consecutive wasm processors of a pipeline in one
+	// crossing: each member keeps its ID (logs, metrics) and its settings.
+	Chain []ChainMember `mapstructure:"chain"`
 
 	_ struct{}
+}
+
+// ChainMember is one processor of a chain: its ID and its own settings (a
+// wasm processor's, as a map: a Config cannot hold itself).
+type ChainMember struct {
+	ID       string         `mapstructure:"id"`
+	Settings map[string]any `mapstructure:"settings"`
+}
+
+// memberConfig is a plugin to load: the processor's own, or a chain member's.
+type memberConfig struct {
+	name string
+	cfg  *Config
+}
+
+// members are the plugins this processor runs, in order.
+func (cfg *Config) members(name string) ([]memberConfig, error) {
+	if len(cfg.Chain) == 0 {
+		return []memberConfig{{name: name, cfg: cfg}}, nil
+	}
+	members := make([]memberConfig, len(cfg.Chain))
+	for i, m := range cfg.Chain {
+		if m.ID == "" {
+			return nil, fmt.Errorf("chain[%d]: id is required", i)
+		}
+		var member Config
+		if err := confmap.NewFromStringMap(m.Settings).Unmarshal(&member); err != nil {
+			return nil, fmt.Errorf("chain[%d] (%s): %w", i, m.ID, err)
+		}
+		members[i] = memberConfig{name: m.ID, cfg: &member}
+	}
+	return members, nil
+}
+
+// validateChain checks a chain: members with IDs and valid settings, no
+// nesting, one place to run (a chain crosses once, so its plugins share a
+// mode and a child).
+func (cfg *Config) validateChain() error {
+	if cfg.Component != "" {
+		return errors.New("chain: a chain's settings are its members'; component must not be set beside it")
+	}
+	members, err := cfg.members("")
+	if err != nil {
+		return err
+	}
+	first := members[0]
+	for i, m := range members {
+		if len(m.cfg.Chain) > 0 {
+			return fmt.Errorf("chain[%d] (%s): a member cannot itself be a chain", i, m.name)
+		}
+		if err := m.cfg.Validate(); err != nil {
+			return fmt.Errorf("chain[%d] (%s): %w", i, m.name, err)
+		}
+		if m.cfg.effectiveMode() != first.cfg.effectiveMode() || m.cfg.RuntimeBinary != first.cfg.RuntimeBinary {
+			return fmt.Errorf("chain[%d] (%s): mode and runtime_binary must be %s's", i, m.name, first.name)
+		}
+	}
+	return nil
 }
 
 const (
@@ -101,6 +165,9 @@ type GrantsConfig struct {
 // created, so a missing or invalid component, or a config its schema or its
 // init rejects, stops the collector at start-up naming the processor.
 func (cfg *Config) Validate() error {
+	if len(cfg.Chain) > 0 {
+		return cfg.validateChain()
+	}
 	if cfg.Component == "" {
 		return errors.New("component: a path or oci:// reference to a wasm component is required")
 	}

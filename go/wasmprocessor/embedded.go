@@ -156,16 +156,37 @@ func loadEmbedded(name, reference string, pluginConfigJSON, registryJSON []byte)
 // outcomeReplaced it hands consume the output in the runtime's buffer, freed
 // after consume returns.
 func (p *embeddedPlugin) process(ctx context.Context, sig signal, input []byte, consume func([]byte)) (outcome, error) {
+	return p.processChain(ctx, sig, input, nil, consume)
+}
+
+// processChain runs the batch through p, then through then, in one call
+// (wasmtel_chain_process): the output of each is the next one's input, with
+// no crossing back in between.
+func (p *embeddedPlugin) processChain(ctx context.Context, sig signal, input []byte, then []pluginHandle, consume func([]byte)) (outcome, error) {
 	var deadline time.Duration
 	if d, ok := ctx.Deadline(); ok {
 		if deadline = time.Until(d); deadline <= 0 {
 			return outcomeUnchanged, ctx.Err()
 		}
 	}
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if p.handle == nil {
-		return outcomeUnchanged, errPluginClosed
+	chain := make([]*embeddedPlugin, 0, 1+len(then))
+	chain = append(chain, p)
+	for _, next := range then {
+		member, ok := next.(*embeddedPlugin)
+		if !ok {
+			return outcomeUnchanged, &bridgeError{permanent: true, message: "a chain mixes embedded and subprocess plugins"}
+		}
+		chain = append(chain, member)
+	}
+	// C pointers only (no Go pointers inside): cgo may be given the slice.
+	handles := make([]*C.WasmtelPlugin, len(chain))
+	for i, member := range chain {
+		member.mu.RLock()
+		defer member.mu.RUnlock()
+		if member.handle == nil {
+			return outcomeUnchanged, errPluginClosed
+		}
+		handles[i] = member.handle
 	}
 	inPtr, inLen := cBytes(input)
 	var out C.WasmtelOutput
@@ -174,9 +195,16 @@ func (p *embeddedPlugin) process(ctx context.Context, sig signal, input []byte, 
 	if deadline > 0 {
 		deadlineNs = C.uint64_t(deadline.Nanoseconds())
 	}
-	status := C.wasmtel_plugin_process(p.handle, C.uint32_t(sig), inPtr, inLen, deadlineNs, &out, &cerr)
+	var ok bool
+	if len(handles) == 1 {
+		ok = C.wasmtel_plugin_process(handles[0], C.uint32_t(sig), inPtr, inLen, deadlineNs, &out, &cerr) == C.WASMTEL_STATUS_OK
+	} else {
+		ok = C.wasmtel_chain_process((**C.WasmtelPlugin)(unsafe.Pointer(&handles[0])), C.size_t(len(handles)),
+			C.uint32_t(sig), inPtr, inLen, deadlineNs, &out, &cerr) == C.WASMTEL_STATUS_OK
+	}
 	runtime.KeepAlive(input)
-	if status != C.WASMTEL_STATUS_OK {
+	runtime.KeepAlive(handles)
+	if !ok {
 		return outcomeUnchanged, takeError(&cerr)
 	}
 	switch out.outcome {

@@ -26,7 +26,9 @@ type wasmProcessor struct {
 	cfg      *Config
 	name     string
 	settings processor.Settings
-	plugin   pluginHandle
+	// members are the plugins a batch runs through, in order, in one
+	// crossing: one, or the processors of a chain the converter made.
+	members []member
 	// duration records each batch's time in the plugin (the runtime keeps
 	// only cumulative buckets, which an observable instrument cannot export).
 	duration metric.Float64Histogram
@@ -36,6 +38,13 @@ type wasmProcessor struct {
 	// Guarded by processors' lock.
 	users   int
 	metrics metric.Registration
+}
+
+// member is one plugin of a processor, under its processor ID (its logs and
+// metrics carry that name).
+type member struct {
+	name   string
+	plugin pluginHandle
 }
 
 // processors holds the loaded processor of each ID.
@@ -52,16 +61,13 @@ func acquireProcessor(set processor.Settings, cfg *Config) (*pipelineUse, error)
 	w := processors.byID[set.ID]
 	if w == nil {
 		name := set.ID.String()
-		registerPluginLogger(name, set.Logger)
-		p, err := openPlugin(cfg, name, set.Logger)
+		members, err := openMembers(cfg, name, set.Logger)
 		if err != nil {
-			unregisterPluginLogger(name)
 			return nil, err
 		}
-		w, err = newWasmProcessor(set, cfg, name, p)
+		w, err = newWasmProcessor(set, cfg, name, members)
 		if err != nil {
-			p.free()
-			unregisterPluginLogger(name)
+			freeMembers(members)
 			return nil, err
 		}
 		processors.byID[set.ID] = w
@@ -70,8 +76,36 @@ func acquireProcessor(set processor.Settings, cfg *Config) (*pipelineUse, error)
 	return &pipelineUse{processor: w}, nil
 }
 
-// newWasmProcessor is the processor of a loaded plugin, with its instruments.
-func newWasmProcessor(set processor.Settings, cfg *Config, name string, p pluginHandle) (*wasmProcessor, error) {
+// openMembers loads the processor's plugin, or each plugin of its chain, in
+// order; on failure none stays loaded.
+func openMembers(cfg *Config, name string, logger *zap.Logger) ([]member, error) {
+	configs, err := cfg.members(name)
+	if err != nil {
+		return nil, err
+	}
+	var members []member
+	for _, m := range configs {
+		registerPluginLogger(m.name, logger)
+		p, err := openPlugin(m.cfg, m.name, logger)
+		if err != nil {
+			unregisterPluginLogger(m.name)
+			freeMembers(members)
+			return nil, err
+		}
+		members = append(members, member{name: m.name, plugin: p})
+	}
+	return members, nil
+}
+
+func freeMembers(members []member) {
+	for _, m := range members {
+		m.plugin.free()
+		unregisterPluginLogger(m.name)
+	}
+}
+
+// newWasmProcessor is the processor of loaded plugins, with its instruments.
+func newWasmProcessor(set processor.Settings, cfg *Config, name string, members []member) (*wasmProcessor, error) {
 	meter := set.MeterProvider.Meter(meterName)
 	duration, err1 := meter.Float64Histogram("wasmtel.plugin.duration",
 		metric.WithUnit("s"), metric.WithDescription("Time a batch spent in the plugin, by signal and outcome"),
@@ -81,7 +115,7 @@ func newWasmProcessor(set processor.Settings, cfg *Config, name string, p plugin
 	if err := errors.Join(err1, err2); err != nil {
 		return nil, err
 	}
-	return &wasmProcessor{cfg: cfg, name: name, settings: set, plugin: p, duration: duration, refused: refused,
+	return &wasmProcessor{cfg: cfg, name: name, settings: set, members: members, duration: duration, refused: refused,
 		refusals: newRefusalLog(set.Logger, name)}, nil
 }
 
@@ -150,9 +184,8 @@ func (u *pipelineUse) shutdown(context.Context) error {
 			_ = w.metrics.Unregister()
 			w.metrics = nil
 		}
-		w.plugin.free()
+		freeMembers(w.members)
 		w.refusals.close()
-		unregisterPluginLogger(w.name)
 	})
 	return nil
 }
@@ -163,7 +196,11 @@ func (w *wasmProcessor) run(ctx context.Context, sig signal, input []byte, consu
 	started := time.Now()
 	// The plugin's time ends where unmarshaling its output begins.
 	var returned time.Time
-	result, err := w.plugin.process(ctx, sig, input, func(output []byte) {
+	then := make([]pluginHandle, 0, len(w.members)-1)
+	for _, m := range w.members[1:] {
+		then = append(then, m.plugin)
+	}
+	result, err := w.members[0].plugin.processChain(ctx, sig, input, then, func(output []byte) {
 		returned = time.Now()
 		consume(output)
 	})
@@ -279,9 +316,9 @@ type pluginMetrics struct {
 	Guest         map[string]int64 `json:"guest_counters"`
 }
 
-func (w *wasmProcessor) snapshot() (pluginMetrics, error) {
+func snapshot(p pluginHandle) (pluginMetrics, error) {
 	var m pluginMetrics
-	data, err := w.plugin.metricsJSON()
+	data, err := p.metricsJSON()
 	if err != nil {
 		return m, err
 	}
@@ -305,30 +342,37 @@ func registerMetrics(meter metric.Meter, w *wasmProcessor) (metric.Registration,
 	if err := errors.Join(err1, err2, err3, err4, err5, err6); err != nil {
 		return nil, err
 	}
-	plugin := attribute.String("plugin", w.name)
 	return meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		m, err := w.snapshot()
-		if err != nil {
-			if !errors.Is(err, errPluginClosed) {
-				w.settings.Logger.Warn("reading wasm plugin metrics", zap.Error(err))
-			}
-			return nil
-		}
-		o.ObserveInt64(calls, m.Calls, metric.WithAttributes(plugin))
-		for name, value := range map[string]int64{"unchanged": m.Unchanged, "replaced": m.Replaced, "dropped": m.Dropped, "skipped": m.Skipped} {
-			o.ObserveInt64(outcomes, value, metric.WithAttributes(plugin, attribute.String("outcome", name)))
-		}
-		for kind, value := range m.Errors {
-			o.ObserveInt64(failures, value, metric.WithAttributes(plugin, attribute.String("kind", kind)))
-		}
-		for action, value := range map[string]int64{"pass": m.PolicyPassed, "drop": m.PolicyDropped, "fail": m.PolicyFailed} {
-			o.ObserveInt64(policy, value, metric.WithAttributes(plugin, attribute.String("action", action)))
-		}
-		o.ObserveInt64(bytes, m.BytesIn, metric.WithAttributes(plugin, attribute.String("direction", "in")))
-		o.ObserveInt64(bytes, m.BytesOut, metric.WithAttributes(plugin, attribute.String("direction", "out")))
-		for name, value := range m.Guest {
-			o.ObserveInt64(guest, value, metric.WithAttributes(plugin, attribute.String("name", name)))
+		for _, member := range w.members {
+			observePlugin(o, w.settings.Logger, member, calls, outcomes, failures, policy, bytes, guest)
 		}
 		return nil
 	}, calls, outcomes, failures, policy, bytes, guest)
+}
+
+// observePlugin observes one plugin's metrics under its name.
+func observePlugin(o metric.Observer, logger *zap.Logger, member member, calls, outcomes, failures, policy, bytes, guest metric.Int64Observable) {
+	plugin := attribute.String("plugin", member.name)
+	m, err := snapshot(member.plugin)
+	if err != nil {
+		if !errors.Is(err, errPluginClosed) {
+			logger.Warn("reading wasm plugin metrics", zap.String("plugin", member.name), zap.Error(err))
+		}
+		return
+	}
+	o.ObserveInt64(calls, m.Calls, metric.WithAttributes(plugin))
+	for name, value := range map[string]int64{"unchanged": m.Unchanged, "replaced": m.Replaced, "dropped": m.Dropped, "skipped": m.Skipped} {
+		o.ObserveInt64(outcomes, value, metric.WithAttributes(plugin, attribute.String("outcome", name)))
+	}
+	for kind, value := range m.Errors {
+		o.ObserveInt64(failures, value, metric.WithAttributes(plugin, attribute.String("kind", kind)))
+	}
+	for action, value := range map[string]int64{"pass": m.PolicyPassed, "drop": m.PolicyDropped, "fail": m.PolicyFailed} {
+		o.ObserveInt64(policy, value, metric.WithAttributes(plugin, attribute.String("action", action)))
+	}
+	o.ObserveInt64(bytes, m.BytesIn, metric.WithAttributes(plugin, attribute.String("direction", "in")))
+	o.ObserveInt64(bytes, m.BytesOut, metric.WithAttributes(plugin, attribute.String("direction", "out")))
+	for name, value := range m.Guest {
+		o.ObserveInt64(guest, value, metric.WithAttributes(plugin, attribute.String("name", name)))
+	}
 }

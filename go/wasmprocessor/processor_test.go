@@ -559,3 +559,82 @@ func checkUnmarshal[T any](t *testing.T, name string, batch T, marshal func(T) (
 		t.Fatalf("%s: the batch changed when its input buffer was overwritten", name)
 	}
 }
+
+func TestAChainRunsItsMembersInOneCrossing(t *testing.T) {
+	forEachMode(t, testAChainRunsItsMembersInOneCrossing)
+}
+
+// A chain (what the wasmchain converter makes of consecutive wasm
+// processors) gives what its members give one after the other; a drop by the
+// first ends it; each member keeps its own name in the runtime's metrics.
+func testAChainRunsItsMembersInOneCrossing(t *testing.T, mode string) {
+	ctx := context.Background()
+	redact := map[string]any{"component": componentPath(t, "wasmtel-redact"), "mode": mode,
+		"config": map[string]any{"keys": []any{"user.email"}, "action": "mask", "mask": "<redacted>"}}
+	filter := map[string]any{"component": componentPath(t, "wasmtel-filter"), "mode": mode,
+		"config": map[string]any{"spans": map[string]any{"attributes": []any{map[string]any{"key": "http.route", "value": "/health"}}}}}
+	cfg := &Config{Chain: []ChainMember{{ID: "wasm/redact", Settings: redact}, {ID: "wasm/filter", Settings: filter}}}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	set := settings()
+	h := startWith(t, set, cfg)
+	if err := h.traces.ConsumeTraces(ctx, traces("GET /health", "POST /pay")); err != nil {
+		t.Fatal(err)
+	}
+	if h.tsink.SpanCount() != 1 {
+		t.Fatalf("want 1 span left after the filter, got %d", h.tsink.SpanCount())
+	}
+	span := h.tsink.AllTraces()[0].ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0)
+	if v, ok := span.Attributes().Get("user.email"); attr(t, v.Str(), ok) != "<redacted>" {
+		t.Fatalf("not redacted: %q", v.Str())
+	}
+	processors.Lock()
+	w := processors.byID[set.ID]
+	processors.Unlock()
+	if w == nil || len(w.members) != 2 || w.members[0].name != "wasm/redact" || w.members[1].name != "wasm/filter" {
+		t.Fatalf("members: %+v", w)
+	}
+	for _, m := range w.members {
+		metrics, err := snapshot(m.plugin)
+		if err != nil || metrics.Calls != 1 {
+			t.Fatalf("%s: %d calls (%v), want 1", m.name, metrics.Calls, err)
+		}
+	}
+}
+
+// countingPlugin records how it is called: a chain crosses once, through
+// its first member, with the rest as `then`.
+type countingPlugin struct {
+	calls, chainLengths []int
+}
+
+func (p *countingPlugin) process(ctx context.Context, sig signal, input []byte, consume func([]byte)) (outcome, error) {
+	return p.processChain(ctx, sig, input, nil, consume)
+}
+
+func (p *countingPlugin) processChain(_ context.Context, _ signal, _ []byte, then []pluginHandle, _ func([]byte)) (outcome, error) {
+	p.chainLengths = append(p.chainLengths, 1+len(then))
+	return outcomeUnchanged, nil
+}
+
+func (p *countingPlugin) metricsJSON() ([]byte, error) { return []byte(`{}`), nil }
+func (p *countingPlugin) free()                        {}
+
+func TestAChainCrossesOncePerBatch(t *testing.T) {
+	first, second, third := &countingPlugin{}, &countingPlugin{}, &countingPlugin{}
+	w, err := newWasmProcessor(settings(), &Config{}, "wasm/chain(a,b,c)",
+		[]member{{"wasm/a", first}, {"wasm/b", second}, {"wasm/c", third}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := w.processTraces(context.Background(), traces("GET /")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(first.chainLengths) != 3 || first.chainLengths[0] != 3 || len(second.chainLengths)+len(third.chainLengths) != 0 {
+		t.Fatalf("calls: first %v, second %v, third %v; want 3 calls of the whole chain through the first",
+			first.chainLengths, second.chainLengths, third.chainLengths)
+	}
+}

@@ -26,6 +26,10 @@ func (p *refusingPlugin) process(context.Context, signal, []byte, func([]byte)) 
 	return outcomeUnchanged, &bridgeError{kind: "timeout", message: timeoutMessage}
 }
 
+func (p *refusingPlugin) processChain(ctx context.Context, sig signal, input []byte, _ []pluginHandle, consume func([]byte)) (outcome, error) {
+	return p.process(ctx, sig, input, consume)
+}
+
 func (*refusingPlugin) metricsJSON() ([]byte, error) { return []byte("{}"), nil }
 func (*refusingPlugin) free()                        {}
 
@@ -36,7 +40,7 @@ func TestEveryRefusalIsCountedAndLoggedDespiteSampling(t *testing.T) {
 	set.Logger = zap.New(zapcore.NewSamplerWithOptions(core, 10*time.Second, 10, 100))
 	reader := sdkmetric.NewManualReader()
 	set.MeterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	w, err := newWasmProcessor(set, &Config{}, set.ID.String(), &refusingPlugin{})
+	w, err := newWasmProcessor(set, &Config{}, set.ID.String(), []member{{set.ID.String(), &refusingPlugin{}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -413,11 +413,32 @@ func (p *remotePlugin) current() (uint64, *grpc.ClientConn, *slotPool, error) {
 // process sends one batch; the context's deadline and cancellation travel
 // with the call and bound (or interrupt) the guest in the child.
 func (p *remotePlugin) process(ctx context.Context, sig signal, input []byte, consume func([]byte)) (outcome, error) {
+	return p.processChain(ctx, sig, input, nil, consume)
+}
+
+// processChain sends one batch for p and then (plugins of the same child)
+// to run in order, in one call.
+func (p *remotePlugin) processChain(ctx context.Context, sig signal, input []byte, then []pluginHandle, consume func([]byte)) (outcome, error) {
 	id, conn, slots, err := p.current()
 	if err != nil {
 		return outcomeUnchanged, err
 	}
 	request := &processRequest{pluginID: id, signal: sig}
+	for _, next := range then {
+		member, ok := next.(*remotePlugin)
+		if !ok || member.child != p.child {
+			return outcomeUnchanged, &bridgeError{permanent: true, message: "a chain's plugins must run in one bridge child"}
+		}
+		nextID, nextConn, _, err := member.current()
+		if err != nil {
+			return outcomeUnchanged, err
+		}
+		if nextConn != conn {
+			// The child restarted between the two reads: IDs of two generations.
+			return outcomeUnchanged, errBridgeRestarting
+		}
+		request.thenPluginIDs = append(request.thenPluginIDs, nextID)
+	}
 	slot := slots.put(request, input)
 	if slot == nil {
 		request.otlp = input

@@ -54,6 +54,10 @@ type pluginHandle interface {
 	// only during the call (it is the runtime's buffer or a shared-memory
 	// slot; pdata's unmarshal copies what it keeps).
 	process(ctx context.Context, sig signal, input []byte, consume func(output []byte)) (outcome, error)
+	// processChain is process, then each of then (plugins of the same mode
+	// and, in subprocess mode, the same child) on the previous output, in
+	// one crossing: the consecutive wasm processors of a pipeline.
+	processChain(ctx context.Context, sig signal, input []byte, then []pluginHandle, consume func(output []byte)) (outcome, error)
 	// metricsJSON is the plugin's MetricsSnapshot as JSON.
 	metricsJSON() ([]byte, error)
 	// free releases the plugin; later calls fail with errPluginClosed.

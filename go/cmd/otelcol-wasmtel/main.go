@@ -22,6 +22,7 @@ import (
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
 	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
 
+	"github.com/wasmtel/wasmtel/go/wasmchainconverter"
 	"github.com/wasmtel/wasmtel/go/wasmprocessor"
 )
 
@@ -63,6 +64,8 @@ func main() {
 					envprovider.NewFactory(),
 					yamlprovider.NewFactory(),
 				},
+				// Consecutive wasm processors cross into the runtime once.
+				ConverterFactories: []confmap.ConverterFactory{wasmchainconverter.NewFactory()},
 			},
 		},
 	}

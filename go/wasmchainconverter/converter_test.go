@@ -1,0 +1,106 @@
+package wasmchainconverter
+
+import (
+	"context"
+	"reflect"
+	"testing"
+
+	"go.opentelemetry.io/collector/confmap"
+
+	"github.com/wasmtel/wasmtel/go/wasmprocessor"
+)
+
+func convert(t *testing.T, raw map[string]any) map[string]any {
+	t.Helper()
+	conf := confmap.NewFromStringMap(raw)
+	if err := NewFactory().Create(confmap.ConverterSettings{}).Convert(context.Background(), conf); err != nil {
+		t.Fatal(err)
+	}
+	return conf.ToStringMap()
+}
+
+func pipelineProcessors(t *testing.T, conf map[string]any, pipeline string) []any {
+	t.Helper()
+	return conf["service"].(map[string]any)["pipelines"].(map[string]any)[pipeline].(map[string]any)["processors"].([]any)
+}
+
+func TestConsecutiveWasmProcessorsBecomeOneChain(t *testing.T) {
+	conf := convert(t, map[string]any{
+		"processors": map[string]any{
+			"batch":       map[string]any{},
+			"wasm/redact": map[string]any{"component": "redact.wasm", "config": map[string]any{"keys": []any{"user.email"}}},
+			"wasm/filter": map[string]any{"component": "filter.wasm", "on_error": "pass"},
+			"wasm/alone":  map[string]any{"component": "alone.wasm"},
+			"wasm/other":  map[string]any{"component": "other.wasm", "mode": "subprocess"},
+		},
+		"service": map[string]any{"pipelines": map[string]any{
+			"traces":  map[string]any{"processors": []any{"batch", "wasm/redact", "wasm/filter", "batch"}},
+			"logs":    map[string]any{"processors": []any{"wasm/redact", "wasm/filter"}},
+			"metrics": map[string]any{"processors": []any{"wasm/alone", "batch", "wasm/redact", "wasm/other"}},
+		}},
+	})
+	chain := "wasm/chain(redact,filter)"
+	if got := pipelineProcessors(t, conf, "traces"); !reflect.DeepEqual(got, []any{"batch", chain, "batch"}) {
+		t.Fatalf("traces: %v", got)
+	}
+	if got := pipelineProcessors(t, conf, "logs"); !reflect.DeepEqual(got, []any{chain}) {
+		t.Fatalf("logs: %v", got)
+	}
+	// A lone wasm processor, and neighbours that run in different places, stay.
+	if got := pipelineProcessors(t, conf, "metrics"); !reflect.DeepEqual(got, []any{"wasm/alone", "batch", "wasm/redact", "wasm/other"}) {
+		t.Fatalf("metrics: %v", got)
+	}
+
+	// The chain decodes as a wasm processor's config and validates: each
+	// member with its ID and its own settings.
+	processors := conf["processors"].(map[string]any)
+	var cfg wasmprocessor.Config
+	if err := confmap.NewFromStringMap(processors[chain].(map[string]any)).Unmarshal(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Chain) != 2 || cfg.Chain[0].ID != "wasm/redact" || cfg.Chain[1].ID != "wasm/filter" {
+		t.Fatalf("chain: %+v", cfg.Chain)
+	}
+	if cfg.Chain[0].Settings["component"] != "redact.wasm" || cfg.Chain[0].Settings["config"] == nil || cfg.Chain[1].Settings["on_error"] != "pass" {
+		t.Fatalf("members lost their settings: %+v", cfg.Chain)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAChainsMembersMustAgreeAndCannotNest(t *testing.T) {
+	bad := []wasmprocessor.Config{
+		{Component: "x.wasm", Chain: []wasmprocessor.ChainMember{{ID: "wasm/a", Settings: map[string]any{"component": "a.wasm"}}}},
+		{Chain: []wasmprocessor.ChainMember{{Settings: map[string]any{"component": "a.wasm"}}}},
+		{Chain: []wasmprocessor.ChainMember{
+			{ID: "wasm/a", Settings: map[string]any{"component": "a.wasm", "mode": "subprocess"}},
+			{ID: "wasm/b", Settings: map[string]any{"component": "b.wasm", "mode": "subprocess", "runtime_binary": "/elsewhere"}},
+		}},
+		{Chain: []wasmprocessor.ChainMember{{ID: "wasm/a", Settings: map[string]any{}}}},
+		{Chain: []wasmprocessor.ChainMember{{ID: "wasm/a", Settings: map[string]any{"component": "a.wasm", "typo": 1}}}},
+		{Chain: []wasmprocessor.ChainMember{{ID: "wasm/a", Settings: map[string]any{"component": "a.wasm",
+			"chain": []any{map[string]any{"id": "wasm/b", "settings": map[string]any{"component": "b.wasm"}}}}}}},
+	}
+	for i, cfg := range bad {
+		if err := cfg.Validate(); err == nil {
+			t.Errorf("case %d: %+v validated", i, cfg)
+		}
+	}
+}
+
+func TestAnExistingProcessorOfTheChainsNameIsNotOverwritten(t *testing.T) {
+	conf := confmap.NewFromStringMap(map[string]any{
+		"processors": map[string]any{
+			"wasm/a":          map[string]any{"component": "a.wasm"},
+			"wasm/b":          map[string]any{"component": "b.wasm"},
+			"wasm/chain(a,b)": map[string]any{"component": "mine.wasm"},
+		},
+		"service": map[string]any{"pipelines": map[string]any{
+			"traces": map[string]any{"processors": []any{"wasm/a", "wasm/b"}},
+		}},
+	})
+	if err := NewFactory().Create(confmap.ConverterSettings{}).Convert(context.Background(), conf); err == nil {
+		t.Fatal("the user's wasm/chain(a,b) was replaced")
+	}
+}
