@@ -224,3 +224,49 @@ func BenchmarkCall(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkChain: wasm/redact then wasm/filter as two processors (two
+// marshals, two calls, two unmarshals) against the chain the wasmchain
+// converter makes of them (one of each), on 100- and 1k-span batches.
+func BenchmarkChain(b *testing.B) {
+	filterConfig := map[string]any{"spans": map[string]any{"attributes": []any{
+		map[string]any{"key": "http.route", "pattern": "^/(health|readyz)$"}}}}
+	for _, n := range []int{100, 1000} {
+		batch := benchTraces(n)
+		for _, mode := range modes() {
+			redact := &Config{Component: componentPath(b, "wasmtel-redact"), Config: redactConfig, Mode: mode}
+			filter := &Config{Component: componentPath(b, "wasmtel-filter"), Config: filterConfig, Mode: mode}
+			b.Run(fmt.Sprintf("spans=%d/%s/two_processors", n, mode), func(b *testing.B) {
+				ctx := context.Background()
+				set := settings()
+				second, err := NewFactory().CreateTraces(ctx, settings(), filter, consumertest.NewNop())
+				if err != nil {
+					b.Fatal(err)
+				}
+				first, err := NewFactory().CreateTraces(ctx, set, redact, second)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, p := range []processor.Traces{first, second} {
+					if err := p.Start(ctx, componenttest.NewNopHost()); err != nil {
+						b.Fatal(err)
+					}
+					defer func() { _ = p.Shutdown(ctx) }()
+				}
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					if err := first.ConsumeTraces(ctx, batch); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run(fmt.Sprintf("spans=%d/%s/chain", n, mode), func(b *testing.B) {
+				settingsOf := func(cfg *Config) map[string]any {
+					return map[string]any{"component": cfg.Component, "config": cfg.Config, "mode": mode}
+				}
+				benchProcessor(b, &Config{Chain: []ChainMember{
+					{ID: "wasm/redact", Settings: settingsOf(redact)}, {ID: "wasm/filter", Settings: settingsOf(filter)}}}, batch)
+			})
+		}
+	}
+}
