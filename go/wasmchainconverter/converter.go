@@ -12,9 +12,10 @@
 // runs through both plugins in one call (embedded: one cgo call; subprocess:
 // one request to the bridge child), and is unmarshaled once. Each member
 // keeps its ID in the runtime's logs and plugin metrics. Members must agree
-// on where they run (`mode`, `runtime_binary`); a run that does not, a
-// single wasm processor, and a processor that already has a `chain` are left
-// as they are.
+// on where they run (`mode`, `runtime_binary`) and appear in no other
+// pipeline (a processor ID loads its plugin once, shared by its pipelines);
+// a run that does not, a run naming one ID twice, a single wasm processor,
+// and a processor that already has a `chain` are left as they are.
 package wasmchainconverter
 
 import (
@@ -45,22 +46,56 @@ func (converter) Convert(_ context.Context, conf *confmap.Conf) error {
 	if processors == nil || pipelines == nil {
 		return nil
 	}
-	newProcessors := map[string]any{}
-	newPipelines := map[string]any{}
 	names := make([]string, 0, len(pipelines))
 	for name := range pipelines {
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	for _, name := range names {
+	processorsOf := func(name string) []any {
 		pipeline, _ := pipelines[name].(map[string]any)
 		list, _ := pipeline["processors"].([]any)
-		rewritten, changed, err := chainRuns(list, processors, newProcessors)
-		if err != nil {
-			return fmt.Errorf("pipeline %s: %w", name, err)
+		return list
+	}
+	// A processor ID loads its plugin once, shared by its pipelines: it may
+	// join a chain only where every use of it is that same chain.
+	usedIn := map[any]map[string]bool{}
+	use := func(id any, as string) {
+		if usedIn[id] == nil {
+			usedIn[id] = map[string]bool{}
+		}
+		usedIn[id][as] = true
+	}
+	for _, name := range names {
+		list := processorsOf(name)
+		as := make([]string, len(list)) // "" where a position is in no run
+		for _, r := range runs(list, processors) {
+			for i := r.start; i < r.end; i++ {
+				as[i] = r.id
+			}
+		}
+		for i, id := range list {
+			use(id, as[i])
+		}
+	}
+	newProcessors := map[string]any{}
+	newPipelines := map[string]any{}
+	for _, name := range names {
+		list := processorsOf(name)
+		var out []any
+		changed, next := false, 0
+		for _, r := range runs(list, processors) {
+			if !onlyIn(usedIn, list[r.start:r.end], r.id) {
+				continue
+			}
+			if existing, ok := processors[r.id]; ok && existing != nil {
+				return fmt.Errorf("pipeline %s: %s is defined already: rename it, the converter names chains so", name, r.id)
+			}
+			newProcessors[r.id] = r.cfg
+			out = append(append(out, list[next:r.start]...), r.id)
+			next, changed = r.end, true
 		}
 		if changed {
-			newPipelines[name] = map[string]any{"processors": rewritten}
+			newPipelines[name] = map[string]any{"processors": append(out, list[next:]...)}
 		}
 	}
 	if len(newPipelines) == 0 {
@@ -72,31 +107,43 @@ func (converter) Convert(_ context.Context, conf *confmap.Conf) error {
 	}))
 }
 
-// chainRuns replaces each run of two or more chainable wasm processors in
-// list with one chain processor, defined in defined.
-func chainRuns(list []any, processors, defined map[string]any) ([]any, bool, error) {
-	var out []any
-	changed := false
+// run is a candidate chain: list[start:end], two or more chainable wasm
+// processors that run in the same place, no ID twice.
+type run struct {
+	start, end int
+	id         string
+	cfg        map[string]any
+}
+
+func runs(list []any, processors map[string]any) []run {
+	var found []run
 	for i := 0; i < len(list); {
 		j := i
-		for j < len(list) && chainable(list[j], processors) && (j == i || sameHost(list[i], list[j], processors)) {
+		seen := map[any]bool{}
+		for j < len(list) && !seen[list[j]] && chainable(list[j], processors) &&
+			(j == i || sameHost(list[i], list[j], processors)) {
+			seen[list[j]] = true
 			j++
 		}
 		if j-i < 2 {
-			out = append(out, list[i])
 			i++
 			continue
 		}
 		id, cfg := chainOf(list[i:j], processors)
-		if existing, ok := processors[id]; ok && existing != nil {
-			return nil, false, fmt.Errorf("%s is defined already: rename it, the converter names chains so", id)
-		}
-		defined[id] = cfg
-		out = append(out, id)
-		changed = true
+		found = append(found, run{start: i, end: j, id: id, cfg: cfg})
 		i = j
 	}
-	return out, changed, nil
+	return found
+}
+
+// onlyIn: every use of each member is the chain chain.
+func onlyIn(usedIn map[any]map[string]bool, members []any, chain string) bool {
+	for _, id := range members {
+		if len(usedIn[id]) != 1 || !usedIn[id][chain] {
+			return false
+		}
+	}
+	return true
 }
 
 func typeAndName(id any) (string, string) {

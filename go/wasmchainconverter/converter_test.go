@@ -32,11 +32,12 @@ func TestConsecutiveWasmProcessorsBecomeOneChain(t *testing.T) {
 			"wasm/filter": map[string]any{"component": "filter.wasm", "on_error": "pass"},
 			"wasm/alone":  map[string]any{"component": "alone.wasm"},
 			"wasm/other":  map[string]any{"component": "other.wasm", "mode": "subprocess"},
+			"wasm/x":      map[string]any{"component": "x.wasm"},
 		},
 		"service": map[string]any{"pipelines": map[string]any{
 			"traces":  map[string]any{"processors": []any{"batch", "wasm/redact", "wasm/filter", "batch"}},
 			"logs":    map[string]any{"processors": []any{"wasm/redact", "wasm/filter"}},
-			"metrics": map[string]any{"processors": []any{"wasm/alone", "batch", "wasm/redact", "wasm/other"}},
+			"metrics": map[string]any{"processors": []any{"wasm/alone", "batch", "wasm/x", "wasm/other"}},
 		}},
 	})
 	chain := "wasm/chain(redact,filter)"
@@ -47,7 +48,7 @@ func TestConsecutiveWasmProcessorsBecomeOneChain(t *testing.T) {
 		t.Fatalf("logs: %v", got)
 	}
 	// A lone wasm processor, and neighbours that run in different places, stay.
-	if got := pipelineProcessors(t, conf, "metrics"); !reflect.DeepEqual(got, []any{"wasm/alone", "batch", "wasm/redact", "wasm/other"}) {
+	if got := pipelineProcessors(t, conf, "metrics"); !reflect.DeepEqual(got, []any{"wasm/alone", "batch", "wasm/x", "wasm/other"}) {
 		t.Fatalf("metrics: %v", got)
 	}
 
@@ -85,6 +86,34 @@ func TestAChainsMembersMustAgreeAndCannotNest(t *testing.T) {
 	for i, cfg := range bad {
 		if err := cfg.Validate(); err == nil {
 			t.Errorf("case %d: %+v validated", i, cfg)
+		}
+	}
+}
+
+// A processor ID loads its plugin once for every pipeline it is in: one that
+// is in several pipelines, or twice in one, is not made a chain member.
+func TestProcessorsSharedOrRepeatedStayAsTheyAre(t *testing.T) {
+	raw := map[string]any{
+		"processors": map[string]any{
+			"wasm/a": map[string]any{"component": "a.wasm"},
+			"wasm/b": map[string]any{"component": "b.wasm"},
+			"wasm/c": map[string]any{"component": "c.wasm"},
+			"wasm/d": map[string]any{"component": "d.wasm"},
+		},
+		"service": map[string]any{"pipelines": map[string]any{
+			// wasm/a is also used alone: its one plugin cannot be both.
+			"traces": map[string]any{"processors": []any{"wasm/a", "wasm/b"}},
+			"logs":   map[string]any{"processors": []any{"wasm/a"}},
+			// A repeated ID is the collector's error to report, not ours to hide.
+			"metrics": map[string]any{"processors": []any{"wasm/c", "wasm/c", "wasm/d"}},
+		}},
+	}
+	conf := convert(t, raw)
+	for pipeline, want := range map[string][]any{
+		"traces": {"wasm/a", "wasm/b"}, "logs": {"wasm/a"}, "metrics": {"wasm/c", "wasm/c", "wasm/d"},
+	} {
+		if got := pipelineProcessors(t, conf, pipeline); !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: %v, want %v", pipeline, got, want)
 		}
 	}
 }

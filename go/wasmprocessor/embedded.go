@@ -33,7 +33,23 @@ func takeError(cerr *C.WasmtelError) error {
 		C.wasmtel_string_free(cerr.message)
 		cerr.message = nil
 	}
-	return &bridgeError{permanent: bool(cerr.permanent), message: message}
+	return &bridgeError{permanent: bool(cerr.permanent), kind: failureKinds[cerr.kind], message: message}
+}
+
+// failureKinds names the C ABI's batch failure kinds as the runtime does
+// (FailureKind::as_str), for the refusal metric and log.
+var failureKinds = map[C.enum_WasmtelErrorKind]string{
+	C.WASMTEL_ERROR_KIND_TRAP:              "trap",
+	C.WASMTEL_ERROR_KIND_TIMEOUT:           "timeout",
+	C.WASMTEL_ERROR_KIND_MEMORY:            "memory",
+	C.WASMTEL_ERROR_KIND_INVALID_OUTPUT:    "invalid_output",
+	C.WASMTEL_ERROR_KIND_OUTPUT_TOO_LARGE:  "output_too_large",
+	C.WASMTEL_ERROR_KIND_GUEST_PERMANENT:   "guest_permanent",
+	C.WASMTEL_ERROR_KIND_GUEST_RETRYABLE:   "guest_retryable",
+	C.WASMTEL_ERROR_KIND_INSTANTIATE:       "instantiate",
+	C.WASMTEL_ERROR_KIND_BUSY:              "busy",
+	C.WASMTEL_ERROR_KIND_DEADLINE_EXCEEDED: "deadline_exceeded",
+	C.WASMTEL_ERROR_KIND_INVALID_INPUT:     "invalid_input",
 }
 
 // The runtime (engine, compile cache) is shared by every plugin of the

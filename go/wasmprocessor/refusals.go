@@ -14,11 +14,15 @@ var refusalWindow = time.Second
 
 // refusalLog logs a processor's refusals so that the collector's logger,
 // which samples by message (by default the first 10 a message per 10 s, then
-// 1 in 100), hides none: the first refusal after a quiet window is logged at
-// once with its error; the next ones are counted and summed up in one line a
-// window, and on shutdown. Every line's message is its own (processor ID and
-// counts in it): no sampler ever drops one as a repeat. Each line's
-// `batches` field is how many refusals it stands for.
+// 1 in 100), does not hide them as repeats: the first refusal after a quiet
+// window is logged at once with its error; the next ones are counted and
+// summed up in one line a window, and on shutdown. Every line's message is
+// its own (processor ID and counts in it), at most one a second per
+// processor. zap's sampler counts messages by hash bucket (4096 of them), so
+// a line can still share a bucket with a flood of another message and be
+// sampled then: the exact record is the wasmtel.plugin.refused counter, the
+// log is the operator's reading of it. Each line's `batches` field is how
+// many refusals it stands for.
 type refusalLog struct {
 	logger *zap.Logger
 	name   string

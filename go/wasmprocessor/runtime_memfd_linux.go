@@ -1,6 +1,7 @@
 package wasmprocessor
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -16,12 +17,22 @@ const runtimeSeals = unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | 
 // refuse to exec a file open for writing, ETXTBSY), kept open for the
 // process's life. Failures to make or seal the memfd wrap errNoMemfd.
 func sealedRuntime(binary []byte, want string) (*runtimeProgram, error) {
-	fd, err := unix.MemfdCreate("wasmtel-bridge", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	// MFD_EXEC: where vm.memfd_noexec is set, a memfd is otherwise created
+	// without execute bits and sealed so (Linux 6.3+); kernels before 6.3 do
+	// not know the flag (EINVAL) and make every memfd executable.
+	fd, err := unix.MemfdCreate("wasmtel-bridge", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING|unix.MFD_EXEC)
+	if errors.Is(err, unix.EINVAL) {
+		fd, err = unix.MemfdCreate("wasmtel-bridge", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: memfd_create: %v", errNoMemfd, err)
 	}
 	writable := os.NewFile(uintptr(fd), "memfd:wasmtel-bridge")
 	defer writable.Close()
+	if info, err := writable.Stat(); err != nil || info.Mode().Perm()&0o111 == 0 {
+		// Not executable here (memfd_noexec policy): unpack instead.
+		return nil, fmt.Errorf("%w: the memfd is not executable here (vm.memfd_noexec?)", errNoMemfd)
+	}
 	if _, err := writable.Write(binary); err != nil {
 		return nil, fmt.Errorf("%w: writing the memfd: %v", errNoMemfd, err)
 	}

@@ -142,6 +142,10 @@ impl Plugin {
                 Limits::MAX_OUTPUT_BYTES
             )));
         }
+        if let Some(dir) = &config.quarantine_dir {
+            wasmtel_component::private_dir::ensure(dir)
+                .map_err(|e| config_error(format!("quarantine_dir: {e}")))?;
+        }
         // The component's schema first: its errors name the key path, where
         // the guest's own init may only say that something is wrong.
         component.check_config(&config.config)?;
@@ -283,9 +287,17 @@ impl Plugin {
             Rejected { items: scan.bad_id_items, signal }
         });
         let batch = repaired.as_deref().unwrap_or(input);
-        // Known items are positions in `input`; a repaired batch has others.
-        let known = if repaired.is_some() { otlp::KnownItems::none() } else { known };
-        let result = self.inner.run(signal, batch, budget, scan.elements, &known, cancel);
+        // Known items are positions in `input`; a repaired batch has others,
+        // and fewer elements when items were left out: the output limits
+        // count what the guest is given.
+        let (known, elements) = match &repaired {
+            None => (known, scan.elements),
+            Some(repaired) => match otlp::scan(signal, repaired) {
+                Ok(rescan) => (otlp::KnownItems::none(), rescan.elements),
+                Err(error) => return Err(inner.invalid_input(signal, error)),
+            },
+        };
+        let result = self.inner.run(signal, batch, budget, elements, &known, cancel);
         inner.metrics.latency(budget.started.elapsed());
         let outcome = match result {
             Ok(outcome) => {
@@ -309,9 +321,9 @@ impl Plugin {
     /// pipeline would, in one call: each plugin's output is the next one's
     /// input, a drop ends the chain, and the caller's deadline covers the
     /// whole chain. Each plugin applies its own limits, `on_error` and
-    /// metrics; an error names the plugin that failed. What the first
-    /// plugin's admission left out of the client's batch is reported; the
-    /// later ones are given outputs that passed the same rule.
+    /// metrics; an error names the plugin that failed. What admission left
+    /// out of the client's batch is reported (the later plugins are given
+    /// outputs that passed the same rule).
     pub fn process_chain(
         chain: &[&Plugin],
         signal: Signal,
@@ -322,13 +334,12 @@ impl Plugin {
         let started = Instant::now();
         let mut current: Option<Vec<u8>> = None;
         let mut rejected = None;
-        for (index, plugin) in chain.iter().enumerate() {
+        for plugin in chain {
             let left = deadline.map(|deadline| deadline.saturating_sub(started.elapsed()));
             let batch = current.as_deref().unwrap_or(input);
             let processed = plugin.process_reporting(signal, batch, left, cancel)?;
-            if index == 0 {
-                rejected = processed.rejected;
-            }
+            // The first plugin that handles the signal admits the client's batch.
+            rejected = rejected.or(processed.rejected);
             match processed.outcome {
                 Outcome::Unchanged => {}
                 Outcome::Replaced(bytes) => current = Some(bytes),
@@ -563,6 +574,11 @@ impl PluginInner {
         {
             Ok(()) => self.metrics.quarantined(),
             Err(e) => {
+                // Reserved above, never written: give the room back.
+                let mut used = self.quarantine_used.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(total) = used.as_mut() {
+                    *total = total.saturating_sub(size);
+                }
                 tracing::error!(plugin = &*self.name, dir = %dir.display(), "cannot quarantine failed batch: {e}")
             }
         }

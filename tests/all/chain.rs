@@ -52,7 +52,7 @@ fn a_chain_gives_what_its_plugins_give_one_after_the_other() {
 }
 
 #[test]
-fn a_chain_fails_as_its_failing_plugin_and_shares_one_deadline() {
+fn a_chain_fails_as_its_failing_plugin_and_its_deadline_reaches_every_member() {
     let (runtime, _cache) = runtime();
     let identity = plugin(&runtime, "wasmtel-test-identity", serde_json::json!({ "mode": "replace" }));
     let mut config = PluginConfig { on_error: Some(OnError::Fail), ..PluginConfig::default() };
@@ -62,7 +62,8 @@ fn a_chain_fails_as_its_failing_plugin_and_shares_one_deadline() {
         .expect_err("the second plugin traps");
     assert_eq!(error.kind, FailureKind::Trap);
     assert!(error.to_string().contains("wasmtel-test-hostile"), "the failing plugin is named: {error}");
-    // The caller's deadline covers the chain, not each plugin anew.
+    // The caller's deadline reaches the later members: a loop in the second
+    // ends at it, as the caller's (never under on_error).
     let error = Plugin::process_chain(
         &[&identity, &hostile],
         Signal::Traces,

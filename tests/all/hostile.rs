@@ -192,13 +192,19 @@ fn a_quarantine_directory_others_can_write_is_never_written() {
     use std::os::unix::fs::PermissionsExt;
     let (runtime, _cache) = runtime();
     let quarantine = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(quarantine.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let config = PluginConfig {
         on_error: Some(OnError::Drop),
         quarantine_dir: Some(quarantine.path().to_path_buf()),
         ..PluginConfig::default()
     };
+    let open = std::fs::Permissions::from_mode(0o777);
+    std::fs::set_permissions(quarantine.path(), open.clone()).unwrap();
+    let error = load(&runtime, HOSTILE, config.clone()).err().expect("refused at load");
+    assert!(error.to_string().contains("quarantine_dir") && error.to_string().contains("has mode 777"), "{error}");
+    // Private at load, loosened later: refused where it is written.
+    std::fs::set_permissions(quarantine.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     let plugin = load(&runtime, HOSTILE, config).unwrap();
+    std::fs::set_permissions(quarantine.path(), open).unwrap();
     // The policy still applies; only the copy on disk is refused.
     assert_eq!(plugin.process(Signal::Traces, &span_named("garbage"), None).unwrap(), Outcome::Dropped);
     assert_eq!(std::fs::read_dir(quarantine.path()).unwrap().count(), 0, "nothing written where others may write");

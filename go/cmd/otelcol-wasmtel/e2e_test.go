@@ -178,7 +178,12 @@ func TestAKilledCollectorLeavesNoSocketTheNextStartKeeps(t *testing.T) {
 	build := builds[1] // subprocess
 	received, sinkAddr := startSink(t)
 	config := redactPipeline(t, sinkAddr, "")
-	tmp := t.TempDir()
+	// Short: the bridge's socket path must fit in sun_path (108 bytes).
+	tmp, err := os.MkdirTemp("", "wt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(tmp) })
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "HOME=") && !strings.HasPrefix(kv, "XDG_CACHE_HOME=") && !strings.HasPrefix(kv, "TMPDIR=") {

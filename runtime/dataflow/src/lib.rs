@@ -74,7 +74,7 @@ pub(crate) const MIN_TOKEN_BITS: f64 = 64.0;
 
 /// What a token must be, for error messages.
 pub(crate) const TOKEN_RULE: &str = "one word of at least 24 characters that looks random (at least 64 bits by its \
-     character statistics; `wasmtel token FILE` writes one)";
+     character statistics, not repeating itself; `wasmtel token FILE` writes one)";
 
 /// Whether `token` is one word of at least [`MIN_TOKEN_CHARS`] characters
 /// showing at least [`MIN_TOKEN_BITS`] of entropy.
@@ -82,12 +82,26 @@ pub(crate) fn is_strong_token(token: &str) -> bool {
     token.chars().count() >= MIN_TOKEN_CHARS
         && !token.contains(char::is_whitespace)
         && token_bits(token) >= MIN_TOKEN_BITS
+        && !repeats_itself(token)
 }
 
-/// A conservative estimate of a token's entropy: its length times the lower
-/// of two per-character Shannon entropies, of its characters and of the steps
-/// between neighbours. Repeats (`aaaa…`, `abab…`) score low on the first,
-/// runs (`abcd…`, `0123…`) on the second; a random token scores high on both.
+/// Whether most of `token` repeats an earlier part of it at some period
+/// shorter than half its length (`passwordpassword…`, `Secret1Secret1…`):
+/// then its length says little about how hard it is to guess. A heuristic,
+/// as the whole check is: `wasmtel token` writes tokens that need none.
+fn repeats_itself(token: &str) -> bool {
+    let chars: Vec<char> = token.chars().collect();
+    (1..chars.len() / 2).any(|period| {
+        let same = (period..chars.len()).filter(|&i| chars[i] == chars[i - period]).count();
+        same * 4 >= (chars.len() - period) * 3
+    })
+}
+
+/// A rough estimate of a token's entropy from its statistics alone: its
+/// length times the lower of two per-character Shannon entropies, of its
+/// characters and of the steps between neighbours. Short repeats (`aaaa…`,
+/// `abab…`) score low on the first, runs (`abcd…`, `0123…`) on the second; a
+/// random token scores high on both. It knows no words or keyboard rows.
 pub(crate) fn token_bits(token: &str) -> f64 {
     let chars: Vec<u32> = token.chars().map(u32::from).collect();
     let steps: Vec<i64> = chars.windows(2).map(|pair| i64::from(pair[1]) - i64::from(pair[0])).collect();
@@ -124,6 +138,8 @@ mod token_tests {
             "0123456789012345678901234567890123456789",
             "short-but-random-Xq9",
             "has a space in it and is long enough",
+            "passwordpasswordpassword",
+            "Password1Password1Password1",
         ] {
             assert!(!is_strong_token(weak), "{weak}: {} bits", token_bits(weak));
         }

@@ -173,8 +173,11 @@ impl Store {
     /// What `name` points at; `None` when the store has no such tag.
     pub(crate) fn tag(&self, name: &TagName<'_>) -> Result<Option<TagRecord>, ErrorKind> {
         let path = self.tag_path(name);
-        let refs = self.root.join("refs");
-        private_dir::check(&refs).map_err(|e| self.error(&refs, e))?;
+        // The tag's own directory and every one above it.
+        let dir = path.parent().unwrap_or(&self.root);
+        if dir.exists() {
+            private_dir::check(dir).map_err(|e| self.error(dir, e))?;
+        }
         match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| self.error(&path, e)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -198,7 +201,12 @@ impl Store {
 
     /// The signature manifest last seen for `manifest` (see [`set_signature`](Self::set_signature)), if any.
     pub(crate) fn signature(&self, manifest: &Digest) -> Option<Digest> {
-        let text = std::fs::read_to_string(self.root.join("sigs").join(manifest.hex())).ok()?;
+        let sigs = self.root.join("sigs");
+        if let Err(error) = private_dir::check(&sigs) {
+            tracing::warn!("remembered signatures not used: {error}");
+            return None;
+        }
+        let text = std::fs::read_to_string(sigs.join(manifest.hex())).ok()?;
         Digest::parse(text.trim()).ok()
     }
 
