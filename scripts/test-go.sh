@@ -7,9 +7,9 @@
 set -euo pipefail
 source "$(dirname "$0")/go-env.sh"
 cd "$root/go"
-test -z "$(gofmt -l cmd wasmprocessor)" || { gofmt -l cmd wasmprocessor; echo "test-go: gofmt would change the files above" >&2; exit 1; }
+test -z "$(gofmt -l cmd wasmprocessor wasmchainconverter)" || { gofmt -l cmd wasmprocessor wasmchainconverter; echo "test-go: gofmt would change the files above" >&2; exit 1; }
 go vet ./...
-go test -count=1 ./wasmprocessor/
+go test -count=1 ./wasmprocessor/ ./wasmchainconverter/
 cd "$root"
 embedded=$(scripts/build-distribution.sh cgo | tail -1)
 subprocess=$(scripts/build-distribution.sh nocgo | tail -1)

@@ -143,8 +143,7 @@ impl Plugin {
             )));
         }
         if let Some(dir) = &config.quarantine_dir {
-            wasmtel_component::private_dir::ensure(dir)
-                .map_err(|e| config_error(format!("quarantine_dir: {e}")))?;
+            wasmtel_component::private_dir::ensure(dir).map_err(|e| config_error(format!("quarantine_dir: {e}")))?;
         }
         // The component's schema first: its errors name the key path, where
         // the guest's own init may only say that something is wrong.

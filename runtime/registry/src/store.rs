@@ -173,11 +173,10 @@ impl Store {
     /// What `name` points at; `None` when the store has no such tag.
     pub(crate) fn tag(&self, name: &TagName<'_>) -> Result<Option<TagRecord>, ErrorKind> {
         let path = self.tag_path(name);
-        // The tag's own directory and every one above it.
-        let dir = path.parent().unwrap_or(&self.root);
-        if dir.exists() {
-            private_dir::check(dir).map_err(|e| self.error(dir, e))?;
-        }
+        // The tag's own directory (or the deepest one of its path that
+        // exists) and every one above it.
+        let dir = path.ancestors().skip(1).find(|dir| dir.exists()).unwrap_or(&self.root);
+        private_dir::check(dir).map_err(|e| self.error(dir, e))?;
         match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| self.error(&path, e)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
