@@ -401,21 +401,10 @@ pub unsafe extern "C" fn wasmtel_plugin_process(
     output: *mut WasmtelOutput,
     error: *mut WasmtelError,
 ) -> WasmtelStatus {
-    guard(error, || {
-        if plugin.is_null() || output.is_null() {
-            return invalid(error, "plugin or output is NULL");
-        }
-        let Some(signal) = signal_of(signal) else { return invalid(error, format!("unknown signal {signal}")) };
-        // SAFETY: upheld by the caller.
-        let Some(input) = (unsafe { bytes(input, input_len) }) else {
-            return invalid(error, "input is NULL");
-        };
-        let deadline = (deadline_ns > 0).then(|| Duration::from_nanos(deadline_ns));
-        // SAFETY: `plugin` is a live handle.
-        let plugin = unsafe { &(*plugin).0 };
-        // SAFETY: `output` is non-null and writable.
-        unsafe { put_outcome(plugin.process(signal, input, deadline), output, error) }
-    })
+    // A chain of one: the same checks and the same call.
+    let chain = [plugin];
+    // SAFETY: `chain` holds the caller's one handle; the rest is upheld by the caller.
+    unsafe { wasmtel_chain_process(chain.as_ptr(), 1, signal, input, input_len, deadline_ns, output, error) }
 }
 
 /// Runs one OTLP batch through `count` plugins in order, as consecutive
@@ -454,7 +443,10 @@ pub unsafe extern "C" fn wasmtel_chain_process(
         // SAFETY: each handle is live.
         let chain: Vec<&Plugin> = handles.iter().map(|&handle| unsafe { &(*handle).0 }).collect();
         let deadline = (deadline_ns > 0).then(|| Duration::from_nanos(deadline_ns));
-        let result = Plugin::process_chain(&chain, signal, input, deadline, None).map(|processed| processed.outcome);
+        let result = match chain.as_slice() {
+            [plugin] => plugin.process(signal, input, deadline),
+            _ => Plugin::process_chain(&chain, signal, input, deadline, None).map(|processed| processed.outcome),
+        };
         // SAFETY: `output` is non-null and writable.
         unsafe { put_outcome(result, output, error) }
     })
