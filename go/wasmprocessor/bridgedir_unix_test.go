@@ -133,24 +133,27 @@ func TestDeadCollectorsBridgeDirectoriesAreRemovedAtStart(t *testing.T) {
 	}
 }
 
-// TestHelperBridgeDirProcess is not a test: the test below runs it as a
-// collector that makes its bridge directory and is then killed.
-func TestHelperBridgeDirProcess(t *testing.T) {
-	if os.Getenv("WASMTEL_HELPER_BRIDGE_DIR") == "" {
-		t.Skip("run by TestBridgeDirOfAKilledCollectorIsRemoved")
+// TestMain runs the test binary as a collector that makes its bridge
+// directory and waits to be killed, when TestBridgeDirOfAKilledCollectorIsRemoved
+// starts it so; else the tests.
+func TestMain(m *testing.M) {
+	if os.Getenv("WASMTEL_HELPER_BRIDGE_DIR") != "" {
+		dir, err := newBridgeDir(zap.NewNop())
+		if err != nil {
+			os.Stderr.WriteString(err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Stdout.WriteString("dir " + dir.path + "\n")
+		time.Sleep(time.Minute)
+		os.Exit(0)
 	}
-	dir, err := newBridgeDir(zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Stdout.WriteString("dir " + dir.path + "\n")
-	time.Sleep(time.Minute)
+	os.Exit(m.Run())
 }
 
 func TestBridgeDirOfAKilledCollectorIsRemoved(t *testing.T) {
 	base := t.TempDir()
 	t.Setenv("TMPDIR", base)
-	helper := exec.Command(os.Args[0], "-test.run=^TestHelperBridgeDirProcess$")
+	helper := exec.Command(os.Args[0])
 	helper.Env = append(os.Environ(), "WASMTEL_HELPER_BRIDGE_DIR=1")
 	out, err := helper.StdoutPipe()
 	if err != nil {
