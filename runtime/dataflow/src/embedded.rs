@@ -96,6 +96,18 @@ pub enum EmbeddedError {
     /// The pipeline stopped before the batch completed.
     #[error("the pipeline stopped before the batch completed")]
     Stopped,
+    /// The pipeline's queue stayed full for the caller's whole budget (backpressure).
+    #[error("the pipeline's queue stayed full for {waited:?} (backpressure)")]
+    Backpressure {
+        /// The budget spent waiting.
+        waited: Duration,
+    },
+    /// The batch was queued but not acknowledged within the caller's budget.
+    #[error("the pipeline did not answer within {waited:?}")]
+    NotAnswered {
+        /// The caller's budget.
+        waited: Duration,
+    },
     /// `shutdown` has begun: new batches are refused.
     #[error("the pipeline is shutting down")]
     ShuttingDown,
@@ -302,6 +314,34 @@ impl EmbeddedPipeline {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.enqueue(signal, otlp, Reply::Blocking(tx))?;
         outcome(rx.recv().unwrap_or(Completion::Stopped))
+    }
+
+    /// As [`Self::export`], within `budget`: a queue still full when it ends
+    /// is [`EmbeddedError::Backpressure`], a batch not answered by then
+    /// [`EmbeddedError::NotAnswered`] (both retryable: the batch may still be
+    /// delivered, as after any lost acknowledgement).
+    pub fn export_within(&self, signal: Signal, otlp: Bytes, budget: Duration) -> Result<(), EmbeddedError> {
+        let started = Instant::now();
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let request = self.request(signal, otlp, Reply::Blocking(tx))?;
+        self.inbound.begin();
+        match self.inbound.tx.send_timeout(request, budget) {
+            Ok(()) => {}
+            Err(flume::SendTimeoutError::Timeout(unsent)) => {
+                self.inbound.complete(unsent.reply, Completion::Stopped);
+                return Err(EmbeddedError::Backpressure { waited: budget });
+            }
+            Err(flume::SendTimeoutError::Disconnected(unsent)) => {
+                self.inbound.complete(unsent.reply, Completion::Stopped);
+                return Err(EmbeddedError::Stopped);
+            }
+        }
+        let left = budget.saturating_sub(started.elapsed());
+        match rx.recv_timeout(left) {
+            Ok(completion) => outcome(completion),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(EmbeddedError::NotAnswered { waited: budget }),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(EmbeddedError::Stopped),
+        }
     }
 
     /// As [`Self::export`], for async callers.

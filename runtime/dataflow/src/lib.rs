@@ -9,6 +9,9 @@
 //! - [`dashboard`]: the operator's page and JSON status API, fed by the
 //!   running nodes;
 //! - [`embedded`]: an in-process pipeline that takes OTLP bytes directly;
+//! - [`segment`]: the Rust part of a Go collector pipeline (its Rust
+//!   processors and exporters as one pipeline), and the node factory list
+//!   and config validation the collector's Go factories call;
 //! - [`serve`]: the `wasmtel serve` service, with its guard in front of the
 //!   engine's admin API;
 //! - [`token_authorizer`]: `urn:wasmtel:extension:token_authorizer`, bearer
@@ -29,6 +32,7 @@ pub mod dashboard;
 pub mod embedded;
 mod embedded_receiver;
 pub mod sdk;
+pub mod segment;
 pub mod serve;
 pub mod shared_runtime;
 pub mod spec;
@@ -45,6 +49,7 @@ pub use arrow_ipc_exporter::ARROW_IPC_EXPORTER_URN;
 pub use circuit_breaker::CIRCUIT_BREAKER_URN;
 pub use embedded::{EmbeddedError, EmbeddedPipeline, EmbeddedStats};
 pub use embedded_receiver::EMBEDDED_RECEIVER_URN;
+pub use segment::{Segment, SegmentError, SegmentSpec};
 pub use serve::{ServeError, ServeOptions};
 pub use token_authorizer::TOKEN_AUTHORIZER_URN;
 pub use wasm_processor::WASM_PROCESSOR_URN;

@@ -6,5 +6,6 @@ mod circuit_breaker;
 mod embedded;
 mod harness;
 mod sdk;
+mod segment;
 mod support;
 mod wasm_node;

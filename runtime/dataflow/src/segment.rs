@@ -1,0 +1,398 @@
+//! The Rust part of a Go collector pipeline: its Rust processors and Rust
+//! exporters as one otap-dataflow pipeline, fed the OTLP bytes pdata marshals.
+//!
+//! The collector's side (`go/rustcomponent`) describes a segment with a
+//! [`SegmentSpec`]: the component IDs, node types and settings of the
+//! processors (run in order) and exporters (every one gets every batch) it
+//! holds. The segment is an [`EmbeddedPipeline`] built from it:
+//!
+//! ```text
+//! ingress (embedded receiver) → processors… → exporter              (one exporter)
+//!                                           → fanout → exporters…   (several: each must Ack)
+//! ```
+//!
+//! A batch crosses from Go once; the guests see OTLP; the first node that
+//! needs OTAP converts it once. [`Segment::export`] returns when every
+//! exporter has acknowledged the batch, or with the first refusal (permanent
+//! or retryable kept), so the collector's `Consume*` answers for delivery.
+//!
+//! [`factories`] lists every node type compiled in, and [`validate_node`]
+//! runs a type's own config validation: the collector's `Validate` comes from
+//! the Rust factory, not from a copy of its settings in Go.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use wasmtel_runtime::Signal;
+
+use crate::{EmbeddedError, EmbeddedPipeline, EmbeddedStats, OTAP_PIPELINE_FACTORY};
+
+/// What kind of node a factory makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeKind {
+    /// Takes telemetry in from outside.
+    Receiver,
+    /// Transforms, filters or routes batches.
+    Processor,
+    /// Sends batches out of the pipeline.
+    Exporter,
+    /// Serves the other nodes (auth, storage).
+    Extension,
+}
+
+impl NodeKind {
+    /// The kind's word in URNs (`urn:<namespace>:<kind>:<id>`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeKind::Receiver => "receiver",
+            NodeKind::Processor => "processor",
+            NodeKind::Exporter => "exporter",
+            NodeKind::Extension => "extension",
+        }
+    }
+}
+
+/// A node type compiled into this build.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FactoryInfo {
+    /// Its kind.
+    pub kind: NodeKind,
+    /// Its component type in a collector configuration: the URN's last part.
+    #[serde(rename = "type")]
+    pub component_type: String,
+    /// Its node type in an engine spec.
+    pub urn: String,
+    /// Whether it validates with no settings at all, so a collector
+    /// configuration may name it without a block of its own.
+    pub empty_config_valid: bool,
+}
+
+/// Every node type of the otap-dataflow pipeline factory (the engine's core
+/// nodes and ours), sorted by kind and type.
+pub fn factories() -> Vec<FactoryInfo> {
+    let factory = &OTAP_PIPELINE_FACTORY;
+    let mut all = Vec::new();
+    let mut add = |kind, urn: &str, validate: fn(&Value) -> Result<(), otel_arrow_dfe_config::error::Error>| {
+        all.push(FactoryInfo {
+            kind,
+            component_type: component_type(urn).to_string(),
+            urn: urn.to_string(),
+            empty_config_valid: validate(&json!({})).is_ok(),
+        });
+    };
+    for (urn, f) in factory.get_receiver_factory_map() {
+        add(NodeKind::Receiver, urn, f.validate_config);
+    }
+    for (urn, f) in factory.get_processor_factory_map() {
+        add(NodeKind::Processor, urn, f.validate_config);
+    }
+    for (urn, f) in factory.get_exporter_factory_map() {
+        add(NodeKind::Exporter, urn, f.validate_config);
+    }
+    for (urn, f) in factory.get_extension_factory_map() {
+        add(NodeKind::Extension, urn, f.validate_config);
+    }
+    all.sort();
+    all
+}
+
+fn component_type(urn: &str) -> &str {
+    urn.rsplit(':').next().unwrap_or(urn)
+}
+
+/// Why a node's settings were refused.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeConfigError {
+    /// No factory of that kind has that type.
+    #[error("no Rust {kind} of type {urn:?} in this build")]
+    UnknownType {
+        /// The kind looked in.
+        kind: &'static str,
+        /// The type asked for.
+        urn: String,
+    },
+    /// The factory's validation refused the settings (the message names the key).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Runs the node type's own static validation on `config` (a JSON object;
+/// `null` for no settings).
+pub fn validate_node(kind: NodeKind, urn: &str, config: &Value) -> Result<(), NodeConfigError> {
+    let factory = &OTAP_PIPELINE_FACTORY;
+    let validate = match kind {
+        NodeKind::Receiver => factory.get_receiver_factory_map().get(urn).map(|f| f.validate_config),
+        NodeKind::Processor => factory.get_processor_factory_map().get(urn).map(|f| f.validate_config),
+        NodeKind::Exporter => factory.get_exporter_factory_map().get(urn).map(|f| f.validate_config),
+        NodeKind::Extension => factory.get_extension_factory_map().get(urn).map(|f| f.validate_config),
+    };
+    let validate = validate.ok_or_else(|| NodeConfigError::UnknownType { kind: kind.as_str(), urn: urn.into() })?;
+    validate(config).map_err(|e| NodeConfigError::Invalid(config_message(e)))
+}
+
+/// The engine's error without its generic prefix: the collector adds the component ID.
+fn config_message(error: otel_arrow_dfe_config::error::Error) -> String {
+    match error {
+        otel_arrow_dfe_config::error::Error::InvalidUserConfig { error } => error,
+        other => other.to_string(),
+    }
+}
+
+/// One collector component of a segment.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentNode {
+    /// Its collector component ID (`wasm/redact`, `arrow_ipc`, …).
+    pub id: String,
+    /// Its node type (URN).
+    #[serde(rename = "type")]
+    pub urn: String,
+    /// Its settings, as the node type reads them.
+    #[serde(default)]
+    pub config: Value,
+}
+
+/// The Rust part of a collector pipeline.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentSpec {
+    /// The collector component that runs the segment (errors, logs).
+    pub id: String,
+    /// Run in order on every batch.
+    #[serde(default)]
+    pub processors: Vec<SegmentNode>,
+    /// Each gets every batch the processors let through; at least one.
+    pub exporters: Vec<SegmentNode>,
+}
+
+/// Why a segment could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SegmentError {
+    /// The description itself is malformed.
+    #[error("segment description: {0}")]
+    Spec(#[from] serde_json::Error),
+    /// A segment needs somewhere to send batches.
+    #[error("segment {0}: no exporter")]
+    NoExporter(String),
+    /// Two members share an ID.
+    #[error("segment {segment}: {id} appears twice")]
+    Duplicate {
+        /// The segment.
+        segment: String,
+        /// The repeated member.
+        id: String,
+    },
+    /// A member's settings were refused by its factory.
+    #[error("{id}: {source}")]
+    Node {
+        /// The member's component ID.
+        id: String,
+        /// Why.
+        source: NodeConfigError,
+    },
+    /// The engine did not start the pipeline.
+    #[error("segment {id}: {source}")]
+    Start {
+        /// The segment.
+        id: String,
+        /// Why.
+        source: EmbeddedError,
+    },
+}
+
+const INGRESS: &str = "ingress";
+const FANOUT: &str = "fanout";
+const FANOUT_URN: &str = "urn:otel:processor:fanout";
+
+impl SegmentSpec {
+    /// Parses a description (the collector sends JSON).
+    pub fn from_json(json: &str) -> Result<Self, SegmentError> {
+        Ok(serde_json::from_str(json)?)
+    }
+
+    /// Checks every member with its factory's validation, naming the member.
+    pub fn validate(&self) -> Result<(), SegmentError> {
+        if self.exporters.is_empty() {
+            return Err(SegmentError::NoExporter(self.id.clone()));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        let members = self.processors.iter().map(|n| (NodeKind::Processor, n));
+        for (kind, node) in members.chain(self.exporters.iter().map(|n| (NodeKind::Exporter, n))) {
+            if !seen.insert(node.node_name()) {
+                return Err(SegmentError::Duplicate { segment: self.id.clone(), id: node.id.clone() });
+            }
+            validate_node(kind, &node.urn, &node.config)
+                .map_err(|source| SegmentError::Node { id: node.id.clone(), source })?;
+        }
+        Ok(())
+    }
+
+    /// The engine spec: one pipeline on one core, `ingress → processors → exporters`.
+    pub fn engine_spec(&self) -> Value {
+        let mut nodes = Map::new();
+        let mut connections = Vec::new();
+        nodes.insert(INGRESS.into(), json!({ "type": crate::EMBEDDED_RECEIVER_URN }));
+        let mut previous = INGRESS.to_string();
+        for node in &self.processors {
+            let name = node.node_name();
+            nodes.insert(name.clone(), node.engine_node());
+            connections.push(json!({ "from": previous, "to": name }));
+            previous = name;
+        }
+        if let [exporter] = self.exporters.as_slice() {
+            nodes.insert(exporter.node_name(), exporter.engine_node());
+            connections.push(json!({ "from": previous, "to": exporter.node_name() }));
+        } else {
+            // Every exporter gets every batch; the batch is acknowledged
+            // once all of them have (the collector's fan-out semantics).
+            let ports: Vec<String> = self.exporters.iter().map(SegmentNode::node_name).collect();
+            let destinations: Vec<Value> = ports.iter().map(|port| json!({ "port": port })).collect();
+            nodes.insert(
+                FANOUT.into(),
+                json!({ "type": FANOUT_URN, "outputs": ports, "config": { "mode": "parallel", "await_ack": "all", "destinations": destinations } }),
+            );
+            connections.push(json!({ "from": previous, "to": FANOUT }));
+            for exporter in &self.exporters {
+                nodes.insert(exporter.node_name(), exporter.engine_node());
+                let port = exporter.node_name();
+                connections.push(json!({ "from": format!("{FANOUT}[\"{port}\"]"), "to": port }));
+            }
+        }
+        json!({
+            "version": "otel_dataflow/v1",
+            "policies": { "resources": { "core_allocation": { "type": "core_count", "count": 1 } } },
+            "groups": { "collector": { "pipelines": { "segment": { "nodes": nodes, "connections": connections } } } },
+        })
+    }
+}
+
+impl SegmentNode {
+    /// Engine node names allow what collector IDs allow except `/`.
+    fn node_name(&self) -> String {
+        self.id.replace('/', "__")
+    }
+
+    fn engine_node(&self) -> Value {
+        let mut config = self.config.clone();
+        // The wasm node logs, errs and counts under the collector's ID.
+        if self.urn == crate::WASM_PROCESSOR_URN
+            && let Some(settings) = config.as_object_mut()
+        {
+            settings.entry("name").or_insert_with(|| json!(self.id));
+        }
+        if config.is_null() { json!({ "type": self.urn }) } else { json!({ "type": self.urn, "config": config }) }
+    }
+}
+
+/// A running segment.
+pub struct Segment {
+    id: String,
+    pipeline: EmbeddedPipeline,
+}
+
+impl Segment {
+    /// Validates `spec` and starts its pipeline.
+    pub fn start(spec: &SegmentSpec) -> Result<Self, SegmentError> {
+        spec.validate()?;
+        let pipeline = EmbeddedPipeline::start(spec.engine_spec())
+            .map_err(|source| SegmentError::Start { id: spec.id.clone(), source })?;
+        Ok(Segment { id: spec.id.clone(), pipeline })
+    }
+
+    /// The collector component that runs it.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Hands over one OTLP request and waits (at most `budget`) until every
+    /// exporter has acknowledged it or one refused it.
+    pub fn export(&self, signal: Signal, otlp: Bytes, budget: Duration) -> Result<(), EmbeddedError> {
+        self.pipeline.export_within(signal, otlp, budget)
+    }
+
+    /// Refuses new batches, lets those in flight finish (within `timeout`),
+    /// flushes the exporters and stops.
+    pub fn shutdown(self, timeout: Duration) -> Result<EmbeddedStats, EmbeddedError> {
+        self.pipeline.shutdown(timeout)
+    }
+}
+
+impl EmbeddedError {
+    /// Whether sending the same batch again cannot succeed (the collector's
+    /// `consumererror.NewPermanent`); backpressure and lost answers are retryable.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            EmbeddedError::Refused { permanent, .. } => *permanent,
+            EmbeddedError::InvalidInput { .. } | EmbeddedError::Spec(_) | EmbeddedError::Read { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: &str, urn: &str, config: Value) -> SegmentNode {
+        SegmentNode { id: id.into(), urn: urn.into(), config }
+    }
+
+    #[test]
+    fn every_kind_of_factory_is_listed_with_its_collector_type() {
+        let all = factories();
+        let find = |kind, ty: &str| all.iter().find(|f| f.kind == kind && f.component_type == ty);
+        assert_eq!(find(NodeKind::Exporter, "arrow_ipc").map(|f| f.urn.as_str()), Some(crate::ARROW_IPC_EXPORTER_URN));
+        assert!(find(NodeKind::Exporter, "otap").is_some());
+        assert!(find(NodeKind::Processor, "wasm").is_some_and(|f| !f.empty_config_valid), "wasm needs a component");
+        assert!(find(NodeKind::Receiver, "otlp").is_some());
+    }
+
+    #[test]
+    fn validation_is_the_factorys_and_names_the_key() {
+        let unknown = validate_node(NodeKind::Exporter, crate::ARROW_IPC_EXPORTER_URN, &json!({ "directry": "/x" }));
+        assert!(matches!(&unknown, Err(NodeConfigError::Invalid(m)) if m.contains("directry")), "{unknown:?}");
+        let missing = validate_node(NodeKind::Exporter, "urn:otel:exporter:nope", &json!({}));
+        assert!(matches!(missing, Err(NodeConfigError::UnknownType { kind: "exporter", .. })));
+    }
+
+    #[test]
+    fn one_exporter_is_connected_directly_and_several_through_a_fanout_that_awaits_all() {
+        let redact = node("wasm/redact", crate::WASM_PROCESSOR_URN, json!({ "component": "r.wasm" }));
+        let files = node("arrow_ipc", crate::ARROW_IPC_EXPORTER_URN, json!({ "directory": "/d" }));
+        let otap = node("otap/up", "urn:otel:exporter:otap", json!({ "grpc_endpoint": "http://127.0.0.1:1" }));
+        let single = SegmentSpec { id: "s".into(), processors: vec![redact.clone()], exporters: vec![files.clone()] };
+        let spec = single.engine_spec();
+        let pipeline = &spec["groups"]["collector"]["pipelines"]["segment"];
+        assert_eq!(pipeline["nodes"]["wasm__redact"]["config"]["name"], "wasm/redact");
+        assert_eq!(
+            pipeline["connections"],
+            json!([{ "from": "ingress", "to": "wasm__redact" }, { "from": "wasm__redact", "to": "arrow_ipc" }])
+        );
+        let double = SegmentSpec { id: "s".into(), processors: vec![redact], exporters: vec![files, otap] };
+        let spec = double.engine_spec();
+        let pipeline = &spec["groups"]["collector"]["pipelines"]["segment"];
+        assert_eq!(pipeline["nodes"]["fanout"]["config"]["await_ack"], "all");
+        assert!(
+            pipeline["connections"]
+                .as_array()
+                .is_some_and(|c| c.contains(&json!({ "from": "fanout[\"otap__up\"]", "to": "otap__up" })))
+        );
+        crate::spec::to_engine_spec(&spec).expect("the engine accepts the spec");
+    }
+
+    #[test]
+    fn a_member_whose_settings_are_refused_is_named() {
+        let spec = SegmentSpec {
+            id: "wasmtel_segment".into(),
+            processors: vec![],
+            exporters: vec![node("arrow_ipc/files", crate::ARROW_IPC_EXPORTER_URN, json!({ "rotate": 3 }))],
+        };
+        let error = spec.validate().unwrap_err().to_string();
+        assert!(error.starts_with("arrow_ipc/files: ") && error.contains("rotate"), "{error}");
+        let empty = SegmentSpec { id: "x".into(), processors: vec![], exporters: vec![] };
+        assert!(matches!(empty.validate(), Err(SegmentError::NoExporter(_))));
+    }
+}

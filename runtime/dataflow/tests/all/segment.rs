@@ -1,0 +1,106 @@
+//! A collector's Rust segment: wasm processors then Rust exporters, one
+//! crossing in, every exporter's Ack (or the first Nack) back.
+
+use std::time::Duration;
+
+use prost::Message;
+use serde_json::json;
+use wasmtel_dataflow::segment::{SegmentNode, SegmentSpec};
+use wasmtel_dataflow::{EmbeddedError, Segment};
+use wasmtel_runtime::Signal;
+use wasmtel_tests::{component, string_attr, traces};
+
+use crate::support::{map_values, read_signal, rows, strings};
+
+fn node(id: &str, urn: &str, config: serde_json::Value) -> SegmentNode {
+    SegmentNode { id: id.into(), urn: urn.into(), config }
+}
+
+fn redact_and_filter() -> Vec<SegmentNode> {
+    vec![
+        node(
+            "wasm/redact",
+            "urn:wasmtel:processor:wasm",
+            json!({
+                "component": component("wasmtel-redact"),
+                "config": { "keys": ["user.email"], "action": "mask", "mask": "****" },
+            }),
+        ),
+        node(
+            "wasm/filter",
+            "urn:wasmtel:processor:wasm",
+            json!({
+                "component": component("wasmtel-filter"),
+                "config": { "spans": { "names": ["GET /health"] } },
+            }),
+        ),
+    ]
+}
+
+#[test]
+fn every_exporter_of_a_segment_gets_the_processed_batch_before_it_is_acknowledged() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let spec = SegmentSpec {
+        id: "wasmtel_segment".into(),
+        processors: redact_and_filter(),
+        exporters: vec![
+            node("arrow_ipc/a", "urn:wasmtel:exporter:arrow_ipc", json!({ "directory": a.path() })),
+            node("arrow_ipc/b", "urn:wasmtel:exporter:arrow_ipc", json!({ "directory": b.path() })),
+        ],
+    };
+    let segment = Segment::start(&spec).expect("segment starts");
+    let email = string_attr("user.email", "ann@example.com");
+    let budget = Duration::from_secs(20);
+    for i in 0..5 {
+        let batch = traces(&[(&format!("GET /{i}"), vec![email.clone()]), ("GET /health", vec![])]);
+        segment.export(Signal::Traces, batch.encode_to_vec().into(), budget).expect("acknowledged");
+    }
+    // A batch the filter drops whole is acknowledged too (nothing to deliver).
+    let health = traces(&[("GET /health", vec![])]).encode_to_vec();
+    segment.export(Signal::Traces, health.into(), budget).expect("dropped is acknowledged");
+    let invalid = segment.export(Signal::Traces, vec![0xff, 0xff].into(), budget).unwrap_err();
+    assert!(matches!(invalid, EmbeddedError::InvalidInput { .. }) && invalid.is_permanent(), "{invalid:?}");
+    let stats = segment.shutdown(Duration::from_secs(20)).expect("clean shutdown");
+    assert_eq!((stats.accepted, stats.refused, stats.in_flight), (6, 0, 0));
+
+    for dir in [a.path(), b.path()] {
+        let spans = read_signal(dir, "traces");
+        assert_eq!(rows(&spans), 5, "five spans kept, the health checks filtered");
+        assert!(!strings(&spans, "name").contains(&Some("GET /health".into())));
+        assert!(map_values(&spans, "attributes", "user.email").iter().all(|v| v.as_deref() == Some("****")));
+    }
+}
+
+#[test]
+fn an_exporter_whose_upstream_is_down_refuses_retryably_within_the_budget() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let spec = SegmentSpec {
+        id: "otlp_grpc".into(),
+        processors: vec![],
+        exporters: vec![node(
+            "otlp_grpc",
+            "urn:otel:exporter:otlp_grpc",
+            json!({ "grpc_endpoint": format!("http://{dead}") }),
+        )],
+    };
+    let segment = Segment::start(&spec).expect("segment starts with its upstream down");
+    let batch = traces(&[("GET /a", vec![])]).encode_to_vec();
+    let error = segment.export(Signal::Traces, batch.into(), Duration::from_secs(10)).unwrap_err();
+    assert!(!error.is_permanent(), "an unreachable upstream is worth retrying: {error:?}");
+    drop(segment.shutdown(Duration::from_secs(10)));
+}
+
+#[test]
+fn a_segment_with_a_member_its_factory_refuses_does_not_start_and_names_it() {
+    let spec = SegmentSpec {
+        id: "wasmtel_segment".into(),
+        processors: vec![node(
+            "wasm/redact",
+            "urn:wasmtel:processor:wasm",
+            json!({ "component": "r.wasm", "limits": { "max_memory": "lots" } }),
+        )],
+        exporters: vec![node("arrow_ipc", "urn:wasmtel:exporter:arrow_ipc", json!({ "directory": "/tmp/x" }))],
+    };
+    let error = Segment::start(&spec).err().expect("refused").to_string();
+    assert!(error.starts_with("wasm/redact: ") && error.contains("limits.max_memory"), "{error}");
+}
