@@ -20,6 +20,8 @@ fn main() {
         .method(method("process", "Process", "ProcessRequest", "ProcessResponse"))
         .method(method("metrics", "Metrics", "MetricsRequest", "MetricsResponse"))
         .method(method("unload", "Unload", "UnloadRequest", "UnloadResponse"))
+        .method(method("start_segment", "StartSegment", "StartSegmentRequest", "StartSegmentResponse"))
+        .method(method("stop_segment", "StopSegment", "StopSegmentRequest", "StopSegmentResponse"))
         .build();
     let health = tonic_build::manual::Service::builder()
         .name("Health")

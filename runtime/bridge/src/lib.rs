@@ -32,6 +32,7 @@ use generated::health_server::{Health, HealthServer};
 use shared_memory::{AbandonWatch, Abandoned, SlotLease, Slots};
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Code, Request, Response, Status};
+use wasmtel_dataflow::{EmbeddedError, Segment, SegmentSpec};
 use wasmtel_registry::Policy;
 use wasmtel_runtime::{
     Cancel, FailureKind, LoadError, Outcome, Plugin, PluginConfig, ProcessError, Runtime, RuntimeConfig, Signal,
@@ -99,6 +100,7 @@ async fn serve_async(options: BridgeOptions, runtime: Runtime) -> Result<(), Bri
     let service = Arc::new(Service {
         runtime,
         plugins: RwLock::default(),
+        segments: RwLock::default(),
         next_id: AtomicU64::new(1),
         slots: options.slots,
         abandon_watch: AbandonWatch::default(),
@@ -342,6 +344,8 @@ async fn shutdown_signal(watch_stdin: bool) {
 struct Service {
     runtime: Runtime,
     plugins: RwLock<HashMap<u64, Plugin>>,
+    /// Segments by ID (IDs shared with plugins: one counter).
+    segments: RwLock<HashMap<u64, Arc<Segment>>>,
     next_id: AtomicU64,
     slots: Slots,
     abandon_watch: AbandonWatch,
@@ -355,6 +359,15 @@ impl Service {
             .get(&id)
             .cloned()
             .ok_or_else(|| Status::not_found(format!("no plugin {id} is loaded (the bridge may have restarted)")))
+    }
+
+    fn segment(&self, id: u64) -> Result<Arc<Segment>, Status> {
+        self.segments
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| Status::not_found(format!("no segment {id} runs (the bridge may have restarted)")))
     }
 }
 
@@ -396,16 +409,14 @@ impl Bridge for Service {
     ) -> Result<Response<proto::ProcessResponse>, Status> {
         let deadline = grpc_timeout(request.metadata());
         let request = request.into_inner();
+        if request.segment_id != 0 {
+            return self.export(request, deadline).await.map(Response::new);
+        }
         let mut chain = vec![self.plugin(request.plugin_id)?];
         for id in &request.then_plugin_ids {
             chain.push(self.plugin(*id)?);
         }
-        let signal = match request.signal {
-            0 => Signal::Traces,
-            1 => Signal::Metrics,
-            2 => Signal::Logs,
-            other => return Err(Status::invalid_argument(format!("unknown signal {other}"))),
-        };
+        let signal = signal_of(request.signal)?;
         let lease = match request.slot {
             0 => None,
             slot => Some(
@@ -445,6 +456,37 @@ impl Bridge for Service {
         Ok(Response::new(response?))
     }
 
+    async fn start_segment(
+        &self,
+        request: Request<proto::StartSegmentRequest>,
+    ) -> Result<Response<proto::StartSegmentResponse>, Status> {
+        let spec = SegmentSpec::from_json(&request.into_inner().spec_json)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let started = tokio::task::spawn_blocking(move || Segment::start(&spec))
+            .await
+            .map_err(|e| Status::internal(format!("the segment did not start: {e}")))?;
+        let segment = started.map_err(|e| Status::failed_precondition(e.to_string()))?;
+        let segment_id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.segments.write().unwrap_or_else(PoisonError::into_inner).insert(segment_id, Arc::new(segment));
+        Ok(Response::new(proto::StartSegmentResponse { segment_id }))
+    }
+
+    async fn stop_segment(
+        &self,
+        request: Request<proto::StopSegmentRequest>,
+    ) -> Result<Response<proto::StopSegmentResponse>, Status> {
+        let request = request.into_inner();
+        let segment = self.segments.write().unwrap_or_else(PoisonError::into_inner).remove(&request.segment_id);
+        let Some(segment) = segment else { return Ok(Response::new(proto::StopSegmentResponse {})) };
+        let timeout = Duration::from_millis(request.timeout_ms.max(1));
+        let id = segment.id().to_string();
+        tokio::task::spawn_blocking(move || segment.shutdown(timeout))
+            .await
+            .map_err(|e| Status::internal(format!("{id}: shutdown did not complete: {e}")))?
+            .map_err(|e| Status::unavailable(format!("{id}: {e}")))?;
+        Ok(Response::new(proto::StopSegmentResponse {}))
+    }
+
     async fn metrics(
         &self,
         request: Request<proto::MetricsRequest>,
@@ -459,6 +501,114 @@ impl Bridge for Service {
         self.plugins.write().unwrap_or_else(PoisonError::into_inner).remove(&id);
         Ok(Response::new(proto::UnloadResponse {}))
     }
+}
+
+impl Service {
+    /// Hands a batch (inline or in its slot) to a segment and waits for its
+    /// exporters' answer, within the call's deadline.
+    async fn export(
+        &self,
+        request: proto::ProcessRequest,
+        deadline: Option<Duration>,
+    ) -> Result<proto::ProcessResponse, Status> {
+        if request.plugin_id != 0 || !request.then_plugin_ids.is_empty() {
+            return Err(Status::invalid_argument("a batch goes to plugins or to a segment, not both"));
+        }
+        let segment = self.segment(request.segment_id)?;
+        let signal = signal_of(request.signal)?;
+        let budget = deadline.unwrap_or(DEFAULT_EXPORT_BUDGET);
+        let exported = match request.slot {
+            0 => on_blocking_pool(move || segment.export(signal, request.otlp, budget)).await?,
+            slot => {
+                let lease = self
+                    .slots
+                    .lease(slot, request.slot_size, request.slot_ticket)
+                    .map_err(|e| Status::internal(e.to_string()))?;
+                run_on_connection_thread(move || {
+                    // The engine keeps the batch past the call: it leaves the slot as owned bytes.
+                    let input = lease.read_input(request.slot_input_len).map_err(Status::internal)?;
+                    Ok::<_, Status>(segment.export(signal, bytes::Bytes::from(input), budget))
+                })
+                .await??
+            }
+        };
+        exported.map_err(|e| export_status(&e))?;
+        Ok(proto::ProcessResponse { outcome: proto::EXPORTED, otlp: Vec::new(), in_slot: false, slot_output_len: 0 })
+    }
+}
+
+/// `factories`: prints every node type compiled in as JSON.
+/// `validate-node KIND TYPE`: validates the settings on standard input (JSON)
+/// with the node type's own factory. What a cgo-off collector runs for its
+/// Rust components' `Validate`, exit status 1 with the reason on stderr.
+/// `None` when `args` (without the program name) is neither.
+pub fn node_tool(args: &[String]) -> Option<std::process::ExitCode> {
+    use std::io::Read;
+    use std::process::ExitCode;
+    use wasmtel_dataflow::segment::{self, NodeKind};
+    match args {
+        [command] if command == "factories" => match serde_json::to_string_pretty(&segment::factories()) {
+            Ok(json) => {
+                println!("{json}");
+                Some(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                Some(ExitCode::FAILURE)
+            }
+        },
+        [command, kind, urn] if command == "validate-node" => {
+            let outcome = (|| {
+                let kind: NodeKind = serde_json::from_value(serde_json::Value::String(kind.clone()))
+                    .map_err(|_| format!("unknown node kind {kind:?}"))?;
+                let mut config = String::new();
+                std::io::stdin().read_to_string(&mut config).map_err(|e| format!("standard input: {e}"))?;
+                let config = match config.trim() {
+                    "" => serde_json::Value::Null,
+                    json => serde_json::from_str(json).map_err(|e| format!("config is not JSON: {e}"))?,
+                };
+                segment::validate_node(kind, urn, &config).map_err(|e| e.to_string())
+            })();
+            Some(match outcome {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(message) => {
+                    eprintln!("{message}");
+                    ExitCode::FAILURE
+                }
+            })
+        }
+        _ => None,
+    }
+}
+
+/// A caller without a deadline gets the collector exporters' default.
+const DEFAULT_EXPORT_BUDGET: Duration = Duration::from_secs(5);
+
+fn signal_of(signal: u32) -> Result<Signal, Status> {
+    match signal {
+        0 => Ok(Signal::Traces),
+        1 => Ok(Signal::Metrics),
+        2 => Ok(Signal::Logs),
+        other => Err(Status::invalid_argument(format!("unknown signal {other}"))),
+    }
+}
+
+/// A segment's refusal as a gRPC status, its kind in the trailer:
+/// permanent ones FAILED_PRECONDITION (INVALID_ARGUMENT for bad input),
+/// retryable ones UNAVAILABLE, RESOURCE_EXHAUSTED (backpressure) or
+/// DEADLINE_EXCEEDED.
+fn export_status(error: &EmbeddedError) -> Status {
+    let (code, kind) = match error {
+        EmbeddedError::InvalidInput { .. } => (Code::InvalidArgument, "invalid_input"),
+        EmbeddedError::Backpressure { .. } => (Code::ResourceExhausted, "busy"),
+        EmbeddedError::NotAnswered { .. } => (Code::DeadlineExceeded, "deadline_exceeded"),
+        EmbeddedError::Refused { permanent: true, .. } => (Code::FailedPrecondition, "refused"),
+        EmbeddedError::Refused { .. } => (Code::Unavailable, "refused"),
+        _ => (Code::Unavailable, "stopped"),
+    };
+    let mut metadata = MetadataMap::new();
+    metadata.insert(FAILURE_KIND_TRAILER, MetadataValue::from_static(kind));
+    Status::with_metadata(code, error.to_string(), metadata)
 }
 
 /// One plugin, or a chain of them in one call ([`Plugin::process_chain`]).

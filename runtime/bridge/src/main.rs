@@ -2,7 +2,8 @@
 //! processor on its own, without the rest of the `wasmtel` command (the
 //! otap-dataflow engine), so a collector can carry it. Same flags as
 //! `wasmtel bridge`; a leading `bridge` argument is accepted and ignored, so
-//! either binary runs as `<binary> bridge --socket PATH [--watch-stdin]`.
+//! either binary runs as `<binary> bridge --socket PATH [--watch-stdin]`;
+//! `factories` and `validate-node` answer a collector's Rust components.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,9 +11,15 @@ use std::process::ExitCode;
 use wasmtel_bridge::{BridgeOptions, shared_memory};
 use wasmtel_runtime::RuntimeConfig;
 
-const USAGE: &str = "usage: wasmtel-bridge [bridge] --socket PATH [--watch-stdin] [--max-total-instances N] [--no-cache] [--shared-slot-fds FD,...]";
+const USAGE: &str = "usage: wasmtel-bridge [bridge] --socket PATH [--watch-stdin] [--max-total-instances N] [--no-cache] [--shared-slot-fds FD,...]
+       wasmtel-bridge factories
+       wasmtel-bridge validate-node KIND TYPE < settings.json";
 
 fn main() -> ExitCode {
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(code) = wasmtel_bridge::node_tool(&all) {
+        return code;
+    }
     let mut socket = None;
     let mut watch_stdin = false;
     let mut runtime = RuntimeConfig::default();

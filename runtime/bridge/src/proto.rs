@@ -42,6 +42,9 @@ pub struct ProcessRequest {
     /// consecutive `wasm` processors of a pipeline in one call.
     #[prost(uint64, repeated, tag = "8")]
     pub then_plugin_ids: Vec<u64>,
+    /// Export the batch to this segment instead (`plugin_id` 0).
+    #[prost(uint64, tag = "9")]
+    pub segment_id: u64,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -78,6 +81,29 @@ pub struct UnloadRequest {
 pub struct UnloadResponse {}
 
 #[derive(Clone, PartialEq, prost::Message)]
+pub struct StartSegmentRequest {
+    #[prost(string, tag = "1")]
+    pub spec_json: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StartSegmentResponse {
+    #[prost(uint64, tag = "1")]
+    pub segment_id: u64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StopSegmentRequest {
+    #[prost(uint64, tag = "1")]
+    pub segment_id: u64,
+    #[prost(uint64, tag = "2")]
+    pub timeout_ms: u64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StopSegmentResponse {}
+
+#[derive(Clone, PartialEq, prost::Message)]
 pub struct HealthCheckRequest {
     #[prost(string, tag = "1")]
     pub service: String,
@@ -97,3 +123,5 @@ pub const NOT_SERVING: i32 = 2;
 pub const UNCHANGED: u32 = 0;
 pub const REPLACED: u32 = 1;
 pub const DROPPED: u32 = 2;
+/// A segment's exporters acknowledged the batch.
+pub const EXPORTED: u32 = 3;

@@ -154,6 +154,11 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 }
 
 fn main() -> ExitCode {
+    // `factories` and `validate-node`: the same answers as the bridge binary's.
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(code) = wasmtel_bridge::node_tool(&all) {
+        return code;
+    }
     let cli = Cli::parse();
     // `serve` logs through the engine's own subscriber, installed by its
     // controller; `bridge` as JSON lines for the collector that started it.

@@ -315,8 +315,8 @@ impl Segment {
 
     /// Refuses new batches, lets those in flight finish (within `timeout`),
     /// flushes the exporters and stops.
-    pub fn shutdown(self, timeout: Duration) -> Result<EmbeddedStats, EmbeddedError> {
-        self.pipeline.shutdown(timeout)
+    pub fn shutdown(&self, timeout: Duration) -> Result<EmbeddedStats, EmbeddedError> {
+        self.pipeline.close(timeout)
     }
 }
 

@@ -53,6 +53,10 @@ typedef enum WasmtelErrorKind {
   WASMTEL_ERROR_KIND_DEADLINE_EXCEEDED = 19,
   // The batch is not an OTLP request of its signal; the guest never saw it.
   WASMTEL_ERROR_KIND_INVALID_INPUT = 20,
+  // A node of a segment refused the batch (an exporter's Nack).
+  WASMTEL_ERROR_KIND_REFUSED = 21,
+  // The segment stopped, or is shutting down, before the batch completed.
+  WASMTEL_ERROR_KIND_STOPPED = 22,
 } WasmtelErrorKind;
 
 // What a plugin did with a batch that succeeded.
@@ -70,6 +74,9 @@ typedef struct WasmtelPlugin WasmtelPlugin;
 
 // Opaque runtime handle: one per process is enough; plugins share its engine and caches.
 typedef struct WasmtelRuntime WasmtelRuntime;
+
+// Opaque segment handle: a running pipeline; safe to use from many threads at once.
+typedef struct WasmtelSegment WasmtelSegment;
 
 // A failed call's error, written into the caller's struct; free `message` with [`wasmtel_string_free`].
 typedef struct WasmtelError {
@@ -201,5 +208,63 @@ enum WasmtelStatus wasmtel_logs_drain(char **out_json);
 
 // Runtime and plugin handles currently alive (for leak tests).
 uint64_t wasmtel_live_handles(void);
+
+// Every node type compiled in, as a JSON array of `{"kind", "type", "urn",
+// "empty_config_valid"}`; free with `wasmtel_string_free`.
+//
+// # Safety
+// `out_json` and `error` are writable.
+enum WasmtelStatus wasmtel_factories_json(char **out_json, struct WasmtelError *error);
+
+// Runs the node type's own config validation: `kind` is `receiver`,
+// `processor`, `exporter` or `extension`, `urn` the node type,
+// `config_json` its settings (empty: none). The error names the key.
+//
+// # Safety
+// Pointers point to the given lengths of readable bytes; `error` is writable.
+enum WasmtelStatus wasmtel_node_validate(const uint8_t *kind,
+                                         size_t kind_len,
+                                         const uint8_t *urn,
+                                         size_t urn_len,
+                                         const uint8_t *config_json,
+                                         size_t config_len,
+                                         struct WasmtelError *error);
+
+// Validates and starts a segment described by `spec_json` (a `SegmentSpec`:
+// `{"id", "processors": [{"id", "type", "config"}], "exporters": […]}`).
+// Its pipeline runs on threads of its own until [`wasmtel_segment_shutdown`].
+//
+// # Safety
+// `spec_json` points to `spec_len` readable bytes; `out` and `error` are writable.
+enum WasmtelStatus wasmtel_segment_start(const uint8_t *spec_json,
+                                         size_t spec_len,
+                                         struct WasmtelSegment **out,
+                                         struct WasmtelError *error);
+
+// Hands one OTLP request to the segment and waits, at most `budget_ns`,
+// until every exporter has acknowledged it. A refusal keeps the exporter's
+// permanent/retryable; a full queue is `Busy`, no answer in time
+// `DeadlineExceeded` (both retryable).
+//
+// # Safety
+// `segment` is live; `input` points to `input_len` readable bytes for the
+// duration of the call; `error` is writable.
+enum WasmtelStatus wasmtel_segment_export(const struct WasmtelSegment *segment,
+                                          uint32_t signal,
+                                          const uint8_t *input,
+                                          size_t input_len,
+                                          uint64_t budget_ns,
+                                          struct WasmtelError *error);
+
+// Stops taking batches, lets those in flight finish and the exporters flush
+// (within `timeout_ns`), stops the pipeline and frees the handle, whatever
+// the outcome; an error says what did not finish.
+//
+// # Safety
+// `segment` came from [`wasmtel_segment_start`] and is not used afterwards;
+// no export on it is running; `error` is writable or NULL.
+enum WasmtelStatus wasmtel_segment_shutdown(struct WasmtelSegment *segment,
+                                            uint64_t timeout_ns,
+                                            struct WasmtelError *error);
 
 #endif  /* WASMTEL_H */

@@ -20,6 +20,9 @@ use std::time::Duration;
 
 use wasmtel_registry::{ErrorKind, Policy};
 use wasmtel_runtime::logging::{LogRecord, RecordLayer};
+mod segment;
+pub use segment::WasmtelSegment;
+
 use wasmtel_runtime::{FailureKind, LoadError, Outcome, Plugin, PluginConfig, Runtime, RuntimeConfig, Signal};
 
 /// Opaque runtime handle: one per process is enough; plugins share its engine and caches.
@@ -76,6 +79,10 @@ pub enum WasmtelErrorKind {
     DeadlineExceeded = 19,
     /// The batch is not an OTLP request of its signal; the guest never saw it.
     InvalidInput = 20,
+    /// A node of a segment refused the batch (an exporter's Nack).
+    Refused = 21,
+    /// The segment stopped, or is shutting down, before the batch completed.
+    Stopped = 22,
 }
 
 /// A failed call's error, written into the caller's struct; free `message` with [`wasmtel_string_free`].

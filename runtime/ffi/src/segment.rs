@@ -1,0 +1,199 @@
+//! The Rust components of a collector pipeline: the node factories compiled
+//! in, their own config validation, and segments (Rust processors and
+//! exporters run as one otap-dataflow pipeline, in this process).
+
+use std::ffi::{CString, c_char};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use wasmtel_dataflow::segment::{self, NodeKind};
+use wasmtel_dataflow::{EmbeddedError, Segment, SegmentError, SegmentSpec};
+
+use crate::{LIVE_HANDLES, WasmtelError, WasmtelErrorKind, WasmtelStatus, fail, guard, invalid, signal_of, text};
+
+/// Opaque segment handle: a running pipeline; safe to use from many threads at once.
+pub struct WasmtelSegment(Segment);
+
+/// Writes `json` to `out_json` (free with `wasmtel_string_free`).
+fn put_json(out_json: *mut *mut c_char, json: String, error: *mut WasmtelError) -> WasmtelStatus {
+    match CString::new(json) {
+        Ok(json) => {
+            // SAFETY: the callers check `out_json` is non-null; it is writable (their caller's promise).
+            unsafe { *out_json = json.into_raw() };
+            WasmtelStatus::Ok
+        }
+        Err(_) => fail(error, WasmtelErrorKind::Panic, true, "JSON with a NUL byte".into()),
+    }
+}
+
+/// Every node type compiled in, as a JSON array of `{"kind", "type", "urn",
+/// "empty_config_valid"}`; free with `wasmtel_string_free`.
+///
+/// # Safety
+/// `out_json` and `error` are writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wasmtel_factories_json(out_json: *mut *mut c_char, error: *mut WasmtelError) -> WasmtelStatus {
+    guard(error, || {
+        if out_json.is_null() {
+            return invalid(error, "out_json is NULL");
+        }
+        match serde_json::to_string(&segment::factories()) {
+            Ok(json) => put_json(out_json, json, error),
+            Err(e) => fail(error, WasmtelErrorKind::Panic, true, e.to_string()),
+        }
+    })
+}
+
+/// Runs the node type's own config validation: `kind` is `receiver`,
+/// `processor`, `exporter` or `extension`, `urn` the node type,
+/// `config_json` its settings (empty: none). The error names the key.
+///
+/// # Safety
+/// Pointers point to the given lengths of readable bytes; `error` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wasmtel_node_validate(
+    kind: *const u8,
+    kind_len: usize,
+    urn: *const u8,
+    urn_len: usize,
+    config_json: *const u8,
+    config_len: usize,
+    error: *mut WasmtelError,
+) -> WasmtelStatus {
+    guard(error, || {
+        // SAFETY: upheld by the caller.
+        let (kind, urn, config) = match unsafe {
+            (text(kind, kind_len, "kind"), text(urn, urn_len, "urn"), text(config_json, config_len, "config"))
+        } {
+            (Ok(kind), Ok(urn), Ok(config)) => (kind, urn, config),
+            (Err(m), _, _) | (_, Err(m), _) | (_, _, Err(m)) => return invalid(error, m),
+        };
+        let kind: NodeKind = match serde_json::from_value(serde_json::Value::String(kind.into())) {
+            Ok(kind) => kind,
+            Err(_) => return invalid(error, format!("unknown node kind {kind:?}")),
+        };
+        let config = match config {
+            "" => serde_json::Value::Null,
+            json => match serde_json::from_str(json) {
+                Ok(config) => config,
+                Err(e) => return invalid(error, format!("config is not JSON: {e}")),
+            },
+        };
+        match segment::validate_node(kind, urn, &config) {
+            Ok(()) => WasmtelStatus::Ok,
+            Err(e) => fail(error, WasmtelErrorKind::Load, true, e.to_string()),
+        }
+    })
+}
+
+/// Validates and starts a segment described by `spec_json` (a `SegmentSpec`:
+/// `{"id", "processors": [{"id", "type", "config"}], "exporters": […]}`).
+/// Its pipeline runs on threads of its own until [`wasmtel_segment_shutdown`].
+///
+/// # Safety
+/// `spec_json` points to `spec_len` readable bytes; `out` and `error` are writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wasmtel_segment_start(
+    spec_json: *const u8,
+    spec_len: usize,
+    out: *mut *mut WasmtelSegment,
+    error: *mut WasmtelError,
+) -> WasmtelStatus {
+    guard(error, || {
+        if out.is_null() {
+            return invalid(error, "out is NULL");
+        }
+        // SAFETY: upheld by the caller.
+        let spec = match unsafe { text(spec_json, spec_len, "segment spec") }.map(SegmentSpec::from_json) {
+            Ok(Ok(spec)) => spec,
+            Ok(Err(e)) => return invalid(error, e.to_string()),
+            Err(message) => return invalid(error, message),
+        };
+        match Segment::start(&spec) {
+            Ok(segment) => {
+                LIVE_HANDLES.fetch_add(1, Ordering::SeqCst);
+                // SAFETY: `out` is non-null and writable.
+                unsafe { *out = Box::into_raw(Box::new(WasmtelSegment(segment))) };
+                WasmtelStatus::Ok
+            }
+            Err(e @ SegmentError::Start { .. }) => fail(error, WasmtelErrorKind::Instantiate, true, e.to_string()),
+            Err(e) => fail(error, WasmtelErrorKind::Load, true, e.to_string()),
+        }
+    })
+}
+
+/// Hands one OTLP request to the segment and waits, at most `budget_ns`,
+/// until every exporter has acknowledged it. A refusal keeps the exporter's
+/// permanent/retryable; a full queue is `Busy`, no answer in time
+/// `DeadlineExceeded` (both retryable).
+///
+/// # Safety
+/// `segment` is live; `input` points to `input_len` readable bytes for the
+/// duration of the call; `error` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wasmtel_segment_export(
+    segment: *const WasmtelSegment,
+    signal: u32,
+    input: *const u8,
+    input_len: usize,
+    budget_ns: u64,
+    error: *mut WasmtelError,
+) -> WasmtelStatus {
+    guard(error, || {
+        if segment.is_null() {
+            return invalid(error, "segment is NULL");
+        }
+        let Some(signal) = signal_of(signal) else { return invalid(error, format!("unknown signal {signal}")) };
+        // SAFETY: upheld by the caller.
+        let Some(input) = (unsafe { crate::bytes(input, input_len) }) else {
+            return invalid(error, "input is NULL");
+        };
+        // SAFETY: `segment` is live.
+        let segment = unsafe { &(*segment).0 };
+        // The engine keeps the bytes past this call (queues, retries): one copy.
+        let budget = if budget_ns == 0 { Duration::from_secs(5) } else { Duration::from_nanos(budget_ns) };
+        match segment.export(signal, Bytes::copy_from_slice(input), budget) {
+            Ok(()) => WasmtelStatus::Ok,
+            Err(e) => fail(error, export_error_kind(&e), e.is_permanent(), format!("{}: {e}", segment.id())),
+        }
+    })
+}
+
+fn export_error_kind(error: &EmbeddedError) -> WasmtelErrorKind {
+    match error {
+        EmbeddedError::InvalidInput { .. } => WasmtelErrorKind::InvalidInput,
+        EmbeddedError::Refused { .. } => WasmtelErrorKind::Refused,
+        EmbeddedError::Backpressure { .. } => WasmtelErrorKind::Busy,
+        EmbeddedError::NotAnswered { .. } => WasmtelErrorKind::DeadlineExceeded,
+        _ => WasmtelErrorKind::Stopped,
+    }
+}
+
+/// Stops taking batches, lets those in flight finish and the exporters flush
+/// (within `timeout_ns`), stops the pipeline and frees the handle, whatever
+/// the outcome; an error says what did not finish.
+///
+/// # Safety
+/// `segment` came from [`wasmtel_segment_start`] and is not used afterwards;
+/// no export on it is running; `error` is writable or NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wasmtel_segment_shutdown(
+    segment: *mut WasmtelSegment,
+    timeout_ns: u64,
+    error: *mut WasmtelError,
+) -> WasmtelStatus {
+    if segment.is_null() {
+        return WasmtelStatus::Ok;
+    }
+    guard(error, || {
+        // SAFETY: upheld by the caller.
+        let WasmtelSegment(segment) = *unsafe { Box::from_raw(segment) };
+        LIVE_HANDLES.fetch_sub(1, Ordering::SeqCst);
+        let id = segment.id().to_string();
+        match segment.shutdown(Duration::from_nanos(timeout_ns.max(1))) {
+            Ok(_) => WasmtelStatus::Ok,
+            Err(e) => fail(error, WasmtelErrorKind::Stopped, false, format!("{id}: {e}")),
+        }
+    })
+}
