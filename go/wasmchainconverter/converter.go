@@ -1,5 +1,25 @@
-// Package wasmchainconverter is a confmap converter that lets consecutive
-// `wasm` processors of a pipeline cross into the runtime once per batch:
+// Package wasmchainconverter is a confmap converter that lets the Rust parts
+// of a pipeline cross into the runtime once per batch.
+//
+// A pipeline that ends in Rust exporters only (arrow_ipc, otap, otlp_grpc,
+// …: go/rustexporters), after zero or more wasm processors,
+//
+//	processors: [batch, wasm/redact, wasm/filter]
+//	exporters: [arrow_ipc, otap]
+//
+// becomes
+//
+//	processors: [batch]
+//	exporters: [wasmtel_segment/redact,filter;arrow_ipc,otap]
+//
+// a `wasmtel_segment` exporter (go/rustexporters/segmentexporter) that runs
+// those processors and exporters as one Rust engine pipeline: the batch is
+// marshaled once and never returns to pdata; the exporters get OTAP
+// converted once. Each member keeps its ID and settings. A member used
+// anywhere else in another shape (an exporter shared with a pipeline whose
+// tail differs) keeps the pipeline as it is.
+//
+// Then consecutive `wasm` processors that remain cross once per batch:
 //
 //	processors: [batch, wasm/redact, wasm/filter, attributes]
 //
@@ -25,6 +45,8 @@ import (
 	"strings"
 
 	"go.opentelemetry.io/collector/confmap"
+
+	"github.com/wasmtel/wasmtel/go/wasmprocessor"
 )
 
 // processorType is the wasm processor's component type.
@@ -39,6 +61,14 @@ func NewFactory() confmap.ConverterFactory {
 type converter struct{}
 
 func (converter) Convert(_ context.Context, conf *confmap.Conf) error {
+	if err := foldSegments(conf); err != nil {
+		return err
+	}
+	return chainWasm(conf)
+}
+
+// chainWasm replaces each run of consecutive wasm processors by a chain.
+func chainWasm(conf *confmap.Conf) error {
 	raw := conf.ToStringMap()
 	processors, _ := raw["processors"].(map[string]any)
 	service, _ := raw["service"].(map[string]any)
@@ -189,4 +219,150 @@ func chainOf(members []any, processors map[string]any) (string, map[string]any) 
 		chain[i] = map[string]any{"id": id, "settings": settings}
 	}
 	return processorType + "/chain(" + strings.Join(names, ",") + ")", map[string]any{"chain": chain}
+}
+
+// foldSegments replaces the Rust tail of each pipeline (trailing wasm
+// processors that run in one place, then Rust exporters only) by one
+// segment exporter, where every member is used only in that same tail.
+func foldSegments(conf *confmap.Conf) error {
+	raw := conf.ToStringMap()
+	processors, _ := raw["processors"].(map[string]any)
+	exporters, _ := raw["exporters"].(map[string]any)
+	service, _ := raw["service"].(map[string]any)
+	pipelines, _ := service["pipelines"].(map[string]any)
+	if exporters == nil || pipelines == nil {
+		return nil
+	}
+	names := make([]string, 0, len(pipelines))
+	for name := range pipelines {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	type tail struct {
+		id                    string
+		keep, wasm, exporters []any
+	}
+	tails := map[string]*tail{}
+	// What shape each processor and exporter ID is used in ("" for none).
+	usedIn := map[string]map[string]bool{}
+	use := func(kind string, id any, as string) {
+		key := kind + ":" + fmt.Sprint(id)
+		if usedIn[key] == nil {
+			usedIn[key] = map[string]bool{}
+		}
+		usedIn[key][as] = true
+	}
+	for _, name := range names {
+		pipeline, _ := pipelines[name].(map[string]any)
+		list, _ := pipeline["processors"].([]any)
+		out, _ := pipeline["exporters"].([]any)
+		t := segmentTail(list, out, processors)
+		as := ""
+		if t != nil {
+			as = t.id
+			tails[name] = &tail{id: t.id, keep: list[:len(list)-len(t.wasm)], wasm: t.wasm, exporters: out}
+		}
+		for i, id := range list {
+			if t != nil && i >= len(list)-len(t.wasm) {
+				use("p", id, as)
+			} else {
+				use("p", id, "")
+			}
+		}
+		for _, id := range out {
+			use("e", id, as)
+		}
+	}
+	only := func(kind string, ids []any, as string) bool {
+		for _, id := range ids {
+			if used := usedIn[kind+":"+fmt.Sprint(id)]; len(used) != 1 || !used[as] {
+				return false
+			}
+		}
+		return true
+	}
+	newExporters := map[string]any{}
+	newPipelines := map[string]any{}
+	for _, name := range names {
+		t := tails[name]
+		if t == nil || !only("p", t.wasm, t.id) || !only("e", t.exporters, t.id) {
+			continue
+		}
+		if existing, ok := exporters[t.id]; ok && existing != nil {
+			return fmt.Errorf("pipeline %s: %s is defined already: rename it, the converter names segments so", name, t.id)
+		}
+		newExporters[t.id] = map[string]any{
+			"processors": members(t.wasm, processors),
+			"exporters":  members(t.exporters, exporters),
+		}
+		keep := t.keep
+		if keep == nil {
+			keep = []any{}
+		}
+		newPipelines[name] = map[string]any{"processors": keep, "exporters": []any{t.id}}
+	}
+	if len(newPipelines) == 0 {
+		return nil
+	}
+	return conf.Merge(confmap.NewFromStringMap(map[string]any{
+		"exporters": newExporters,
+		"service":   map[string]any{"pipelines": newPipelines},
+	}))
+}
+
+// segmentCandidate is a pipeline's Rust tail.
+type segmentCandidate struct {
+	id   string
+	wasm []any
+}
+
+// segmentTail is the pipeline's Rust tail, or nil: every exporter a Rust
+// one, and the wasm processors at the end (one place to run, no ID twice).
+// A lone Rust exporter with no wasm processor before it is a segment already.
+func segmentTail(list, out []any, processors map[string]any) *segmentCandidate {
+	if len(out) == 0 {
+		return nil
+	}
+	seen := map[any]bool{}
+	for _, id := range out {
+		typ, _ := typeAndName(id)
+		if seen[id] || !wasmprocessor.IsRustExporterType(typ) {
+			return nil
+		}
+		seen[id] = true
+	}
+	start := len(list)
+	for start > 0 && chainable(list[start-1], processors) && !seen[list[start-1]] &&
+		(start == len(list) || sameHost(list[start-1], list[len(list)-1], processors)) {
+		seen[list[start-1]] = true
+		start--
+	}
+	wasm := list[start:]
+	if len(wasm) == 0 && len(out) == 1 {
+		return nil
+	}
+	pnames := make([]string, len(wasm))
+	for i, id := range wasm {
+		_, n := typeAndName(id)
+		if n == "" {
+			n = processorType
+		}
+		pnames[i] = n
+	}
+	enames := make([]string, len(out))
+	for i, id := range out {
+		enames[i] = strings.ReplaceAll(fmt.Sprint(id), "/", ".")
+	}
+	id := wasmprocessor.SegmentType.String() + "/" + strings.Join(pnames, ",") + ";" + strings.Join(enames, ",")
+	return &segmentCandidate{id: id, wasm: wasm}
+}
+
+// members lists ids with their settings, as a segment's config holds them.
+func members(ids []any, defined map[string]any) []any {
+	list := make([]any, len(ids))
+	for i, id := range ids {
+		settings, _ := defined[fmt.Sprint(id)].(map[string]any)
+		list[i] = map[string]any{"id": id, "settings": settings}
+	}
+	return list
 }

@@ -133,3 +133,79 @@ func TestAnExistingProcessorOfTheChainsNameIsNotOverwritten(t *testing.T) {
 		t.Fatal("the user's wasm/chain(a,b) was replaced")
 	}
 }
+
+func pipelineExporters(t *testing.T, conf map[string]any, pipeline string) []any {
+	t.Helper()
+	return conf["service"].(map[string]any)["pipelines"].(map[string]any)[pipeline].(map[string]any)["exporters"].([]any)
+}
+
+func TestAPipelineEndingInRustExportersBecomesOneSegment(t *testing.T) {
+	conf := convert(t, map[string]any{
+		"processors": map[string]any{
+			"batch":       map[string]any{},
+			"wasm/redact": map[string]any{"component": "redact.wasm", "config": map[string]any{"keys": []any{"user.email"}}},
+			"wasm/filter": map[string]any{"component": "filter.wasm"},
+		},
+		"exporters": map[string]any{
+			"arrow_ipc": map[string]any{"directory": "/data"},
+			"otap":      map[string]any{"grpc_endpoint": "http://127.0.0.1:4317"},
+			"debug":     map[string]any{},
+		},
+		"service": map[string]any{"pipelines": map[string]any{
+			"traces":  map[string]any{"processors": []any{"batch", "wasm/redact", "wasm/filter"}, "exporters": []any{"arrow_ipc", "otap"}},
+			"logs":    map[string]any{"processors": []any{"wasm/redact", "wasm/filter"}, "exporters": []any{"arrow_ipc", "otap"}},
+			"metrics": map[string]any{"processors": []any{"batch"}, "exporters": []any{"debug"}},
+		}},
+	})
+	segment := "wasmtel_segment/redact,filter;arrow_ipc,otap"
+	for _, p := range []string{"traces", "logs"} {
+		if got := pipelineExporters(t, conf, p); !reflect.DeepEqual(got, []any{segment}) {
+			t.Fatalf("%s exporters: %v", p, got)
+		}
+	}
+	if got := pipelineProcessors(t, conf, "traces"); !reflect.DeepEqual(got, []any{"batch"}) {
+		t.Fatalf("traces processors: %v", got)
+	}
+	if got := pipelineProcessors(t, conf, "logs"); len(got) != 0 {
+		t.Fatalf("logs processors: %v", got)
+	}
+	// A Go exporter's pipeline is left alone.
+	if got := pipelineExporters(t, conf, "metrics"); !reflect.DeepEqual(got, []any{"debug"}) {
+		t.Fatalf("metrics exporters: %v", got)
+	}
+	// The segment decodes as the segment exporter's config: members in order, with their settings.
+	var cfg wasmprocessor.SegmentConfig
+	if err := confmap.NewFromStringMap(conf["exporters"].(map[string]any)[segment].(map[string]any)).Unmarshal(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Processors) != 2 || cfg.Processors[0].ID != "wasm/redact" || cfg.Processors[1].Settings["component"] != "filter.wasm" {
+		t.Fatalf("processors: %+v", cfg.Processors)
+	}
+	if len(cfg.Exporters) != 2 || cfg.Exporters[0].ID != "arrow_ipc" || cfg.Exporters[0].Settings["directory"] != "/data" {
+		t.Fatalf("exporters: %+v", cfg.Exporters)
+	}
+}
+
+func TestAnExporterSharedWithAnotherShapeOfPipelineIsNotFolded(t *testing.T) {
+	conf := convert(t, map[string]any{
+		"processors": map[string]any{
+			"wasm/redact": map[string]any{"component": "redact.wasm"},
+			"wasm/filter": map[string]any{"component": "filter.wasm"},
+		},
+		"exporters": map[string]any{"arrow_ipc": map[string]any{"directory": "/data"}},
+		"service": map[string]any{"pipelines": map[string]any{
+			"traces": map[string]any{"processors": []any{"wasm/redact", "wasm/filter"}, "exporters": []any{"arrow_ipc"}},
+			"logs":   map[string]any{"processors": []any{"wasm/redact"}, "exporters": []any{"arrow_ipc"}},
+		}},
+	})
+	// One arrow_ipc writes both pipelines' files, so neither is folded; the
+	// wasm processors are left too (wasm/redact is used in two shapes).
+	for _, p := range []string{"traces", "logs"} {
+		if got := pipelineExporters(t, conf, p); !reflect.DeepEqual(got, []any{"arrow_ipc"}) {
+			t.Fatalf("%s exporters: %v", p, got)
+		}
+	}
+	if got := pipelineProcessors(t, conf, "traces"); !reflect.DeepEqual(got, []any{"wasm/redact", "wasm/filter"}) {
+		t.Fatalf("traces processors: %v", got)
+	}
+}

@@ -39,6 +39,8 @@ type processRequest struct {
 	// thenPluginIDs run after pluginID, in order, on its output: a chain of
 	// consecutive wasm processors in one call.
 	thenPluginIDs []uint64
+	// Or (pluginID 0) the batch goes to this segment's exporters.
+	segmentID uint64
 }
 
 type processResponse struct {
@@ -56,6 +58,14 @@ type metricsResponse struct{ json []byte }
 type unloadRequest struct{ pluginID uint64 }
 
 type unloadResponse struct{}
+
+type startSegmentRequest struct{ specJSON []byte }
+
+type startSegmentResponse struct{ segmentID uint64 }
+
+type stopSegmentRequest struct{ segmentID, timeoutMs uint64 }
+
+type stopSegmentResponse struct{}
 
 func appendString(b []byte, number protowire.Number, s string) []byte {
 	if s == "" {
@@ -147,6 +157,7 @@ func (m *processRequest) marshal() [][]byte {
 		head = protowire.AppendTag(head, 8, protowire.BytesType)
 		head = protowire.AppendBytes(head, packed)
 	}
+	head = appendVarint(head, 9, m.segmentID)
 	if len(m.otlp) == 0 {
 		return [][]byte{head}
 	}
@@ -163,7 +174,7 @@ func (m *processResponse) unmarshal(b []byte) error {
 	return eachField(b, func(number protowire.Number, typ protowire.Type, value []byte, v uint64) error {
 		switch {
 		case number == 1 && typ == protowire.VarintType:
-			if v > uint64(outcomeDropped) {
+			if v > uint64(outcomeExported) {
 				return fmt.Errorf("unknown outcome %d", v)
 			}
 			m.outcome = outcome(v)
@@ -228,3 +239,32 @@ func (bridgeCodec) Unmarshal(data mem.BufferSlice, v any) error {
 }
 
 func (bridgeCodec) Name() string { return "proto" }
+
+func (m *startSegmentRequest) marshal() [][]byte { return [][]byte{appendBytes(nil, 1, m.specJSON)} }
+
+func (m *startSegmentRequest) unmarshal([]byte) error {
+	return errors.New("startSegmentRequest is only sent")
+}
+
+func (m *startSegmentResponse) marshal() [][]byte { return nil }
+
+func (m *startSegmentResponse) unmarshal(b []byte) error {
+	return eachField(b, func(number protowire.Number, typ protowire.Type, _ []byte, v uint64) error {
+		if number == 1 && typ == protowire.VarintType {
+			m.segmentID = v
+		}
+		return nil
+	})
+}
+
+func (m *stopSegmentRequest) marshal() [][]byte {
+	return [][]byte{appendVarint(appendVarint(nil, 1, m.segmentID), 2, m.timeoutMs)}
+}
+
+func (m *stopSegmentRequest) unmarshal([]byte) error {
+	return errors.New("stopSegmentRequest is only sent")
+}
+
+func (m *stopSegmentResponse) marshal() [][]byte { return nil }
+
+func (m *stopSegmentResponse) unmarshal([]byte) error { return nil }

@@ -50,6 +50,8 @@ var failureKinds = map[C.enum_WasmtelErrorKind]string{
 	C.WASMTEL_ERROR_KIND_BUSY:              "busy",
 	C.WASMTEL_ERROR_KIND_DEADLINE_EXCEEDED: "deadline_exceeded",
 	C.WASMTEL_ERROR_KIND_INVALID_INPUT:     "invalid_input",
+	C.WASMTEL_ERROR_KIND_REFUSED:           "refused",
+	C.WASMTEL_ERROR_KIND_STOPPED:           "stopped",
 }
 
 // The runtime (engine, compile cache) is shared by every plugin of the

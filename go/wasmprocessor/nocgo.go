@@ -13,3 +13,11 @@ func loadEmbedded(string, string, []byte, []byte) (pluginHandle, error) {
 }
 
 func liveHandles() uint64 { return 0 }
+
+func startEmbeddedSegment([]byte) (segmentHandle, error) {
+	return nil, errors.New("embedded segments need a collector built with cgo")
+}
+
+func validateNodeEmbedded(string, string, []byte) error {
+	return errors.New("embedded validation needs a collector built with cgo")
+}

@@ -62,8 +62,8 @@ type child struct {
 	stdin  io.Closer
 	dir    *bridgeDir
 	exited chan struct{}
-	// Plugins to load again after a restart.
-	plugins map[*remotePlugin]struct{}
+	// Plugins and segments to load again after a restart.
+	plugins map[reloadable]struct{}
 }
 
 // acquireChild returns the running child of program, starting it if
@@ -77,7 +77,7 @@ func acquireChild(program *runtimeProgram, logger *zap.Logger) (*child, error) {
 	}
 	c := children.byProgram[program.key]
 	if c == nil {
-		c = &child{program: program, logger: logger, plugins: map[*remotePlugin]struct{}{}}
+		c = &child{program: program, logger: logger, plugins: map[reloadable]struct{}{}}
 		if err := c.start(); err != nil {
 			program.release()
 			return nil, err
@@ -251,7 +251,7 @@ func (c *child) supervise(cmd *exec.Cmd, exited <-chan struct{}) {
 	}
 	oldConn, oldSlots, oldDir := c.conn, c.slots, c.dir
 	c.conn, c.slots, c.cmd, c.dir = nil, nil, nil, nil
-	plugins := make([]*remotePlugin, 0, len(c.plugins))
+	plugins := make([]reloadable, 0, len(c.plugins))
 	for p := range c.plugins {
 		plugins = append(plugins, p)
 	}
@@ -282,7 +282,7 @@ func (c *child) supervise(cmd *exec.Cmd, exited <-chan struct{}) {
 		}
 		for _, p := range plugins {
 			if err := p.reload(); err != nil {
-				c.logger.Error("reloading a plugin into the restarted wasmtel bridge", zap.String("plugin", p.name), zap.Error(err))
+				c.logger.Error("reloading into the restarted wasmtel bridge", zap.String("component", p.componentID()), zap.Error(err))
 			}
 		}
 		c.logger.Info("the wasmtel bridge is back", zap.Int("plugins", len(plugins)))
@@ -343,6 +343,17 @@ func (t *lineTail) String() string {
 	return strings.Join(t.lines, " | ")
 }
 
+// reloadable is what the child holds for its users and loads again into a
+// new generation: plugins and segments.
+type reloadable interface {
+	// reload loads it into the current generation.
+	reload() error
+	// forget marks it as not loaded (its child died).
+	forget()
+	// componentID names it in logs.
+	componentID() string
+}
+
 // remotePlugin is a plugin loaded in the child.
 type remotePlugin struct {
 	child                    *child
@@ -383,6 +394,8 @@ func (p *remotePlugin) reload() error {
 	p.mu.Unlock()
 	return nil
 }
+
+func (p *remotePlugin) componentID() string { return p.name }
 
 // forget marks the plugin as not loaded (its child died).
 func (p *remotePlugin) forget() {

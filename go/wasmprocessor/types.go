@@ -32,6 +32,8 @@ const (
 	outcomeUnchanged outcome = iota
 	outcomeReplaced
 	outcomeDropped
+	// outcomeExported: a segment's exporters acknowledged the batch.
+	outcomeExported
 )
 
 func (o outcome) String() string {
@@ -42,6 +44,8 @@ func (o outcome) String() string {
 		return "replaced"
 	case outcomeDropped:
 		return "dropped"
+	case outcomeExported:
+		return "exported"
 	}
 	return "unknown"
 }
@@ -76,3 +80,5 @@ type bridgeError struct {
 func (e *bridgeError) Error() string { return e.message }
 
 var errPluginClosed = errors.New("wasm plugin is shut down")
+
+var errSegmentStopped = &bridgeError{message: "the Rust segment is shut down"}

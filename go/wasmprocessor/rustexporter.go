@@ -1,0 +1,275 @@
+package wasmprocessor
+
+// Rust exporters as collector exporters. Each runs as a segment of its own
+// (one exporter), or, where the wasmchain converter folded a pipeline's
+// trailing wasm processors and Rust exporters together, as the
+// `wasmtel_segment` exporter that holds them all. Either way a batch
+// crosses once, as the OTLP bytes pdata marshals, and Consume* returns
+// when every exporter of the segment acknowledged it: a refusal keeps its
+// permanent or retryable meaning (consumererror), a full engine queue is a
+// retryable error, never a silent drop.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.uber.org/zap"
+)
+
+// rustFactory is one node factory compiled into the runtime (rustfactories_gen.go).
+type rustFactory struct {
+	kind, componentType, urn string
+	emptyConfigValid         bool
+}
+
+func findRustFactory(kind, componentType string) (rustFactory, bool) {
+	for _, f := range rustFactories {
+		if f.kind == kind && f.componentType == componentType {
+			return f, true
+		}
+	}
+	return rustFactory{}, false
+}
+
+// RustConfig is a Rust component's settings, exactly the keys its Rust
+// node reads: they cross as JSON, and its Rust factory validates them (Go
+// declares none of them, so adding a setting is one Rust field).
+type RustConfig struct {
+	Settings map[string]any
+	factory  rustFactory
+}
+
+var _ confmap.Unmarshaler = (*RustConfig)(nil)
+
+// Unmarshal keeps the configuration's keys as they are, for the Rust factory.
+func (cfg *RustConfig) Unmarshal(conf *confmap.Conf) error {
+	cfg.Settings = conf.ToStringMap()
+	return nil
+}
+
+// Validate asks the Rust factory; its error names the key.
+func (cfg *RustConfig) Validate() error {
+	return validateNode(cfg.factory.kind, cfg.factory.urn, cfg.Settings)
+}
+
+// NewRustExporterFactory is the collector factory of the runtime's Rust
+// exporter componentType (the generated packages under go/rustexporters
+// call it).
+func NewRustExporterFactory(componentType string) exporter.Factory {
+	f, ok := findRustFactory("exporter", componentType)
+	if !ok {
+		// Only generated code calls this, with a type of the table generated beside it.
+		panic(fmt.Sprintf("no Rust exporter %q in this runtime", componentType))
+	}
+	return newSegmentFactory(component.MustNewType(componentType), func() component.Config {
+		return &RustConfig{Settings: map[string]any{}, factory: f}
+	}, func(id component.ID, cfg component.Config) (segmentPlan, error) {
+		rc := cfg.(*RustConfig)
+		node := segmentNode{ID: id.String(), URN: f.urn, Config: rc.Settings}
+		return segmentPlan{spec: segmentSpec{ID: id.String(), Exporters: []segmentNode{node}}}, nil
+	})
+}
+
+// segmentPlan is what a segment exporter starts: the spec, where it runs,
+// and the IDs of its wasm processors (their logs go to this exporter's logger).
+type segmentPlan struct {
+	spec          segmentSpec
+	mode          string
+	runtimeBinary string
+	pluginIDs     []string
+}
+
+func newSegmentFactory(typ component.Type, createDefault component.CreateDefaultConfigFunc,
+	plan func(component.ID, component.Config) (segmentPlan, error)) exporter.Factory {
+	create := func(set exporter.Settings, cfg component.Config) (*segmentUse, error) {
+		p, err := plan(set.ID, cfg)
+		if err != nil {
+			return nil, err
+		}
+		if p.mode == "" {
+			p.mode = (&Config{}).effectiveMode()
+		}
+		return acquireSegment(set, p), nil
+	}
+	return exporter.NewFactory(typ, createDefault,
+		exporter.WithTraces(func(_ context.Context, set exporter.Settings, cfg component.Config) (exporter.Traces, error) {
+			use, err := create(set, cfg)
+			if err != nil {
+				return nil, err
+			}
+			return &tracesExporter{use}, nil
+		}, component.StabilityLevelAlpha),
+		exporter.WithMetrics(func(_ context.Context, set exporter.Settings, cfg component.Config) (exporter.Metrics, error) {
+			use, err := create(set, cfg)
+			if err != nil {
+				return nil, err
+			}
+			return &metricsExporter{use}, nil
+		}, component.StabilityLevelAlpha),
+		exporter.WithLogs(func(_ context.Context, set exporter.Settings, cfg component.Config) (exporter.Logs, error) {
+			use, err := create(set, cfg)
+			if err != nil {
+				return nil, err
+			}
+			return &logsExporter{use}, nil
+		}, component.StabilityLevelAlpha),
+	)
+}
+
+// sharedSegment is the one segment of an exporter ID, started by the first
+// pipeline that starts and stopped by the last that shuts down: traces,
+// metrics and logs of one ID share it, as one Go exporter would.
+type sharedSegment struct {
+	plan   segmentPlan
+	logger *zap.Logger
+
+	mu      sync.Mutex
+	started int
+	handle  segmentHandle
+}
+
+var segments = struct {
+	sync.Mutex
+	byID map[component.ID]*sharedSegment
+}{byID: map[component.ID]*sharedSegment{}}
+
+// segmentUse is one pipeline's hold on its exporter ID's segment.
+type segmentUse struct {
+	segment *sharedSegment
+	id      component.ID
+	once    sync.Once
+	started bool
+}
+
+func acquireSegment(set exporter.Settings, plan segmentPlan) *segmentUse {
+	segments.Lock()
+	defer segments.Unlock()
+	s := segments.byID[set.ID]
+	if s == nil {
+		s = &sharedSegment{plan: plan, logger: set.Logger}
+		segments.byID[set.ID] = s
+	}
+	return &segmentUse{segment: s, id: set.ID}
+}
+
+func (u *segmentUse) Start(context.Context, component.Host) error {
+	s := u.segment
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started == 0 {
+		for _, id := range s.plan.pluginIDs {
+			registerPluginLogger(id, s.logger)
+		}
+		handle, err := startSegment(s.plan.spec, s.plan.mode, s.plan.runtimeBinary, s.logger)
+		if err != nil {
+			for _, id := range s.plan.pluginIDs {
+				unregisterPluginLogger(id)
+			}
+			return err
+		}
+		s.handle = handle
+	}
+	s.started++
+	u.started = true
+	return nil
+}
+
+// Shutdown drains the segment with its last pipeline, within ctx's deadline:
+// batches in flight are delivered or answered with an error.
+func (u *segmentUse) Shutdown(ctx context.Context) error {
+	var err error
+	u.once.Do(func() {
+		s := u.segment
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if u.started {
+			s.started--
+		}
+		if s.started > 0 {
+			return
+		}
+		if s.handle != nil {
+			err = s.handle.stop(ctx)
+			s.handle = nil
+			for _, id := range s.plan.pluginIDs {
+				unregisterPluginLogger(id)
+			}
+		}
+		segments.Lock()
+		if segments.byID[u.id] == s {
+			delete(segments.byID, u.id)
+		}
+		segments.Unlock()
+	})
+	return err
+}
+
+func (u *segmentUse) Capabilities() consumer.Capabilities {
+	return consumer.Capabilities{MutatesData: false}
+}
+
+func (u *segmentUse) export(ctx context.Context, sig signal, otlp []byte) error {
+	s := u.segment
+	s.mu.Lock()
+	handle := s.handle
+	s.mu.Unlock()
+	if handle == nil {
+		return errSegmentStopped
+	}
+	err := handle.export(ctx, sig, otlp)
+	var be *bridgeError
+	if errors.As(err, &be) && be.permanent {
+		return consumererror.NewPermanent(err)
+	}
+	return err
+}
+
+type tracesExporter struct{ *segmentUse }
+
+func (e *tracesExporter) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
+	var m ptrace.ProtoMarshaler
+	otlp, err := m.MarshalTraces(td)
+	if err != nil {
+		return consumererror.NewPermanent(err)
+	}
+	return e.export(ctx, signalTraces, otlp)
+}
+
+type metricsExporter struct{ *segmentUse }
+
+func (e *metricsExporter) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error {
+	var m pmetric.ProtoMarshaler
+	otlp, err := m.MarshalMetrics(md)
+	if err != nil {
+		return consumererror.NewPermanent(err)
+	}
+	return e.export(ctx, signalMetrics, otlp)
+}
+
+type logsExporter struct{ *segmentUse }
+
+func (e *logsExporter) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
+	var m plog.ProtoMarshaler
+	otlp, err := m.MarshalLogs(ld)
+	if err != nil {
+		return consumererror.NewPermanent(err)
+	}
+	return e.export(ctx, signalLogs, otlp)
+}
+
+// IsRustExporterType tells whether componentType is one of the runtime's
+// Rust exporters (the converter folds pipelines ending in them).
+func IsRustExporterType(componentType string) bool {
+	_, ok := findRustFactory("exporter", componentType)
+	return ok
+}

@@ -1,0 +1,108 @@
+//go:build cgo
+
+package wasmprocessor
+
+/*
+#include <stdlib.h>
+#include "wasmtel.h"
+*/
+import "C"
+
+import (
+	"context"
+	"runtime"
+	"sync"
+	"time"
+	"unsafe"
+)
+
+// embeddedSegment is a segment whose engine runs in this process, on
+// threads of its own.
+type embeddedSegment struct {
+	mu     sync.RWMutex // export holds it shared; stop exclusively
+	handle *C.WasmtelSegment
+}
+
+func startEmbeddedSegment(specJSON []byte) (segmentHandle, error) {
+	// The runtime's log drain forwards the engine's records too.
+	if _, err := acquireRuntime(); err != nil {
+		return nil, err
+	}
+	ptr, n := cBytes(specJSON)
+	var handle *C.WasmtelSegment
+	var cerr C.WasmtelError
+	status := C.wasmtel_segment_start(ptr, n, &handle, &cerr)
+	runtime.KeepAlive(specJSON)
+	if status != C.WASMTEL_STATUS_OK {
+		releaseRuntime()
+		return nil, takeError(&cerr)
+	}
+	return &embeddedSegment{handle: handle}, nil
+}
+
+func (s *embeddedSegment) export(ctx context.Context, sig signal, input []byte) error {
+	budget, err := exportBudget(ctx)
+	if err != nil {
+		return err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.handle == nil {
+		return errSegmentStopped
+	}
+	ptr, n := cBytes(input)
+	var cerr C.WasmtelError
+	status := C.wasmtel_segment_export(s.handle, C.uint32_t(sig), ptr, n, C.uint64_t(budget.Nanoseconds()), &cerr)
+	runtime.KeepAlive(input)
+	if status != C.WASMTEL_STATUS_OK {
+		return takeError(&cerr)
+	}
+	return nil
+}
+
+func (s *embeddedSegment) stop(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.handle == nil {
+		return nil
+	}
+	timeout := 10 * time.Second
+	if deadline, ok := ctx.Deadline(); ok {
+		timeout = max(time.Until(deadline), time.Millisecond)
+	}
+	var cerr C.WasmtelError
+	status := C.wasmtel_segment_shutdown(s.handle, C.uint64_t(timeout.Nanoseconds()), &cerr)
+	s.handle = nil
+	releaseRuntime()
+	if status != C.WASMTEL_STATUS_OK {
+		return takeError(&cerr)
+	}
+	return nil
+}
+
+func validateNodeEmbedded(kind, urn string, configJSON []byte) error {
+	kindBytes, urnBytes := []byte(kind), []byte(urn)
+	kindPtr, kindLen := cBytes(kindBytes)
+	urnPtr, urnLen := cBytes(urnBytes)
+	cfgPtr, cfgLen := cBytes(configJSON)
+	var cerr C.WasmtelError
+	status := C.wasmtel_node_validate(kindPtr, kindLen, urnPtr, urnLen, cfgPtr, cfgLen, &cerr)
+	runtime.KeepAlive(kindBytes)
+	runtime.KeepAlive(urnBytes)
+	runtime.KeepAlive(configJSON)
+	if status != C.WASMTEL_STATUS_OK {
+		return takeError(&cerr)
+	}
+	return nil
+}
+
+// factoriesJSONEmbedded is the runtime's node factory list (wasmtel_factories_json).
+func factoriesJSONEmbedded() ([]byte, error) {
+	var out *C.char
+	var cerr C.WasmtelError
+	if C.wasmtel_factories_json(&out, &cerr) != C.WASMTEL_STATUS_OK {
+		return nil, takeError(&cerr)
+	}
+	defer C.wasmtel_string_free(out)
+	return C.GoBytes(unsafe.Pointer(out), C.int(C.strlen(out))), nil
+}

@@ -1,0 +1,177 @@
+package wasmprocessor
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// remoteSegment is a segment running in the bridge child; a restarted child
+// starts it again.
+type remoteSegment struct {
+	child    *child
+	name     string
+	specJSON []byte
+
+	mu     sync.RWMutex
+	id     uint64 // 0 while the child restarts
+	closed bool
+}
+
+func (c *child) startSegment(name string, specJSON []byte) (*remoteSegment, error) {
+	s := &remoteSegment{child: c, name: name, specJSON: specJSON}
+	if err := s.reload(); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.plugins[s] = struct{}{}
+	c.mu.Unlock()
+	return s, nil
+}
+
+func (s *remoteSegment) componentID() string { return s.name }
+
+func (s *remoteSegment) reload() error {
+	conn := s.child.connection()
+	if conn == nil {
+		return errBridgeRestarting
+	}
+	var response startSegmentResponse
+	// Starting builds the engine pipeline and loads its components (registry timeouts bound it).
+	if err := conn.Invoke(context.Background(), bridgeService+"StartSegment", &startSegmentRequest{specJSON: s.specJSON}, &response, useBridgeCodec); err != nil {
+		return statusError(err, "")
+	}
+	s.mu.Lock()
+	s.id = response.segmentID
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *remoteSegment) forget() {
+	s.mu.Lock()
+	s.id = 0
+	s.mu.Unlock()
+}
+
+func (s *remoteSegment) current() (uint64, *grpc.ClientConn, *slotPool, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, nil, nil, errSegmentStopped
+	}
+	conn, slots := s.child.generation()
+	if s.id == 0 || conn == nil {
+		return 0, nil, nil, errBridgeRestarting
+	}
+	return s.id, conn, slots, nil
+}
+
+// export sends the batch in a shared-memory slot when one is free (inline
+// otherwise); the call's deadline is the segment's budget.
+func (s *remoteSegment) export(ctx context.Context, sig signal, input []byte) error {
+	if _, err := exportBudget(ctx); err != nil {
+		return err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultExportBudget)
+		defer cancel()
+	}
+	id, conn, slots, err := s.current()
+	if err != nil {
+		return err
+	}
+	request := &processRequest{segmentID: id, signal: sig}
+	slot := slots.put(request, input)
+	if slot == nil {
+		request.otlp = input
+	} else {
+		conn = slot.conn
+	}
+	var response processResponse
+	var header, trailer metadata.MD
+	err = conn.Invoke(ctx, bridgeService+"Process", request, &response, useBridgeCodec, grpc.Header(&header), grpc.Trailer(&trailer))
+	if slot != nil {
+		if err != nil {
+			slots.abandon(slot)
+		} else {
+			slots.release(slot)
+		}
+	}
+	if err != nil {
+		kind := failureKind(header, trailer)
+		if deadlinePassed(ctx) || ctx.Err() != nil {
+			return &bridgeError{kind: "deadline_exceeded", message: context.DeadlineExceeded.Error() + " (bridge: " + status.Convert(err).Message() + ")"}
+		}
+		return statusError(err, kind)
+	}
+	if response.outcome != outcomeExported {
+		return &bridgeError{message: fmt.Sprintf("%s: the bridge answered %v to an export", s.name, response.outcome)}
+	}
+	return nil
+}
+
+// stop drains the segment in the child, then lets the child go.
+func (s *remoteSegment) stop(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	id := s.id
+	s.mu.Unlock()
+	c := s.child
+	c.mu.Lock()
+	delete(c.plugins, s)
+	c.mu.Unlock()
+	defer c.release()
+	conn := c.connection()
+	if conn == nil || id == 0 {
+		return nil
+	}
+	timeout := 10 * time.Second
+	if deadline, ok := ctx.Deadline(); ok {
+		timeout = max(time.Until(deadline), time.Millisecond)
+	}
+	// The child gets the whole budget; this call waits a little longer for its answer.
+	callCtx, cancel := context.WithTimeout(context.Background(), timeout+time.Second)
+	defer cancel()
+	var response stopSegmentResponse
+	request := &stopSegmentRequest{segmentID: id, timeoutMs: uint64(max(timeout.Milliseconds(), 1))}
+	if err := conn.Invoke(callCtx, bridgeService+"StopSegment", request, &response, useBridgeCodec); err != nil {
+		return statusError(err, "")
+	}
+	return nil
+}
+
+// validateNodeWithProgram asks the runtime binary (`validate-node`) for the
+// node type's own verdict on the settings.
+func validateNodeWithProgram(kind, urn string, configJSON []byte) error {
+	program, err := runtimeProgramFor("")
+	if err != nil {
+		return err
+	}
+	defer program.release()
+	cmd, err := program.command(nil, "validate-node", kind, urn)
+	if err != nil {
+		return err
+	}
+	var stderr bytes.Buffer
+	cmd.Stdin = bytes.NewReader(configJSON)
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		if message := strings.TrimSpace(stderr.String()); message != "" {
+			return &bridgeError{permanent: true, message: message}
+		}
+		return fmt.Errorf("%s validate-node: %w", program, err)
+	}
+	return nil
+}

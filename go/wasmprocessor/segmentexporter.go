@@ -1,0 +1,143 @@
+package wasmprocessor
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/exporter"
+)
+
+// SegmentType is the exporter the wasmchain converter writes where a
+// pipeline ends in wasm processors and Rust exporters only: they run as one
+// engine pipeline, so a batch crosses once and never returns to pdata.
+var SegmentType = component.MustNewType("wasmtel_segment")
+
+// SegmentConfig lists a segment's members in order, each under its own ID
+// with its own settings (written by the converter, not by hand).
+type SegmentConfig struct {
+	// Processors are `wasm` processors, run in order.
+	Processors []SegmentMember `mapstructure:"processors"`
+	// Exporters are Rust exporters; each gets every batch.
+	Exporters []SegmentMember `mapstructure:"exporters"`
+
+	_ struct{}
+}
+
+// SegmentMember is one component of a segment: its ID and its settings.
+type SegmentMember struct {
+	ID       string         `mapstructure:"id"`
+	Settings map[string]any `mapstructure:"settings"`
+}
+
+// NewSegmentExporterFactory returns the factory of the `wasmtel_segment` exporter.
+func NewSegmentExporterFactory() exporter.Factory {
+	return newSegmentFactory(SegmentType, func() component.Config { return &SegmentConfig{} },
+		func(id component.ID, cfg component.Config) (segmentPlan, error) {
+			return cfg.(*SegmentConfig).plan(id.String())
+		})
+}
+
+// Validate checks every member, naming it: the wasm processors' settings as
+// the `wasm` processor does, the exporters' by their Rust factories.
+func (cfg *SegmentConfig) Validate() error {
+	if len(cfg.Exporters) == 0 {
+		return errors.New("exporters: a segment needs at least one")
+	}
+	if _, err := cfg.plan(""); err != nil {
+		return err
+	}
+	for i, m := range cfg.Exporters {
+		f, err := exporterMember(m)
+		if err != nil {
+			return fmt.Errorf("exporters[%d]: %w", i, err)
+		}
+		if err := validateNode(f.kind, f.urn, m.Settings); err != nil {
+			return fmt.Errorf("exporters[%d] (%s): %w", i, m.ID, err)
+		}
+	}
+	return nil
+}
+
+func exporterMember(m SegmentMember) (rustFactory, error) {
+	var id component.ID
+	if err := id.UnmarshalText([]byte(m.ID)); err != nil {
+		return rustFactory{}, fmt.Errorf("id %q: %w", m.ID, err)
+	}
+	f, ok := findRustFactory("exporter", id.Type().String())
+	if !ok {
+		return rustFactory{}, fmt.Errorf("%s: not a Rust exporter of this runtime", m.ID)
+	}
+	return f, nil
+}
+
+// plan is the segment's engine description: wasm nodes with each
+// processor's settings as the Rust node reads them, then the exporters.
+func (cfg *SegmentConfig) plan(id string) (segmentPlan, error) {
+	p := segmentPlan{spec: segmentSpec{ID: id}}
+	for i, m := range cfg.Processors {
+		var member Config
+		if err := confmap.NewFromStringMap(m.Settings).Unmarshal(&member); err != nil {
+			return p, fmt.Errorf("processors[%d] (%s): %w", i, m.ID, err)
+		}
+		if err := member.Validate(); err != nil {
+			return p, fmt.Errorf("processors[%d] (%s): %w", i, m.ID, err)
+		}
+		if len(member.Chain) > 0 {
+			return p, fmt.Errorf("processors[%d] (%s): a member cannot be a chain", i, m.ID)
+		}
+		// One segment runs in one place.
+		if i == 0 {
+			p.mode, p.runtimeBinary = member.effectiveMode(), member.RuntimeBinary
+		} else if member.effectiveMode() != p.mode || member.RuntimeBinary != p.runtimeBinary {
+			return p, fmt.Errorf("processors[%d] (%s): mode and runtime_binary must be %s's", i, m.ID, cfg.Processors[0].ID)
+		}
+		node, err := member.wasmNodeConfig()
+		if err != nil {
+			return p, fmt.Errorf("processors[%d] (%s): %w", i, m.ID, err)
+		}
+		p.spec.Processors = append(p.spec.Processors, segmentNode{ID: m.ID, URN: wasmNodeURN, Config: node})
+		p.pluginIDs = append(p.pluginIDs, m.ID)
+	}
+	for i, m := range cfg.Exporters {
+		f, err := exporterMember(m)
+		if err != nil {
+			return p, fmt.Errorf("exporters[%d]: %w", i, err)
+		}
+		p.spec.Exporters = append(p.spec.Exporters, segmentNode{ID: m.ID, URN: f.urn, Config: m.Settings})
+	}
+	return p, nil
+}
+
+// wasmNodeURN is the node type of the wasm processor in the runtime.
+var wasmNodeURN = func() string {
+	f, _ := findRustFactory("processor", "wasm")
+	return f.urn
+}()
+
+// wasmNodeConfig is the processor's settings as the wasm node reads them:
+// the plugin's settings (the same JSON the bridge's load takes), the
+// component and the registry policy.
+func (cfg *Config) wasmNodeConfig() (map[string]any, error) {
+	pluginJSON, registryJSON, err := cfg.loadArguments()
+	if err != nil {
+		return nil, err
+	}
+	node := map[string]any{}
+	if len(pluginJSON) > 0 {
+		if err := json.Unmarshal(pluginJSON, &node); err != nil {
+			return nil, err
+		}
+	}
+	node["component"] = cfg.Component
+	if len(registryJSON) > 0 {
+		var registry map[string]any
+		if err := json.Unmarshal(registryJSON, &registry); err != nil {
+			return nil, err
+		}
+		node["registry"] = registry
+	}
+	return node, nil
+}
