@@ -17,7 +17,7 @@ import (
 // segmentSpec is runtime/dataflow's SegmentSpec.
 type segmentSpec struct {
 	ID         string        `json:"id"`
-	Processors []segmentNode `json:"processors"`
+	Processors []segmentNode `json:"processors,omitempty"`
 	Exporters  []segmentNode `json:"exporters"`
 }
 

@@ -13,7 +13,6 @@ import (
 	"runtime"
 	"sync"
 	"time"
-	"unsafe"
 )
 
 // embeddedSegment is a segment whose engine runs in this process, on
@@ -104,5 +103,5 @@ func factoriesJSONEmbedded() ([]byte, error) {
 		return nil, takeError(&cerr)
 	}
 	defer C.wasmtel_string_free(out)
-	return C.GoBytes(unsafe.Pointer(out), C.int(C.strlen(out))), nil
+	return []byte(C.GoString(out)), nil
 }

@@ -1,0 +1,222 @@
+package wasmprocessor
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/exporter/exportertest"
+)
+
+var exporterSeq atomic.Int64
+
+func exporterSettings(typ component.Type) exporter.Settings {
+	set := exportertest.NewNopSettings(typ)
+	set.ID = component.NewIDWithName(typ, "e"+strings.Repeat("x", int(exporterSeq.Add(1))))
+	return set
+}
+
+// rustConfig is a Rust exporter's config as the collector makes it.
+func rustConfig(t *testing.T, f exporter.Factory, settings map[string]any) component.Config {
+	t.Helper()
+	cfg := f.CreateDefaultConfig()
+	if err := confmap.NewFromStringMap(settings).Unmarshal(cfg); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// arrowFiles is the content of every Arrow file written under dir for signal.
+func arrowFiles(t *testing.T, dir, signal string) []byte {
+	t.Helper()
+	paths, _ := filepath.Glob(filepath.Join(dir, signal, "*.arrows"))
+	var all []byte
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, b...)
+	}
+	return all
+}
+
+func TestARustExporterIsACollectorExporterWithItsRustSettings(t *testing.T) {
+	f := NewRustExporterFactory("arrow_ipc")
+	if f.Type().String() != "arrow_ipc" {
+		t.Fatalf("type %s", f.Type())
+	}
+	dir := t.TempDir()
+	cfg := rustConfig(t, f, map[string]any{"directory": dir, "buffer": map[string]any{"max_rows": 1}})
+	if err := cfg.(*RustConfig).Validate(); err != nil {
+		t.Fatal(err)
+	}
+	set := exporterSettings(f.Type())
+	ctx := context.Background()
+	tracesExp, err := f.CreateTraces(ctx, set, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logsExp, err := f.CreateLogs(ctx, set, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := componenttest.NewNopHost()
+	if err := tracesExp.Start(ctx, host); err != nil {
+		t.Fatal(err)
+	}
+	if err := logsExp.Start(ctx, host); err != nil {
+		t.Fatal(err)
+	}
+	// Consume returns once the files hold the batch (the exporter's Ack).
+	if err := tracesExp.ConsumeTraces(ctx, traces("GET /a", "GET /b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := logsExp.ConsumeLogs(ctx, logs("login ok")); err != nil {
+		t.Fatal(err)
+	}
+	// One segment serves both signals of the ID: it stops with the last.
+	if err := tracesExp.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := logsExp.ConsumeLogs(ctx, logs("still open")); err != nil {
+		t.Fatalf("the logs pipeline still holds the segment: %v", err)
+	}
+	if err := logsExp.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := logsExp.ConsumeLogs(ctx, logs("late")); err == nil {
+		t.Fatal("a batch after shutdown was accepted")
+	}
+	spans, records := arrowFiles(t, dir, "traces"), arrowFiles(t, dir, "logs")
+	for _, want := range []string{"GET /a", "GET /b", "ada@example.com"} {
+		if !bytes.Contains(spans, []byte(want)) {
+			t.Errorf("traces files lack %q", want)
+		}
+	}
+	if !bytes.Contains(records, []byte("login ok")) || !bytes.Contains(records, []byte("still open")) {
+		t.Error("logs files lack a record")
+	}
+}
+
+func TestARustExportersSettingsAreValidatedByItsRustFactory(t *testing.T) {
+	f := NewRustExporterFactory("arrow_ipc")
+	for _, tc := range []struct {
+		settings map[string]any
+		want     string
+	}{
+		{map[string]any{"directry": "/x"}, "unknown field `directry`"},
+		{map[string]any{"directory": "/x", "max_file_bytes": "lots"}, "lots"},
+		{map[string]any{}, "missing field `directory`"},
+	} {
+		err := rustConfig(t, f, tc.settings).(*RustConfig).Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want %q", tc.settings, err, tc.want)
+		}
+	}
+}
+
+func TestARustExporterWhoseUpstreamIsDownRefusesRetryably(t *testing.T) {
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := listener.Addr().String()
+	listener.Close()
+	f := NewRustExporterFactory("otlp_grpc")
+	cfg := rustConfig(t, f, map[string]any{"grpc_endpoint": "http://" + dead})
+	ctx := context.Background()
+	exp, err := f.CreateTraces(ctx, exporterSettings(f.Type()), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := exp.Start(ctx, componenttest.NewNopHost()); err != nil {
+		t.Fatal(err)
+	}
+	defer exp.Shutdown(ctx)
+	batchCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err = exp.ConsumeTraces(batchCtx, traces("GET /a"))
+	if err == nil || consumererror.IsPermanent(err) {
+		t.Fatalf("want a retryable error, got %v", err)
+	}
+}
+
+func TestASegmentRunsWasmProcessorsThenEveryExporterInEachMode(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode string) {
+		a, b := t.TempDir(), t.TempDir()
+		f := NewSegmentExporterFactory()
+		cfg := rustConfig(t, f, map[string]any{
+			"processors": []any{
+				map[string]any{"id": "wasm/redact", "settings": map[string]any{
+					"component": componentPath(t, "wasmtel-redact"), "mode": mode,
+					"config": map[string]any{"keys": []any{"user.email"}, "action": "mask", "mask": "****"}}},
+				map[string]any{"id": "wasm/filter", "settings": map[string]any{
+					"component": componentPath(t, "wasmtel-filter"), "mode": mode,
+					"config": map[string]any{"spans": map[string]any{"names": []any{"GET /health"}}}}},
+			},
+			"exporters": []any{
+				map[string]any{"id": "arrow_ipc/a", "settings": map[string]any{"directory": a}},
+				map[string]any{"id": "arrow_ipc/b", "settings": map[string]any{"directory": b}},
+			},
+		})
+		if err := cfg.(*SegmentConfig).Validate(); err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		exp, err := f.CreateTraces(ctx, exporterSettings(f.Type()), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := exp.Start(ctx, componenttest.NewNopHost()); err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			if err := exp.ConsumeTraces(ctx, traces("GET /a", "GET /health")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := exp.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, dir := range []string{a, b} {
+			spans := arrowFiles(t, dir, "traces")
+			if !bytes.Contains(spans, []byte("GET /a")) || !bytes.Contains(spans, []byte("****")) {
+				t.Errorf("%s: the redacted spans are missing", dir)
+			}
+			if bytes.Contains(spans, []byte("ada@example.com")) || bytes.Contains(spans, []byte("GET /health")) {
+				t.Errorf("%s: an address or a filtered span was written", dir)
+			}
+		}
+	})
+}
+
+func TestASegmentWithABadMemberRefusesToStartNamingIt(t *testing.T) {
+	f := NewSegmentExporterFactory()
+	for _, tc := range []struct {
+		settings map[string]any
+		want     string
+	}{
+		{map[string]any{"exporters": []any{map[string]any{"id": "arrow_ipc/x", "settings": map[string]any{"rotate": 1}}}}, "exporters[0] (arrow_ipc/x): "},
+		{map[string]any{"exporters": []any{map[string]any{"id": "debug", "settings": map[string]any{}}}}, "debug: not a Rust exporter"},
+		{map[string]any{"processors": []any{map[string]any{"id": "wasm/r", "settings": map[string]any{}}},
+			"exporters": []any{map[string]any{"id": "noop"}}}, "processors[0] (wasm/r): component"},
+		{map[string]any{}, "exporters: a segment needs at least one"},
+	} {
+		err := rustConfig(t, f, tc.settings).(*SegmentConfig).Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want %q", tc.settings, err, tc.want)
+		}
+	}
+}
