@@ -33,8 +33,8 @@ case $mode in
         (cd "$src" && go build -trimpath -o "$out/otelcol-wasmtel-cgo" .)
         ;;
     nocgo)
-        # The child (wasmtel-bridge: the runtime without the dataflow engine)
-        # travels inside the collector, checked against this digest when run.
+        # The child (wasmtel-bridge: the runtime and the engine's nodes, no
+        # CLI) travels inside the collector, checked against this digest when run.
         embed="$root/go/wasmprocessor"
         objcopy --strip-debug target/debug/wasmtel-bridge "$embed/wasmtel_runtime.bin" 2>/dev/null \
             || cp target/debug/wasmtel-bridge "$embed/wasmtel_runtime.bin"

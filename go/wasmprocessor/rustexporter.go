@@ -32,6 +32,21 @@ type rustFactory struct {
 	emptyConfigValid         bool
 }
 
+// coreTypes are component types of the collector's own modules (and their
+// aliases) that some Rust node also has: a distribution may link both.
+var coreTypes = map[string]bool{"otlp": true, "otlp_grpc": true, "otlphttp": true, "otlp_http": true, "debug": true, "nop": true}
+
+// CollectorType is the component type of the Rust node type engineType (the
+// last part of its URN) in a collector configuration: the same, unless the
+// collector's own components already use it; then `rust_` comes first
+// (`rust_otlp_grpc`). go/cmd/rustfactorygen names types with it.
+func CollectorType(engineType string) string {
+	if coreTypes[engineType] {
+		return "rust_" + engineType
+	}
+	return engineType
+}
+
 func findRustFactory(kind, componentType string) (rustFactory, bool) {
 	for _, f := range rustFactories {
 		if f.kind == kind && f.componentType == componentType {

@@ -134,7 +134,7 @@ func TestARustExporterWhoseUpstreamIsDownRefusesRetryably(t *testing.T) {
 	}
 	dead := listener.Addr().String()
 	listener.Close()
-	f := NewRustExporterFactory("otlp_grpc")
+	f := NewRustExporterFactory("rust_otlp_grpc")
 	cfg := rustConfig(t, f, map[string]any{"grpc_endpoint": "http://" + dead})
 	ctx := context.Background()
 	exp, err := f.CreateTraces(ctx, exporterSettings(f.Type()), cfg)

@@ -27,7 +27,7 @@ func TestTheRustFactoryTableIsTheLinkedRuntimes(t *testing.T) {
 		t.Fatalf("the runtime has %d factories, the table %d: regenerate with scripts/generate-go.sh", len(linked), len(rustFactories))
 	}
 	for i, f := range linked {
-		want := rustFactory{kind: f.Kind, componentType: f.Type, urn: f.URN, emptyConfigValid: f.EmptyConfigValid}
+		want := rustFactory{kind: f.Kind, componentType: CollectorType(f.Type), urn: f.URN, emptyConfigValid: f.EmptyConfigValid}
 		if rustFactories[i] != want {
 			t.Errorf("factory %d: table %+v, runtime %+v: regenerate with scripts/generate-go.sh", i, rustFactories[i], want)
 		}

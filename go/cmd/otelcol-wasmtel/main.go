@@ -1,6 +1,7 @@
 // Command otelcol-wasmtel is an OpenTelemetry Collector distribution with the
-// sandboxed `wasm` processor, the components a pipeline around it needs, and
-// nothing else.
+// sandboxed `wasm` processor, the runtime's Rust exporters, the components a
+// pipeline around them needs, and nothing else (go/builder-config.yaml makes
+// the same one with the collector builder).
 package main
 
 import (
@@ -22,6 +23,13 @@ import (
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
 	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
 
+	"github.com/wasmtel/wasmtel/go/rustexporters/arrowipcexporter"
+	"github.com/wasmtel/wasmtel/go/rustexporters/consoleexporter"
+	"github.com/wasmtel/wasmtel/go/rustexporters/noopexporter"
+	"github.com/wasmtel/wasmtel/go/rustexporters/otapexporter"
+	"github.com/wasmtel/wasmtel/go/rustexporters/otlpgrpcexporter"
+	"github.com/wasmtel/wasmtel/go/rustexporters/otlphttpexporter"
+	"github.com/wasmtel/wasmtel/go/rustexporters/segmentexporter"
 	"github.com/wasmtel/wasmtel/go/wasmchainconverter"
 	"github.com/wasmtel/wasmtel/go/wasmprocessor"
 )
@@ -42,6 +50,13 @@ func components() (otelcol.Factories, error) {
 	if factories.Exporters, err = otelcol.MakeFactoryMap[exporter.Factory](
 		debugexporter.NewFactory(),
 		otlpexporter.NewFactory(),
+		arrowipcexporter.NewFactory(),
+		otapexporter.NewFactory(),
+		otlpgrpcexporter.NewFactory(),
+		otlphttpexporter.NewFactory(),
+		consoleexporter.NewFactory(),
+		noopexporter.NewFactory(),
+		segmentexporter.NewFactory(),
 	); err != nil {
 		return factories, err
 	}

@@ -14,12 +14,15 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
@@ -215,6 +218,18 @@ type collector struct {
 	output *lockedBuffer
 	conn   *grpc.ClientConn
 	pid    int
+	exited <-chan struct{}
+}
+
+// stop interrupts the collector and waits until it has shut down.
+func (c *collector) stop(t *testing.T) {
+	t.Helper()
+	_ = syscall.Kill(c.pid, syscall.SIGINT)
+	select {
+	case <-c.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the collector did not shut down within 30s:\n%s", c.output.String())
+	}
 }
 
 // peakRSS is the collector process's peak resident memory (Linux VmHWM).
@@ -288,11 +303,16 @@ func startCollectorIn(t *testing.T, build collectorBuild, config string, env []s
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	return &collector{output: output, conn: conn, pid: cmd.Process.Pid}
+	return &collector{output: output, conn: conn, pid: cmd.Process.Pid, exited: exited}
 }
 
 func (c *collector) exportTraces(ctx context.Context, td ptrace.Traces) error {
 	_, err := ptraceotlp.NewGRPCClient(c.conn).Export(ctx, ptraceotlp.NewExportRequestFromTraces(td))
+	return err
+}
+
+func (c *collector) exportMetrics(ctx context.Context, md pmetric.Metrics) error {
+	_, err := pmetricotlp.NewGRPCClient(c.conn).Export(ctx, pmetricotlp.NewExportRequestFromMetrics(md))
 	return err
 }
 

@@ -3,7 +3,7 @@
 // one package per Rust exporter with the NewFactory the collector builder's
 // `gomod` entries name. Its input is what the runtime binary prints:
 //
-//	wasmtel-bridge factories | go run ./cmd/rustfactorygen
+//	wasmtel-bridge factories | CGO_ENABLED=0 go run ./cmd/rustfactorygen
 //
 // With -check it writes nothing and fails when a file is not what it would
 // write (CI runs it so the Go side never drifts from the runtime).
@@ -19,6 +19,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/wasmtel/wasmtel/go/wasmprocessor"
 )
 
 type factory struct {
@@ -85,7 +87,7 @@ func table(factories []factory) []byte {
 	b.WriteString("// rustFactories are the node factories compiled into the runtime.\n")
 	b.WriteString("var rustFactories = []rustFactory{\n")
 	for _, f := range factories {
-		fmt.Fprintf(&b, "\t{kind: %q, componentType: %q, urn: %q, emptyConfigValid: %v},\n", f.Kind, f.Type, f.URN, f.EmptyConfigValid)
+		fmt.Fprintf(&b, "\t{kind: %q, componentType: %q, urn: %q, emptyConfigValid: %v},\n", f.Kind, wasmprocessor.CollectorType(f.Type), f.URN, f.EmptyConfigValid)
 	}
 	b.WriteString("}\n")
 	return gofmt(b.Bytes())
@@ -94,12 +96,13 @@ func table(factories []factory) []byte {
 func exporterFactory(pkg string, f factory) []byte {
 	var b bytes.Buffer
 	b.WriteString(header)
-	fmt.Fprintf(&b, "// Package %s is the runtime's Rust exporter %q (%s) as a collector\n", pkg, f.Type, f.URN)
-	b.WriteString("// component: its settings are the Rust node's, validated by its Rust factory.\n")
+	typ := wasmprocessor.CollectorType(f.Type)
+	fmt.Fprintf(&b, "// Package %s is the runtime's Rust exporter %s as the collector\n", pkg, f.URN)
+	fmt.Fprintf(&b, "// exporter %q: its settings are the Rust node's, validated by its Rust factory.\n", typ)
 	fmt.Fprintf(&b, "package %s\n\n", pkg)
 	b.WriteString("import (\n\t\"go.opentelemetry.io/collector/exporter\"\n\n\t\"github.com/wasmtel/wasmtel/go/wasmprocessor\"\n)\n\n")
-	fmt.Fprintf(&b, "// NewFactory returns the factory of the %q exporter.\n", f.Type)
-	fmt.Fprintf(&b, "func NewFactory() exporter.Factory { return wasmprocessor.NewRustExporterFactory(%q) }\n", f.Type)
+	fmt.Fprintf(&b, "// NewFactory returns the factory of the %q exporter.\n", typ)
+	fmt.Fprintf(&b, "func NewFactory() exporter.Factory { return wasmprocessor.NewRustExporterFactory(%q) }\n", typ)
 	return gofmt(b.Bytes())
 }
 

@@ -1,0 +1,225 @@
+package main
+
+// Rust exporters at the end of collector pipelines: the wasm processors and
+// the runtime's arrow_ipc and otap exporters run as one Rust segment (the
+// converter folds them), and a real OTAP receiver (`wasmtel serve`) gets
+// what the files get.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+func TestRustExportersEndThePipelineInOneCrossing(t *testing.T) {
+	forEachBuild(t, testRustExporters)
+}
+
+// startServe runs `wasmtel serve` with an OTAP receiver on port writing
+// Arrow files under dir; it is stopped (files finished) by the returned func.
+func startServe(t *testing.T, port int, dir string) func() {
+	t.Helper()
+	spec := fmt.Sprintf(`
+version: otel_dataflow/v1
+engine: { http_admin: { bind_address: "127.0.0.1:%d" } }
+policies: { resources: { core_allocation: { type: core_count, count: 1 } } }
+groups:
+  default:
+    pipelines:
+      main:
+        nodes:
+          otap: { type: "receiver:otap", config: { listening_addr: "127.0.0.1:%d", response_stream_channel_size: 64 } }
+          files: { type: "urn:wasmtel:exporter:arrow_ipc", config: { directory: %q } }
+        connections: [{ from: otap, to: files }]
+`, freePort(t), port, dir)
+	path := filepath.Join(t.TempDir(), "serve.yaml")
+	if err := os.WriteFile(path, []byte(spec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(repoRoot(t), "target", "debug", "wasmtel"), "serve", "--config", path)
+	output := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = output, output
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	stop := func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}
+	t.Cleanup(stop)
+	if !waitFor(30*time.Second, func() bool { return listening(port) }) {
+		t.Fatalf("wasmtel serve did not listen on %d:\n%s", port, output.String())
+	}
+	return stop
+}
+
+// readArrow reads the finished Arrow files of each signal under dir with
+// pyarrow (WASMTEL_PYTHON, the test venv scripts/setup-python.sh makes).
+func readArrow(t *testing.T, dir string) map[string][]map[string]any {
+	t.Helper()
+	python := os.Getenv("WASMTEL_PYTHON")
+	if python == "" {
+		python = filepath.Join(repoRoot(t), "target", "python-venv", "bin", "python")
+	}
+	script := `
+import json, pathlib, sys
+import pyarrow as pa, pyarrow.ipc
+out = {}
+for signal in ("traces", "metrics", "logs"):
+    tables = [pyarrow.ipc.open_stream(pa.OSFile(str(p))).read_all() for p in sorted(pathlib.Path(sys.argv[1], signal).glob("*.arrows"))]
+    out[signal] = pa.concat_tables(tables).to_pylist() if tables else []
+print(json.dumps(out, default=str))
+`
+	raw, err := exec.Command(python, "-c", script, dir).Output()
+	if err != nil {
+		t.Fatalf("reading %s with pyarrow (%s; scripts/setup-python.sh makes it): %v", dir, python, err)
+	}
+	var rows map[string][]map[string]any
+	if err := json.Unmarshal(raw, &rows); err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// column is one column of rows, as strings.
+func column(rows []map[string]any, name string) []string {
+	values := make([]string, len(rows))
+	for i, row := range rows {
+		values[i] = fmt.Sprint(row[name])
+	}
+	return values
+}
+
+func testRustExporters(t *testing.T, build collectorBuild) {
+	files, forwarded := t.TempDir(), t.TempDir()
+	otapPort := freePort(t)
+	stopServe := startServe(t, otapPort, forwarded)
+	c := startCollector(t, build, fmt.Sprintf(`
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: {{otlp}}
+processors:
+  wasm/redact:
+    component: %[1]s/wasmtel_redact.wasm
+    config: { keys: [user.email], action: mask, mask: "<redacted>" }
+  wasm/filter:
+    component: %[1]s/wasmtel_filter.wasm
+    config: { spans: { names: ["GET /health"] }, logs: { min_severity: 9 }, data_points: { metric_names: [debug.heap] } }
+exporters:
+  arrow_ipc:
+    directory: %[2]s
+  otap:
+    grpc_endpoint: http://127.0.0.1:%[3]d
+service:
+  telemetry: { metrics: { level: none } }
+  pipelines:
+    traces: { receivers: [otlp], processors: [wasm/redact, wasm/filter], exporters: [arrow_ipc, otap] }
+    metrics: { receivers: [otlp], processors: [wasm/redact, wasm/filter], exporters: [arrow_ipc, otap] }
+    logs: { receivers: [otlp], processors: [wasm/redact, wasm/filter], exporters: [arrow_ipc, otap] }
+`, componentsDir(t), files, otapPort))
+
+	const batches = 5
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for b := range batches {
+		td := ptrace.NewTraces()
+		spans := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans()
+		for i, name := range []string{"POST /pay", "GET /health", "GET /cart"} {
+			span := spans.AppendEmpty()
+			span.SetName(name)
+			span.SetTraceID([16]byte{byte(b), byte(i), 3})
+			span.SetSpanID([8]byte{byte(b), byte(i), 6})
+			span.Attributes().PutStr("user.email", "ada@example.com")
+		}
+		ld := plog.NewLogs()
+		records := ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords()
+		for _, severity := range []plog.SeverityNumber{plog.SeverityNumberDebug, plog.SeverityNumberError} {
+			record := records.AppendEmpty()
+			record.SetSeverityNumber(severity)
+			record.Body().SetStr("payment by ada " + severity.String())
+			record.Attributes().PutStr("user.email", "ada@example.com")
+		}
+		md := pmetric.NewMetrics()
+		metrics := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics()
+		for _, name := range []string{"http.requests", "debug.heap"} {
+			m := metrics.AppendEmpty()
+			m.SetName(name)
+			point := m.SetEmptyGauge().DataPoints().AppendEmpty()
+			point.SetDoubleValue(float64(b))
+			point.Attributes().PutStr("user.email", "ada@example.com")
+		}
+		// Each call returns once both exporters acknowledged the batch.
+		if err := c.exportTraces(ctx, td); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.exportLogs(ctx, ld); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.exportMetrics(ctx, md); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Shutdown drains the segment: the Arrow files are finished.
+	c.stop(t)
+	stopServe()
+
+	for label, dir := range map[string]string{"arrow_ipc": files, "OTAP receiver": forwarded} {
+		rows := readArrow(t, dir)
+		// Every item sent is written or filtered by the policy: 3 spans per
+		// batch, one a health check; 2 records, one DEBUG; 2 points, one debug.heap.
+		if got := len(rows["traces"]); got != 2*batches {
+			t.Errorf("%s: %d spans, want %d", label, got, 2*batches)
+		}
+		if got := len(rows["logs"]); got != batches {
+			t.Errorf("%s: %d log records, want %d", label, got, batches)
+		}
+		if got := len(rows["metrics"]); got != batches {
+			t.Errorf("%s: %d data points, want %d", label, got, batches)
+		}
+		for signal, name := range map[string]string{"traces": "name", "logs": "body", "metrics": "metric_name"} {
+			for _, v := range column(rows[signal], name) {
+				if strings.Contains(v, "GET /health") || strings.Contains(v, "debug.heap") || strings.Contains(v, "DEBUG") {
+					t.Errorf("%s: a filtered %s row was written: %s", label, signal, v)
+				}
+			}
+			for _, v := range column(rows[signal], "attributes") {
+				if strings.Contains(v, "ada@example.com") || !strings.Contains(v, "<redacted>") {
+					t.Errorf("%s: %s attributes not redacted: %s", label, signal, v)
+				}
+			}
+		}
+	}
+	if t.Failed() {
+		t.Logf("collector output:\n%s", c.output.String())
+	}
+}
+
+// listening tells whether something accepts connections on the loopback port.
+func listening(port int) bool {
+	conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
+}
