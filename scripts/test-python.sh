@@ -7,10 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=target/python-venv
-if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv"
-fi
-"$venv/bin/pip" install --quiet --disable-pip-version-check -r python/requirements-test.txt
+scripts/setup-python.sh > /dev/null
 native=target/debug/lib_native.so
 test -f "$native" || { echo "test-python: $native is missing; run scripts/build.sh first" >&2; exit 1; }
 ln -sf "../../$native" python/wasmtel/_native.abi3.so

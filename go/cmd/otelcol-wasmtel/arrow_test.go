@@ -20,6 +20,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 func TestRustExportersEndThePipelineInOneCrossing(t *testing.T) {
@@ -222,4 +224,158 @@ func listening(port int) bool {
 	}
 	conn.Close()
 	return true
+}
+
+func TestABadRustExporterConfigStopsTheCollectorNamingItAndTheKey(t *testing.T) {
+	forEachBuild(t, func(t *testing.T, build collectorBuild) {
+		for _, tc := range []struct{ settings, want string }{
+			{`{ directory: /tmp/x, directry: /tmp/y }`, "directry"},
+			{`{ directory: /tmp/x, max_file_bytes: [1] }`, "invalid type"},
+			{`{ directory: /tmp/x, compression: lz5 }`, "lz5"},
+		} {
+			config := fmt.Sprintf(`
+receivers:
+  otlp:
+    protocols: { grpc: { endpoint: 127.0.0.1:%d } }
+exporters:
+  arrow_ipc/files: %s
+service:
+  telemetry: { metrics: { level: none } }
+  pipelines:
+    traces: { receivers: [otlp], exporters: [arrow_ipc/files] }
+`, freePort(t), tc.settings)
+			path := filepath.Join(t.TempDir(), "collector.yaml")
+			if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(buildCollector(t, build), "--config", path)
+			cmd.Env = append(os.Environ(), "WASMTEL_HOME="+t.TempDir())
+			out, err := cmd.CombinedOutput()
+			if err == nil {
+				t.Fatalf("%s: the collector started", tc.settings)
+			}
+			for _, want := range []string{"arrow_ipc/files", tc.want} {
+				if !strings.Contains(string(out), want) {
+					t.Errorf("%s: the error should name %q:\n%s", tc.settings, want, out)
+				}
+			}
+		}
+	})
+}
+
+func TestShutdownUnderLoadAccountsForEveryBatch(t *testing.T) {
+	forEachBuild(t, func(t *testing.T, build collectorBuild) {
+		files := t.TempDir()
+		c := startCollector(t, build, fmt.Sprintf(`
+receivers:
+  otlp:
+    protocols: { grpc: { endpoint: "{{otlp}}" } }
+processors:
+  wasm/redact:
+    component: %s/wasmtel_redact.wasm
+    config: { keys: [user.email], action: mask }
+exporters:
+  arrow_ipc: { directory: %s }
+service:
+  telemetry: { metrics: { level: none } }
+  pipelines:
+    traces: { receivers: [otlp], processors: [wasm/redact], exporters: [arrow_ipc] }
+`, componentsDir(t), files))
+		const senders = 4
+		acked := make([][]string, senders)
+		done := make(chan struct{})
+		stopped := make(chan struct{})
+		for g := range senders {
+			go func() {
+				defer func() { done <- struct{}{} }()
+				for i := 0; ; i++ {
+					select {
+					case <-stopped:
+						return
+					default:
+					}
+					name := fmt.Sprintf("span-%d-%d", g, i)
+					td := ptrace.NewTraces()
+					span := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+					span.SetName(name)
+					span.SetTraceID([16]byte{byte(g + 1), byte(i), byte(i >> 8)})
+					span.SetSpanID([8]byte{byte(g + 1), byte(i), byte(i >> 8)})
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					err := c.exportTraces(ctx, td)
+					cancel()
+					if err == nil {
+						acked[g] = append(acked[g], name)
+					} else if i > 0 && strings.Contains(err.Error(), "connection refused") {
+						return
+					}
+				}
+			}()
+		}
+		time.Sleep(1500 * time.Millisecond)
+		c.stop(t)
+		close(stopped)
+		for range senders {
+			<-done
+		}
+		written := map[string]bool{}
+		for _, name := range column(readArrow(t, files)["traces"], "name") {
+			written[name] = true
+		}
+		total := 0
+		for g := range senders {
+			for _, name := range acked[g] {
+				total++
+				if !written[name] {
+					t.Errorf("%s was acknowledged to its client but is in no file", name)
+				}
+			}
+		}
+		if total == 0 {
+			t.Fatalf("no batch was acknowledged before shutdown:\n%s", c.output.String())
+		}
+		t.Logf("%d batches acknowledged, %d spans written", total, len(written))
+	})
+}
+
+func TestARustExporterWhoseUpstreamIsDownIsRetryableUntilItIsBack(t *testing.T) {
+	forEachBuild(t, func(t *testing.T, build collectorBuild) {
+		port := freePort(t)
+		c := startCollector(t, build, fmt.Sprintf(`
+receivers:
+  otlp:
+    protocols: { grpc: { endpoint: "{{otlp}}" } }
+exporters:
+  otap: { grpc_endpoint: "http://127.0.0.1:%d" }
+service:
+  telemetry: { metrics: { level: none } }
+  pipelines:
+    traces: { receivers: [otlp], exporters: [otap] }
+`, port))
+		td := ptrace.NewTraces()
+		span := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+		span.SetName("delivered once the upstream is back")
+		span.SetTraceID([16]byte{1})
+		span.SetSpanID([8]byte{1})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := c.exportTraces(ctx, td)
+		cancel()
+		if code := status.Code(err); code != codes.Unavailable {
+			t.Fatalf("with the upstream down the client should see a retryable Unavailable, got %v", err)
+		}
+		forwarded := t.TempDir()
+		stopServe := startServe(t, port, forwarded)
+		if !waitFor(60*time.Second, func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return c.exportTraces(ctx, td) == nil
+		}) {
+			t.Fatalf("the batch was never delivered after the upstream came back:\n%s", c.output.String())
+		}
+		c.stop(t)
+		stopServe()
+		names := column(readArrow(t, forwarded)["traces"], "name")
+		if len(names) == 0 || names[len(names)-1] != "delivered once the upstream is back" {
+			t.Fatalf("the OTAP receiver got %v", names)
+		}
+	})
 }
