@@ -3,7 +3,9 @@
 # distribution (with the official builder, cgo on and off); run a collector
 # pipeline (OTLP in -> wasm/redact -> wasm/filter -> debug exporter) on
 # embedded defaults in both modes, send it the shipped sample telemetry, and
-# show what comes out. Then the same components through the author CLI,
+# show what comes out; then the same pipeline ending in the runtime's
+# arrow_ipc exporter (examples/collector-arrow.yaml), in both modes, with the
+# files read back. Then the same components through the author CLI,
 # before/after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +46,40 @@ run_collector() {
 # cgo off runs its plugins in the wasmtel binary built into it.
 run_collector "$embedded" embedded
 PATH=/usr/bin:/bin run_collector "$subprocess" subprocess
+
+# run_arrow BINARY LABEL: examples/collector-arrow.yaml (the same pipeline
+# ending in the runtime's arrow_ipc exporter: one Rust segment), then the
+# Arrow files read back with pyarrow.
+python=$(scripts/setup-python.sh)
+run_arrow() {
+    local binary=$1 label=$2 log=target/demo-collector-arrow-$2.log data=target/demo-arrow-$2
+    rm -rf "$data"
+    show "collector ($label): examples/collector-arrow.yaml -> Arrow IPC files under $data"
+    OTLP_GRPC_PORT=$port WASMTEL_DATA=$data "$binary" --config examples/collector-arrow.yaml > "$log" 2>&1 &
+    local collector=$!
+    for _ in $(seq 1 150); do
+        grep -q "Everything is ready" "$log" 2>/dev/null && break
+        if ! kill -0 $collector 2>/dev/null; then cat "$log"; exit 1; fi
+        sleep 0.2
+    done
+    target/wasmtel-load -endpoint "127.0.0.1:$port" -data examples/data
+    # Shutdown drains the segment and finishes the files.
+    kill -INT $collector; wait $collector || true
+    show "the Arrow files ($label), read with pyarrow"
+    "$python" - "$data" <<'PY'
+import pathlib, sys
+import pyarrow as pa, pyarrow.ipc
+for signal, column in (("traces", "name"), ("metrics", "metric_name"), ("logs", "body")):
+    files = sorted(pathlib.Path(sys.argv[1], signal).glob("*.arrows"))
+    table = pa.concat_tables([pyarrow.ipc.open_stream(pa.OSFile(str(f))).read_all() for f in files])
+    print(f"{signal}: {table.num_rows} rows in {len(files)} file(s); {column}: {table.column(column).to_pylist()}")
+    emails = [dict(a or []).get("user.email") for a in table.column("attributes").to_pylist()]
+    print(f"  user.email: {[e for e in emails if e]}")
+PY
+    echo "full collector output: $log"
+}
+run_arrow "$embedded" embedded
+PATH=/usr/bin:/bin run_arrow "$subprocess" subprocess
 
 show "the same components through the author CLI: redact traces (examples/redact.yaml)"
 "$wasmtel" run "$components/wasmtel_redact.wasm" --plugin-config examples/redact.yaml \
