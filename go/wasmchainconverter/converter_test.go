@@ -72,7 +72,7 @@ func TestConsecutiveWasmProcessorsBecomeOneChain(t *testing.T) {
 
 func TestAChainsMembersMustAgreeAndCannotNest(t *testing.T) {
 	bad := []wasmprocessor.Config{
-		{Component: "x.wasm", Chain: []wasmprocessor.ChainMember{{ID: "wasm/a", Settings: map[string]any{"component": "a.wasm"}}}},
+		{Plugin: map[string]any{"component": "x.wasm"}, Chain: []wasmprocessor.ChainMember{{ID: "wasm/a", Settings: map[string]any{"component": "a.wasm"}}}},
 		{Chain: []wasmprocessor.ChainMember{{Settings: map[string]any{"component": "a.wasm"}}}},
 		{Chain: []wasmprocessor.ChainMember{
 			{ID: "wasm/a", Settings: map[string]any{"component": "a.wasm", "mode": "subprocess"}},

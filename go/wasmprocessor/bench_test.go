@@ -9,6 +9,7 @@ package wasmprocessor
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
 	"strings"
@@ -119,7 +120,7 @@ func TestBenchBaselineDoesTheSameWork(t *testing.T) {
 	if err := contribRedaction(t, contribOut).ConsumeTraces(context.Background(), copied); err != nil {
 		t.Fatal(err)
 	}
-	wasm := start(t, &Config{Component: componentPath(t, "wasmtel-redact"), Config: redactConfig})
+	wasm := start(t, &Config{Plugin: map[string]any{"component": componentPath(t, "wasmtel-redact"), "config": redactConfig}})
 	if err := wasm.traces.ConsumeTraces(context.Background(), batch); err != nil {
 		t.Fatal(err)
 	}
@@ -175,14 +176,13 @@ func BenchmarkTraces(b *testing.B) {
 		})
 		for _, mode := range modes() {
 			b.Run(fmt.Sprintf("spans=%d/%s/wasm_redact", n, mode), func(b *testing.B) {
-				benchProcessor(b, &Config{Component: componentPath(b, "wasmtel-redact"), Config: redactConfig, Mode: mode}, batch)
+				benchProcessor(b, &Config{Mode: mode, Plugin: map[string]any{"component": componentPath(b, "wasmtel-redact"), "config": redactConfig}}, batch)
 			})
 			b.Run(fmt.Sprintf("spans=%d/%s/identity_unchanged", n, mode), func(b *testing.B) {
-				benchProcessor(b, &Config{Component: componentPath(b, "wasmtel-test-identity"), Mode: mode}, batch)
+				benchProcessor(b, &Config{Mode: mode, Plugin: map[string]any{"component": componentPath(b, "wasmtel-test-identity")}}, batch)
 			})
 			b.Run(fmt.Sprintf("spans=%d/%s/identity_replace", n, mode), func(b *testing.B) {
-				benchProcessor(b, &Config{Component: componentPath(b, "wasmtel-test-identity"),
-					Config: map[string]any{"mode": "replace"}, Mode: mode}, batch)
+				benchProcessor(b, &Config{Mode: mode, Plugin: map[string]any{"component": componentPath(b, "wasmtel-test-identity"), "config": map[string]any{"mode": "replace"}}}, batch)
 			})
 		}
 	}
@@ -209,7 +209,7 @@ func peakRSSMiB(pid int) uint64 {
 func BenchmarkCall(b *testing.B) {
 	for _, mode := range modes() {
 		b.Run(mode, func(b *testing.B) {
-			p, err := openPlugin(&Config{Component: componentPath(b, "wasmtel-test-identity"), Mode: mode}, "bench", zap.NewNop())
+			p, err := openPlugin(&Config{Mode: mode, Plugin: map[string]any{"component": componentPath(b, "wasmtel-test-identity")}}, "bench", zap.NewNop())
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -234,8 +234,8 @@ func BenchmarkChain(b *testing.B) {
 	for _, n := range []int{100, 1000} {
 		batch := benchTraces(n)
 		for _, mode := range modes() {
-			redact := &Config{Component: componentPath(b, "wasmtel-redact"), Config: redactConfig, Mode: mode}
-			filter := &Config{Component: componentPath(b, "wasmtel-filter"), Config: filterConfig, Mode: mode}
+			redact := &Config{Mode: mode, Plugin: map[string]any{"component": componentPath(b, "wasmtel-redact"), "config": redactConfig}}
+			filter := &Config{Mode: mode, Plugin: map[string]any{"component": componentPath(b, "wasmtel-filter"), "config": filterConfig}}
 			b.Run(fmt.Sprintf("spans=%d/%s/two_processors", n, mode), func(b *testing.B) {
 				ctx := context.Background()
 				set := settings()
@@ -262,7 +262,9 @@ func BenchmarkChain(b *testing.B) {
 			})
 			b.Run(fmt.Sprintf("spans=%d/%s/chain", n, mode), func(b *testing.B) {
 				settingsOf := func(cfg *Config) map[string]any {
-					return map[string]any{"component": cfg.Component, "config": cfg.Config, "mode": mode}
+					settings := maps.Clone(cfg.Plugin)
+					settings["mode"] = mode
+					return settings
 				}
 				benchProcessor(b, &Config{Chain: []ChainMember{
 					{ID: "wasm/redact", Settings: settingsOf(redact)}, {ID: "wasm/filter", Settings: settingsOf(filter)}}}, batch)

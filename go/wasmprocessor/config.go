@@ -4,31 +4,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"go.opentelemetry.io/collector/confmap"
 )
 
-// Config of a `wasm` processor: which component runs, its own config, and
-// the sandbox's limits, error policy and grants.
+// Config of a `wasm` processor. Where the plugin runs (mode,
+// runtime_binary) and the converter's chain are the collector's settings;
+// every other key is the plugin's — component, config, limits, on_error,
+// grants, quarantine_dir, quarantine_max_bytes, registry — read and
+// validated by the runtime's `wasm` node (runtime/dataflow/src/wasm_processor),
+// so adding a setting is one Rust field. The plugin's settings are listed in
+// the processor's README.
 type Config struct {
-	// Component is the wasm component: a path, file://…, oci://host/repo:tag
-	// (optionally pinned with @sha256:…), a sha256: digest or a name:tag in
-	// the local store.
-	Component string `mapstructure:"component"`
-	// Config is handed to the component's init as JSON.
-	Config map[string]any `mapstructure:"config"`
-	Limits LimitsConfig   `mapstructure:"limits"`
-	// OnError decides the fate of a batch the sandbox fails on: pass, drop or fail.
-	OnError string       `mapstructure:"on_error"`
-	Grants  GrantsConfig `mapstructure:"grants"`
-	// QuarantineDir, when set, keeps batches that failed in the sandbox.
-	QuarantineDir string `mapstructure:"quarantine_dir"`
-	// QuarantineMaxBytes caps what this processor keeps there (default 64MiB).
-	QuarantineMaxBytes string `mapstructure:"quarantine_max_bytes"`
-	// Registry decides how references other than plain paths resolve and
-	// what they must prove (pin, lock, signature).
-	Registry RegistryConfig `mapstructure:"registry"`
 	// Mode is where plugins run: auto (embedded when the collector was built
 	// with cgo, else subprocess), embedded (linked into this process) or
 	// subprocess (a `wasmtel bridge` child shared by every wasm processor).
@@ -43,8 +30,16 @@ type Config struct {
 	// processor run consecutive wasm processors of a pipeline in one
 	// crossing: each member keeps its ID (logs, metrics) and its settings.
 	Chain []ChainMember `mapstructure:"chain"`
+	// Plugin holds every other key: the plugin's settings as the runtime's
+	// wasm node reads them.
+	Plugin map[string]any `mapstructure:",remain"`
+}
 
-	_ struct{}
+// component is the plugin's reference (a path, file://…, oci://…, sha256:…
+// or a store name:tag), or "" when unset.
+func (cfg *Config) component() string {
+	reference, _ := cfg.Plugin["component"].(string)
+	return reference
 }
 
 // ChainMember is one processor of a chain: its ID and its own settings (a
@@ -83,8 +78,8 @@ func (cfg *Config) members(name string) ([]memberConfig, error) {
 // nesting, one place to run (a chain crosses once, so its plugins share a
 // mode and a child).
 func (cfg *Config) validateChain() error {
-	if cfg.Component != "" {
-		return errors.New("chain: a chain's settings are its members'; component must not be set beside it")
+	if len(cfg.Plugin) > 0 {
+		return errors.New("chain: a chain's settings are its members'; no plugin setting may be set beside it")
 	}
 	members, err := cfg.members("")
 	if err != nil {
@@ -123,52 +118,17 @@ func (cfg *Config) effectiveMode() string {
 	return modeSubprocess
 }
 
-// RegistryConfig is the registry policy; zero values take the runtime's
-// defaults (store under $WASMTEL_HOME, no signature required, 30s timeout).
-type RegistryConfig struct {
-	// Store is the local content-addressed store pulled components live in.
-	Store string `mapstructure:"store"`
-	// RequireSignature refuses components without a valid cosign signature
-	// by one of TrustedKeys (plain paths are then refused too).
-	RequireSignature bool `mapstructure:"require_signature"`
-	// TrustedKeys are cosign public keys: PEM file paths or PEM text.
-	TrustedKeys []string `mapstructure:"trusted_keys"`
-	// LockFile (wasmtel.lock) pins tags: a tag that moved is refused.
-	LockFile string `mapstructure:"lock_file"`
-	// Offline resolves from the local store only.
-	Offline bool `mapstructure:"offline"`
-	// InsecureRegistries are reached over plain HTTP (loopback always is).
-	InsecureRegistries []string      `mapstructure:"insecure_registries"`
-	Timeout            time.Duration `mapstructure:"timeout"`
-}
-
-// LimitsConfig caps one plugin; zero values take the runtime's defaults
-// (128MiB memory, 1s per batch, 32MiB output, one instance per CPU, output
-// elements at most 4x the input's plus 65536).
-type LimitsConfig struct {
-	MaxMemory         string        `mapstructure:"max_memory"`
-	Timeout           time.Duration `mapstructure:"timeout"`
-	MaxOutputBytes    string        `mapstructure:"max_output_bytes"`
-	MaxInstances      int           `mapstructure:"max_instances"`
-	MaxOutputElements uint64        `mapstructure:"max_output_elements"`
-}
-
-// GrantsConfig lists capabilities beyond the hermetic default.
-type GrantsConfig struct {
-	Clocks bool              `mapstructure:"clocks"`
-	Random bool              `mapstructure:"random"`
-	Env    map[string]string `mapstructure:"env"`
-}
-
 // Validate checks the settings (the collector calls it before creating the
-// processor). The component itself is loaded once, when the processor is
-// created, so a missing or invalid component, or a config its schema or its
-// init rejects, stops the collector at start-up naming the processor.
+// processor): where the plugin runs here, the plugin's settings by the
+// runtime's wasm node, without loading the component. The component is
+// loaded once, when the processor is created, so a missing or invalid
+// component, or a config its schema or its init rejects, stops the
+// collector at start-up naming the processor.
 func (cfg *Config) Validate() error {
 	if len(cfg.Chain) > 0 {
 		return cfg.validateChain()
 	}
-	if cfg.Component == "" {
+	if cfg.component() == "" {
 		return errors.New("component: a path or oci:// reference to a wasm component is required")
 	}
 	switch cfg.Mode {
@@ -180,99 +140,26 @@ func (cfg *Config) Validate() error {
 	default:
 		return fmt.Errorf("mode: %q is not one of auto, embedded, subprocess", cfg.Mode)
 	}
-	_, _, err := cfg.loadArguments()
-	return err
+	return validateNode("processor", wasmNodeURN, cfg.Plugin)
 }
 
-// loadArguments renders what the bridge's load takes: the plugin config and
-// the registry policy as JSON.
+// loadArguments renders what the runtime's load takes: the plugin config
+// (every setting but the component and the registry policy) and the
+// registry policy, as JSON; empty for none.
 func (cfg *Config) loadArguments() (pluginJSON, registryJSON []byte, err error) {
-	if pluginJSON, err = cfg.pluginConfigJSON(); err != nil {
-		return nil, nil, err
+	plugin := make(map[string]any, len(cfg.Plugin))
+	for key, value := range cfg.Plugin {
+		if key != "component" && key != "registry" {
+			plugin[key] = value
+		}
 	}
-	if registryJSON, err = cfg.Registry.policyJSON(); err != nil {
-		return nil, nil, err
+	if pluginJSON, err = json.Marshal(plugin); err != nil {
+		return nil, nil, fmt.Errorf("config: not representable as JSON: %w", err)
+	}
+	if registry, ok := cfg.Plugin["registry"]; ok && registry != nil {
+		if registryJSON, err = json.Marshal(registry); err != nil {
+			return nil, nil, fmt.Errorf("registry: not representable as JSON: %w", err)
+		}
 	}
 	return pluginJSON, registryJSON, nil
-}
-
-// policyJSON renders the runtime's registry Policy; unset fields are left out
-// so its defaults apply. Deployments never rewrite the lock file.
-func (r *RegistryConfig) policyJSON() ([]byte, error) {
-	if r.Timeout < 0 {
-		return nil, errors.New("registry: timeout must not be negative")
-	}
-	policy := struct {
-		Store              string   `json:"store,omitempty"`
-		RequireSignature   bool     `json:"require_signature,omitempty"`
-		TrustedKeys        []string `json:"trusted_keys,omitempty"`
-		LockFile           string   `json:"lock_file,omitempty"`
-		Offline            bool     `json:"offline,omitempty"`
-		InsecureRegistries []string `json:"insecure_registries,omitempty"`
-		Timeout            string   `json:"timeout,omitempty"`
-	}{r.Store, r.RequireSignature, r.TrustedKeys, r.LockFile, r.Offline, r.InsecureRegistries, ""}
-	if r.Timeout > 0 {
-		policy.Timeout = fmt.Sprintf("%dus", r.Timeout.Microseconds())
-	}
-	data, err := json.Marshal(policy)
-	if err != nil || string(data) == "{}" {
-		return nil, err
-	}
-	return data, nil
-}
-
-// pluginConfigJSON renders the runtime's PluginConfig; unset fields are left
-// out so the runtime's defaults apply.
-func (cfg *Config) pluginConfigJSON() ([]byte, error) {
-	switch cfg.OnError {
-	case "", "pass", "drop", "fail":
-	default:
-		return nil, fmt.Errorf("on_error: %q is not one of pass, drop, fail", cfg.OnError)
-	}
-	if cfg.Limits.Timeout < 0 || cfg.Limits.MaxInstances < 0 {
-		return nil, errors.New("limits: timeout and max_instances must not be negative")
-	}
-	limits := map[string]any{}
-	if cfg.Limits.MaxMemory != "" {
-		limits["max_memory"] = cfg.Limits.MaxMemory
-	}
-	if cfg.Limits.Timeout > 0 {
-		// Whole microseconds: a unit the runtime's duration parser reads.
-		limits["timeout"] = fmt.Sprintf("%dus", cfg.Limits.Timeout.Microseconds())
-	}
-	if cfg.Limits.MaxOutputBytes != "" {
-		limits["max_output_bytes"] = cfg.Limits.MaxOutputBytes
-	}
-	if cfg.Limits.MaxInstances > 0 {
-		limits["max_instances"] = cfg.Limits.MaxInstances
-	}
-	if cfg.Limits.MaxOutputElements > 0 {
-		limits["max_output_elements"] = cfg.Limits.MaxOutputElements
-	}
-	plugin := map[string]any{"limits": limits}
-	if cfg.Config != nil {
-		plugin["config"] = cfg.Config
-	}
-	if cfg.OnError != "" {
-		plugin["on_error"] = cfg.OnError
-	}
-	plugin["grants"] = map[string]any{"clocks": cfg.Grants.Clocks, "random": cfg.Grants.Random, "env": nonNil(cfg.Grants.Env)}
-	if cfg.QuarantineDir != "" {
-		plugin["quarantine_dir"] = cfg.QuarantineDir
-	}
-	if cfg.QuarantineMaxBytes != "" {
-		plugin["quarantine_max_bytes"] = cfg.QuarantineMaxBytes
-	}
-	data, err := json.Marshal(plugin)
-	if err != nil {
-		return nil, fmt.Errorf("config: not representable as JSON: %w", err)
-	}
-	return data, nil
-}
-
-func nonNil(m map[string]string) map[string]string {
-	if m == nil {
-		return map[string]string{}
-	}
-	return m
 }

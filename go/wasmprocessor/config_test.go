@@ -5,7 +5,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
@@ -18,29 +17,31 @@ func TestLoadConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	full := &Config{
-		Component:     "oci://registry.example/plugins/redact:1.2.0@sha256:4c1f",
 		Mode:          modeSubprocess,
 		RuntimeBinary: "/usr/local/bin/wasmtel",
-		Config:        map[string]any{"keys": []any{"user.email"}, "action": "hash"},
-		Limits: LimitsConfig{MaxMemory: "64MiB", Timeout: 200 * time.Millisecond, MaxOutputBytes: "16MiB",
-			MaxInstances: 4, MaxOutputElements: 100000},
-		OnError:            "fail",
-		Grants:             GrantsConfig{Clocks: true, Env: map[string]string{"REGION": "eu-west-1"}},
-		QuarantineDir:      "/var/lib/otelcol/quarantine",
-		QuarantineMaxBytes: "32MiB",
-		Registry: RegistryConfig{Store: "/var/lib/otelcol/wasmtel-store", RequireSignature: true,
-			TrustedKeys: []string{"/etc/otelcol/cosign.pub"}, LockFile: "/etc/otelcol/wasmtel.lock", Offline: true,
-			InsecureRegistries: []string{"registry.internal:5000"}, Timeout: 10 * time.Second},
+		Plugin: map[string]any{
+			"component": "oci://registry.example/plugins/redact:1.2.0@sha256:4c1f",
+			"config":    map[string]any{"keys": []any{"user.email"}, "action": "hash"},
+			"limits": map[string]any{"max_memory": "64MiB", "timeout": "200ms", "max_output_bytes": "16MiB",
+				"max_instances": 4, "max_output_elements": 100000},
+			"on_error":             "fail",
+			"grants":               map[string]any{"clocks": true, "random": false, "env": map[string]any{"REGION": "eu-west-1"}},
+			"quarantine_dir":       "/var/lib/otelcol/quarantine",
+			"quarantine_max_bytes": "32MiB",
+			"registry": map[string]any{"store": "/var/lib/otelcol/wasmtel-store", "require_signature": true,
+				"trusted_keys": []any{"/etc/otelcol/cosign.pub"}, "lock_file": "/etc/otelcol/wasmtel.lock", "offline": true,
+				"insecure_registries": []any{"registry.internal:5000"}, "timeout": "10s"},
+		},
 	}
 	tests := []struct {
 		id      component.ID
 		want    *Config
 		wantErr string
 	}{
-		{id: component.NewID(Type), want: &Config{Component: "/etc/otelcol/plugins/wasmtel_redact.wasm"}},
+		{id: component.NewID(Type), want: &Config{Plugin: map[string]any{"component": "/etc/otelcol/plugins/wasmtel_redact.wasm"}}},
 		{id: component.NewIDWithName(Type, "full"), want: full},
 		{id: component.NewIDWithName(Type, "bad_mode"), wantErr: `mode: "remote" is not one of auto, embedded, subprocess`},
-		{id: component.NewIDWithName(Type, "bad_policy"), wantErr: `on_error: "ignore" is not one of pass, drop, fail`},
+		{id: component.NewIDWithName(Type, "bad_policy"), wantErr: "unknown variant `ignore`"},
 		{id: component.NewIDWithName(Type, "unknown_key"), wantErr: "limts"},
 	}
 	for _, tt := range tests {

@@ -127,7 +127,7 @@ func openPlugin(cfg *Config, name string, logger *zap.Logger) (pluginHandle, err
 		return nil, err
 	}
 	if cfg.effectiveMode() == modeEmbedded {
-		return loadEmbedded(name, cfg.Component, pluginJSON, registryJSON)
+		return loadEmbedded(name, cfg.component(), pluginJSON, registryJSON)
 	}
 	program, err := runtimeProgramFor(cfg.RuntimeBinary)
 	if err != nil {
@@ -137,7 +137,7 @@ func openPlugin(cfg *Config, name string, logger *zap.Logger) (pluginHandle, err
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	p, err := c.load(name, cfg.Component, pluginJSON, registryJSON)
+	p, err := c.load(name, cfg.component(), pluginJSON, registryJSON)
 	if err != nil {
 		c.release()
 		return nil, err

@@ -168,7 +168,7 @@ func testIdentityOutcomes(t *testing.T, runIn string) {
 	ctx := context.Background()
 	for _, mode := range []string{"unchanged", "replace", "drop"} {
 		t.Run(mode, func(t *testing.T) {
-			h := start(t, &Config{Component: componentPath(t, "wasmtel-test-identity"), Config: map[string]any{"mode": mode}, Mode: runIn})
+			h := start(t, &Config{Mode: runIn, Plugin: map[string]any{"component": componentPath(t, "wasmtel-test-identity"), "config": map[string]any{"mode": mode}}})
 			if err := h.traces.ConsumeTraces(ctx, traces("GET /a", "GET /b")); err != nil {
 				t.Fatal(err)
 			}
@@ -209,11 +209,7 @@ func TestRedactEverySignal(t *testing.T) {
 
 func testRedactEverySignal(t *testing.T, mode string) {
 	ctx := context.Background()
-	h := start(t, &Config{
-		Component: componentPath(t, "wasmtel-redact"),
-		Config:    map[string]any{"keys": []any{"user.email"}, "action": "mask", "mask": "<redacted>"},
-		Mode:      mode,
-	})
+	h := start(t, &Config{Mode: mode, Plugin: map[string]any{"component": componentPath(t, "wasmtel-redact"), "config": map[string]any{"keys": []any{"user.email"}, "action": "mask", "mask": "<redacted>"}}})
 	if err := h.traces.ConsumeTraces(ctx, traces("GET /")); err != nil {
 		t.Fatal(err)
 	}
@@ -241,10 +237,7 @@ func testRedactEverySignal(t *testing.T, mode string) {
 }
 
 func TestFilterDropsHealthChecks(t *testing.T) {
-	h := start(t, &Config{
-		Component: componentPath(t, "wasmtel-filter"),
-		Config:    map[string]any{"spans": map[string]any{"attributes": []any{map[string]any{"key": "http.route", "value": "/health"}}}},
-	})
+	h := start(t, &Config{Plugin: map[string]any{"component": componentPath(t, "wasmtel-filter"), "config": map[string]any{"spans": map[string]any{"attributes": []any{map[string]any{"key": "http.route", "value": "/health"}}}}}})
 	if err := h.traces.ConsumeTraces(context.Background(), traces("GET /health", "POST /pay")); err != nil {
 		t.Fatal(err)
 	}
@@ -266,9 +259,9 @@ func TestOnErrorPolicies(t *testing.T) {
 func testOnErrorPolicies(t *testing.T, mode string) {
 	ctx := context.Background()
 	hostile := componentPath(t, "wasmtel-test-hostile")
-	limits := LimitsConfig{Timeout: 200 * time.Millisecond, MaxMemory: "64MiB"}
+	limits := map[string]any{"timeout": durationSetting(200 * time.Millisecond), "max_memory": "64MiB"}
 
-	pass := start(t, &Config{Component: hostile, OnError: "pass", Limits: limits, Mode: mode})
+	pass := start(t, &Config{Mode: mode, Plugin: map[string]any{"component": hostile, "on_error": "pass", "limits": limits}})
 	for _, trigger := range []string{"panic", "loop", "garbage"} {
 		if err := pass.traces.ConsumeTraces(ctx, traces(trigger)); err != nil {
 			t.Fatalf("%s under pass: %v", trigger, err)
@@ -278,7 +271,7 @@ func testOnErrorPolicies(t *testing.T, mode string) {
 		t.Fatalf("pass forwards the original batches: got %d spans", pass.tsink.SpanCount())
 	}
 
-	drop := start(t, &Config{Component: hostile, OnError: "drop", Limits: limits, Mode: mode})
+	drop := start(t, &Config{Mode: mode, Plugin: map[string]any{"component": hostile, "on_error": "drop", "limits": limits}})
 	if err := drop.logs.ConsumeLogs(ctx, logs("panic")); err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +279,7 @@ func testOnErrorPolicies(t *testing.T, mode string) {
 		t.Fatal("drop discards the batch")
 	}
 
-	fail := start(t, &Config{Component: hostile, OnError: "fail", Limits: limits, Mode: mode})
+	fail := start(t, &Config{Mode: mode, Plugin: map[string]any{"component": hostile, "on_error": "fail", "limits": limits}})
 	err := fail.metrics.ConsumeMetrics(ctx, metrics("panic"))
 	if err == nil || !consumererror.IsPermanent(err) || !strings.Contains(err.Error(), "trap") {
 		t.Fatalf("fail returns a permanent trap error, got %v", err)
@@ -303,7 +296,7 @@ func TestGuestErrorsKeepRetrySemantics(t *testing.T) {
 
 func testGuestErrorsKeepRetrySemantics(t *testing.T, mode string) {
 	ctx := context.Background()
-	h := start(t, &Config{Component: componentPath(t, "wasmtel-test-hostile"), Mode: mode})
+	h := start(t, &Config{Mode: mode, Plugin: map[string]any{"component": componentPath(t, "wasmtel-test-hostile")}})
 	permanent := h.traces.ConsumeTraces(ctx, traces("permanent-error"))
 	if permanent == nil || !consumererror.IsPermanent(permanent) {
 		t.Fatalf("permanent guest error: %v", permanent)
@@ -319,7 +312,7 @@ func TestContextDeadlineBoundsTheBatch(t *testing.T) {
 }
 
 func testContextDeadlineBoundsTheBatch(t *testing.T, mode string) {
-	h := start(t, &Config{Component: componentPath(t, "wasmtel-test-hostile"), OnError: "fail", Limits: LimitsConfig{Timeout: 10 * time.Second}, Mode: mode})
+	h := start(t, &Config{Mode: mode, Plugin: map[string]any{"component": componentPath(t, "wasmtel-test-hostile"), "on_error": "fail", "limits": map[string]any{"timeout": durationSetting(10 * time.Second)}}})
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	err := h.traces.ConsumeTraces(ctx, traces("loop"))
@@ -340,8 +333,8 @@ func TestValidateRefusesBadSettings(t *testing.T) {
 		want string
 	}{
 		{"no component", Config{}, "component: a path or oci:// reference to a wasm component is required"},
-		{"bad policy", Config{Component: identity, OnError: "ignore"}, `on_error: "ignore"`},
-		{"bad mode", Config{Component: identity, Mode: "remote"}, `mode: "remote"`},
+		{"bad policy", Config{Plugin: map[string]any{"component": identity, "on_error": "ignore"}}, "on_error: unknown variant `ignore`"},
+		{"bad mode", Config{Mode: "remote", Plugin: map[string]any{"component": identity}}, `mode: "remote"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -351,7 +344,7 @@ func TestValidateRefusesBadSettings(t *testing.T) {
 			}
 		})
 	}
-	good := Config{Component: identity}
+	good := Config{Plugin: map[string]any{"component": identity}}
 	if err := good.Validate(); err != nil {
 		t.Fatalf("a good config validates: %v", err)
 	}
@@ -372,11 +365,11 @@ func TestBadComponentsAndConfigsFailCreationNamingTheProcessor(t *testing.T) {
 			cfg  Config
 			want string
 		}{
-			{"missing file", Config{Component: filepath.Join(dir, "ghost.wasm")}, "cannot read"},
-			{"not wasm", Config{Component: notWasm}, "not a WebAssembly file"},
-			{"rejected config", Config{Component: componentPath(t, "wasmtel-test-hostile"), Config: map[string]any{"reject": "ratio too high"}}, "init rejected the configuration: ratio too high"},
-			{"bad guest config", Config{Component: componentPath(t, "wasmtel-redact"), Config: map[string]any{"keyz": []any{"a"}}}, "keyz"},
-			{"bad limit", Config{Component: componentPath(t, "wasmtel-test-identity"), Limits: LimitsConfig{MaxMemory: "lots"}}, "max_memory"},
+			{"missing file", Config{Plugin: map[string]any{"component": filepath.Join(dir, "ghost.wasm")}}, "cannot read"},
+			{"not wasm", Config{Plugin: map[string]any{"component": notWasm}}, "not a WebAssembly file"},
+			{"rejected config", Config{Plugin: map[string]any{"component": componentPath(t, "wasmtel-test-hostile"), "config": map[string]any{"reject": "ratio too high"}}}, "init rejected the configuration: ratio too high"},
+			{"bad guest config", Config{Plugin: map[string]any{"component": componentPath(t, "wasmtel-redact"), "config": map[string]any{"keyz": []any{"a"}}}}, "keyz"},
+			{"bad limit", Config{Plugin: map[string]any{"component": componentPath(t, "wasmtel-test-identity"), "limits": map[string]any{"max_memory": "lots"}}}, "max_memory"},
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
@@ -396,7 +389,7 @@ func TestBadComponentsAndConfigsFailCreationNamingTheProcessor(t *testing.T) {
 
 func TestOneProcessorIDLoadsItsPluginOnce(t *testing.T) {
 	forEachMode(t, func(t *testing.T, mode string) {
-		h := start(t, &Config{Component: componentPath(t, "wasmtel-test-identity"), Config: map[string]any{"mode": "unchanged"}, Mode: mode})
+		h := start(t, &Config{Mode: mode, Plugin: map[string]any{"component": componentPath(t, "wasmtel-test-identity"), "config": map[string]any{"mode": "unchanged"}}})
 		processors.Lock()
 		loaded := 0
 		for _, w := range processors.byID {
@@ -421,7 +414,7 @@ func TestOneProcessorIDLoadsItsPluginOnce(t *testing.T) {
 func TestNoHandlesLeakAfterShutdownOrUnderLoad(t *testing.T) {
 	ctx := context.Background()
 	set := settings()
-	cfg := &Config{Component: componentPath(t, "wasmtel-test-identity"), Config: map[string]any{"mode": "replace"}, Mode: modes()[0]}
+	cfg := &Config{Mode: modes()[0], Plugin: map[string]any{"component": componentPath(t, "wasmtel-test-identity"), "config": map[string]any{"mode": "replace"}}}
 	sink := new(consumertest.TracesSink)
 	p, err := NewFactory().CreateTraces(ctx, set, cfg, sink)
 	if err != nil {
@@ -464,7 +457,7 @@ func testPluginMetricsAreCollectorTelemetry(t *testing.T, mode string) {
 	defer func() { _ = tel.Shutdown(ctx) }()
 	set := settings()
 	set.TelemetrySettings = tel.NewTelemetrySettings()
-	cfg := &Config{Component: componentPath(t, "wasmtel-redact"), Config: map[string]any{"keys": []any{"user.email"}}, Mode: mode}
+	cfg := &Config{Mode: mode, Plugin: map[string]any{"component": componentPath(t, "wasmtel-redact"), "config": map[string]any{"keys": []any{"user.email"}}}}
 	p, err := NewFactory().CreateTraces(ctx, set, cfg, consumertest.NewNop())
 	if err != nil {
 		t.Fatal(err)
@@ -637,4 +630,9 @@ func TestAChainCrossesOncePerBatch(t *testing.T) {
 		t.Fatalf("calls: first %v, second %v, third %v; want 3 calls of the whole chain through the first",
 			first.chainLengths, second.chainLengths, third.chainLengths)
 	}
+}
+
+// durationSetting writes d as the runtime's duration settings read it.
+func durationSetting(d time.Duration) string {
+	return fmt.Sprintf("%dus", d.Microseconds())
 }

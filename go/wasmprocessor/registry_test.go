@@ -124,30 +124,29 @@ func TestComponentsByReference(t *testing.T) {
 		t.Fatalf("push printed %q, want the pinned reference", pinned)
 	}
 	store := filepath.Join(deployer, "store")
-	policy := RegistryConfig{Store: store}
+	policy := map[string]any{"store": store}
 
-	byTag := start(t, &Config{Component: tag, Config: redactConfig, Registry: policy})
+	byTag := start(t, &Config{Plugin: map[string]any{"component": tag, "config": redactConfig, "registry": policy}})
 	redactsEmail(t, byTag)
 
 	keys := t.TempDir()
 	wasmtelCLI(t, keys, "keygen")
 	trusted := []string{filepath.Join(keys, "cosign.pub")}
-	expectRefused(t, Config{Component: pinned, Registry: RegistryConfig{Store: store, RequireSignature: true, TrustedKeys: trusted}},
+	expectRefused(t, Config{Plugin: map[string]any{"component": pinned, "registry": map[string]any{"store": store, "require_signature": true, "trusted_keys": trusted}}},
 		pinned, "signature required")
 	wasmtelCLI(t, keys, "sign", pinned, "--key", filepath.Join(keys, "cosign.key"))
-	signed := start(t, &Config{Component: pinned, Config: redactConfig,
-		Registry: RegistryConfig{Store: store, RequireSignature: true, TrustedKeys: trusted}})
+	signed := start(t, &Config{Plugin: map[string]any{"component": pinned, "config": redactConfig, "registry": map[string]any{"store": store, "require_signature": true, "trusted_keys": trusted}}})
 	redactsEmail(t, signed)
 
 	registry.stop()
-	byPin := start(t, &Config{Component: pinned, Config: redactConfig, Registry: policy})
+	byPin := start(t, &Config{Plugin: map[string]any{"component": pinned, "config": redactConfig, "registry": policy}})
 	redactsEmail(t, byPin)
-	offline := start(t, &Config{Component: tag, Config: redactConfig, Registry: RegistryConfig{Store: store, Offline: true}})
+	offline := start(t, &Config{Plugin: map[string]any{"component": tag, "config": redactConfig, "registry": map[string]any{"store": store, "offline": true}}})
 	redactsEmail(t, offline)
 
 	// The author's local store name, no registry involved.
 	wasmtelCLI(t, author, "push", absComponent(t, "wasmtel-redact"), "redact:dev")
-	local := start(t, &Config{Component: "redact:dev", Config: redactConfig, Registry: RegistryConfig{Store: filepath.Join(author, "store")}})
+	local := start(t, &Config{Plugin: map[string]any{"component": "redact:dev", "config": redactConfig, "registry": map[string]any{"store": filepath.Join(author, "store")}}})
 	redactsEmail(t, local)
 
 	cases := []struct {
@@ -155,15 +154,15 @@ func TestComponentsByReference(t *testing.T) {
 		cfg  Config
 		want []string
 	}{
-		{"unpinned tag, registry down", Config{Component: "oci://" + registry.addr + "/plugins/redact:2.0.0", Registry: policy},
+		{"unpinned tag, registry down", Config{Plugin: map[string]any{"component": "oci://" + registry.addr + "/plugins/redact:2.0.0", "registry": policy}},
 			[]string{"plugins/redact:2.0.0", "unreachable"}},
-		{"require_signature without keys", Config{Component: pinned, Registry: RegistryConfig{Store: store, RequireSignature: true}},
+		{"require_signature without keys", Config{Plugin: map[string]any{"component": pinned, "registry": map[string]any{"store": store, "require_signature": true}}},
 			[]string{"trusted_keys is empty"}},
-		{"a path under require_signature", Config{Component: absComponent(t, "wasmtel-redact"), Registry: RegistryConfig{RequireSignature: true, TrustedKeys: trusted}},
+		{"a path under require_signature", Config{Plugin: map[string]any{"component": absComponent(t, "wasmtel-redact"), "registry": map[string]any{"require_signature": true, "trusted_keys": trusted}}},
 			[]string{"carries no signature"}},
-		{"not in the store", Config{Component: "sha256:" + strings.Repeat("ab", 32), Registry: policy},
+		{"not in the store", Config{Plugin: map[string]any{"component": "sha256:" + strings.Repeat("ab", 32), "registry": policy}},
 			[]string{"sha256:abab", "not in the local store"}},
-		{"unparsable reference", Config{Component: "ftp://example/redact"}, []string{"ftp://example/redact", "unsupported scheme"}},
+		{"unparsable reference", Config{Plugin: map[string]any{"component": "ftp://example/redact"}}, []string{"ftp://example/redact", "unsupported scheme"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) { expectRefused(t, tc.cfg, tc.want...) })
@@ -180,7 +179,7 @@ func expectRefused(t *testing.T, cfg Config, want ...string) {
 	t.Helper()
 	_, err := NewFactory().CreateTraces(context.Background(), settings(), &cfg, consumertest.NewNop())
 	if err == nil {
-		t.Fatalf("the processor started with %s", cfg.Component)
+		t.Fatalf("the processor started with %s", cfg.component())
 	}
 	for _, w := range want {
 		if !strings.Contains(err.Error(), w) {
@@ -200,7 +199,7 @@ func absComponent(t *testing.T, crate string) string {
 
 // TestRegistrySettingsFromCollectorConfig: the `registry:` keys a collector
 // config carries reach the runtime's policy with their meaning; unknown keys
-// are refused by the collector's own unmarshaling.
+// are refused by the runtime's validation.
 func TestRegistrySettingsFromCollectorConfig(t *testing.T) {
 	cfg := NewFactory().CreateDefaultConfig().(*Config)
 	settings := confmap.NewFromStringMap(map[string]any{
@@ -218,20 +217,26 @@ func TestRegistrySettingsFromCollectorConfig(t *testing.T) {
 	if err := settings.Unmarshal(cfg); err != nil {
 		t.Fatal(err)
 	}
-	got, err := cfg.Registry.policyJSON()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	_, got, err := cfg.loadArguments()
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"store":"/var/lib/otelcol/store","require_signature":true,"trusted_keys":["/etc/otelcol/cosign.pub"],` +
-		`"lock_file":"/etc/otelcol/wasmtel.lock","offline":true,"insecure_registries":["registry.lab:5000"],"timeout":"2000000us"}`
+	want := `{"insecure_registries":["registry.lab:5000"],"lock_file":"/etc/otelcol/wasmtel.lock","offline":true,` +
+		`"require_signature":true,"store":"/var/lib/otelcol/store","timeout":"2s","trusted_keys":["/etc/otelcol/cosign.pub"]}`
 	if string(got) != want {
 		t.Errorf("policy JSON\n got %s\nwant %s", got, want)
 	}
-	if empty, _ := (&RegistryConfig{}).policyJSON(); empty != nil {
-		t.Errorf("an empty registry section renders %s, want nothing (runtime defaults)", empty)
+	if _, empty, _ := (&Config{Plugin: map[string]any{"component": "a.wasm"}}).loadArguments(); empty != nil {
+		t.Errorf("no registry section renders %s, want nothing (runtime defaults)", empty)
 	}
-	bad := confmap.NewFromStringMap(map[string]any{"registry": map[string]any{"trusted": []any{"k"}}})
-	if err := bad.Unmarshal(NewFactory().CreateDefaultConfig().(*Config)); err == nil || !strings.Contains(err.Error(), "trusted") {
+	bad := NewFactory().CreateDefaultConfig().(*Config)
+	if err := confmap.NewFromStringMap(map[string]any{"component": "a.wasm", "registry": map[string]any{"trusted": []any{"k"}}}).Unmarshal(bad); err != nil {
+		t.Fatal(err)
+	}
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "trusted") {
 		t.Errorf("unknown registry key: got %v", err)
 	}
 }

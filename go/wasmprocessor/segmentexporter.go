@@ -1,7 +1,6 @@
 package wasmprocessor
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -94,11 +93,8 @@ func (cfg *SegmentConfig) plan(id string) (segmentPlan, error) {
 		} else if member.effectiveMode() != p.mode || member.RuntimeBinary != p.runtimeBinary {
 			return p, fmt.Errorf("processors[%d] (%s): mode and runtime_binary must be %s's", i, m.ID, cfg.Processors[0].ID)
 		}
-		node, err := member.wasmNodeConfig()
-		if err != nil {
-			return p, fmt.Errorf("processors[%d] (%s): %w", i, m.ID, err)
-		}
-		p.spec.Processors = append(p.spec.Processors, segmentNode{ID: m.ID, URN: wasmNodeURN, Config: node})
+		// The processor's plugin settings are the wasm node's, as they are.
+		p.spec.Processors = append(p.spec.Processors, segmentNode{ID: m.ID, URN: wasmNodeURN, Config: member.Plugin})
 		p.pluginIDs = append(p.pluginIDs, m.ID)
 	}
 	for i, m := range cfg.Exporters {
@@ -116,28 +112,3 @@ var wasmNodeURN = func() string {
 	f, _ := findRustFactory("processor", "wasm")
 	return f.urn
 }()
-
-// wasmNodeConfig is the processor's settings as the wasm node reads them:
-// the plugin's settings (the same JSON the bridge's load takes), the
-// component and the registry policy.
-func (cfg *Config) wasmNodeConfig() (map[string]any, error) {
-	pluginJSON, registryJSON, err := cfg.loadArguments()
-	if err != nil {
-		return nil, err
-	}
-	node := map[string]any{}
-	if len(pluginJSON) > 0 {
-		if err := json.Unmarshal(pluginJSON, &node); err != nil {
-			return nil, err
-		}
-	}
-	node["component"] = cfg.Component
-	if len(registryJSON) > 0 {
-		var registry map[string]any
-		if err := json.Unmarshal(registryJSON, &registry); err != nil {
-			return nil, err
-		}
-		node["registry"] = registry
-	}
-	return node, nil
-}

@@ -148,8 +148,8 @@ func TestAnOutputLengthBeyondTheSlotIsAnError(t *testing.T) {
 // a guest looping in one slot holds up no batch in another.
 func TestABatchLoopingInOneSlotDelaysNoOtherSlot(t *testing.T) {
 	cfg := subprocessConfig(t, "wasmtel-test-hostile", nil)
-	cfg.OnError = "pass"
-	cfg.Limits.Timeout = 30 * time.Second
+	cfg.Plugin["on_error"] = "pass"
+	cfg.Plugin["limits"] = map[string]any{"timeout": durationSetting(30 * time.Second)}
 	h := start(t, cfg)
 	slots := childSlots(t)
 	before := slots.inSlot.Load()

@@ -51,7 +51,7 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, check func() bo
 }
 
 func subprocessConfig(t *testing.T, crate string, config map[string]any) *Config {
-	return &Config{Component: componentPath(t, crate), Config: config, Mode: modeSubprocess}
+	return &Config{Mode: modeSubprocess, Plugin: map[string]any{"component": componentPath(t, crate), "config": config}}
 }
 
 func TestSubprocessChildIsSharedAndStopsWithTheLastProcessor(t *testing.T) {
@@ -171,8 +171,7 @@ func TestSubprocessChildDiesWithTheCollector(t *testing.T) {
 }
 
 func TestCancellingTheContextInterruptsTheGuestInTheChild(t *testing.T) {
-	h := start(t, &Config{Component: componentPath(t, "wasmtel-test-hostile"), Mode: modeSubprocess, OnError: "pass",
-		Limits: LimitsConfig{Timeout: 30 * time.Second}})
+	h := start(t, &Config{Mode: modeSubprocess, Plugin: map[string]any{"component": componentPath(t, "wasmtel-test-hostile"), "on_error": "pass", "limits": map[string]any{"timeout": durationSetting(30 * time.Second)}}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	started := time.Now()
@@ -204,8 +203,7 @@ func TestGuestAndPolicyLogsReachTheCollectorLogger(t *testing.T) {
 		core, logs := observer.New(zap.DebugLevel)
 		set := settings()
 		set.Logger = zap.New(core)
-		h := startWith(t, set, &Config{Component: componentPath(t, "wasmtel-test-hostile"), Mode: mode, OnError: "pass",
-			Limits: LimitsConfig{Timeout: time.Second}})
+		h := startWith(t, set, &Config{Mode: mode, Plugin: map[string]any{"component": componentPath(t, "wasmtel-test-hostile"), "on_error": "pass", "limits": map[string]any{"timeout": durationSetting(time.Second)}}})
 		if err := h.traces.ConsumeTraces(context.Background(), traces("panic")); err != nil {
 			t.Fatal(err)
 		}
@@ -219,9 +217,7 @@ func TestGuestAndPolicyLogsReachTheCollectorLogger(t *testing.T) {
 func TestSubprocessModeWithoutABinaryFailsClearly(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
 	set := settings()
-	_, err := NewFactory().CreateTraces(context.Background(), set, &Config{
-		Component: componentPath(t, "wasmtel-test-identity"), Mode: modeSubprocess,
-	}, consumertest.NewNop())
+	_, err := NewFactory().CreateTraces(context.Background(), set, &Config{Mode: modeSubprocess, Plugin: map[string]any{"component": componentPath(t, "wasmtel-test-identity")}}, consumertest.NewNop())
 	if err == nil || !strings.Contains(err.Error(), "runtime_binary") || !strings.Contains(err.Error(), set.ID.String()) {
 		t.Fatalf("want an error naming the processor and runtime_binary, got %v", err)
 	}

@@ -119,9 +119,16 @@ pub enum NodeConfigError {
     Invalid(String),
 }
 
-/// Runs the node type's own static validation on `config` (a JSON object;
-/// `null` for no settings).
+/// Runs the node type's own validation on `config` (a JSON object; `null`
+/// for no settings). For the wasm node it checks the settings only: its
+/// factory's check also loads the component, which the collector does once,
+/// when it creates the processor (and a segment, when it starts).
 pub fn validate_node(kind: NodeKind, urn: &str, config: &Value) -> Result<(), NodeConfigError> {
+    if kind == NodeKind::Processor && urn == crate::WASM_PROCESSOR_URN {
+        return crate::wasm_processor::WasmProcessorConfig::from_value(config)
+            .map(drop)
+            .map_err(|e| NodeConfigError::Invalid(config_message(e)));
+    }
     let factory = &OTAP_PIPELINE_FACTORY;
     let validate = match kind {
         NodeKind::Receiver => factory.get_receiver_factory_map().get(urn).map(|f| f.validate_config),
