@@ -51,7 +51,8 @@ type processResponse struct {
 	slotOutputLen uint64
 }
 
-type metricsRequest struct{ pluginID uint64 }
+// metricsRequest asks for a plugin's metrics, or (pluginID 0) a segment's.
+type metricsRequest struct{ pluginID, segmentID uint64 }
 
 type metricsResponse struct{ json []byte }
 
@@ -189,7 +190,9 @@ func (m *processResponse) unmarshal(b []byte) error {
 	})
 }
 
-func (m *metricsRequest) marshal() [][]byte { return [][]byte{appendVarint(nil, 1, m.pluginID)} }
+func (m *metricsRequest) marshal() [][]byte {
+	return [][]byte{appendVarint(appendVarint(nil, 1, m.pluginID), 2, m.segmentID)}
+}
 
 func (m *metricsRequest) unmarshal([]byte) error { return errors.New("metricsRequest is only sent") }
 

@@ -316,7 +316,7 @@ type pluginMetrics struct {
 	Guest         map[string]int64 `json:"guest_counters"`
 }
 
-func snapshot(p pluginHandle) (pluginMetrics, error) {
+func snapshot(p metricsSource) (pluginMetrics, error) {
 	var m pluginMetrics
 	data, err := p.metricsJSON()
 	if err != nil {
@@ -333,30 +333,44 @@ var durationBuckets = []float64{0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 
 
 // registerMetrics exposes the plugin's metrics as collector internal telemetry.
 func registerMetrics(meter metric.Meter, w *wasmProcessor) (metric.Registration, error) {
+	instruments, err := pluginInstruments(meter)
+	if err != nil {
+		return nil, err
+	}
+	calls, outcomes, failures, policy, bytes, guest := instruments[0], instruments[1], instruments[2], instruments[3], instruments[4], instruments[5]
+	return meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		for _, member := range w.members {
+			observePlugin(o, w.settings.Logger, member.name, member.plugin, calls, outcomes, failures, policy, bytes, guest)
+		}
+		return nil
+	}, calls, outcomes, failures, policy, bytes, guest)
+}
+
+// metricsSource is what a plugin's metrics are read from: the plugin, or
+// the segment it runs in.
+type metricsSource interface {
+	metricsJSON() ([]byte, error)
+}
+
+// pluginInstruments are the plugin metrics' instruments, the same for a
+// wasm processor and for the wasm processors of a segment.
+func pluginInstruments(meter metric.Meter) ([]metric.Int64Observable, error) {
 	calls, err1 := meter.Int64ObservableCounter("wasmtel.plugin.calls", metric.WithDescription("Batches offered to the plugin"))
 	outcomes, err2 := meter.Int64ObservableCounter("wasmtel.plugin.outcomes", metric.WithDescription("Batches by outcome"))
 	failures, err3 := meter.Int64ObservableCounter("wasmtel.plugin.errors", metric.WithDescription("Failed batches by kind"))
 	policy, err4 := meter.Int64ObservableCounter("wasmtel.plugin.on_error", metric.WithDescription("Failed batches by the action on_error took"))
 	bytes, err5 := meter.Int64ObservableCounter("wasmtel.plugin.bytes", metric.WithUnit("By"), metric.WithDescription("OTLP bytes in and out of the sandbox"))
 	guest, err6 := meter.Int64ObservableCounter("wasmtel.plugin.guest_counter", metric.WithDescription("Counters reported by the guest"))
-	if err := errors.Join(err1, err2, err3, err4, err5, err6); err != nil {
-		return nil, err
-	}
-	return meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		for _, member := range w.members {
-			observePlugin(o, w.settings.Logger, member, calls, outcomes, failures, policy, bytes, guest)
-		}
-		return nil
-	}, calls, outcomes, failures, policy, bytes, guest)
+	return []metric.Int64Observable{calls, outcomes, failures, policy, bytes, guest}, errors.Join(err1, err2, err3, err4, err5, err6)
 }
 
 // observePlugin observes one plugin's metrics under its name.
-func observePlugin(o metric.Observer, logger *zap.Logger, member member, calls, outcomes, failures, policy, bytes, guest metric.Int64Observable) {
-	plugin := attribute.String("plugin", member.name)
-	m, err := snapshot(member.plugin)
+func observePlugin(o metric.Observer, logger *zap.Logger, name string, source metricsSource, calls, outcomes, failures, policy, bytes, guest metric.Int64Observable) {
+	plugin := attribute.String("plugin", name)
+	m, err := snapshot(source)
 	if err != nil {
-		if !errors.Is(err, errPluginClosed) {
-			logger.Warn("reading wasm plugin metrics", zap.String("plugin", member.name), zap.Error(err))
+		if !errors.Is(err, errPluginClosed) && !errors.Is(err, errSegmentStopped) {
+			logger.Warn("reading wasm plugin metrics", zap.String("plugin", name), zap.Error(err))
 		}
 		return
 	}

@@ -23,6 +23,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 )
 
@@ -147,10 +148,12 @@ func newSegmentFactory(typ component.Type, createDefault component.CreateDefault
 type sharedSegment struct {
 	plan   segmentPlan
 	logger *zap.Logger
+	meter  metric.Meter
 
 	mu      sync.Mutex
 	started int
 	handle  segmentHandle
+	metrics metric.Registration
 }
 
 var segments = struct {
@@ -171,7 +174,7 @@ func acquireSegment(set exporter.Settings, plan segmentPlan) *segmentUse {
 	defer segments.Unlock()
 	s := segments.byID[set.ID]
 	if s == nil {
-		s = &sharedSegment{plan: plan, logger: set.Logger}
+		s = &sharedSegment{plan: plan, logger: set.Logger, meter: set.MeterProvider.Meter(meterName)}
 		segments.byID[set.ID] = s
 	}
 	return &segmentUse{segment: s, id: set.ID}
@@ -193,6 +196,13 @@ func (u *segmentUse) Start(context.Context, component.Host) error {
 			return err
 		}
 		s.handle = handle
+		if len(s.plan.pluginIDs) > 0 {
+			registration, err := registerSegmentMetrics(s.meter, s.logger, handle, s.plan.pluginIDs)
+			if err != nil {
+				s.logger.Warn("the segment's plugin metrics are not exported", zap.Error(err))
+			}
+			s.metrics = registration
+		}
 	}
 	s.started++
 	u.started = true
@@ -212,6 +222,10 @@ func (u *segmentUse) Shutdown(ctx context.Context) error {
 		}
 		if s.started > 0 {
 			return
+		}
+		if s.metrics != nil {
+			_ = s.metrics.Unregister()
+			s.metrics = nil
 		}
 		if s.handle != nil {
 			err = s.handle.stop(ctx)
@@ -287,4 +301,24 @@ func (e *logsExporter) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
 func IsRustExporterType(componentType string) bool {
 	_, ok := findRustFactory("exporter", componentType)
 	return ok
+}
+
+// registerSegmentMetrics exports the plugin metrics of a segment's wasm
+// processors, each under its own ID, as a wasm processor exports its own.
+func registerSegmentMetrics(meter metric.Meter, logger *zap.Logger, handle segmentHandle, ids []string) (metric.Registration, error) {
+	instruments, err := pluginInstruments(meter)
+	if err != nil {
+		return nil, err
+	}
+	observables := make([]metric.Observable, len(instruments))
+	for i, instrument := range instruments {
+		observables[i] = instrument
+	}
+	return meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		for _, id := range ids {
+			observePlugin(o, logger, id, segmentPlugin{segment: handle, id: id},
+				instruments[0], instruments[1], instruments[2], instruments[3], instruments[4], instruments[5])
+		}
+		return nil
+	}, observables...)
 }

@@ -175,7 +175,8 @@ func TestASegmentRunsWasmProcessorsThenEveryExporterInEachMode(t *testing.T) {
 			t.Fatal(err)
 		}
 		ctx := context.Background()
-		exp, err := f.CreateTraces(ctx, exporterSettings(f.Type()), cfg)
+		set := exporterSettings(f.Type())
+		exp, err := f.CreateTraces(ctx, set, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -186,6 +187,21 @@ func TestASegmentRunsWasmProcessorsThenEveryExporterInEachMode(t *testing.T) {
 			if err := exp.ConsumeTraces(ctx, traces("GET /a", "GET /health")); err != nil {
 				t.Fatal(err)
 			}
+		}
+		// Each wasm processor's plugin metrics, read from the segment under its ID.
+		segments.Lock()
+		handle := segments.byID[set.ID].handle
+		segments.Unlock()
+		redact, err := snapshot(segmentPlugin{segment: handle, id: "wasm/redact"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		filter, err := snapshot(segmentPlugin{segment: handle, id: "wasm/filter"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if redact.Calls != 3 || redact.Replaced != 3 || filter.Calls != 3 || filter.Replaced != 3 {
+			t.Errorf("plugin metrics: redact %+v, filter %+v", redact, filter)
 		}
 		if err := exp.Shutdown(ctx); err != nil {
 			t.Fatal(err)

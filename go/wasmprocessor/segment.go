@@ -36,6 +36,30 @@ type segmentHandle interface {
 	export(ctx context.Context, sig signal, input []byte) error
 	// stop drains the segment (exporters flushed) within ctx's deadline.
 	stop(ctx context.Context) error
+	// metricsJSON is its wasm processors' metrics: component ID → MetricsSnapshot.
+	metricsJSON() ([]byte, error)
+}
+
+// segmentPlugin reads one wasm processor's metrics out of its segment's.
+type segmentPlugin struct {
+	segment segmentHandle
+	id      string
+}
+
+func (p segmentPlugin) metricsJSON() ([]byte, error) {
+	all, err := p.segment.metricsJSON()
+	if err != nil {
+		return nil, err
+	}
+	var byID map[string]json.RawMessage
+	if err := json.Unmarshal(all, &byID); err != nil {
+		return nil, err
+	}
+	one, ok := byID[p.id]
+	if !ok {
+		return nil, fmt.Errorf("%s: no metrics in its segment yet", p.id)
+	}
+	return one, nil
 }
 
 // defaultExportBudget bounds a batch whose context has no deadline (the

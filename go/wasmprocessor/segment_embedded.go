@@ -79,6 +79,21 @@ func (s *embeddedSegment) stop(ctx context.Context) error {
 	return nil
 }
 
+func (s *embeddedSegment) metricsJSON() ([]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.handle == nil {
+		return nil, errSegmentStopped
+	}
+	var out *C.char
+	var cerr C.WasmtelError
+	if C.wasmtel_segment_metrics_json(s.handle, &out, &cerr) != C.WASMTEL_STATUS_OK {
+		return nil, takeError(&cerr)
+	}
+	defer C.wasmtel_string_free(out)
+	return []byte(C.GoString(out)), nil
+}
+
 func validateNodeEmbedded(kind, urn string, configJSON []byte) error {
 	kindBytes, urnBytes := []byte(kind), []byte(urn)
 	kindPtr, kindLen := cBytes(kindBytes)

@@ -118,6 +118,20 @@ func (s *remoteSegment) export(ctx context.Context, sig signal, input []byte) er
 	return nil
 }
 
+func (s *remoteSegment) metricsJSON() ([]byte, error) {
+	id, conn, _, err := s.current()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var response metricsResponse
+	if err := conn.Invoke(ctx, bridgeService+"Metrics", &metricsRequest{segmentID: id}, &response, useBridgeCodec); err != nil {
+		return nil, statusError(err, "")
+	}
+	return response.json, nil
+}
+
 // stop drains the segment in the child, then lets the child go.
 func (s *remoteSegment) stop(ctx context.Context) error {
 	s.mu.Lock()

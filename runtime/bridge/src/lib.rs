@@ -491,8 +491,13 @@ impl Bridge for Service {
         &self,
         request: Request<proto::MetricsRequest>,
     ) -> Result<Response<proto::MetricsResponse>, Status> {
-        let plugin = self.plugin(request.into_inner().plugin_id)?;
-        let json = serde_json::to_string(&plugin.metrics()).map_err(|e| Status::internal(e.to_string()))?;
+        let request = request.into_inner();
+        let json = if request.segment_id != 0 {
+            serde_json::to_string(&self.segment(request.segment_id)?.plugin_metrics())
+        } else {
+            serde_json::to_string(&self.plugin(request.plugin_id)?.metrics())
+        }
+        .map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(proto::MetricsResponse { json }))
     }
 

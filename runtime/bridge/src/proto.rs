@@ -63,6 +63,9 @@ pub struct ProcessResponse {
 pub struct MetricsRequest {
     #[prost(uint64, tag = "1")]
     pub plugin_id: u64,
+    /// Or (`plugin_id` 0) a segment's wasm processors: a map by component ID.
+    #[prost(uint64, tag = "2")]
+    pub segment_id: u64,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -20,12 +20,13 @@
 //! runs a type's own config validation: the collector's `Validate` comes from
 //! the Rust factory, not from a copy of its settings in Go.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use wasmtel_runtime::Signal;
+use wasmtel_runtime::{MetricsSnapshot, Signal};
 
 use crate::{EmbeddedError, EmbeddedPipeline, EmbeddedStats, OTAP_PIPELINE_FACTORY};
 
@@ -298,6 +299,8 @@ impl SegmentNode {
 pub struct Segment {
     id: String,
     pipeline: EmbeddedPipeline,
+    /// Engine node name → collector component ID, for the wasm nodes.
+    plugin_ids: BTreeMap<String, String>,
 }
 
 impl Segment {
@@ -306,7 +309,22 @@ impl Segment {
         spec.validate()?;
         let pipeline = EmbeddedPipeline::start(spec.engine_spec())
             .map_err(|source| SegmentError::Start { id: spec.id.clone(), source })?;
-        Ok(Segment { id: spec.id.clone(), pipeline })
+        let plugin_ids = spec
+            .processors
+            .iter()
+            .filter(|node| node.urn == crate::WASM_PROCESSOR_URN)
+            .map(|node| (node.node_name(), node.id.clone()))
+            .collect();
+        Ok(Segment { id: spec.id.clone(), pipeline, plugin_ids })
+    }
+
+    /// The metrics of each wasm processor's plugin, by collector component ID.
+    pub fn plugin_metrics(&self) -> BTreeMap<String, MetricsSnapshot> {
+        self.pipeline
+            .plugin_metrics()
+            .into_iter()
+            .filter_map(|(node, metrics)| self.plugin_ids.get(&node).map(|id| (id.clone(), metrics)))
+            .collect()
     }
 
     /// The collector component that runs it.

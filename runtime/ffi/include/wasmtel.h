@@ -256,6 +256,15 @@ enum WasmtelStatus wasmtel_segment_export(const struct WasmtelSegment *segment,
                                           uint64_t budget_ns,
                                           struct WasmtelError *error);
 
+// The metrics of the segment's wasm processors as a JSON object: collector
+// component ID → `MetricsSnapshot`; free with `wasmtel_string_free`.
+//
+// # Safety
+// `segment` is live; `out_json` and `error` are writable.
+enum WasmtelStatus wasmtel_segment_metrics_json(const struct WasmtelSegment *segment,
+                                                char **out_json,
+                                                struct WasmtelError *error);
+
 // Stops taking batches, lets those in flight finish and the exporters flush
 // (within `timeout_ns`), stops the pipeline and frees the handle, whatever
 // the outcome; an error says what did not finish.

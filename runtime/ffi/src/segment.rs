@@ -160,6 +160,30 @@ pub unsafe extern "C" fn wasmtel_segment_export(
     })
 }
 
+/// The metrics of the segment's wasm processors as a JSON object: collector
+/// component ID → `MetricsSnapshot`; free with `wasmtel_string_free`.
+///
+/// # Safety
+/// `segment` is live; `out_json` and `error` are writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wasmtel_segment_metrics_json(
+    segment: *const WasmtelSegment,
+    out_json: *mut *mut c_char,
+    error: *mut WasmtelError,
+) -> WasmtelStatus {
+    guard(error, || {
+        if segment.is_null() || out_json.is_null() {
+            return invalid(error, "segment or out_json is NULL");
+        }
+        // SAFETY: `segment` is live.
+        let segment = unsafe { &(*segment).0 };
+        match serde_json::to_string(&segment.plugin_metrics()) {
+            Ok(json) => put_json(out_json, json, error),
+            Err(e) => fail(error, WasmtelErrorKind::Panic, true, e.to_string()),
+        }
+    })
+}
+
 fn export_error_kind(error: &EmbeddedError) -> WasmtelErrorKind {
     match error {
         EmbeddedError::InvalidInput { .. } => WasmtelErrorKind::InvalidInput,

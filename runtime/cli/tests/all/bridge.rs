@@ -134,7 +134,7 @@ fn plugins_load_once_and_batches_keep_their_outcomes_and_failure_codes() {
         let started = Instant::now();
         loop {
             let metrics = client
-                .metrics(wasmtel_bridge::proto::MetricsRequest { plugin_id: hostile })
+                .metrics(wasmtel_bridge::proto::MetricsRequest { plugin_id: hostile, segment_id: 0 })
                 .await
                 .expect("metrics")
                 .into_inner();

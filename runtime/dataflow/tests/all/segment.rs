@@ -60,6 +60,10 @@ fn every_exporter_of_a_segment_gets_the_processed_batch_before_it_is_acknowledge
     segment.export(Signal::Traces, health.into(), budget).expect("dropped is acknowledged");
     let invalid = segment.export(Signal::Traces, vec![0xff, 0xff].into(), budget).unwrap_err();
     assert!(matches!(invalid, EmbeddedError::InvalidInput { .. }) && invalid.is_permanent(), "{invalid:?}");
+    // Each wasm processor's plugin metrics, under its collector ID.
+    let plugins = segment.plugin_metrics();
+    assert_eq!(plugins.keys().collect::<Vec<_>>(), ["wasm/filter", "wasm/redact"]);
+    assert_eq!((plugins["wasm/redact"].calls, plugins["wasm/filter"].dropped), (6, 1));
     let stats = segment.shutdown(Duration::from_secs(20)).expect("clean shutdown");
     assert_eq!((stats.accepted, stats.refused, stats.in_flight), (6, 0, 0));
 
