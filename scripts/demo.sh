@@ -24,11 +24,11 @@ subprocess=$(scripts/build-distribution.sh nocgo | tail -1)
 (cd go && go build -o ../target/wasmtel-load ./cmd/wasmtel-load)
 
 port=${OTLP_GRPC_PORT:-4317}
-# run_collector BINARY LABEL: examples/collector.yaml on the sample data.
-run_collector() {
-    local binary=$1 label=$2 log=target/demo-collector-$2.log
-    show "collector ($label): examples/collector.yaml on 127.0.0.1:$port"
-    OTLP_GRPC_PORT=$port "$binary" --config examples/collector.yaml > "$log" 2>&1 &
+# send_sample_data BINARY CONFIG LOG: starts the collector, waits until it is
+# ready, sends the sample data, and stops it (it drains on the way out).
+send_sample_data() {
+    local binary=$1 config=$2 log=$3
+    OTLP_GRPC_PORT=$port "$binary" --config "$config" > "$log" 2>&1 &
     local collector=$!
     for _ in $(seq 1 150); do
         grep -q "Everything is ready" "$log" 2>/dev/null && break
@@ -36,8 +36,15 @@ run_collector() {
         sleep 0.2
     done
     target/wasmtel-load -endpoint "127.0.0.1:$port" -data examples/data
+    # The debug exporter prints from its own goroutine: give it a moment.
     sleep 1.5
     kill -INT $collector; wait $collector || true
+}
+# run_collector BINARY LABEL: examples/collector.yaml on the sample data.
+run_collector() {
+    local binary=$1 label=$2 log=target/demo-collector-$2.log
+    show "collector ($label): examples/collector.yaml on 127.0.0.1:$port"
+    send_sample_data "$binary" examples/collector.yaml "$log"
     show "what reached the debug exporter ($label): emails, tokens, card numbers hashed (log bodies too); /health, /readyz spans and DEBUG logs filtered"
     grep -E "Name +:|-> (user.email|http.route|customer.phone|payment.card_number|http.request.header.authorization|db.statement)|SeverityText|Body:|ResourceSpans|ResourceLogs|ResourceMetrics|-> Name:" "$log"
     echo "full collector output: $log"
@@ -55,16 +62,8 @@ run_arrow() {
     local binary=$1 label=$2 log=target/demo-collector-arrow-$2.log data=target/demo-arrow-$2
     rm -rf "$data"
     show "collector ($label): examples/collector-arrow.yaml -> Arrow IPC files under $data"
-    OTLP_GRPC_PORT=$port WASMTEL_DATA=$data "$binary" --config examples/collector-arrow.yaml > "$log" 2>&1 &
-    local collector=$!
-    for _ in $(seq 1 150); do
-        grep -q "Everything is ready" "$log" 2>/dev/null && break
-        if ! kill -0 $collector 2>/dev/null; then cat "$log"; exit 1; fi
-        sleep 0.2
-    done
-    target/wasmtel-load -endpoint "127.0.0.1:$port" -data examples/data
     # Shutdown drains the segment and finishes the files.
-    kill -INT $collector; wait $collector || true
+    WASMTEL_DATA=$data send_sample_data "$binary" examples/collector-arrow.yaml "$log"
     show "the Arrow files ($label), read with pyarrow"
     "$python" - "$data" <<'PY'
 import pathlib, sys

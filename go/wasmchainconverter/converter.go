@@ -76,11 +76,7 @@ func chainWasm(conf *confmap.Conf) error {
 	if processors == nil || pipelines == nil {
 		return nil
 	}
-	names := make([]string, 0, len(pipelines))
-	for name := range pipelines {
-		names = append(names, name)
-	}
-	sort.Strings(names)
+	names := sortedNames(pipelines)
 	processorsOf := func(name string) []any {
 		pipeline, _ := pipelines[name].(map[string]any)
 		list, _ := pipeline["processors"].([]any)
@@ -233,11 +229,7 @@ func foldSegments(conf *confmap.Conf) error {
 	if exporters == nil || pipelines == nil {
 		return nil
 	}
-	names := make([]string, 0, len(pipelines))
-	for name := range pipelines {
-		names = append(names, name)
-	}
-	sort.Strings(names)
+	names := sortedNames(pipelines)
 	type tail struct {
 		id                    string
 		keep, wasm, exporters []any
@@ -365,4 +357,15 @@ func members(ids []any, defined map[string]any) []any {
 		list[i] = map[string]any{"id": id, "settings": settings}
 	}
 	return list
+}
+
+// sortedNames are the pipelines' names in order: the rewrite is the same
+// whatever order the configuration's map was read in.
+func sortedNames(pipelines map[string]any) []string {
+	names := make([]string, 0, len(pipelines))
+	for name := range pipelines {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
 }

@@ -123,13 +123,7 @@ func (s *remoteSegment) metricsJSON() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	var response metricsResponse
-	if err := conn.Invoke(ctx, bridgeService+"Metrics", &metricsRequest{segmentID: id}, &response, useBridgeCodec); err != nil {
-		return nil, statusError(err, "")
-	}
-	return response.json, nil
+	return remoteMetrics(conn, &metricsRequest{segmentID: id})
 }
 
 // stop drains the segment in the child, then lets the child go.

@@ -507,10 +507,15 @@ func (p *remotePlugin) metricsJSON() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return remoteMetrics(conn, &metricsRequest{pluginID: id})
+}
+
+// remoteMetrics asks the child for a plugin's or a segment's metrics.
+func remoteMetrics(conn *grpc.ClientConn, request *metricsRequest) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var response metricsResponse
-	if err := conn.Invoke(ctx, bridgeService+"Metrics", &metricsRequest{pluginID: id}, &response, useBridgeCodec); err != nil {
+	if err := conn.Invoke(ctx, bridgeService+"Metrics", request, &response, useBridgeCodec); err != nil {
 		return nil, statusError(err, "")
 	}
 	return response.json, nil

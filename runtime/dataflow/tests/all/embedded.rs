@@ -213,3 +213,49 @@ fn an_empty_replaced_output_is_never_the_dashboard_s_newest_batch() {
     assert_eq!(status.pipelines[0].processors[0].metrics.calls, 2);
     pipeline.shutdown(Duration::from_secs(30)).unwrap();
 }
+
+/// The engine's admin API (no authentication in 0.62: shut down, replace
+/// pipelines) must not listen unless the spec asks for it.
+#[test]
+fn an_embedded_pipeline_opens_no_admin_port() {
+    let listening = || -> std::collections::BTreeSet<String> {
+        // The inodes of this process's sockets, then those of them in LISTEN state.
+        let ours: std::collections::BTreeSet<String> = std::fs::read_dir("/proc/self/fd")
+            .map(|dir| {
+                dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                    .filter_map(|l| l.to_str()?.strip_prefix("socket:[")?.strip_suffix(']').map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        ["/proc/net/tcp", "/proc/net/tcp6"]
+            .iter()
+            .filter_map(|path| std::fs::read_to_string(path).ok())
+            .flat_map(|table| table.lines().skip(1).map(str::to_string).collect::<Vec<_>>())
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                // st 0A is LISTEN; field 9 the inode.
+                (fields.get(3) == Some(&"0A") && fields.get(9).is_some_and(|inode| ours.contains(*inode)))
+                    .then(|| fields[1].to_string())
+            })
+            .collect()
+    };
+    let before = listening();
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = EmbeddedPipeline::start(spec(dir.path())).expect("pipeline starts");
+    // The controller starts its admin server after the pipelines: watch for
+    // a while. Other tests of this binary may open listeners meanwhile (the
+    // dashboard): none of the new ones may answer as the engine's admin API.
+    let watch_until = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < watch_until {
+        for local in listening().difference(&before) {
+            let port = local.rsplit(':').next().and_then(|hex| u16::from_str_radix(hex, 16).ok()).unwrap_or(0);
+            let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            if std::net::TcpStream::connect(address).is_ok() {
+                let (status, body) = http_get(address, &address.to_string(), "/api/v1/groups/status");
+                X
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    pipeline.shutdown(Duration::from_secs(30)).expect("a clean shutdown, the missing admin server not an error");
+}
