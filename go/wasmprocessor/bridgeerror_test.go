@@ -68,7 +68,7 @@ func TestProcessReadsTheFailureKindTrailer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := &remotePlugin{child: &child{conn: conn}, id: 1}
+		p := &remotePlugin{remoteHandle: remoteHandle{child: &child{conn: conn}, id: 1}}
 		_, err = p.process(context.Background(), signalTraces, []byte("batch"), func([]byte) {})
 		_ = conn.Close()
 		server.Stop()

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -16,17 +15,13 @@ import (
 // remoteSegment is a segment running in the bridge child; a restarted child
 // starts it again.
 type remoteSegment struct {
-	child    *child
+	remoteHandle
 	name     string
 	specJSON []byte
-
-	mu     sync.RWMutex
-	id     uint64 // 0 while the child restarts
-	closed bool
 }
 
 func (c *child) startSegment(name string, specJSON []byte) (*remoteSegment, error) {
-	s := &remoteSegment{child: c, name: name, specJSON: specJSON}
+	s := &remoteSegment{remoteHandle: remoteHandle{child: c}, name: name, specJSON: specJSON}
 	if err := s.reload(); err != nil {
 		return nil, err
 	}
@@ -48,29 +43,12 @@ func (s *remoteSegment) reload() error {
 	if err := conn.Invoke(context.Background(), bridgeService+"StartSegment", &startSegmentRequest{specJSON: s.specJSON}, &response, useBridgeCodec); err != nil {
 		return statusError(err, "")
 	}
-	s.mu.Lock()
-	s.id = response.segmentID
-	s.mu.Unlock()
+	s.setID(response.segmentID)
 	return nil
 }
 
-func (s *remoteSegment) forget() {
-	s.mu.Lock()
-	s.id = 0
-	s.mu.Unlock()
-}
-
 func (s *remoteSegment) current() (uint64, *grpc.ClientConn, *slotPool, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return 0, nil, nil, errSegmentStopped
-	}
-	conn, slots := s.child.generation()
-	if s.id == 0 || conn == nil {
-		return 0, nil, nil, errBridgeRestarting
-	}
-	return s.id, conn, slots, nil
+	return s.remoteHandle.current(errSegmentStopped)
 }
 
 // export sends the batch in a shared-memory slot when one is free (inline
@@ -128,14 +106,10 @@ func (s *remoteSegment) metricsJSON() ([]byte, error) {
 
 // stop drains the segment in the child, then lets the child go.
 func (s *remoteSegment) stop(ctx context.Context) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	id, open := s.close()
+	if !open {
 		return nil
 	}
-	s.closed = true
-	id := s.id
-	s.mu.Unlock()
 	c := s.child
 	c.mu.Lock()
 	delete(c.plugins, s)

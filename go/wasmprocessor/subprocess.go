@@ -354,19 +354,59 @@ type reloadable interface {
 	componentID() string
 }
 
-// remotePlugin is a plugin loaded in the child.
-type remotePlugin struct {
-	child                    *child
-	name, reference          string
-	pluginJSON, registryJSON []byte
+// remoteHandle is what one user holds in the child (a plugin, a segment):
+// its ID in the child's current generation.
+type remoteHandle struct {
+	child *child
 
 	mu     sync.RWMutex
 	id     uint64 // 0 while the child restarts
 	closed bool
 }
 
+func (h *remoteHandle) setID(id uint64) {
+	h.mu.Lock()
+	h.id = id
+	h.mu.Unlock()
+}
+
+// forget marks it as not loaded (its child died).
+func (h *remoteHandle) forget() { h.setID(0) }
+
+// current is its ID with the generation it is valid in; closedErr once closed.
+func (h *remoteHandle) current(closedErr error) (uint64, *grpc.ClientConn, *slotPool, error) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.closed {
+		return 0, nil, nil, closedErr
+	}
+	conn, slots := h.child.generation()
+	if h.id == 0 || conn == nil {
+		return 0, nil, nil, errBridgeRestarting
+	}
+	return h.id, conn, slots, nil
+}
+
+// close marks it closed and returns its ID; false when it already was.
+func (h *remoteHandle) close() (uint64, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return 0, false
+	}
+	h.closed = true
+	return h.id, true
+}
+
+// remotePlugin is a plugin loaded in the child.
+type remotePlugin struct {
+	remoteHandle
+	name, reference          string
+	pluginJSON, registryJSON []byte
+}
+
 func (c *child) load(name, reference string, pluginJSON, registryJSON []byte) (*remotePlugin, error) {
-	p := &remotePlugin{child: c, name: name, reference: reference, pluginJSON: pluginJSON, registryJSON: registryJSON}
+	p := &remotePlugin{remoteHandle: remoteHandle{child: c}, name: name, reference: reference, pluginJSON: pluginJSON, registryJSON: registryJSON}
 	if err := p.reload(); err != nil {
 		return nil, err
 	}
@@ -389,20 +429,11 @@ func (p *remotePlugin) reload() error {
 	if err := conn.Invoke(context.Background(), bridgeService+"Load", request, &response, useBridgeCodec); err != nil {
 		return statusError(err, "")
 	}
-	p.mu.Lock()
-	p.id = response.pluginID
-	p.mu.Unlock()
+	p.setID(response.pluginID)
 	return nil
 }
 
 func (p *remotePlugin) componentID() string { return p.name }
-
-// forget marks the plugin as not loaded (its child died).
-func (p *remotePlugin) forget() {
-	p.mu.Lock()
-	p.id = 0
-	p.mu.Unlock()
-}
 
 // useBridgeCodec is the call option of every bridge RPC (the health check
 // keeps grpc's own protobuf codec).
@@ -411,16 +442,7 @@ var useBridgeCodec = grpc.ForceCodecV2(bridgeCodec{})
 var errBridgeRestarting = &bridgeError{message: "the wasmtel bridge is restarting; retry"}
 
 func (p *remotePlugin) current() (uint64, *grpc.ClientConn, *slotPool, error) {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if p.closed {
-		return 0, nil, nil, errPluginClosed
-	}
-	conn, slots := p.child.generation()
-	if p.id == 0 || conn == nil {
-		return 0, nil, nil, errBridgeRestarting
-	}
-	return p.id, conn, slots, nil
+	return p.remoteHandle.current(errPluginClosed)
 }
 
 // process sends one batch; the context's deadline and cancellation travel
@@ -522,14 +544,10 @@ func remoteMetrics(conn *grpc.ClientConn, request *metricsRequest) ([]byte, erro
 }
 
 func (p *remotePlugin) free() {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
+	id, open := p.close()
+	if !open {
 		return
 	}
-	p.closed = true
-	id := p.id
-	p.mu.Unlock()
 	c := p.child
 	c.mu.Lock()
 	delete(c.plugins, p)
