@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 )
 
 // remoteSegment is a segment running in the bridge child; a restarted child
@@ -66,29 +64,10 @@ func (s *remoteSegment) export(ctx context.Context, sig signal, input []byte) er
 	if err != nil {
 		return err
 	}
-	request := &processRequest{segmentID: id, signal: sig}
-	slot := slots.put(request, input)
-	if slot == nil {
-		request.otlp = input
-	} else {
-		conn = slot.conn
-	}
-	var response processResponse
-	var header, trailer metadata.MD
-	err = conn.Invoke(ctx, bridgeService+"Process", request, &response, useBridgeCodec, grpc.Header(&header), grpc.Trailer(&trailer))
-	if slot != nil {
-		if err != nil {
-			slots.abandon(slot)
-		} else {
-			slots.release(slot)
-		}
-	}
+	// A segment's answer carries no output: nothing to consume.
+	response, err := callProcess(ctx, conn, slots, &processRequest{segmentID: id, signal: sig}, input, func([]byte) {})
 	if err != nil {
-		kind := failureKind(header, trailer)
-		if deadlinePassed(ctx) || ctx.Err() != nil {
-			return &bridgeError{kind: "deadline_exceeded", message: context.DeadlineExceeded.Error() + " (bridge: " + status.Convert(err).Message() + ")"}
-		}
-		return statusError(err, kind)
+		return err
 	}
 	if response.outcome != outcomeExported {
 		return &bridgeError{message: fmt.Sprintf("%s: the bridge answered %v to an export", s.name, response.outcome)}

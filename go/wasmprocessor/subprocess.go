@@ -474,6 +474,21 @@ func (p *remotePlugin) processChain(ctx context.Context, sig signal, input []byt
 		}
 		request.thenPluginIDs = append(request.thenPluginIDs, nextID)
 	}
+	response, err := callProcess(ctx, conn, slots, request, input, consume)
+	if err != nil {
+		return outcomeUnchanged, err
+	}
+	if response.outcome == outcomeReplaced && !response.inSlot {
+		consume(response.otlp)
+	}
+	return response.outcome, nil
+}
+
+// callProcess sends one Process call (a plugin chain's batch, or a
+// segment's) with the batch in a shared-memory slot when one is free,
+// inline otherwise; a replaced output in the slot is handed to consume
+// there. Failures come back as the processor reports them.
+func callProcess(ctx context.Context, conn *grpc.ClientConn, slots *slotPool, request *processRequest, input []byte, consume func([]byte)) (processResponse, error) {
 	slot := slots.put(request, input)
 	if slot == nil {
 		request.otlp = input
@@ -486,7 +501,7 @@ func (p *remotePlugin) processChain(ctx context.Context, sig signal, input []byt
 	// The runtime's verdict on a batch carries its kind in a trailer (in the
 	// headers of a trailers-only response, which grpc-go also hands as trailer).
 	var header, trailer metadata.MD
-	err = conn.Invoke(ctx, bridgeService+"Process", request, &response, useBridgeCodec, grpc.Header(&header), grpc.Trailer(&trailer))
+	err := conn.Invoke(ctx, bridgeService+"Process", request, &response, useBridgeCodec, grpc.Header(&header), grpc.Trailer(&trailer))
 	if slot != nil {
 		switch {
 		case err != nil:
@@ -504,17 +519,14 @@ func (p *remotePlugin) processChain(ctx context.Context, sig signal, input []byt
 		// done: report the caller's cause either way, retryable.
 		kind := failureKind(header, trailer)
 		if deadlinePassed(ctx) {
-			return outcomeUnchanged, &bridgeError{kind: kind, message: context.DeadlineExceeded.Error() + " (bridge: " + status.Convert(err).Message() + ")"}
+			return response, &bridgeError{kind: kind, message: context.DeadlineExceeded.Error() + " (bridge: " + status.Convert(err).Message() + ")"}
 		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
-			return outcomeUnchanged, &bridgeError{kind: kind, message: ctxErr.Error() + " (bridge: " + status.Convert(err).Message() + ")"}
+			return response, &bridgeError{kind: kind, message: ctxErr.Error() + " (bridge: " + status.Convert(err).Message() + ")"}
 		}
-		return outcomeUnchanged, statusError(err, kind)
+		return response, statusError(err, kind)
 	}
-	if response.outcome == outcomeReplaced && !response.inSlot {
-		consume(response.otlp)
-	}
-	return response.outcome, nil
+	return response, nil
 }
 
 // deadlinePassed tells whether ctx's deadline is behind us, whether or not

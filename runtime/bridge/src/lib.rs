@@ -603,16 +603,15 @@ fn signal_of(signal: u32) -> Result<Signal, Status> {
 /// retryable ones UNAVAILABLE, RESOURCE_EXHAUSTED (backpressure) or
 /// DEADLINE_EXCEEDED.
 fn export_status(error: &EmbeddedError) -> Status {
-    let (code, kind) = match error {
-        EmbeddedError::InvalidInput { .. } => (Code::InvalidArgument, "invalid_input"),
-        EmbeddedError::Backpressure { .. } => (Code::ResourceExhausted, "busy"),
-        EmbeddedError::NotAnswered { .. } => (Code::DeadlineExceeded, "deadline_exceeded"),
-        EmbeddedError::Refused { permanent: true, .. } => (Code::FailedPrecondition, "refused"),
-        EmbeddedError::Refused { .. } => (Code::Unavailable, "refused"),
-        _ => (Code::Unavailable, "stopped"),
+    let code = match error {
+        EmbeddedError::InvalidInput { .. } => Code::InvalidArgument,
+        EmbeddedError::Backpressure { .. } => Code::ResourceExhausted,
+        EmbeddedError::NotAnswered { .. } => Code::DeadlineExceeded,
+        EmbeddedError::Refused { permanent: true, .. } => Code::FailedPrecondition,
+        _ => Code::Unavailable,
     };
     let mut metadata = MetadataMap::new();
-    metadata.insert(FAILURE_KIND_TRAILER, MetadataValue::from_static(kind));
+    metadata.insert(FAILURE_KIND_TRAILER, MetadataValue::from_static(error.failure_kind()));
     Status::with_metadata(code, error.to_string(), metadata)
 }
 

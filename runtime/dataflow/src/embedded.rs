@@ -125,6 +125,32 @@ pub enum EmbeddedError {
     Pipeline(String),
 }
 
+impl EmbeddedError {
+    /// Whether sending the same batch again cannot succeed (the collector's
+    /// `consumererror.NewPermanent`); backpressure and lost answers are retryable.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            EmbeddedError::Refused { permanent, .. } => *permanent,
+            EmbeddedError::InvalidInput { .. } | EmbeddedError::Spec(_) | EmbeddedError::Read { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// The failure kind a batch's refusal is reported with (the bridge's
+    /// `wasmtel-failure-kind` trailer): the runtime's names where they mean
+    /// the same (`invalid_input`, `busy`, `deadline_exceeded`), else
+    /// `refused` (a node's Nack) or `stopped`.
+    pub fn failure_kind(&self) -> &'static str {
+        match self {
+            EmbeddedError::InvalidInput { .. } => wasmtel_runtime::FailureKind::InvalidInput.as_str(),
+            EmbeddedError::Backpressure { .. } => wasmtel_runtime::FailureKind::Busy.as_str(),
+            EmbeddedError::NotAnswered { .. } => wasmtel_runtime::FailureKind::DeadlineExceeded.as_str(),
+            EmbeddedError::Refused { .. } => "refused",
+            _ => "stopped",
+        }
+    }
+}
+
 /// Outcomes of the batches handed to a pipeline so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EmbeddedStats {

@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
+use otel_arrow_dfe_core_nodes::processors::fanout_processor::FANOUT_PROCESSOR_URN;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use wasmtel_runtime::{MetricsSnapshot, Signal};
@@ -213,7 +214,6 @@ pub enum SegmentError {
 
 const INGRESS: &str = "ingress";
 const FANOUT: &str = "fanout";
-const FANOUT_URN: &str = "urn:otel:processor:fanout";
 
 impl SegmentSpec {
     /// Parses a description (the collector sends JSON).
@@ -260,7 +260,7 @@ impl SegmentSpec {
             let destinations: Vec<Value> = ports.iter().map(|port| json!({ "port": port })).collect();
             nodes.insert(
                 FANOUT.into(),
-                json!({ "type": FANOUT_URN, "outputs": ports, "config": { "mode": "parallel", "await_ack": "all", "destinations": destinations } }),
+                json!({ "type": FANOUT_PROCESSOR_URN, "outputs": ports, "config": { "mode": "parallel", "await_ack": "all", "destinations": destinations } }),
             );
             connections.push(json!({ "from": previous, "to": FANOUT }));
             for exporter in &self.exporters {
@@ -342,18 +342,6 @@ impl Segment {
     /// flushes the exporters and stops.
     pub fn shutdown(&self, timeout: Duration) -> Result<EmbeddedStats, EmbeddedError> {
         self.pipeline.close(timeout)
-    }
-}
-
-impl EmbeddedError {
-    /// Whether sending the same batch again cannot succeed (the collector's
-    /// `consumererror.NewPermanent`); backpressure and lost answers are retryable.
-    pub fn is_permanent(&self) -> bool {
-        match self {
-            EmbeddedError::Refused { permanent, .. } => *permanent,
-            EmbeddedError::InvalidInput { .. } | EmbeddedError::Spec(_) | EmbeddedError::Read { .. } => true,
-            _ => false,
-        }
     }
 }
 
