@@ -1,7 +1,7 @@
 //! The Rust part of a Go collector pipeline: its Rust processors and Rust
 //! exporters as one otap-dataflow pipeline, fed the OTLP bytes pdata marshals.
 //!
-//! The collector's side (`go/rustcomponent`) describes a segment with a
+//! The collector's segment exporters (`go/wasmprocessor`) describe a segment with a
 //! [`SegmentSpec`]: the component IDs, node types and settings of the
 //! processors (run in order) and exporters (every one gets every batch) it
 //! holds. The segment is an [`EmbeddedPipeline`] built from it:
@@ -70,6 +70,22 @@ pub struct FactoryInfo {
     /// Whether it validates with no settings at all, so a collector
     /// configuration may name it without a block of its own.
     pub empty_config_valid: bool,
+    /// A processor that sends each batch to one of several named outputs: a
+    /// connector in collector terms, so it has no place in a collector
+    /// pipeline (nor in a segment, which is a straight line).
+    pub routes: bool,
+}
+
+/// The processors that route among named outputs (the engine's factory
+/// does not say, so this list does).
+const ROUTERS: [&str; 3] = [
+    FANOUT_PROCESSOR_URN,
+    "urn:otel:processor:type_router",
+    "urn:otel:processor:content_router",
+];
+
+fn routes(kind: NodeKind, urn: &str) -> bool {
+    kind == NodeKind::Processor && ROUTERS.contains(&urn)
 }
 
 /// Every node type of the otap-dataflow pipeline factory (the engine's core
@@ -83,6 +99,7 @@ pub fn factories() -> Vec<FactoryInfo> {
             component_type: component_type(urn).to_string(),
             urn: urn.to_string(),
             empty_config_valid: validate(&json!({})).is_ok(),
+            routes: routes(kind, urn),
         });
     };
     for (urn, f) in factory.get_receiver_factory_map() {
@@ -194,6 +211,9 @@ pub enum SegmentError {
         /// The repeated member.
         id: String,
     },
+    /// A router has several outputs; a segment is a straight line.
+    #[error("{0}: a routing processor has no place in a segment (in a collector, routing is a connector's job)")]
+    Router(String),
     /// A member's settings were refused by its factory.
     #[error("{id}: {source}")]
     Node {
@@ -231,6 +251,9 @@ impl SegmentSpec {
         for (kind, node) in members.chain(self.exporters.iter().map(|n| (NodeKind::Exporter, n))) {
             if !seen.insert(node.node_name()) {
                 return Err(SegmentError::Duplicate { segment: self.id.clone(), id: node.id.clone() });
+            }
+            if routes(kind, &node.urn) {
+                return Err(SegmentError::Router(node.id.clone()));
             }
             validate_node(kind, &node.urn, &node.config)
                 .map_err(|source| SegmentError::Node { id: node.id.clone(), source })?;
@@ -361,6 +384,9 @@ mod tests {
         assert!(find(NodeKind::Exporter, "otap").is_some());
         assert!(find(NodeKind::Processor, "wasm").is_some_and(|f| !f.empty_config_valid), "wasm needs a component");
         assert!(find(NodeKind::Receiver, "otlp").is_some());
+        assert!(find(NodeKind::Processor, "type_router").is_some_and(|f| f.routes));
+        assert!(find(NodeKind::Processor, "batch").is_some_and(|f| !f.routes));
+        assert!(ROUTERS.iter().all(|urn| all.iter().any(|f| &f.urn == urn)), "every router is compiled in");
     }
 
     #[test]
@@ -405,6 +431,12 @@ mod tests {
         };
         let error = spec.validate().unwrap_err().to_string();
         assert!(error.starts_with("arrow_ipc/files: ") && error.contains("rotate"), "{error}");
+        let router = SegmentSpec {
+            id: "x".into(),
+            processors: vec![node("fanout/copy", FANOUT_PROCESSOR_URN, json!({}))],
+            exporters: vec![node("noop", "urn:otel:exporter:noop", Value::Null)],
+        };
+        assert!(matches!(router.validate(), Err(SegmentError::Router(id)) if id == "fanout/copy"));
         let empty = SegmentSpec { id: "x".into(), processors: vec![], exporters: vec![] };
         assert!(matches!(empty.validate(), Err(SegmentError::NoExporter(_))));
     }

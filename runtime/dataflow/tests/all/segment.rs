@@ -108,3 +108,61 @@ fn a_segment_with_a_member_its_factory_refuses_does_not_start_and_names_it() {
     let error = Segment::start(&spec).err().expect("refused").to_string();
     assert!(error.starts_with("wasm/redact: ") && error.contains("limits.max_memory"), "{error}");
 }
+
+#[test]
+fn engine_processors_run_in_a_segment_and_their_acks_reach_the_collector() {
+    let files = tempfile::tempdir().unwrap();
+    let mut processors = vec![node(
+        "batch",
+        "urn:otel:processor:batch",
+        // Never full: every batch waits for the timer; its Ack comes back
+        // through the batch processor once the flushed batch is written.
+        json!({ "max_batch_duration": "50ms", "otlp": { "min_size": 1_000_000_000, "sizer": "bytes" } }),
+    )];
+    processors.extend(redact_and_filter());
+    let spec = SegmentSpec {
+        id: "wasmtel_segment".into(),
+        processors,
+        exporters: vec![node("arrow_ipc", "urn:wasmtel:exporter:arrow_ipc", json!({ "directory": files.path() }))],
+    };
+    let segment = Segment::start(&spec).expect("segment starts");
+    let email = string_attr("user.email", "ann@example.com");
+    for i in 0..3 {
+        let batch = traces(&[(&format!("GET /{i}"), vec![email.clone()])]).encode_to_vec();
+        segment.export(Signal::Traces, batch.into(), Duration::from_secs(20)).expect("acknowledged");
+    }
+    let stats = segment.shutdown(Duration::from_secs(20)).expect("clean shutdown");
+    assert_eq!((stats.accepted, stats.in_flight), (3, 0));
+    let spans = read_signal(files.path(), "traces");
+    assert_eq!(rows(&spans), 3);
+    assert!(map_values(&spans, "attributes", "user.email").iter().all(|v| v.as_deref() == Some("****")));
+}
+
+#[test]
+fn a_circuit_breaker_in_a_segment_opens_on_an_unreachable_upstream_and_refuses_retryably() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let spec = SegmentSpec {
+        id: "wasmtel_segment".into(),
+        processors: vec![node(
+            "circuit_breaker",
+            "urn:wasmtel:processor:circuit_breaker",
+            json!({ "failure_threshold": 2, "open_duration": "1h" }),
+        )],
+        exporters: vec![node(
+            "rust_otlp_grpc",
+            "urn:otel:exporter:otlp_grpc",
+            json!({ "grpc_endpoint": format!("http://{dead}") }),
+        )],
+    };
+    let segment = Segment::start(&spec).expect("segment starts with its upstream down");
+    let errors: Vec<EmbeddedError> = (0..3)
+        .map(|_| {
+            let batch = traces(&[("GET /a", vec![])]).encode_to_vec();
+            segment.export(Signal::Traces, batch.into(), Duration::from_secs(10)).unwrap_err()
+        })
+        .collect();
+    assert!(errors.iter().all(|e| !e.is_permanent()), "{errors:?}");
+    assert!(!errors[1].to_string().contains("circuit breaker open"), "two failures open it: {}", errors[1]);
+    assert!(errors[2].to_string().contains("circuit breaker open"), "{}", errors[2]);
+    drop(segment.shutdown(Duration::from_secs(10)));
+}
