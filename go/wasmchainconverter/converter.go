@@ -1,16 +1,18 @@
 // Package wasmchainconverter is a confmap converter that lets the Rust parts
 // of a pipeline cross into the runtime once per batch.
 //
-// A pipeline that ends in Rust exporters only (arrow_ipc, otap, otlp_grpc,
-// …: go/rustexporters), after zero or more wasm processors,
+// A pipeline that ends in Rust exporters only (arrow_ipc, otap,
+// rust_otlp_grpc, …: go/rustexporters), after zero or more wasm processors
+// and Rust engine processors (circuit_breaker, rust_batch, …:
+// go/rustprocessors),
 //
-//	processors: [batch, wasm/redact, wasm/filter]
+//	processors: [batch, wasm/redact, wasm/filter, circuit_breaker]
 //	exporters: [arrow_ipc, otap]
 //
 // becomes
 //
 //	processors: [batch]
-//	exporters: [wasmtel_segment/redact,filter;arrow_ipc,otap]
+//	exporters: [wasmtel_segment/redact,filter,circuit_breaker;arrow_ipc,otap]
 //
 // a `wasmtel_segment` exporter (go/rustexporters/segmentexporter) that runs
 // those processors and exporters as one Rust engine pipeline: the batch is
@@ -305,12 +307,19 @@ func foldSegments(conf *confmap.Conf) error {
 // segmentCandidate is a pipeline's Rust tail.
 type segmentCandidate struct {
 	id   string
-	wasm []any
+	wasm []any // the processors it takes (wasm and Rust engine processors)
+}
+
+// rustProcessor: one of the runtime's engine processors (batch, retry, …).
+func rustProcessor(id any) bool {
+	typ, _ := typeAndName(id)
+	return wasmprocessor.IsRustProcessorType(typ)
 }
 
 // segmentTail is the pipeline's Rust tail, or nil: every exporter a Rust
-// one, and the wasm processors at the end (one place to run, no ID twice).
-// A lone Rust exporter with no wasm processor before it is a segment already.
+// one, and the processors at the end that can run in a segment (wasm
+// processors that run in one place, Rust engine processors; no ID twice).
+// A lone Rust exporter with no processor before it is a segment already.
 func segmentTail(list, out []any, processors map[string]any) *segmentCandidate {
 	if len(out) == 0 {
 		return nil
@@ -324,9 +333,20 @@ func segmentTail(list, out []any, processors map[string]any) *segmentCandidate {
 		seen[id] = true
 	}
 	start := len(list)
-	for start > 0 && chainable(list[start-1], processors) && !seen[list[start-1]] &&
-		(start == len(list) || sameHost(list[start-1], list[len(list)-1], processors)) {
-		seen[list[start-1]] = true
+	var host any // the wasm processor whose place the others must share
+	for start > 0 && !seen[list[start-1]] {
+		id := list[start-1]
+		if chainable(id, processors) {
+			if host != nil && !sameHost(id, host, processors) {
+				break
+			}
+			if host == nil {
+				host = id
+			}
+		} else if !rustProcessor(id) {
+			break
+		}
+		seen[id] = true
 		start--
 	}
 	wasm := list[start:]
@@ -335,11 +355,7 @@ func segmentTail(list, out []any, processors map[string]any) *segmentCandidate {
 	}
 	pnames := make([]string, len(wasm))
 	for i, id := range wasm {
-		_, n := typeAndName(id)
-		if n == "" {
-			n = processorType
-		}
-		pnames[i] = n
+		pnames[i] = memberName(id)
 	}
 	enames := make([]string, len(out))
 	for i, id := range out {
@@ -347,6 +363,19 @@ func segmentTail(list, out []any, processors map[string]any) *segmentCandidate {
 	}
 	id := wasmprocessor.SegmentType.String() + "/" + strings.Join(pnames, ",") + ";" + strings.Join(enames, ",")
 	return &segmentCandidate{id: id, wasm: wasm}
+}
+
+// memberName is a processor's part of a segment's ID: a wasm processor's
+// name (as in chains), any other processor's ID with `.` for `/`.
+func memberName(id any) string {
+	typ, name := typeAndName(id)
+	if typ != processorType {
+		return strings.ReplaceAll(fmt.Sprint(id), "/", ".")
+	}
+	if name == "" {
+		return processorType
+	}
+	return name
 }
 
 // members lists ids with their settings, as a segment's config holds them.

@@ -209,3 +209,46 @@ func TestAnExporterSharedWithAnotherShapeOfPipelineIsNotFolded(t *testing.T) {
 		t.Fatalf("traces processors: %v", got)
 	}
 }
+
+func TestRustEngineProcessorsBeforeRustExportersJoinTheSegment(t *testing.T) {
+	conf := convert(t, map[string]any{
+		"processors": map[string]any{
+			"batch":                   map[string]any{},
+			"rust_batch":              map[string]any{"max_batch_duration": "50ms"},
+			"rust_batch/logs":         map[string]any{},
+			"wasm/redact":             map[string]any{"component": "redact.wasm"},
+			"circuit_breaker/primary": map[string]any{"failure_threshold": 3},
+		},
+		"exporters": map[string]any{
+			"otap":  map[string]any{"grpc_endpoint": "http://127.0.0.1:4317"},
+			"debug": map[string]any{},
+		},
+		"service": map[string]any{"pipelines": map[string]any{
+			// The Go batch stays in Go; everything after it is Rust.
+			"traces": map[string]any{"processors": []any{"batch", "rust_batch", "wasm/redact", "circuit_breaker/primary"}, "exporters": []any{"otap"}},
+			// Before a Go exporter a Rust processor is left where it is (and refuses to start there).
+			"logs": map[string]any{"processors": []any{"rust_batch/logs"}, "exporters": []any{"debug"}},
+		}},
+	})
+	segment := "wasmtel_segment/rust_batch,redact,circuit_breaker.primary;otap"
+	if got := pipelineExporters(t, conf, "traces"); !reflect.DeepEqual(got, []any{segment}) {
+		t.Fatalf("traces exporters: %v", got)
+	}
+	if got := pipelineProcessors(t, conf, "traces"); !reflect.DeepEqual(got, []any{"batch"}) {
+		t.Fatalf("traces processors: %v", got)
+	}
+	var cfg wasmprocessor.SegmentConfig
+	if err := confmap.NewFromStringMap(conf["exporters"].(map[string]any)[segment].(map[string]any)).Unmarshal(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{}
+	for _, m := range cfg.Processors {
+		ids = append(ids, m.ID)
+	}
+	if !reflect.DeepEqual(ids, []string{"rust_batch", "wasm/redact", "circuit_breaker/primary"}) || cfg.Processors[2].Settings["failure_threshold"] != 3 {
+		t.Fatalf("processors: %+v", cfg.Processors)
+	}
+	if got := pipelineProcessors(t, conf, "logs"); !reflect.DeepEqual(got, []any{"rust_batch/logs"}) {
+		t.Fatalf("logs processors: %v", got)
+	}
+}

@@ -31,18 +31,24 @@ import (
 type rustFactory struct {
 	kind, componentType, urn string
 	emptyConfigValid         bool
+	// routes: it picks among named outputs (a connector's job in a collector).
+	routes bool
 }
 
-// coreTypes are component types of the collector's own modules (and their
-// aliases) that some Rust node also has: a distribution may link both.
-var coreTypes = map[string]bool{"otlp": true, "otlp_grpc": true, "otlphttp": true, "otlp_http": true, "debug": true, "nop": true}
+// goTypes are component types of the collector's core and contrib modules
+// (and their aliases) that some Rust node also has: a distribution may link
+// both.
+var goTypes = map[string]bool{
+	"otlp": true, "otlp_grpc": true, "otlphttp": true, "otlp_http": true, "debug": true, "nop": true,
+	"batch": true, "filter": true,
+}
 
 // CollectorType is the component type of the Rust node type engineType (the
-// last part of its URN) in a collector configuration: the same, unless the
-// collector's own components already use it; then `rust_` comes first
-// (`rust_otlp_grpc`). go/cmd/rustfactorygen names types with it.
+// last part of its URN) in a collector configuration: the same, unless a
+// collector module already uses it; then `rust_` comes first
+// (`rust_otlp_grpc`, `rust_batch`). go/cmd/rustfactorygen names types with it.
 func CollectorType(engineType string) string {
-	if coreTypes[engineType] {
+	if goTypes[engineType] {
 		return "rust_" + engineType
 	}
 	return engineType
@@ -301,6 +307,13 @@ func (e *logsExporter) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
 func IsRustExporterType(componentType string) bool {
 	_, ok := findRustFactory("exporter", componentType)
 	return ok
+}
+
+// IsRustProcessorType tells whether componentType is one of the runtime's
+// engine processors a segment can run (not `wasm`, not a router).
+func IsRustProcessorType(componentType string) bool {
+	f, ok := findRustFactory("processor", componentType)
+	return ok && !f.routes && componentType != Type.String()
 }
 
 // registerSegmentMetrics exports the plugin metrics of a segment's wasm

@@ -15,8 +15,10 @@ import (
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exportertest"
+	"go.opentelemetry.io/collector/processor/processortest"
 )
 
 var exporterSeq atomic.Int64
@@ -228,11 +230,85 @@ func TestASegmentWithABadMemberRefusesToStartNamingIt(t *testing.T) {
 		{map[string]any{"exporters": []any{map[string]any{"id": "debug", "settings": map[string]any{}}}}, "debug: not a Rust exporter"},
 		{map[string]any{"processors": []any{map[string]any{"id": "wasm/r", "settings": map[string]any{}}},
 			"exporters": []any{map[string]any{"id": "noop"}}}, "processors[0] (wasm/r): component"},
+		{map[string]any{"processors": []any{map[string]any{"id": "circuit_breaker", "settings": map[string]any{"open_duraton": "1s"}}},
+			"exporters": []any{map[string]any{"id": "noop"}}}, "processors[0] (circuit_breaker): unknown field `open_duraton`"},
+		{map[string]any{"processors": []any{map[string]any{"id": "rust_batch", "settings": map[string]any{"max_batch_duration": "soon"}}},
+			"exporters": []any{map[string]any{"id": "noop"}}}, "processors[0] (rust_batch): "},
+		{map[string]any{"processors": []any{map[string]any{"id": "type_router", "settings": map[string]any{}}},
+			"exporters": []any{map[string]any{"id": "noop"}}}, "type_router: not a Rust processor a segment can run"},
 		{map[string]any{}, "exporters: a segment needs at least one"},
 	} {
 		err := rustConfig(t, f, tc.settings).(*SegmentConfig).Validate()
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: %v, want %q", tc.settings, err, tc.want)
 		}
+	}
+}
+
+func TestRustProcessorsRunInASegmentBeforeItsExporters(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode string) {
+		dir := t.TempDir()
+		f := NewSegmentExporterFactory()
+		cfg := rustConfig(t, f, map[string]any{
+			"processors": []any{
+				// Never full, so each batch waits for the timer and its Ack comes
+				// back through the batch processor.
+				map[string]any{"id": "rust_batch", "settings": map[string]any{
+					"max_batch_duration": "20ms", "otlp": map[string]any{"min_size": 1 << 30, "sizer": "bytes"}}},
+				map[string]any{"id": "wasm/redact", "settings": map[string]any{
+					"component": componentPath(t, "wasmtel-redact"), "mode": mode,
+					"config": map[string]any{"keys": []any{"user.email"}, "action": "mask", "mask": "****"}}},
+				map[string]any{"id": "circuit_breaker", "settings": map[string]any{"failure_threshold": 2}},
+			},
+			"exporters": []any{map[string]any{"id": "arrow_ipc", "settings": map[string]any{"directory": dir}}},
+		})
+		if err := cfg.(*SegmentConfig).Validate(); err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		exp, err := f.CreateTraces(ctx, exporterSettings(f.Type()), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := exp.Start(ctx, componenttest.NewNopHost()); err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			if err := exp.ConsumeTraces(ctx, traces("GET /a")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := exp.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		spans := arrowFiles(t, dir, "traces")
+		if bytes.Count(spans, []byte("GET /a")) != 3 || bytes.Contains(spans, []byte("ada@example.com")) {
+			t.Errorf("want three redacted spans in %s", dir)
+		}
+	})
+}
+
+func TestARustProcessorOutsideASegmentRefusesToStartSayingWhereItRuns(t *testing.T) {
+	f := NewRustProcessorFactory("circuit_breaker")
+	cfg := f.CreateDefaultConfig()
+	if err := confmap.NewFromStringMap(map[string]any{"failure_threshold": 3}).Unmarshal(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.(*RustConfig).Validate(); err != nil {
+		t.Fatal(err)
+	}
+	bad := f.CreateDefaultConfig()
+	if err := confmap.NewFromStringMap(map[string]any{"failure_treshold": 3}).Unmarshal(bad); err != nil {
+		t.Fatal(err)
+	}
+	if err := bad.(*RustConfig).Validate(); err == nil || !strings.Contains(err.Error(), "failure_treshold") {
+		t.Errorf("a misspelt key: %v", err)
+	}
+	set := processortest.NewNopSettings(f.Type())
+	set.ID = component.NewIDWithName(f.Type(), "primary")
+	_, err := f.CreateTraces(context.Background(), set, cfg, consumertest.NewNop())
+	if err == nil || !strings.Contains(err.Error(), "circuit_breaker/primary is a Rust engine processor") ||
+		!strings.Contains(err.Error(), "exporters are all Rust exporters") {
+		t.Fatalf("%v", err)
 	}
 }

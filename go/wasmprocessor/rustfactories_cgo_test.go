@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// The generated table (rustfactories_gen.go, go/rustexporters) is the
+// The generated table (rustfactories_gen.go, go/rustexporters, go/rustprocessors) is the
 // runtime's factory list: regenerate with scripts/generate-go.sh.
 func TestTheRustFactoryTableIsTheLinkedRuntimes(t *testing.T) {
 	raw, err := factoriesJSONEmbedded()
@@ -19,6 +19,7 @@ func TestTheRustFactoryTableIsTheLinkedRuntimes(t *testing.T) {
 		Type             string `json:"type"`
 		URN              string `json:"urn"`
 		EmptyConfigValid bool   `json:"empty_config_valid"`
+		Routes           bool   `json:"routes"`
 	}
 	if err := json.Unmarshal(raw, &linked); err != nil {
 		t.Fatal(err)
@@ -27,7 +28,7 @@ func TestTheRustFactoryTableIsTheLinkedRuntimes(t *testing.T) {
 		t.Fatalf("the runtime has %d factories, the table %d: regenerate with scripts/generate-go.sh", len(linked), len(rustFactories))
 	}
 	for i, f := range linked {
-		want := rustFactory{kind: f.Kind, componentType: CollectorType(f.Type), urn: f.URN, emptyConfigValid: f.EmptyConfigValid}
+		want := rustFactory{kind: f.Kind, componentType: CollectorType(f.Type), urn: f.URN, emptyConfigValid: f.EmptyConfigValid, routes: f.Routes}
 		if rustFactories[i] != want {
 			t.Errorf("factory %d: table %+v, runtime %+v: regenerate with scripts/generate-go.sh", i, rustFactories[i], want)
 		}

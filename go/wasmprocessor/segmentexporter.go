@@ -17,7 +17,7 @@ var SegmentType = component.MustNewType("wasmtel_segment")
 // SegmentConfig lists a segment's members in order, each under its own ID
 // with its own settings (written by the converter, not by hand).
 type SegmentConfig struct {
-	// Processors are `wasm` processors, run in order.
+	// Processors are `wasm` processors and Rust engine processors, run in order.
 	Processors []SegmentMember `mapstructure:"processors"`
 	// Exporters are Rust exporters; each gets every batch.
 	Exporters []SegmentMember `mapstructure:"exporters"`
@@ -40,7 +40,7 @@ func NewSegmentExporterFactory() exporter.Factory {
 }
 
 // Validate checks every member, naming it: the wasm processors' settings as
-// the `wasm` processor does, the exporters' by their Rust factories.
+// the `wasm` processor does, the others' by their Rust factories.
 func (cfg *SegmentConfig) Validate() error {
 	if len(cfg.Exporters) == 0 {
 		return errors.New("exporters: a segment needs at least one")
@@ -60,23 +60,48 @@ func (cfg *SegmentConfig) Validate() error {
 	return nil
 }
 
-func exporterMember(m SegmentMember) (rustFactory, error) {
+func memberType(m SegmentMember) (string, error) {
 	var id component.ID
 	if err := id.UnmarshalText([]byte(m.ID)); err != nil {
-		return rustFactory{}, fmt.Errorf("id %q: %w", m.ID, err)
+		return "", fmt.Errorf("id %q: %w", m.ID, err)
 	}
-	f, ok := findRustFactory("exporter", id.Type().String())
+	return id.Type().String(), nil
+}
+
+func exporterMember(m SegmentMember) (rustFactory, error) {
+	typ, err := memberType(m)
+	if err != nil {
+		return rustFactory{}, err
+	}
+	f, ok := findRustFactory("exporter", typ)
 	if !ok {
 		return rustFactory{}, fmt.Errorf("%s: not a Rust exporter of this runtime", m.ID)
 	}
 	return f, nil
 }
 
-// plan is the segment's engine description: wasm nodes with each
-// processor's settings as the Rust node reads them, then the exporters.
+// plan is the segment's engine description: the processors (wasm nodes with
+// each wasm processor's plugin settings as the Rust node reads them, engine
+// processors with theirs, checked by their factories), then the exporters.
 func (cfg *SegmentConfig) plan(id string) (segmentPlan, error) {
 	p := segmentPlan{spec: segmentSpec{ID: id}}
+	placed := false // whether a wasm processor has set where the segment runs
 	for i, m := range cfg.Processors {
+		typ, err := memberType(m)
+		if err != nil {
+			return p, fmt.Errorf("processors[%d]: %w", i, err)
+		}
+		if typ != Type.String() {
+			if !IsRustProcessorType(typ) {
+				return p, fmt.Errorf("processors[%d]: %s: not a Rust processor a segment can run", i, m.ID)
+			}
+			f, _ := findRustFactory("processor", typ)
+			if err := validateNode(f.kind, f.urn, m.Settings); err != nil {
+				return p, fmt.Errorf("processors[%d] (%s): %w", i, m.ID, err)
+			}
+			p.spec.Processors = append(p.spec.Processors, segmentNode{ID: m.ID, URN: f.urn, Config: m.Settings})
+			continue
+		}
 		var member Config
 		if err := confmap.NewFromStringMap(m.Settings).Unmarshal(&member); err != nil {
 			return p, fmt.Errorf("processors[%d] (%s): %w", i, m.ID, err)
@@ -88,10 +113,10 @@ func (cfg *SegmentConfig) plan(id string) (segmentPlan, error) {
 			return p, fmt.Errorf("processors[%d] (%s): a member cannot be a chain", i, m.ID)
 		}
 		// One segment runs in one place.
-		if i == 0 {
-			p.mode, p.runtimeBinary = member.effectiveMode(), member.RuntimeBinary
+		if !placed {
+			p.mode, p.runtimeBinary, placed = member.effectiveMode(), member.RuntimeBinary, true
 		} else if member.effectiveMode() != p.mode || member.RuntimeBinary != p.runtimeBinary {
-			return p, fmt.Errorf("processors[%d] (%s): mode and runtime_binary must be %s's", i, m.ID, cfg.Processors[0].ID)
+			return p, fmt.Errorf("processors[%d] (%s): mode and runtime_binary must be %s's", i, m.ID, p.pluginIDs[0])
 		}
 		// The processor's plugin settings are the wasm node's, as they are.
 		p.spec.Processors = append(p.spec.Processors, segmentNode{ID: m.ID, URN: wasmNodeURN, Config: member.Plugin})

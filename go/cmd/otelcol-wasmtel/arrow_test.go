@@ -337,6 +337,9 @@ service:
 	})
 }
 
+// The Rust circuit_breaker before a Rust exporter runs in its segment: the
+// client's retries see retryable errors, the breaker opens and refuses at
+// once (no connection attempt), and a probe after open_duration delivers.
 func TestARustExporterWhoseUpstreamIsDownIsRetryableUntilItIsBack(t *testing.T) {
 	forEachBuild(t, func(t *testing.T, build collectorBuild) {
 		port := freePort(t)
@@ -344,23 +347,33 @@ func TestARustExporterWhoseUpstreamIsDownIsRetryableUntilItIsBack(t *testing.T) 
 receivers:
   otlp:
     protocols: { grpc: { endpoint: "{{otlp}}" } }
+processors:
+  circuit_breaker: { failure_threshold: 2, open_duration: 1s }
 exporters:
   otap: { grpc_endpoint: "http://127.0.0.1:%d" }
 service:
   telemetry: { metrics: { level: none } }
   pipelines:
-    traces: { receivers: [otlp], exporters: [otap] }
+    traces: { receivers: [otlp], processors: [circuit_breaker], exporters: [otap] }
 `, port))
 		td := ptrace.NewTraces()
 		span := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
 		span.SetName("delivered once the upstream is back")
 		span.SetTraceID([16]byte{1})
 		span.SetSpanID([8]byte{1})
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := c.exportTraces(ctx, td)
-		cancel()
-		if code := status.Code(err); code != codes.Unavailable {
-			t.Fatalf("with the upstream down the client should see a retryable Unavailable, got %v", err)
+		var errs []error
+		for range 3 {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			errs = append(errs, c.exportTraces(ctx, td))
+			cancel()
+		}
+		for i, err := range errs {
+			if code := status.Code(err); code != codes.Unavailable {
+				t.Fatalf("attempt %d: with the upstream down the client should see a retryable Unavailable, got %v", i, err)
+			}
+		}
+		if strings.Contains(errs[1].Error(), "circuit breaker open") || !strings.Contains(errs[2].Error(), "circuit breaker open") {
+			t.Fatalf("two failures should open the breaker:\n%v\n%v", errs[1], errs[2])
 		}
 		forwarded := t.TempDir()
 		stopServe := startServe(t, port, forwarded)

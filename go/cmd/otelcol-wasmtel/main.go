@@ -1,7 +1,8 @@
 // Command otelcol-wasmtel is an OpenTelemetry Collector distribution with the
-// sandboxed `wasm` processor, the runtime's Rust exporters, the components a
-// pipeline around them needs, and nothing else (go/builder-config.yaml makes
-// the same one with the collector builder).
+// sandboxed `wasm` processor, the runtime's Rust exporters and processors
+// (rustcomponents_gen.go), the components a pipeline around them needs, and
+// nothing else (go/builder-config.yaml makes the same one with the collector
+// builder).
 package main
 
 import (
@@ -23,12 +24,6 @@ import (
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
 	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
 
-	"github.com/wasmtel/wasmtel/go/rustexporters/arrowipcexporter"
-	"github.com/wasmtel/wasmtel/go/rustexporters/consoleexporter"
-	"github.com/wasmtel/wasmtel/go/rustexporters/noopexporter"
-	"github.com/wasmtel/wasmtel/go/rustexporters/otapexporter"
-	"github.com/wasmtel/wasmtel/go/rustexporters/otlpgrpcexporter"
-	"github.com/wasmtel/wasmtel/go/rustexporters/otlphttpexporter"
 	"github.com/wasmtel/wasmtel/go/rustexporters/segmentexporter"
 	"github.com/wasmtel/wasmtel/go/wasmchainconverter"
 	"github.com/wasmtel/wasmtel/go/wasmprocessor"
@@ -40,24 +35,18 @@ func components() (otelcol.Factories, error) {
 	if factories.Receivers, err = otelcol.MakeFactoryMap[receiver.Factory](otlpreceiver.NewFactory()); err != nil {
 		return factories, err
 	}
-	if factories.Processors, err = otelcol.MakeFactoryMap[processor.Factory](
+	if factories.Processors, err = otelcol.MakeFactoryMap[processor.Factory](append(rustProcessors(),
 		wasmprocessor.NewFactory(),
 		batchprocessor.NewFactory(),
 		memorylimiterprocessor.NewFactory(),
-	); err != nil {
+	)...); err != nil {
 		return factories, err
 	}
-	if factories.Exporters, err = otelcol.MakeFactoryMap[exporter.Factory](
+	if factories.Exporters, err = otelcol.MakeFactoryMap[exporter.Factory](append(rustExporters(),
 		debugexporter.NewFactory(),
 		otlpexporter.NewFactory(),
-		arrowipcexporter.NewFactory(),
-		otapexporter.NewFactory(),
-		otlpgrpcexporter.NewFactory(),
-		otlphttpexporter.NewFactory(),
-		consoleexporter.NewFactory(),
-		noopexporter.NewFactory(),
 		segmentexporter.NewFactory(),
-	); err != nil {
+	)...); err != nil {
 		return factories, err
 	}
 	factories.Telemetry = otelconftelemetry.NewFactory()

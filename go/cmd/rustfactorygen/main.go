@@ -1,7 +1,9 @@
 // Command rustfactorygen writes the Go side of the runtime's Rust node
 // factories: the table the `wasm` processor package looks types up in, and
-// one package per Rust exporter with the NewFactory the collector builder's
-// `gomod` entries name. Its input is what the runtime binary prints:
+// one package per Rust exporter and per Rust processor with the NewFactory
+// the collector builder's `gomod` entries name (not for the `wasm`
+// processor, which is go/wasmprocessor, nor for routers, which would be
+// connectors). Its input is what the runtime binary prints:
 //
 //	wasmtel-bridge factories | CGO_ENABLED=0 go run ./cmd/rustfactorygen
 //
@@ -28,11 +30,24 @@ type factory struct {
 	Type             string `json:"type"`
 	URN              string `json:"urn"`
 	EmptyConfigValid bool   `json:"empty_config_valid"`
+	Routes           bool   `json:"routes"`
 }
 
-// exporterPackage is the Go package of a Rust exporter type: arrow_ipc → arrowipcexporter.
-func exporterPackage(componentType string) string {
-	return strings.ReplaceAll(componentType, "_", "") + "exporter"
+// component is where a Rust factory's Go package goes and what it wraps.
+type component struct {
+	dir, constructor, goKind string
+}
+
+var components = map[string]component{
+	"exporter":  {dir: "rustexporters", constructor: "NewRustExporterFactory", goKind: "exporter"},
+	"processor": {dir: "rustprocessors", constructor: "NewRustProcessorFactory", goKind: "processor"},
+}
+
+// goPackage is the Go package of a Rust component: its collector type
+// without underscores, then its kind (arrow_ipc → arrowipcexporter,
+// rust_batch → rustbatchprocessor), never the name of a collector package.
+func goPackage(kind, engineType string) string {
+	return strings.ReplaceAll(wasmprocessor.CollectorType(engineType), "_", "") + kind
 }
 
 func main() {
@@ -48,14 +63,29 @@ func main() {
 		fail(fmt.Errorf("standard input is not the runtime's factory list: %w", err))
 	}
 	files := map[string][]byte{filepath.Join(*root, "wasmprocessor", "rustfactories_gen.go"): table(factories)}
+	var packages []goComponent
 	for _, f := range factories {
-		if f.Kind != "exporter" {
+		c, ok := components[f.Kind]
+		if !ok || f.Routes || (f.Kind == "processor" && f.Type == wasmprocessor.Type.String()) {
 			continue
 		}
-		pkg := exporterPackage(f.Type)
-		files[filepath.Join(*root, "rustexporters", pkg, "factory_gen.go")] = exporterFactory(pkg, f)
+		pkg := goPackage(f.Kind, f.Type)
+		files[filepath.Join(*root, c.dir, pkg, "factory_gen.go")] = componentFactory(pkg, c, f)
+		packages = append(packages, goComponent{component: c, pkg: pkg})
 	}
+	files[filepath.Join(*root, "cmd", "otelcol-wasmtel", "rustcomponents_gen.go")] = distributionList(packages)
 	stale := 0
+	// The builder's configuration is the user's to write, so it is checked, not written.
+	builderConfig, err := os.ReadFile(filepath.Join(*root, "builder-config.yaml"))
+	if err != nil {
+		fail(err)
+	}
+	for _, p := range packages {
+		if !bytes.Contains(builderConfig, []byte("import: "+p.importPath()+"\n")) {
+			fmt.Fprintf(os.Stderr, "builder-config.yaml does not list %s\n", p.importPath())
+			stale++
+		}
+	}
 	for path, want := range files {
 		have, _ := os.ReadFile(path)
 		if bytes.Equal(have, want) {
@@ -87,22 +117,54 @@ func table(factories []factory) []byte {
 	b.WriteString("// rustFactories are the node factories compiled into the runtime.\n")
 	b.WriteString("var rustFactories = []rustFactory{\n")
 	for _, f := range factories {
-		fmt.Fprintf(&b, "\t{kind: %q, componentType: %q, urn: %q, emptyConfigValid: %v},\n", f.Kind, wasmprocessor.CollectorType(f.Type), f.URN, f.EmptyConfigValid)
+		fmt.Fprintf(&b, "\t{kind: %q, componentType: %q, urn: %q, emptyConfigValid: %v, routes: %v},\n", f.Kind, wasmprocessor.CollectorType(f.Type), f.URN, f.EmptyConfigValid, f.Routes)
 	}
 	b.WriteString("}\n")
 	return gofmt(b.Bytes())
 }
 
-func exporterFactory(pkg string, f factory) []byte {
+// goComponent is one generated package.
+type goComponent struct {
+	component
+	pkg string
+}
+
+const modulePath = "github.com/wasmtel/wasmtel/go"
+
+func (c goComponent) importPath() string { return modulePath + "/" + c.dir + "/" + c.pkg }
+
+// distributionList is otelcol-wasmtel's list of the generated factories.
+func distributionList(packages []goComponent) []byte {
+	var b bytes.Buffer
+	b.WriteString(header)
+	b.WriteString("package main\n\nimport (\n\t\"go.opentelemetry.io/collector/exporter\"\n\t\"go.opentelemetry.io/collector/processor\"\n\n")
+	for _, p := range packages {
+		fmt.Fprintf(&b, "\t%q\n", p.importPath())
+	}
+	b.WriteString(")\n\n")
+	for _, kind := range []string{"exporter", "processor"} {
+		fmt.Fprintf(&b, "// rust%ss are the runtime's Rust %ss.\n", strings.ToUpper(kind[:1])+kind[1:], kind)
+		fmt.Fprintf(&b, "func rust%ss() []%s.Factory {\n\treturn []%s.Factory{\n", strings.ToUpper(kind[:1])+kind[1:], kind, kind)
+		for _, p := range packages {
+			if p.goKind == kind {
+				fmt.Fprintf(&b, "\t\t%s.NewFactory(),\n", p.pkg)
+			}
+		}
+		b.WriteString("\t}\n}\n\n")
+	}
+	return gofmt(b.Bytes())
+}
+
+func componentFactory(pkg string, c component, f factory) []byte {
 	var b bytes.Buffer
 	b.WriteString(header)
 	typ := wasmprocessor.CollectorType(f.Type)
-	fmt.Fprintf(&b, "// Package %s is the runtime's Rust exporter %s as the collector\n", pkg, f.URN)
-	fmt.Fprintf(&b, "// exporter %q: its settings are the Rust node's, validated by its Rust factory.\n", typ)
+	fmt.Fprintf(&b, "// Package %s is the runtime's Rust %s %s as the collector\n", pkg, f.Kind, f.URN)
+	fmt.Fprintf(&b, "// %s %q: its settings are the Rust node's, validated by its Rust factory.\n", f.Kind, typ)
 	fmt.Fprintf(&b, "package %s\n\n", pkg)
-	b.WriteString("import (\n\t\"go.opentelemetry.io/collector/exporter\"\n\n\t\"github.com/wasmtel/wasmtel/go/wasmprocessor\"\n)\n\n")
-	fmt.Fprintf(&b, "// NewFactory returns the factory of the %q exporter.\n", typ)
-	fmt.Fprintf(&b, "func NewFactory() exporter.Factory { return wasmprocessor.NewRustExporterFactory(%q) }\n", typ)
+	fmt.Fprintf(&b, "import (\n\t\"go.opentelemetry.io/collector/%s\"\n\n\t\"github.com/wasmtel/wasmtel/go/wasmprocessor\"\n)\n\n", c.goKind)
+	fmt.Fprintf(&b, "// NewFactory returns the factory of the %q %s.\n", typ, f.Kind)
+	fmt.Fprintf(&b, "func NewFactory() %s.Factory { return wasmprocessor.%s(%q) }\n", c.goKind, c.constructor, typ)
 	return gofmt(b.Bytes())
 }
 

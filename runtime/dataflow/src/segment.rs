@@ -146,7 +146,7 @@ pub fn validate_node(kind: NodeKind, urn: &str, config: &Value) -> Result<(), No
     if kind == NodeKind::Processor && urn == crate::WASM_PROCESSOR_URN {
         return crate::wasm_processor::WasmProcessorConfig::from_value(config)
             .map(drop)
-            .map_err(|e| NodeConfigError::Invalid(config_message(e)));
+            .map_err(|e| NodeConfigError::Invalid(config_message(urn, e)));
     }
     let factory = &OTAP_PIPELINE_FACTORY;
     let validate = match kind {
@@ -156,14 +156,19 @@ pub fn validate_node(kind: NodeKind, urn: &str, config: &Value) -> Result<(), No
         NodeKind::Extension => factory.get_extension_factory_map().get(urn).map(|f| f.validate_config),
     };
     let validate = validate.ok_or_else(|| NodeConfigError::UnknownType { kind: kind.as_str(), urn: urn.into() })?;
-    validate(config).map_err(|e| NodeConfigError::Invalid(config_message(e)))
+    validate(config).map_err(|e| NodeConfigError::Invalid(config_message(urn, e)))
 }
 
-/// The engine's error without its generic prefix: the collector adds the component ID.
-fn config_message(error: otel_arrow_dfe_config::error::Error) -> String {
-    match error {
+/// The engine's error without its generic prefix nor the node type (some
+/// factories name it): the collector adds the component ID.
+fn config_message(urn: &str, error: otel_arrow_dfe_config::error::Error) -> String {
+    let message = match error {
         otel_arrow_dfe_config::error::Error::InvalidUserConfig { error } => error,
         other => other.to_string(),
+    };
+    match message.strip_prefix(urn).and_then(|rest| rest.strip_prefix(": ")) {
+        Some(rest) => rest.to_string(),
+        None => message,
     }
 }
 
@@ -392,7 +397,7 @@ mod tests {
     #[test]
     fn validation_is_the_factorys_and_names_the_key() {
         let unknown = validate_node(NodeKind::Exporter, crate::ARROW_IPC_EXPORTER_URN, &json!({ "directry": "/x" }));
-        assert!(matches!(&unknown, Err(NodeConfigError::Invalid(m)) if m.contains("directry")), "{unknown:?}");
+        assert!(matches!(&unknown, Err(NodeConfigError::Invalid(m)) if m.starts_with("unknown field `directry`")), "{unknown:?}");
         let missing = validate_node(NodeKind::Exporter, "urn:otel:exporter:nope", &json!({}));
         assert!(matches!(missing, Err(NodeConfigError::UnknownType { kind: "exporter", .. })));
     }
