@@ -226,24 +226,33 @@ func listening(port int) bool {
 	return true
 }
 
-func TestABadRustExporterConfigStopsTheCollectorNamingItAndTheKey(t *testing.T) {
+func TestABadRustComponentConfigStopsTheCollectorNamingItAndTheKey(t *testing.T) {
 	forEachBuild(t, func(t *testing.T, build collectorBuild) {
-		for _, tc := range []struct{ settings, want string }{
-			{`{ directory: /tmp/x, directry: /tmp/y }`, "directry"},
-			{`{ directory: /tmp/x, max_file_bytes: [1] }`, "invalid type"},
-			{`{ directory: /tmp/x, compression: lz5 }`, "lz5"},
+		const breaker = "circuit_breaker/primary"
+		for _, tc := range []struct{ component, processors, exporters, want string }{
+			{`arrow_ipc/files: { directory: /tmp/x, directry: /tmp/y }`, "", "arrow_ipc/files", "directry"},
+			{`arrow_ipc/files: { directory: /tmp/x, max_file_bytes: [1] }`, "", "arrow_ipc/files", "invalid type"},
+			{`arrow_ipc/files: { directory: /tmp/x, compression: lz5 }`, "", "arrow_ipc/files", "lz5"},
+			// A Rust processor is validated by its factory, in or out of a segment.
+			{`circuit_breaker/primary: { failure_treshold: 2 }`, breaker, "noop", "failure_treshold"},
+			// Before a Go exporter it cannot run: the error says where it can.
+			{`circuit_breaker/primary: { failure_threshold: 2 }`, breaker, "debug", "exporters are all Rust exporters"},
 		} {
+			processors, exporters := "", tc.component
+			if tc.processors != "" {
+				processors, exporters = tc.component, ""
+			}
 			config := fmt.Sprintf(`
 receivers:
   otlp:
     protocols: { grpc: { endpoint: 127.0.0.1:%d } }
-exporters:
-  arrow_ipc/files: %s
+processors: { %s }
+exporters: { noop: , debug: , %s }
 service:
   telemetry: { metrics: { level: none } }
   pipelines:
-    traces: { receivers: [otlp], exporters: [arrow_ipc/files] }
-`, freePort(t), tc.settings)
+    traces: { receivers: [otlp], processors: [%s], exporters: [%s] }
+`, freePort(t), processors, exporters, tc.processors, tc.exporters)
 			path := filepath.Join(t.TempDir(), "collector.yaml")
 			if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 				t.Fatal(err)
@@ -252,11 +261,15 @@ service:
 			cmd.Env = append(os.Environ(), "WASMTEL_HOME="+t.TempDir())
 			out, err := cmd.CombinedOutput()
 			if err == nil {
-				t.Fatalf("%s: the collector started", tc.settings)
+				t.Fatalf("%s: the collector started", tc.component)
 			}
-			for _, want := range []string{"arrow_ipc/files", tc.want} {
+			id := tc.processors + tc.exporters
+			if tc.processors != "" {
+				id = tc.processors
+			}
+			for _, want := range []string{id, tc.want} {
 				if !strings.Contains(string(out), want) {
-					t.Errorf("%s: the error should name %q:\n%s", tc.settings, want, out)
+					t.Errorf("%s: the error should name %q:\n%s", tc.component, want, out)
 				}
 			}
 		}
