@@ -156,10 +156,11 @@ type sharedSegment struct {
 	logger *zap.Logger
 	meter  metric.Meter
 
-	mu      sync.Mutex
-	started int
-	handle  segmentHandle
-	metrics metric.Registration
+	mu          sync.Mutex
+	started     int
+	handle      segmentHandle
+	metrics     metric.Registration
+	nodeMetrics metric.Registration
 }
 
 var segments = struct {
@@ -209,6 +210,11 @@ func (u *segmentUse) Start(context.Context, component.Host) error {
 			}
 			s.metrics = registration
 		}
+		registration, err := registerNodeMetrics(s.meter, s.logger, handle)
+		if err != nil {
+			s.logger.Warn("the segment's node metrics are not exported", zap.Error(err))
+		}
+		s.nodeMetrics = registration
 	}
 	s.started++
 	u.started = true
@@ -229,9 +235,11 @@ func (u *segmentUse) Shutdown(ctx context.Context) error {
 		if s.started > 0 {
 			return
 		}
-		if s.metrics != nil {
-			_ = s.metrics.Unregister()
-			s.metrics = nil
+		for _, registration := range []*metric.Registration{&s.metrics, &s.nodeMetrics} {
+			if *registration != nil {
+				_ = (*registration).Unregister()
+				*registration = nil
+			}
 		}
 		if s.handle != nil {
 			err = s.handle.stop(ctx)

@@ -19,6 +19,8 @@ import (
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/processor/processortest"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
 var exporterSeq atomic.Int64
@@ -311,4 +313,92 @@ func TestARustProcessorOutsideASegmentRefusesToStartSayingWhereItRuns(t *testing
 		!strings.Contains(err.Error(), "exporters are all Rust exporters") {
 		t.Fatalf("%v", err)
 	}
+}
+
+func TestASegmentsMembersEngineMetricsAreCollectorMetricsUnderTheirIDs(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode string) {
+		listener, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dead := listener.Addr().String()
+		listener.Close()
+		f := NewSegmentExporterFactory()
+		cfg := rustConfig(t, f, map[string]any{
+			"processors": []any{
+				map[string]any{"id": "wasm/redact", "settings": map[string]any{
+					"component": componentPath(t, "wasmtel-redact"), "mode": mode,
+					"config": map[string]any{"keys": []any{"user.email"}}}},
+				map[string]any{"id": "circuit_breaker", "settings": map[string]any{"failure_threshold": 2, "open_duration": "1h"}},
+			},
+			"exporters": []any{map[string]any{"id": "rust_otlp_grpc", "settings": map[string]any{"grpc_endpoint": "http://" + dead}}},
+		})
+		set := exporterSettings(f.Type())
+		reader := sdkmetric.NewManualReader()
+		set.MeterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+		ctx := context.Background()
+		exp, err := f.CreateTraces(ctx, set, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := exp.Start(ctx, componenttest.NewNopHost()); err != nil {
+			t.Fatal(err)
+		}
+		defer exp.Shutdown(ctx)
+		for range 3 {
+			batchCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			if err := exp.ConsumeTraces(batchCtx, traces("GET /a")); err == nil {
+				t.Fatal("the upstream is down: want an error")
+			}
+			cancel()
+		}
+		// value is a node metric's current point for one member, or -1.
+		value := func(data metricdata.ResourceMetrics, name, id string) float64 {
+			for _, scope := range data.ScopeMetrics {
+				for _, m := range scope.Metrics {
+					if m.Name != name {
+						continue
+					}
+					var points []metricdata.DataPoint[float64]
+					switch d := m.Data.(type) {
+					case metricdata.Sum[float64]:
+						points = d.DataPoints
+					case metricdata.Gauge[float64]:
+						points = d.DataPoints
+					}
+					for _, p := range points {
+						if v, ok := p.Attributes.Value(componentIDKey); ok && v.AsString() == id {
+							return p.Value
+						}
+					}
+				}
+			}
+			return -1
+		}
+		var data metricdata.ResourceMetrics
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			if err := reader.Collect(ctx, &data); err != nil {
+				t.Fatal(err)
+			}
+			// Nodes report to the engine's registry periodically.
+			if value(data, "wasmtel.processor.circuit_breaker.rejected", "circuit_breaker") == 1 || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if got := value(data, "wasmtel.processor.circuit_breaker.rejected", "circuit_breaker"); got != 1 {
+			t.Errorf("the breaker's refusals: %v", got)
+		}
+		if got := value(data, "wasmtel.processor.circuit_breaker.state", "circuit_breaker"); got != 1 {
+			t.Errorf("the breaker's state (1 open): %v", got)
+		}
+		if got := value(data, "channel.receiver.messages", "rust_otlp_grpc"); got < 2 {
+			t.Errorf("the exporter got %v messages, want the two the breaker let through", got)
+		}
+		// The wasm processor's plugin metrics are still read out of the same answer.
+		if got := value(data, "channel.receiver.messages", "wasm/redact"); got < 3 {
+			t.Errorf("the wasm node got %v messages", got)
+		}
+	})
 }

@@ -36,7 +36,7 @@ type segmentHandle interface {
 	export(ctx context.Context, sig signal, input []byte) error
 	// stop drains the segment (exporters flushed) within ctx's deadline.
 	stop(ctx context.Context) error
-	// metricsJSON is its wasm processors' metrics: component ID → MetricsSnapshot.
+	// metricsJSON is its members' metrics: the runtime's SegmentMetrics.
 	metricsJSON() ([]byte, error)
 }
 
@@ -51,11 +51,13 @@ func (p segmentPlugin) metricsJSON() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var byID map[string]json.RawMessage
-	if err := json.Unmarshal(all, &byID); err != nil {
+	var metrics struct {
+		Plugins map[string]json.RawMessage `json:"plugins"`
+	}
+	if err := json.Unmarshal(all, &metrics); err != nil {
 		return nil, err
 	}
-	one, ok := byID[p.id]
+	one, ok := metrics.Plugins[p.id]
 	if !ok {
 		return nil, fmt.Errorf("%s: no metrics in its segment yet", p.id)
 	}

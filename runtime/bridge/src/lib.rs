@@ -493,7 +493,7 @@ impl Bridge for Service {
     ) -> Result<Response<proto::MetricsResponse>, Status> {
         let request = request.into_inner();
         let json = if request.segment_id != 0 {
-            serde_json::to_string(&self.segment(request.segment_id)?.plugin_metrics())
+            serde_json::to_string(&self.segment(request.segment_id)?.metrics())
         } else {
             serde_json::to_string(&self.plugin(request.plugin_id)?.metrics())
         }

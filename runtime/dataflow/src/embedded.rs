@@ -49,6 +49,9 @@ use otel_arrow_dfe_controller::{
     Controller, ControllerExtensionContext, ControllerExtensionRegistry, ControllerExtensionTaskFactory,
     ControllerRunOptions,
 };
+use otel_arrow_dfe_telemetry::descriptor::Instrument;
+use otel_arrow_dfe_telemetry::metrics::MetricValue;
+use otel_arrow_dfe_telemetry::registry::TelemetryRegistryHandle;
 use serde_json::{Value, json};
 use wasmtel_runtime::{MetricsSnapshot, Signal};
 
@@ -164,7 +167,47 @@ pub struct EmbeddedStats {
     pub in_flight: u64,
 }
 
-type ControlSlot = Arc<(Mutex<Option<Arc<dyn ControlPlane>>>, Condvar)>;
+/// What the controller hands over once its pipelines run.
+#[derive(Clone)]
+struct EngineHandles {
+    control_plane: Arc<dyn ControlPlane>,
+    telemetry: TelemetryRegistryHandle,
+}
+
+type ControlSlot = Arc<(Mutex<Option<EngineHandles>>, Condvar)>;
+
+/// The engine's per-node wake-up scheduler metrics: its own bookkeeping, not the node's work.
+const SCHEDULER_INTERNALS: &str = "node.local_wakeup.";
+
+/// How a node metric behaves, as the OpenTelemetry instrument it maps to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeMetricKind {
+    /// Only goes up (a running total).
+    Counter,
+    /// A total that goes up and down.
+    UpDownCounter,
+    /// A reading.
+    Gauge,
+}
+
+/// One of a node's own metrics (the engine's metric sets: an exporter's
+/// sent and failed batches, a processor's counters), all cores added up.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NodeMetric {
+    /// The node's name in the pipeline.
+    pub node: String,
+    /// The full metric name: the metric set's, then the field's (`otlp.exporter.grpc.requests.sent`).
+    pub name: String,
+    /// UCUM unit.
+    pub unit: String,
+    /// What it counts.
+    pub description: String,
+    /// Its instrument.
+    pub kind: NodeMetricKind,
+    /// Its current value.
+    pub value: f64,
+}
 
 /// An otap-dataflow pipeline running in this process on its own thread, fed
 /// OTLP bytes directly through its `urn:wasmtel:receiver:embedded` node.
@@ -237,7 +280,10 @@ impl EmbeddedPipeline {
             HANDLE_EXTENSION_URN.into(),
             move |ctx: ControllerExtensionContext| {
                 let (lock, ready) = &*slot;
-                *lock.lock().unwrap_or_else(PoisonError::into_inner) = Some(ctx.control_plane.clone());
+                *lock.lock().unwrap_or_else(PoisonError::into_inner) = Some(EngineHandles {
+                    control_plane: ctx.control_plane.clone(),
+                    telemetry: ctx.telemetry_registry.clone(),
+                });
                 ready.notify_all();
                 let task: ControllerExtensionTaskFactory = Box::new(|cancel| {
                     Box::pin(async move {
@@ -430,6 +476,58 @@ impl EmbeddedPipeline {
         crate::dashboard::processors(&self.channel).into_iter().map(|p| (p.node, p.metrics)).collect()
     }
 
+    /// Every node's own metrics (counters, up-down counters and gauges; the
+    /// engine's distributions and its wake-up scheduler's internals are left
+    /// out), by node name and metric name,
+    /// all cores added up. Empty until the pipeline has started. Nodes
+    /// report to the engine's registry periodically, so a value can trail
+    /// the batches by the engine's reporting interval.
+    pub fn node_metrics(&self) -> Vec<NodeMetric> {
+        let handles = self.control.0.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let Some(handles) = handles else { return Vec::new() };
+        let mut summed: BTreeMap<(String, String), NodeMetric> = BTreeMap::new();
+        handles.telemetry.visit_current_metrics_with_zeroes(
+            |descriptor, attributes, values| {
+                let Some(node) = attributes
+                    .iter_attributes()
+                    .find(|(key, _)| *key == "node.id")
+                    .map(|(_, value)| value.to_string_value())
+                else {
+                    return;
+                };
+                for (field, value) in values {
+                    let kind = match field.instrument {
+                        Instrument::Counter => NodeMetricKind::Counter,
+                        Instrument::UpDownCounter => NodeMetricKind::UpDownCounter,
+                        Instrument::Gauge => NodeMetricKind::Gauge,
+                        _ => continue,
+                    };
+                    let value = match value {
+                        MetricValue::U64(v) => *v as f64,
+                        MetricValue::F64(v) => *v,
+                        MetricValue::Distribution(_) => continue,
+                    };
+                    let name = format!("{}.{}", descriptor.name, field.name);
+                    if name.starts_with(SCHEDULER_INTERNALS) {
+                        continue;
+                    }
+                    summed.entry((node.clone(), name.clone())).and_modify(|m| m.value += value).or_insert_with(|| {
+                        NodeMetric {
+                            node: node.clone(),
+                            name,
+                            unit: field.unit.to_string(),
+                            description: field.brief.to_string(),
+                            kind,
+                            value,
+                        }
+                    });
+                }
+            },
+            true,
+        );
+        summed.into_values().collect()
+    }
+
     /// Where the dashboard is served, when the spec sets
     /// `engine.custom.wasmtel.dashboard.bind_address`.
     pub fn dashboard_address(&self) -> Option<std::net::SocketAddr> {
@@ -463,7 +561,7 @@ impl EmbeddedPipeline {
         let control = self.control.0.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let left = timeout.saturating_sub(started.elapsed()).max(Duration::from_secs(1));
         let shutdown = match control {
-            Some(control) => control.shutdown_all(left.as_secs().max(1)).map_err(|e| format!("{e:?}")),
+            Some(handles) => handles.control_plane.shutdown_all(left.as_secs().max(1)).map_err(|e| format!("{e:?}")),
             None => Err("the pipeline never started".to_string()),
         };
         let thread = self.thread.lock().unwrap_or_else(PoisonError::into_inner).take();

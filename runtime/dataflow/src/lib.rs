@@ -47,9 +47,9 @@ pub use otel_arrow_dfe_otap::OTAP_PIPELINE_FACTORY;
 
 pub use arrow_ipc_exporter::ARROW_IPC_EXPORTER_URN;
 pub use circuit_breaker::CIRCUIT_BREAKER_URN;
-pub use embedded::{EmbeddedError, EmbeddedPipeline, EmbeddedStats};
+pub use embedded::{EmbeddedError, EmbeddedPipeline, EmbeddedStats, NodeMetric, NodeMetricKind};
 pub use embedded_receiver::EMBEDDED_RECEIVER_URN;
-pub use segment::{Segment, SegmentError, SegmentSpec};
+pub use segment::{Segment, SegmentError, SegmentMetrics, SegmentSpec};
 pub use serve::{ServeError, ServeOptions};
 pub use token_authorizer::TOKEN_AUTHORIZER_URN;
 pub use wasm_processor::WASM_PROCESSOR_URN;

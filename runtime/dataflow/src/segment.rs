@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use wasmtel_runtime::{MetricsSnapshot, Signal};
 
-use crate::{EmbeddedError, EmbeddedPipeline, EmbeddedStats, OTAP_PIPELINE_FACTORY};
+use crate::{EmbeddedError, EmbeddedPipeline, EmbeddedStats, NodeMetric, OTAP_PIPELINE_FACTORY};
 
 /// What kind of node a factory makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -78,11 +78,8 @@ pub struct FactoryInfo {
 
 /// The processors that route among named outputs (the engine's factory
 /// does not say, so this list does).
-const ROUTERS: [&str; 3] = [
-    FANOUT_PROCESSOR_URN,
-    "urn:otel:processor:type_router",
-    "urn:otel:processor:content_router",
-];
+const ROUTERS: [&str; 3] =
+    [FANOUT_PROCESSOR_URN, "urn:otel:processor:type_router", "urn:otel:processor:content_router"];
 
 fn routes(kind: NodeKind, urn: &str) -> bool {
     kind == NodeKind::Processor && ROUTERS.contains(&urn)
@@ -238,6 +235,8 @@ pub enum SegmentError {
 }
 
 const INGRESS: &str = "ingress";
+/// How long [`Segment::start`] waits for its members' metric sets.
+const MEMBER_METRICS_WAIT: Duration = Duration::from_secs(5);
 const FANOUT: &str = "fanout";
 
 impl SegmentSpec {
@@ -327,8 +326,19 @@ impl SegmentNode {
 pub struct Segment {
     id: String,
     pipeline: EmbeddedPipeline,
-    /// Engine node name → collector component ID, for the wasm nodes.
-    plugin_ids: BTreeMap<String, String>,
+    /// Engine node name → collector component ID, for every member.
+    member_ids: BTreeMap<String, String>,
+    /// The node names of the wasm processors.
+    wasm_nodes: Vec<String>,
+}
+
+/// What a segment reports about its members, by collector component ID.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SegmentMetrics {
+    /// Each wasm processor's plugin metrics.
+    pub plugins: BTreeMap<String, MetricsSnapshot>,
+    /// Every member's own engine metrics; `node` is its component ID.
+    pub nodes: Vec<NodeMetric>,
 }
 
 impl Segment {
@@ -337,22 +347,55 @@ impl Segment {
         spec.validate()?;
         let pipeline = EmbeddedPipeline::start(spec.engine_spec())
             .map_err(|source| SegmentError::Start { id: spec.id.clone(), source })?;
-        let plugin_ids = spec
+        let members = spec.processors.iter().chain(&spec.exporters);
+        let member_ids = members.map(|node| (node.node_name(), node.id.clone())).collect();
+        let wasm_nodes = spec
             .processors
             .iter()
             .filter(|node| node.urn == crate::WASM_PROCESSOR_URN)
-            .map(|node| (node.node_name(), node.id.clone()))
+            .map(SegmentNode::node_name)
             .collect();
-        Ok(Segment { id: spec.id.clone(), pipeline, plugin_ids })
+        let segment = Segment { id: spec.id.clone(), pipeline, member_ids, wasm_nodes };
+        segment.wait_for_member_metrics(MEMBER_METRICS_WAIT);
+        Ok(segment)
     }
 
-    /// The metrics of each wasm processor's plugin, by collector component ID.
-    pub fn plugin_metrics(&self) -> BTreeMap<String, MetricsSnapshot> {
-        self.pipeline
+    /// The engine registers a node's metric sets shortly after the pipeline
+    /// starts; waiting for them lets the collector make its instruments at
+    /// start-up, from the names they have. Gives up quietly after `bound`
+    /// (the metrics then appear when they do; the segment works either way).
+    fn wait_for_member_metrics(&self, bound: Duration) {
+        let deadline = std::time::Instant::now() + bound;
+        while std::time::Instant::now() < deadline {
+            let reporting: std::collections::BTreeSet<String> =
+                self.pipeline.node_metrics().into_iter().map(|m| m.node).collect();
+            if self.member_ids.keys().all(|node| reporting.contains(node)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Its members' metrics, by collector component ID (the ingress and the
+    /// fan-out are the segment's plumbing, not members).
+    pub fn metrics(&self) -> SegmentMetrics {
+        let plugins = self
+            .pipeline
             .plugin_metrics()
             .into_iter()
-            .filter_map(|(node, metrics)| self.plugin_ids.get(&node).map(|id| (id.clone(), metrics)))
-            .collect()
+            .filter(|(node, _)| self.wasm_nodes.contains(node))
+            .filter_map(|(node, metrics)| self.member_ids.get(&node).map(|id| (id.clone(), metrics)))
+            .collect();
+        let nodes = self
+            .pipeline
+            .node_metrics()
+            .into_iter()
+            .filter_map(|metric| {
+                let id = self.member_ids.get(&metric.node)?;
+                Some(NodeMetric { node: id.clone(), ..metric })
+            })
+            .collect();
+        SegmentMetrics { plugins, nodes }
     }
 
     /// The collector component that runs it.
@@ -397,7 +440,10 @@ mod tests {
     #[test]
     fn validation_is_the_factorys_and_names_the_key() {
         let unknown = validate_node(NodeKind::Exporter, crate::ARROW_IPC_EXPORTER_URN, &json!({ "directry": "/x" }));
-        assert!(matches!(&unknown, Err(NodeConfigError::Invalid(m)) if m.starts_with("unknown field `directry`")), "{unknown:?}");
+        assert!(
+            matches!(&unknown, Err(NodeConfigError::Invalid(m)) if m.starts_with("unknown field `directry`")),
+            "{unknown:?}"
+        );
         let missing = validate_node(NodeKind::Exporter, "urn:otel:exporter:nope", &json!({}));
         assert!(matches!(missing, Err(NodeConfigError::UnknownType { kind: "exporter", .. })));
     }

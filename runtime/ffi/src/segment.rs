@@ -160,8 +160,9 @@ pub unsafe extern "C" fn wasmtel_segment_export(
     })
 }
 
-/// The metrics of the segment's wasm processors as a JSON object: collector
-/// component ID → `MetricsSnapshot`; free with `wasmtel_string_free`.
+/// The segment's metrics as a JSON `SegmentMetrics`: `plugins` (each wasm
+/// processor's, component ID → `MetricsSnapshot`) and `nodes` (every
+/// member's engine metrics); free with `wasmtel_string_free`.
 ///
 /// # Safety
 /// `segment` is live; `out_json` and `error` are writable.
@@ -177,7 +178,7 @@ pub unsafe extern "C" fn wasmtel_segment_metrics_json(
         }
         // SAFETY: `segment` is live.
         let segment = unsafe { &(*segment).0 };
-        match serde_json::to_string(&segment.plugin_metrics()) {
+        match serde_json::to_string(&segment.metrics()) {
             Ok(json) => put_json(out_json, json, error),
             Err(e) => fail(error, WasmtelErrorKind::Panic, true, e.to_string()),
         }

@@ -61,7 +61,7 @@ fn every_exporter_of_a_segment_gets_the_processed_batch_before_it_is_acknowledge
     let invalid = segment.export(Signal::Traces, vec![0xff, 0xff].into(), budget).unwrap_err();
     assert!(matches!(invalid, EmbeddedError::InvalidInput { .. }) && invalid.is_permanent(), "{invalid:?}");
     // Each wasm processor's plugin metrics, under its collector ID.
-    let plugins = segment.plugin_metrics();
+    let plugins = segment.metrics().plugins;
     assert_eq!(plugins.keys().collect::<Vec<_>>(), ["wasm/filter", "wasm/redact"]);
     assert_eq!((plugins["wasm/redact"].calls, plugins["wasm/filter"].dropped), (6, 1));
     let stats = segment.shutdown(Duration::from_secs(20)).expect("clean shutdown");
@@ -155,6 +155,16 @@ fn a_circuit_breaker_in_a_segment_opens_on_an_unreachable_upstream_and_refuses_r
         )],
     };
     let segment = Segment::start(&spec).expect("segment starts with its upstream down");
+    let members = |nodes: &[wasmtel_dataflow::NodeMetric]| {
+        let mut ids: Vec<String> = nodes.iter().map(|m| m.node.clone()).collect();
+        ids.dedup();
+        ids
+    };
+    assert_eq!(
+        members(&segment.metrics().nodes),
+        ["circuit_breaker", "rust_otlp_grpc"],
+        "every member's metrics exist once started"
+    );
     let errors: Vec<EmbeddedError> = (0..3)
         .map(|_| {
             let batch = traces(&[("GET /a", vec![])]).encode_to_vec();
@@ -164,5 +174,25 @@ fn a_circuit_breaker_in_a_segment_opens_on_an_unreachable_upstream_and_refuses_r
     assert!(errors.iter().all(|e| !e.is_permanent()), "{errors:?}");
     assert!(!errors[1].to_string().contains("circuit breaker open"), "two failures open it: {}", errors[1]);
     assert!(errors[2].to_string().contains("circuit breaker open"), "{}", errors[2]);
+    // The members' own engine metrics, under their collector IDs (nodes
+    // report periodically, so wait for the breaker's refusal to show).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let value = |nodes: &[wasmtel_dataflow::NodeMetric], id: &str, name: &str| {
+        nodes.iter().find(|m| m.node == id && m.name == name).map(|m| m.value)
+    };
+    let nodes = loop {
+        let nodes = segment.metrics().nodes;
+        if value(&nodes, "circuit_breaker", "wasmtel.processor.circuit_breaker.rejected") == Some(1.0)
+            || std::time::Instant::now() > deadline
+        {
+            break nodes;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(value(&nodes, "circuit_breaker", "wasmtel.processor.circuit_breaker.rejected"), Some(1.0), "{nodes:#?}");
+    assert_eq!(value(&nodes, "circuit_breaker", "wasmtel.processor.circuit_breaker.opened.total"), Some(1.0));
+    assert!(nodes.iter().any(|m| m.node == "rust_otlp_grpc"), "the exporter's metrics are there too");
+    assert!(nodes.iter().all(|m| m.node != "ingress"), "plumbing is not a member");
+    assert!(nodes.iter().all(|m| !m.name.starts_with("node.local_wakeup.")), "scheduler internals are left out");
     drop(segment.shutdown(Duration::from_secs(10)));
 }
