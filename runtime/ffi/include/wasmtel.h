@@ -256,8 +256,9 @@ enum WasmtelStatus wasmtel_segment_export(const struct WasmtelSegment *segment,
                                           uint64_t budget_ns,
                                           struct WasmtelError *error);
 
-// The metrics of the segment's wasm processors as a JSON object: collector
-// component ID → `MetricsSnapshot`; free with `wasmtel_string_free`.
+// The segment's metrics as a JSON `SegmentMetrics`: `plugins` (each wasm
+// processor's, component ID → `MetricsSnapshot`) and `nodes` (every
+// member's engine metrics); free with `wasmtel_string_free`.
 //
 // # Safety
 // `segment` is live; `out_json` and `error` are writable.
