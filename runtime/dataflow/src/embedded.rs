@@ -56,6 +56,7 @@ use serde_json::{Value, json};
 use wasmtel_runtime::{MetricsSnapshot, Signal};
 
 use crate::dashboard::board;
+use crate::embedded_exporter::{self, EMBEDDED_EXPORTER_URN, Outbound, Output};
 use crate::embedded_receiver::{self, Completion, EMBEDDED_RECEIVER_URN, Inbound, Reply, Request};
 use crate::serve::admin_guard::{self, AdminGuard};
 use crate::spec::{SpecError, for_each_node};
@@ -216,6 +217,8 @@ pub struct EmbeddedPipeline {
     /// Serves the dashboard while the pipeline runs (when the spec asks).
     dashboard: Option<AdminGuard>,
     inbound: Arc<Inbound>,
+    /// What the pipeline's embedded exporters hand back.
+    outbound: Arc<Outbound>,
     control: ControlSlot,
     thread: Mutex<Option<JoinHandle<Result<(), String>>>>,
     closed: AtomicBool,
@@ -273,6 +276,8 @@ impl EmbeddedPipeline {
 
         let inbound = Inbound::new(1024);
         embedded_receiver::register(&channel, inbound.clone());
+        let outbound = Outbound::new();
+        embedded_exporter::register(&channel, outbound.clone());
         let control: ControlSlot = Arc::new((Mutex::new(None), Condvar::new()));
         let mut extensions = ControllerExtensionRegistry::default();
         let slot = control.clone();
@@ -316,6 +321,7 @@ impl EmbeddedPipeline {
             channel,
             dashboard,
             inbound,
+            outbound,
             control,
             thread: Mutex::new(Some(thread)),
             closed: AtomicBool::new(false),
@@ -348,8 +354,7 @@ impl EmbeddedPipeline {
                 drop(slot);
                 let result = thread.take().map(JoinHandle::join);
                 self.closed.store(true, Ordering::Release);
-                embedded_receiver::unregister(&self.channel);
-                board::clear(&self.channel);
+                self.forget_channel();
                 return Err(EmbeddedError::Start(match result {
                     Some(Ok(Err(e))) => e,
                     Some(Err(_)) => "the pipeline thread panicked".into(),
@@ -476,6 +481,20 @@ impl EmbeddedPipeline {
         crate::dashboard::processors(&self.channel).into_iter().map(|p| (p.node, p.metrics)).collect()
     }
 
+    /// The next batch an embedded exporter (`urn:wasmtel:exporter:embedded`)
+    /// of this pipeline hands back, waiting at most `timeout`. Answer it: its
+    /// submitter hears back only then.
+    pub fn next_output(&self, timeout: Duration) -> Option<Output> {
+        self.outbound.rx.recv_timeout(timeout).ok()
+    }
+
+    /// Unregisters the pipeline's ingress, egress and board.
+    fn forget_channel(&self) {
+        embedded_receiver::unregister(&self.channel);
+        embedded_exporter::unregister(&self.channel);
+        board::clear(&self.channel);
+    }
+
     /// Every node's own metrics (counters, up-down counters and gauges; the
     /// engine's distributions and its wake-up scheduler's internals are left
     /// out), by node name and metric name,
@@ -571,9 +590,9 @@ impl EmbeddedPipeline {
             Some(Err(_)) => Err("the pipeline thread panicked".to_string()),
             None => Ok(()),
         };
-        embedded_receiver::unregister(&self.channel);
-        board::clear(&self.channel);
+        self.forget_channel();
         self.inbound.reject_queued();
+        self.outbound.refuse_queued();
         shutdown.map_err(EmbeddedError::Pipeline)?;
         joined.map_err(EmbeddedError::Pipeline)?;
         if !flushed {
@@ -609,11 +628,19 @@ fn signal_type(signal: Signal) -> SignalType {
 /// Points every embedded receiver of the spec at `channel`; returns how many.
 fn bind_receivers(spec: &mut Value, channel: &str) -> usize {
     let mut bound = 0;
-    for_each_node(spec, |_, node| {
-        if node.get("type").and_then(Value::as_str) == Some(EMBEDDED_RECEIVER_URN) {
+    for_each_node(spec, |_, node| match node.get("type").and_then(Value::as_str) {
+        Some(EMBEDDED_RECEIVER_URN) => {
             node["config"] = json!({ "channel": channel });
             bound += 1;
         }
+        // An egress keeps its other settings (max_in_flight).
+        Some(EMBEDDED_EXPORTER_URN) => {
+            if !node.get("config").is_some_and(Value::is_object) {
+                node["config"] = json!({});
+            }
+            node["config"]["channel"] = json!(channel);
+        }
+        _ => {}
     });
     bound
 }

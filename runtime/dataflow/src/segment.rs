@@ -192,8 +192,14 @@ pub struct SegmentSpec {
     /// Run in order on every batch.
     #[serde(default)]
     pub processors: Vec<SegmentNode>,
-    /// Each gets every batch the processors let through; at least one.
+    /// Each gets every batch the processors let through.
+    #[serde(default)]
     pub exporters: Vec<SegmentNode>,
+    /// Hand every batch the processors let through back to the caller too
+    /// ([`Segment::next_output`]): the segment ends in Go components. A
+    /// segment needs exporters, a reply, or both.
+    #[serde(default)]
+    pub reply: bool,
 }
 
 /// Why a segment could not be built.
@@ -203,7 +209,7 @@ pub enum SegmentError {
     #[error("segment description: {0}")]
     Spec(#[from] serde_json::Error),
     /// A segment needs somewhere to send batches.
-    #[error("segment {0}: no exporter")]
+    #[error("segment {0}: no exporter and no reply")]
     NoExporter(String),
     /// Two members share an ID.
     #[error("segment {segment}: {id} appears twice")]
@@ -238,6 +244,7 @@ const INGRESS: &str = "ingress";
 /// How long [`Segment::start`] waits for its members' metric sets.
 const MEMBER_METRICS_WAIT: Duration = Duration::from_secs(5);
 const FANOUT: &str = "fanout";
+const EGRESS: &str = "egress";
 
 impl SegmentSpec {
     /// Parses a description (the collector sends JSON).
@@ -247,7 +254,7 @@ impl SegmentSpec {
 
     /// Checks every member with its factory's validation, naming the member.
     pub fn validate(&self) -> Result<(), SegmentError> {
-        if self.exporters.is_empty() {
+        if self.exporters.is_empty() && !self.reply {
             return Err(SegmentError::NoExporter(self.id.clone()));
         }
         let mut seen = std::collections::BTreeSet::new();
@@ -277,23 +284,27 @@ impl SegmentSpec {
             connections.push(json!({ "from": previous, "to": name }));
             previous = name;
         }
-        if let [exporter] = self.exporters.as_slice() {
-            nodes.insert(exporter.node_name(), exporter.engine_node());
-            connections.push(json!({ "from": previous, "to": exporter.node_name() }));
+        let mut outputs: Vec<(String, Value)> =
+            self.exporters.iter().map(|e| (e.node_name(), e.engine_node())).collect();
+        if self.reply {
+            outputs.push((EGRESS.into(), json!({ "type": crate::EMBEDDED_EXPORTER_URN })));
+        }
+        if let [(name, node)] = outputs.as_slice() {
+            nodes.insert(name.clone(), node.clone());
+            connections.push(json!({ "from": previous, "to": name }));
         } else {
-            // Every exporter gets every batch; the batch is acknowledged
-            // once all of them have (the collector's fan-out semantics).
-            let ports: Vec<String> = self.exporters.iter().map(SegmentNode::node_name).collect();
+            // Every output gets every batch; the batch is acknowledged once
+            // all of them have (the collector's fan-out semantics).
+            let ports: Vec<&String> = outputs.iter().map(|(name, _)| name).collect();
             let destinations: Vec<Value> = ports.iter().map(|port| json!({ "port": port })).collect();
             nodes.insert(
                 FANOUT.into(),
                 json!({ "type": FANOUT_PROCESSOR_URN, "outputs": ports, "config": { "mode": "parallel", "await_ack": "all", "destinations": destinations } }),
             );
             connections.push(json!({ "from": previous, "to": FANOUT }));
-            for exporter in &self.exporters {
-                nodes.insert(exporter.node_name(), exporter.engine_node());
-                let port = exporter.node_name();
+            for (port, node) in outputs {
                 connections.push(json!({ "from": format!("{FANOUT}[\"{port}\"]"), "to": port }));
+                nodes.insert(port, node);
             }
         }
         json!({
@@ -409,6 +420,13 @@ impl Segment {
         self.pipeline.export_within(signal, otlp, budget)
     }
 
+    /// The next batch the processors let through, for the caller to pass on
+    /// (a segment with `reply`), waiting at most `timeout`. The batch's
+    /// [`Segment::export`] returns once it is answered.
+    pub fn next_output(&self, timeout: Duration) -> Option<crate::Output> {
+        self.pipeline.next_output(timeout)
+    }
+
     /// Refuses new batches, lets those in flight finish (within `timeout`),
     /// flushes the exporters and stops.
     pub fn shutdown(&self, timeout: Duration) -> Result<EmbeddedStats, EmbeddedError> {
@@ -453,7 +471,12 @@ mod tests {
         let redact = node("wasm/redact", crate::WASM_PROCESSOR_URN, json!({ "component": "r.wasm" }));
         let files = node("arrow_ipc", crate::ARROW_IPC_EXPORTER_URN, json!({ "directory": "/d" }));
         let otap = node("otap/up", "urn:otel:exporter:otap", json!({ "grpc_endpoint": "http://127.0.0.1:1" }));
-        let single = SegmentSpec { id: "s".into(), processors: vec![redact.clone()], exporters: vec![files.clone()] };
+        let single = SegmentSpec {
+            id: "s".into(),
+            processors: vec![redact.clone()],
+            exporters: vec![files.clone()],
+            reply: false,
+        };
         let spec = single.engine_spec();
         let pipeline = &spec["groups"]["collector"]["pipelines"]["segment"];
         assert_eq!(pipeline["nodes"]["wasm__redact"]["config"]["name"], "wasm/redact");
@@ -461,7 +484,12 @@ mod tests {
             pipeline["connections"],
             json!([{ "from": "ingress", "to": "wasm__redact" }, { "from": "wasm__redact", "to": "arrow_ipc" }])
         );
-        let double = SegmentSpec { id: "s".into(), processors: vec![redact], exporters: vec![files, otap] };
+        let double = SegmentSpec {
+            id: "s".into(),
+            processors: vec![redact],
+            exporters: vec![files.clone(), otap],
+            reply: false,
+        };
         let spec = double.engine_spec();
         let pipeline = &spec["groups"]["collector"]["pipelines"]["segment"];
         assert_eq!(pipeline["nodes"]["fanout"]["config"]["await_ack"], "all");
@@ -471,11 +499,23 @@ mod tests {
                 .is_some_and(|c| c.contains(&json!({ "from": "fanout[\"otap__up\"]", "to": "otap__up" })))
         );
         crate::spec::to_engine_spec(&spec).expect("the engine accepts the spec");
+        // A reply is one more output: the caller, behind the embedded exporter.
+        let both = SegmentSpec { reply: true, id: "s".into(), processors: vec![], exporters: vec![files.clone()] };
+        let spec = both.engine_spec();
+        let pipeline = &spec["groups"]["collector"]["pipelines"]["segment"];
+        assert_eq!(pipeline["nodes"]["egress"]["type"], crate::EMBEDDED_EXPORTER_URN);
+        assert_eq!(pipeline["nodes"]["fanout"]["outputs"], json!(["arrow_ipc", "egress"]));
+        let reply_only = SegmentSpec { reply: true, id: "s".into(), processors: vec![], exporters: vec![] };
+        assert!(reply_only.validate().is_ok());
+        let spec = reply_only.engine_spec();
+        let connections = &spec["groups"]["collector"]["pipelines"]["segment"]["connections"];
+        assert_eq!(connections, &json!([{ "from": "ingress", "to": "egress" }]));
     }
 
     #[test]
     fn a_member_whose_settings_are_refused_is_named() {
         let spec = SegmentSpec {
+            reply: false,
             id: "wasmtel_segment".into(),
             processors: vec![],
             exporters: vec![node("arrow_ipc/files", crate::ARROW_IPC_EXPORTER_URN, json!({ "rotate": 3 }))],
@@ -483,12 +523,13 @@ mod tests {
         let error = spec.validate().unwrap_err().to_string();
         assert!(error.starts_with("arrow_ipc/files: ") && error.contains("rotate"), "{error}");
         let router = SegmentSpec {
+            reply: false,
             id: "x".into(),
             processors: vec![node("fanout/copy", FANOUT_PROCESSOR_URN, json!({}))],
             exporters: vec![node("noop", "urn:otel:exporter:noop", Value::Null)],
         };
         assert!(matches!(router.validate(), Err(SegmentError::Router(id)) if id == "fanout/copy"));
-        let empty = SegmentSpec { id: "x".into(), processors: vec![], exporters: vec![] };
+        let empty = SegmentSpec { id: "x".into(), processors: vec![], exporters: vec![], reply: false };
         assert!(matches!(empty.validate(), Err(SegmentError::NoExporter(_))));
     }
 }

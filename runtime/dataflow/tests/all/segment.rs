@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use serde_json::json;
 use wasmtel_dataflow::segment::{SegmentNode, SegmentSpec};
@@ -41,6 +42,7 @@ fn redact_and_filter() -> Vec<SegmentNode> {
 fn every_exporter_of_a_segment_gets_the_processed_batch_before_it_is_acknowledged() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let spec = SegmentSpec {
+        reply: false,
         id: "wasmtel_segment".into(),
         processors: redact_and_filter(),
         exporters: vec![
@@ -79,6 +81,7 @@ fn every_exporter_of_a_segment_gets_the_processed_batch_before_it_is_acknowledge
 fn an_exporter_whose_upstream_is_down_refuses_retryably_within_the_budget() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let spec = SegmentSpec {
+        reply: false,
         id: "otlp_grpc".into(),
         processors: vec![],
         exporters: vec![node(
@@ -97,6 +100,7 @@ fn an_exporter_whose_upstream_is_down_refuses_retryably_within_the_budget() {
 #[test]
 fn a_segment_with_a_member_its_factory_refuses_does_not_start_and_names_it() {
     let spec = SegmentSpec {
+        reply: false,
         id: "wasmtel_segment".into(),
         processors: vec![node(
             "wasm/redact",
@@ -121,6 +125,7 @@ fn engine_processors_run_in_a_segment_and_their_acks_reach_the_collector() {
     )];
     processors.extend(redact_and_filter());
     let spec = SegmentSpec {
+        reply: false,
         id: "wasmtel_segment".into(),
         processors,
         exporters: vec![node("arrow_ipc", "urn:wasmtel:exporter:arrow_ipc", json!({ "directory": files.path() }))],
@@ -142,6 +147,7 @@ fn engine_processors_run_in_a_segment_and_their_acks_reach_the_collector() {
 fn a_circuit_breaker_in_a_segment_opens_on_an_unreachable_upstream_and_refuses_retryably() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let spec = SegmentSpec {
+        reply: false,
         id: "wasmtel_segment".into(),
         processors: vec![node(
             "circuit_breaker",
@@ -194,5 +200,78 @@ fn a_circuit_breaker_in_a_segment_opens_on_an_unreachable_upstream_and_refuses_r
     assert!(nodes.iter().any(|m| m.node == "rust_otlp_grpc"), "the exporter's metrics are there too");
     assert!(nodes.iter().all(|m| m.node != "ingress"), "plumbing is not a member");
     assert!(nodes.iter().all(|m| !m.name.starts_with("node.local_wakeup.")), "scheduler internals are left out");
+    drop(segment.shutdown(Duration::from_secs(10)));
+}
+
+fn replying(processors: Vec<SegmentNode>) -> Segment {
+    let spec = SegmentSpec { reply: true, id: "wasm/chain".into(), processors, exporters: vec![] };
+    Segment::start(&spec).expect("segment starts")
+}
+
+/// Exports `batch` on another thread; its result comes back on the handle.
+fn export_in_background(
+    segment: &std::sync::Arc<Segment>,
+    batch: Vec<u8>,
+) -> std::thread::JoinHandle<Result<(), EmbeddedError>> {
+    let segment = segment.clone();
+    std::thread::spawn(move || segment.export(Signal::Traces, batch.into(), Duration::from_secs(20)))
+}
+
+#[test]
+fn a_replying_segment_hands_the_processed_batch_back_and_its_export_waits_for_the_answer() {
+    let segment = std::sync::Arc::new(replying(redact_and_filter()));
+    let email = string_attr("user.email", "ann@example.com");
+    let batch = traces(&[("GET /a", vec![email.clone()]), ("GET /health", vec![])]).encode_to_vec();
+    let exported = export_in_background(&segment, batch);
+    let output = segment.next_output(Duration::from_secs(20)).expect("the processed batch comes back");
+    assert_eq!(output.signal, Signal::Traces);
+    let request = ExportTraceServiceRequest::decode(output.otlp.clone()).expect("OTLP");
+    let spans: Vec<_> = request.resource_spans.iter().flat_map(|r| &r.scope_spans).flat_map(|s| &s.spans).collect();
+    assert_eq!(spans.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["GET /a"], "filtered");
+    assert!(!output.otlp.windows(15).any(|w| w == b"ann@example.com"), "redacted");
+    assert!(!exported.is_finished(), "the export waits for the caller's answer");
+    output.accept();
+    exported.join().unwrap().expect("accepted");
+
+    // A refusal keeps its meaning; a dropped output is a retryable refusal.
+    let exported = export_in_background(&segment, traces(&[("GET /b", vec![])]).encode_to_vec());
+    segment.next_output(Duration::from_secs(20)).expect("output").refuse("downstream: bad data", true);
+    let refused = exported.join().unwrap().unwrap_err();
+    assert!(refused.is_permanent() && refused.to_string().contains("downstream: bad data"), "{refused}");
+    let exported = export_in_background(&segment, traces(&[("GET /c", vec![])]).encode_to_vec());
+    drop(segment.next_output(Duration::from_secs(20)).expect("output"));
+    let dropped = exported.join().unwrap().unwrap_err();
+    assert!(!dropped.is_permanent(), "{dropped}");
+
+    // A batch the processors drop whole is acknowledged without coming back.
+    let health = traces(&[("GET /health", vec![])]).encode_to_vec();
+    segment.export(Signal::Traces, health.into(), Duration::from_secs(20)).expect("dropped is acknowledged");
+    assert!(segment.next_output(Duration::from_millis(200)).is_none());
+    drop(segment.shutdown(Duration::from_secs(10)));
+}
+
+#[test]
+fn a_replying_segment_with_an_engine_batch_processor_answers_every_batch_it_merged() {
+    let batch = node(
+        "rust_batch",
+        "urn:otel:processor:batch",
+        json!({ "max_batch_duration": "100ms", "otlp": { "min_size": 1_000_000_000, "sizer": "bytes" } }),
+    );
+    let segment = std::sync::Arc::new(replying(vec![batch]));
+    let first = export_in_background(&segment, traces(&[("GET /1", vec![])]).encode_to_vec());
+    let second = export_in_background(&segment, traces(&[("GET /2", vec![])]).encode_to_vec());
+    let mut names = Vec::new();
+    while names.len() < 2 {
+        let output = segment.next_output(Duration::from_secs(20)).expect("the flushed batch");
+        let request = ExportTraceServiceRequest::decode(output.otlp.clone()).expect("OTLP");
+        names.extend(
+            request.resource_spans.iter().flat_map(|r| &r.scope_spans).flat_map(|s| &s.spans).map(|s| s.name.clone()),
+        );
+        output.accept();
+    }
+    names.sort();
+    assert_eq!(names, ["GET /1", "GET /2"]);
+    first.join().unwrap().expect("first acknowledged");
+    second.join().unwrap().expect("second acknowledged");
     drop(segment.shutdown(Duration::from_secs(10)));
 }
