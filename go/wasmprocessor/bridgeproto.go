@@ -68,6 +68,22 @@ type stopSegmentRequest struct{ segmentID, timeoutMs uint64 }
 
 type stopSegmentResponse struct{}
 
+type nextOutputRequest struct{ segmentID, timeoutMs uint64 }
+
+type nextOutputResponse struct {
+	outputID uint64
+	signal   uint32
+	otlp     []byte
+}
+
+type answerOutputRequest struct {
+	outputID uint64
+	refused  uint32
+	reason   string
+}
+
+type answerOutputResponse struct{}
+
 func appendString(b []byte, number protowire.Number, s string) []byte {
 	if s == "" {
 		return b
@@ -271,3 +287,39 @@ func (m *stopSegmentRequest) unmarshal([]byte) error {
 func (m *stopSegmentResponse) marshal() [][]byte { return nil }
 
 func (m *stopSegmentResponse) unmarshal([]byte) error { return nil }
+
+func (m *nextOutputRequest) marshal() [][]byte {
+	return [][]byte{appendVarint(appendVarint(nil, 1, m.segmentID), 2, m.timeoutMs)}
+}
+
+func (m *nextOutputRequest) unmarshal([]byte) error {
+	return errors.New("nextOutputRequest is only sent")
+}
+
+func (m *nextOutputResponse) marshal() [][]byte { return nil }
+
+func (m *nextOutputResponse) unmarshal(b []byte) error {
+	return eachField(b, func(number protowire.Number, _ protowire.Type, value []byte, varint uint64) error {
+		switch number {
+		case 1:
+			m.outputID = varint
+		case 2:
+			m.signal = uint32(varint)
+		case 3:
+			m.otlp = value // Materialize made it ours
+		}
+		return nil
+	})
+}
+
+func (m *answerOutputRequest) marshal() [][]byte {
+	return [][]byte{appendString(appendVarint(appendVarint(nil, 1, m.outputID), 2, uint64(m.refused)), 3, m.reason)}
+}
+
+func (m *answerOutputRequest) unmarshal([]byte) error {
+	return errors.New("answerOutputRequest is only sent")
+}
+
+func (m *answerOutputResponse) marshal() [][]byte { return nil }
+
+func (m *answerOutputResponse) unmarshal([]byte) error { return nil }

@@ -33,6 +33,8 @@ type rustFactory struct {
 	emptyConfigValid         bool
 	// routes: it picks among named outputs (a connector's job in a collector).
 	routes bool
+	// plumbing: a segment's own end (the embedded receiver and exporter).
+	plumbing bool
 }
 
 // goTypes are component types of the collector's core and contrib modules
@@ -269,7 +271,12 @@ func (u *segmentUse) export(ctx context.Context, sig signal, otlp []byte) error 
 	if handle == nil {
 		return errSegmentStopped
 	}
-	err := handle.export(ctx, sig, otlp)
+	return consumerError(handle.export(ctx, sig, otlp))
+}
+
+// consumerError is a segment's refusal as the collector's: permanent ones
+// wrapped so that nobody retries them.
+func consumerError(err error) error {
 	var be *bridgeError
 	if errors.As(err, &be) && be.permanent {
 		return consumererror.NewPermanent(err)

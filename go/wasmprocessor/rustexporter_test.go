@@ -3,6 +3,8 @@ package wasmprocessor
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -14,10 +16,12 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exportertest"
+	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processortest"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -290,13 +294,13 @@ func TestRustProcessorsRunInASegmentBeforeItsExporters(t *testing.T) {
 	})
 }
 
-func TestARustProcessorOutsideASegmentRefusesToStartSayingWhereItRuns(t *testing.T) {
+func TestARustProcessorsSettingsAreValidatedByItsRustFactory(t *testing.T) {
 	f := NewRustProcessorFactory("circuit_breaker")
-	cfg := f.CreateDefaultConfig()
-	if err := confmap.NewFromStringMap(map[string]any{"failure_threshold": 3}).Unmarshal(cfg); err != nil {
+	good := f.CreateDefaultConfig()
+	if err := confmap.NewFromStringMap(map[string]any{"failure_threshold": 3}).Unmarshal(good); err != nil {
 		t.Fatal(err)
 	}
-	if err := cfg.(*RustConfig).Validate(); err != nil {
+	if err := good.(*RustConfig).Validate(); err != nil {
 		t.Fatal(err)
 	}
 	bad := f.CreateDefaultConfig()
@@ -306,12 +310,58 @@ func TestARustProcessorOutsideASegmentRefusesToStartSayingWhereItRuns(t *testing
 	if err := bad.(*RustConfig).Validate(); err == nil || !strings.Contains(err.Error(), "failure_treshold") {
 		t.Errorf("a misspelt key: %v", err)
 	}
-	set := processortest.NewNopSettings(f.Type())
-	set.ID = component.NewIDWithName(f.Type(), "primary")
-	_, err := f.CreateTraces(context.Background(), set, cfg, consumertest.NewNop())
-	if err == nil || !strings.Contains(err.Error(), "circuit_breaker/primary is a Rust engine processor") ||
-		!strings.Contains(err.Error(), "exporters are all Rust exporters") {
-		t.Fatalf("%v", err)
+}
+
+// A Rust component runs where this build runs plugins by default: embedded
+// with cgo, in the bridge child without (scripts/test-go.sh runs both).
+func TestARustProcessorBeforeGoComponentsHandsItsOutputOn(t *testing.T) {
+	{
+		f := NewRustProcessorFactory("rust_batch")
+		cfg := f.CreateDefaultConfig()
+		// Never full: batches wait for the timer, and two sent together leave as one.
+		settings := map[string]any{"max_batch_duration": "100ms", "otlp": map[string]any{"min_size": 1 << 30, "sizer": "bytes"}}
+		if err := confmap.NewFromStringMap(settings).Unmarshal(cfg); err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		start := func(next consumer.Traces) processor.Traces {
+			set := processortest.NewNopSettings(f.Type())
+			set.ID = component.NewIDWithName(f.Type(), fmt.Sprint(processorSeq.Add(1)))
+			p, err := f.CreateTraces(ctx, set, cfg, next)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Start(ctx, componenttest.NewNopHost()); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}
+		sink := new(consumertest.TracesSink)
+		p := start(sink)
+		errs := make(chan error, 2)
+		for _, name := range []string{"GET /1", "GET /2"} {
+			go func() { errs <- p.ConsumeTraces(ctx, traces(name)) }()
+		}
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Consume returned, so the next consumer has both spans already.
+		if sink.SpanCount() != 2 {
+			t.Fatalf("the next consumer got %d spans in %d batches", sink.SpanCount(), len(sink.AllTraces()))
+		}
+		if err := p.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+
+		// The next consumer's refusal reaches the caller with its meaning.
+		refusing := start(consumertest.NewErr(consumererror.NewPermanent(errors.New("downstream: bad data"))))
+		defer refusing.Shutdown(ctx)
+		err := refusing.ConsumeTraces(ctx, traces("GET /3"))
+		if err == nil || !consumererror.IsPermanent(err) || !strings.Contains(err.Error(), "downstream: bad data") {
+			t.Fatalf("want the permanent refusal, got %v", err)
+		}
 	}
 }
 

@@ -20,6 +20,7 @@ func TestTheRustFactoryTableIsTheLinkedRuntimes(t *testing.T) {
 		URN              string `json:"urn"`
 		EmptyConfigValid bool   `json:"empty_config_valid"`
 		Routes           bool   `json:"routes"`
+		Plumbing         bool   `json:"plumbing"`
 	}
 	if err := json.Unmarshal(raw, &linked); err != nil {
 		t.Fatal(err)
@@ -28,7 +29,7 @@ func TestTheRustFactoryTableIsTheLinkedRuntimes(t *testing.T) {
 		t.Fatalf("the runtime has %d factories, the table %d: regenerate with scripts/generate-go.sh", len(linked), len(rustFactories))
 	}
 	for i, f := range linked {
-		want := rustFactory{kind: f.Kind, componentType: CollectorType(f.Type), urn: f.URN, emptyConfigValid: f.EmptyConfigValid, routes: f.Routes}
+		want := rustFactory{kind: f.Kind, componentType: CollectorType(f.Type), urn: f.URN, emptyConfigValid: f.EmptyConfigValid, routes: f.Routes, plumbing: f.Plumbing}
 		if rustFactories[i] != want {
 			t.Errorf("factory %d: table %+v, runtime %+v: regenerate with scripts/generate-go.sh", i, rustFactories[i], want)
 		}

@@ -1,21 +1,30 @@
 package wasmprocessor
 
 // Rust engine processors (batch, retry, circuit_breaker, …) as collector
-// processors. They run inside a segment: where a pipeline's processors end
-// in them (and wasm processors) and its exporters are all Rust, the
+// processors. In a pipeline's Rust tail (before Rust exporters only) the
 // wasmchain converter folds them into the `wasmtel_segment` exporter, so the
-// batch crosses once and the engine's acks come back to Consume*. A Rust
-// processor anywhere else would have to hand every batch back to Go
-// components, which the runtime has no path for: the collector refuses to
-// start and says where it can go.
+// batch crosses once and never comes back to pdata. Anywhere else each runs
+// as a replying segment of its own: the batch crosses in as the OTLP bytes
+// pdata marshals, the engine processor runs, and what it lets through comes
+// back as OTLP for the next Go consumer (a batch processor's merged batch,
+// on its own schedule). Consume* returns when the engine acknowledged the
+// batch — that is, once the next consumer took what it became — so a
+// refusal downstream keeps its permanent/retryable meaning.
 
 import (
 	"context"
 	"fmt"
+	"sync"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/processor"
+	"go.uber.org/zap"
 )
 
 // NewRustProcessorFactory is the collector factory of the runtime's engine
@@ -28,21 +37,162 @@ func NewRustProcessorFactory(componentType string) processor.Factory {
 		panic(fmt.Sprintf("no Rust processor %q in this runtime", componentType))
 	}
 	createDefault := func() component.Config { return &RustConfig{Settings: map[string]any{}, factory: f} }
+	create := func(set processor.Settings, cfg component.Config, deliver func(context.Context, segmentOutput) error) *rustProcessor {
+		node := segmentNode{ID: set.ID.String(), URN: f.urn, Config: cfg.(*RustConfig).Settings}
+		return &rustProcessor{
+			spec:    segmentSpec{ID: set.ID.String(), Processors: []segmentNode{node}, Reply: true},
+			logger:  set.Logger,
+			deliver: deliver,
+		}
+	}
 	return processor.NewFactory(component.MustNewType(componentType), createDefault,
-		processor.WithTraces(func(_ context.Context, set processor.Settings, _ component.Config, _ consumer.Traces) (processor.Traces, error) {
-			return nil, notInASegment(set.ID)
+		processor.WithTraces(func(_ context.Context, set processor.Settings, cfg component.Config, next consumer.Traces) (processor.Traces, error) {
+			p := create(set, cfg, func(ctx context.Context, out segmentOutput) error {
+				var u ptrace.ProtoUnmarshaler
+				td, err := u.UnmarshalTraces(out.otlp)
+				if err != nil {
+					return consumererror.NewPermanent(err)
+				}
+				return next.ConsumeTraces(ctx, td)
+			})
+			return &rustTracesProcessor{p}, nil
 		}, component.StabilityLevelAlpha),
-		processor.WithMetrics(func(_ context.Context, set processor.Settings, _ component.Config, _ consumer.Metrics) (processor.Metrics, error) {
-			return nil, notInASegment(set.ID)
+		processor.WithMetrics(func(_ context.Context, set processor.Settings, cfg component.Config, next consumer.Metrics) (processor.Metrics, error) {
+			p := create(set, cfg, func(ctx context.Context, out segmentOutput) error {
+				var u pmetric.ProtoUnmarshaler
+				md, err := u.UnmarshalMetrics(out.otlp)
+				if err != nil {
+					return consumererror.NewPermanent(err)
+				}
+				return next.ConsumeMetrics(ctx, md)
+			})
+			return &rustMetricsProcessor{p}, nil
 		}, component.StabilityLevelAlpha),
-		processor.WithLogs(func(_ context.Context, set processor.Settings, _ component.Config, _ consumer.Logs) (processor.Logs, error) {
-			return nil, notInASegment(set.ID)
+		processor.WithLogs(func(_ context.Context, set processor.Settings, cfg component.Config, next consumer.Logs) (processor.Logs, error) {
+			p := create(set, cfg, func(ctx context.Context, out segmentOutput) error {
+				var u plog.ProtoUnmarshaler
+				ld, err := u.UnmarshalLogs(out.otlp)
+				if err != nil {
+					return consumererror.NewPermanent(err)
+				}
+				return next.ConsumeLogs(ctx, ld)
+			})
+			return &rustLogsProcessor{p}, nil
 		}, component.StabilityLevelAlpha),
 	)
 }
 
-func notInASegment(id component.ID) error {
-	return fmt.Errorf("%s is a Rust engine processor: it runs only after a pipeline's last Go processor, "+
-		"in a pipeline whose exporters are all Rust exporters and that no other pipeline shares "+
-		"(there the wasmchain converter runs it in their segment); it cannot hand batches back to Go components", id)
+// outputPoll bounds one wait for a replying segment's next output, so the
+// delivery loop notices shutdown.
+const outputPoll = 200 * time.Millisecond
+
+// rustProcessor is one pipeline's instance of a Rust engine processor: a
+// replying segment of its own, and the loop that hands its output on.
+type rustProcessor struct {
+	spec    segmentSpec
+	logger  *zap.Logger
+	deliver func(context.Context, segmentOutput) error
+
+	mu     sync.RWMutex
+	handle segmentHandle
+	done   chan struct{} // closed when the delivery loop has ended
+	stopCh chan struct{}
+}
+
+func (p *rustProcessor) Start(context.Context, component.Host) error {
+	handle, err := startSegment(p.spec, (&Config{}).effectiveMode(), "", p.logger)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.handle, p.done, p.stopCh = handle, make(chan struct{}), make(chan struct{})
+	p.mu.Unlock()
+	go p.deliverOutputs(handle, p.stopCh, p.done)
+	return nil
+}
+
+// deliverOutputs hands every output to the next consumer and answers it
+// with the consumer's result, until stop is closed and the segment is gone.
+func (p *rustProcessor) deliverOutputs(handle segmentHandle, stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	for {
+		out, err := handle.nextOutput(outputPoll)
+		if err != nil {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			p.logger.Warn("a Rust processor's output could not be read", zap.String("processor", p.spec.ID), zap.Error(err))
+			time.Sleep(outputPoll)
+			continue
+		}
+		if out == nil {
+			select {
+			case <-stop:
+				return
+			default:
+				continue
+			}
+		}
+		out.answer(p.deliver(context.Background(), *out))
+	}
+}
+
+// Shutdown drains the segment within ctx's deadline; outputs keep being
+// delivered until it has stopped.
+func (p *rustProcessor) Shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	handle, stop, done := p.handle, p.stopCh, p.done
+	p.handle = nil
+	p.mu.Unlock()
+	if handle == nil {
+		return nil
+	}
+	err := handle.stop(ctx)
+	close(stop)
+	<-done
+	return err
+}
+
+func (p *rustProcessor) Capabilities() consumer.Capabilities {
+	// The batch goes on as new pdata; the input is only read.
+	return consumer.Capabilities{MutatesData: false}
+}
+
+func (p *rustProcessor) consume(ctx context.Context, sig signal, otlp []byte, err error) error {
+	if err != nil {
+		return consumererror.NewPermanent(err)
+	}
+	p.mu.RLock()
+	handle := p.handle
+	p.mu.RUnlock()
+	if handle == nil {
+		return errSegmentStopped
+	}
+	return consumerError(handle.export(ctx, sig, otlp))
+}
+
+type rustTracesProcessor struct{ *rustProcessor }
+
+func (p *rustTracesProcessor) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
+	var m ptrace.ProtoMarshaler
+	otlp, err := m.MarshalTraces(td)
+	return p.consume(ctx, signalTraces, otlp, err)
+}
+
+type rustMetricsProcessor struct{ *rustProcessor }
+
+func (p *rustMetricsProcessor) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error {
+	var m pmetric.ProtoMarshaler
+	otlp, err := m.MarshalMetrics(md)
+	return p.consume(ctx, signalMetrics, otlp, err)
+}
+
+type rustLogsProcessor struct{ *rustProcessor }
+
+func (p *rustLogsProcessor) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
+	var m plog.ProtoMarshaler
+	otlp, err := m.MarshalLogs(ld)
+	return p.consume(ctx, signalLogs, otlp, err)
 }

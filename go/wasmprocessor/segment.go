@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.uber.org/zap"
 )
 
@@ -18,7 +19,9 @@ import (
 type segmentSpec struct {
 	ID         string        `json:"id"`
 	Processors []segmentNode `json:"processors,omitempty"`
-	Exporters  []segmentNode `json:"exporters"`
+	Exporters  []segmentNode `json:"exporters,omitempty"`
+	// Reply: the processors' output comes back (nextOutput) for Go consumers.
+	Reply bool `json:"reply,omitempty"`
 }
 
 // segmentNode is one collector component of a segment, as its node type reads it.
@@ -38,6 +41,36 @@ type segmentHandle interface {
 	stop(ctx context.Context) error
 	// metricsJSON is its members' metrics: the runtime's SegmentMetrics.
 	metricsJSON() ([]byte, error)
+	// nextOutput is the next batch a replying segment hands back, or nil
+	// when none came within timeout. Answer it: its export returns then.
+	nextOutput(timeout time.Duration) (*segmentOutput, error)
+}
+
+// segmentOutput is a batch a replying segment handed back.
+type segmentOutput struct {
+	signal signal
+	otlp   []byte
+	// answer takes nil (the next consumer took it) or its refusal.
+	answer func(err error)
+}
+
+// Refusal codes of an output's answer (the C ABI's and the bridge's).
+const (
+	outputAccepted         = 0
+	outputRefusedRetryable = 1
+	outputRefusedPermanent = 2
+)
+
+// outputAnswer is err as an answer code and reason.
+func outputAnswer(err error) (uint32, string) {
+	switch {
+	case err == nil:
+		return outputAccepted, ""
+	case consumererror.IsPermanent(err):
+		return outputRefusedPermanent, err.Error()
+	default:
+		return outputRefusedRetryable, err.Error()
+	}
 }
 
 // segmentPlugin reads one wasm processor's metrics out of its segment's.

@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 // embeddedSegment is a segment whose engine runs in this process, on
@@ -57,6 +58,32 @@ func (s *embeddedSegment) export(ctx context.Context, sig signal, input []byte) 
 		return takeError(&cerr)
 	}
 	return nil
+}
+
+func (s *embeddedSegment) nextOutput(timeout time.Duration) (*segmentOutput, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.handle == nil {
+		return nil, errSegmentStopped
+	}
+	var output *C.WasmtelOutput
+	var sig C.uint32_t
+	var otlp *C.uint8_t
+	var n C.size_t
+	var cerr C.WasmtelError
+	if C.wasmtel_segment_next_output(s.handle, C.uint64_t(timeout.Nanoseconds()), &output, &sig, &otlp, &n, &cerr) != C.WASMTEL_STATUS_OK {
+		return nil, takeError(&cerr)
+	}
+	if output == nil {
+		return nil, nil
+	}
+	// The bytes stay valid until the answer frees the output.
+	data := unsafe.Slice((*byte)(unsafe.Pointer(otlp)), int(n))
+	return &segmentOutput{signal: signal(sig), otlp: data, answer: func(err error) {
+		refused, reason := outputAnswer(err)
+		ptr, length := cBytes([]byte(reason))
+		C.wasmtel_output_answer(output, C.uint32_t(refused), ptr, length)
+	}}, nil
 }
 
 func (s *embeddedSegment) stop(ctx context.Context) error {

@@ -75,6 +75,31 @@ func (s *remoteSegment) export(ctx context.Context, sig signal, input []byte) er
 	return nil
 }
 
+func (s *remoteSegment) nextOutput(timeout time.Duration) (*segmentOutput, error) {
+	id, conn, _, err := s.current()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout+10*time.Second)
+	defer cancel()
+	var response nextOutputResponse
+	request := &nextOutputRequest{segmentID: id, timeoutMs: uint64(timeout.Milliseconds())}
+	if err := conn.Invoke(ctx, bridgeService+"NextOutput", request, &response, useBridgeCodec); err != nil {
+		return nil, statusError(err, s.name)
+	}
+	if response.outputID == 0 {
+		return nil, nil
+	}
+	return &segmentOutput{signal: signal(response.signal), otlp: response.otlp, answer: func(err error) {
+		refused, reason := outputAnswer(err)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		answer := &answerOutputRequest{outputID: response.outputID, refused: refused, reason: reason}
+		// A lost answer is the child's to resolve: at its shutdown the batch is refused, retryable.
+		_ = conn.Invoke(ctx, bridgeService+"AnswerOutput", answer, &answerOutputResponse{}, useBridgeCodec)
+	}}, nil
+}
+
 func (s *remoteSegment) metricsJSON() ([]byte, error) {
 	id, conn, _, err := s.current()
 	if err != nil {

@@ -74,7 +74,7 @@ func exporterMember(m SegmentMember) (rustFactory, error) {
 		return rustFactory{}, err
 	}
 	f, ok := findRustFactory("exporter", typ)
-	if !ok {
+	if !ok || !IsRustExporterType(typ) {
 		return rustFactory{}, fmt.Errorf("%s: not a Rust exporter of this runtime", m.ID)
 	}
 	return f, nil

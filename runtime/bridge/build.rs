@@ -22,6 +22,8 @@ fn main() {
         .method(method("unload", "Unload", "UnloadRequest", "UnloadResponse"))
         .method(method("start_segment", "StartSegment", "StartSegmentRequest", "StartSegmentResponse"))
         .method(method("stop_segment", "StopSegment", "StopSegmentRequest", "StopSegmentResponse"))
+        .method(method("next_output", "NextOutput", "NextOutputRequest", "NextOutputResponse"))
+        .method(method("answer_output", "AnswerOutput", "AnswerOutputRequest", "AnswerOutputResponse"))
         .build();
     let health = tonic_build::manual::Service::builder()
         .name("Health")

@@ -235,8 +235,6 @@ func TestABadRustComponentConfigStopsTheCollectorNamingItAndTheKey(t *testing.T)
 			{`arrow_ipc/files: { directory: /tmp/x, compression: lz5 }`, "", "arrow_ipc/files", "lz5"},
 			// A Rust processor is validated by its factory, in or out of a segment.
 			{`circuit_breaker/primary: { failure_treshold: 2 }`, breaker, "noop", "failure_treshold"},
-			// Before a Go exporter it cannot run: the error says where it can.
-			{`circuit_breaker/primary: { failure_threshold: 2 }`, breaker, "debug", "exporters are all Rust exporters"},
 		} {
 			processors, exporters := "", tc.component
 			if tc.processors != "" {

@@ -234,3 +234,55 @@ func TestAKilledCollectorLeavesNoSocketTheNextStartKeeps(t *testing.T) {
 		t.Fatalf("exported %d spans, want 2", len(received.spans()))
 	}
 }
+
+// Rust engine processors between Go components: each batch crosses into the
+// engine and what its processors let through comes back for the Go exporter;
+// the client's call returns once the Go exporter has it.
+func TestRustProcessorsBetweenGoComponentsHandTheirOutputOn(t *testing.T) {
+	forEachBuild(t, func(t *testing.T, build collectorBuild) {
+		received, sinkAddr := startSink(t)
+		c := startCollector(t, build, fmt.Sprintf(`
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: {{otlp}}
+processors:
+  rust_batch: { max_batch_duration: 50ms }
+  circuit_breaker: { failure_threshold: 3 }
+exporters:
+  otlp:
+    endpoint: %s
+    tls: { insecure: true }
+    sending_queue: { enabled: false }
+service:
+  telemetry: { metrics: { level: none } }
+  pipelines:
+    traces: { receivers: [otlp], processors: [batch, rust_batch, circuit_breaker], exporters: [otlp] }
+`, sinkAddr))
+		td := ptrace.NewTraces()
+		span := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+		span.SetName("through the engine and back")
+		span.SetTraceID([16]byte{7})
+		span.SetSpanID([8]byte{7})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := c.exportTraces(ctx, td); err != nil {
+			t.Fatalf("%v\n%s", err, c.output.String())
+		}
+		// The Go batch processor answers before its flush, so wait for the sink.
+		if !waitFor(10*time.Second, func() bool {
+			received.mu.Lock()
+			defer received.mu.Unlock()
+			return len(received.traces) > 0
+		}) {
+			t.Fatalf("the Go exporter got nothing:\n%s", c.output.String())
+		}
+		received.mu.Lock()
+		defer received.mu.Unlock()
+		got := received.traces[0].ResourceSpans().At(0).ScopeSpans().At(0).Spans()
+		if got.Len() != 1 || got.At(0).Name() != "through the engine and back" {
+			t.Fatalf("the Go exporter got %d spans", got.Len())
+		}
+	})
+}

@@ -3,7 +3,8 @@
 // one package per Rust exporter and per Rust processor with the NewFactory
 // the collector builder's `gomod` entries name (not for the `wasm`
 // processor, which is go/wasmprocessor, nor for routers, which would be
-// connectors). Its input is what the runtime binary prints:
+// connectors, nor for the embedded receiver and exporter, a segment's own
+// ends). Its input is what the runtime binary prints:
 //
 //	wasmtel-bridge factories | CGO_ENABLED=0 go run ./cmd/rustfactorygen
 //
@@ -31,6 +32,7 @@ type factory struct {
 	URN              string `json:"urn"`
 	EmptyConfigValid bool   `json:"empty_config_valid"`
 	Routes           bool   `json:"routes"`
+	Plumbing         bool   `json:"plumbing"`
 }
 
 // component is where a Rust factory's Go package goes and what it wraps.
@@ -66,7 +68,7 @@ func main() {
 	var packages []goComponent
 	for _, f := range factories {
 		c, ok := components[f.Kind]
-		if !ok || f.Routes || (f.Kind == "processor" && f.Type == wasmprocessor.Type.String()) {
+		if !ok || f.Routes || f.Plumbing || (f.Kind == "processor" && f.Type == wasmprocessor.Type.String()) {
 			continue
 		}
 		pkg := goPackage(f.Kind, f.Type)
@@ -117,7 +119,7 @@ func table(factories []factory) []byte {
 	b.WriteString("// rustFactories are the node factories compiled into the runtime.\n")
 	b.WriteString("var rustFactories = []rustFactory{\n")
 	for _, f := range factories {
-		fmt.Fprintf(&b, "\t{kind: %q, componentType: %q, urn: %q, emptyConfigValid: %v, routes: %v},\n", f.Kind, wasmprocessor.CollectorType(f.Type), f.URN, f.EmptyConfigValid, f.Routes)
+		fmt.Fprintf(&b, "\t{kind: %q, componentType: %q, urn: %q, emptyConfigValid: %v, routes: %v, plumbing: %v},\n", f.Kind, wasmprocessor.CollectorType(f.Type), f.URN, f.EmptyConfigValid, f.Routes, f.Plumbing)
 	}
 	b.WriteString("}\n")
 	return gofmt(b.Bytes())

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 pub use generated::bridge_client::BridgeClient;
@@ -101,6 +101,7 @@ async fn serve_async(options: BridgeOptions, runtime: Runtime) -> Result<(), Bri
         runtime,
         plugins: RwLock::default(),
         segments: RwLock::default(),
+        outputs: Mutex::default(),
         next_id: AtomicU64::new(1),
         slots: options.slots,
         abandon_watch: AbandonWatch::default(),
@@ -346,6 +347,8 @@ struct Service {
     plugins: RwLock<HashMap<u64, Plugin>>,
     /// Segments by ID (IDs shared with plugins: one counter).
     segments: RwLock<HashMap<u64, Arc<Segment>>>,
+    /// Batches replying segments handed back, until answered (same counter).
+    outputs: Mutex<HashMap<u64, wasmtel_dataflow::Output>>,
     next_id: AtomicU64,
     slots: Slots,
     abandon_watch: AbandonWatch,
@@ -487,6 +490,38 @@ impl Bridge for Service {
         Ok(Response::new(proto::StopSegmentResponse {}))
     }
 
+    async fn next_output(
+        &self,
+        request: Request<proto::NextOutputRequest>,
+    ) -> Result<Response<proto::NextOutputResponse>, Status> {
+        let request = request.into_inner();
+        let segment = self.segment(request.segment_id)?;
+        let timeout = Duration::from_millis(request.timeout_ms);
+        let output = tokio::task::spawn_blocking(move || segment.next_output(timeout))
+            .await
+            .map_err(|e| Status::internal(format!("waiting for an output failed: {e}")))?;
+        let Some(output) = output else { return Ok(Response::new(proto::NextOutputResponse::default())) };
+        let output_id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let response = proto::NextOutputResponse { output_id, signal: output.signal.code(), otlp: output.otlp.clone() };
+        self.outputs.lock().unwrap_or_else(PoisonError::into_inner).insert(output_id, output);
+        Ok(Response::new(response))
+    }
+
+    async fn answer_output(
+        &self,
+        request: Request<proto::AnswerOutputRequest>,
+    ) -> Result<Response<proto::AnswerOutputResponse>, Status> {
+        let request = request.into_inner();
+        let output = self.outputs.lock().unwrap_or_else(PoisonError::into_inner).remove(&request.output_id);
+        let output =
+            output.ok_or_else(|| Status::not_found(format!("no output {} awaits an answer", request.output_id)))?;
+        match request.refused {
+            0 => output.accept(),
+            refused => output.refuse(request.reason, refused == 2),
+        }
+        Ok(Response::new(proto::AnswerOutputResponse {}))
+    }
+
     async fn metrics(
         &self,
         request: Request<proto::MetricsRequest>,
@@ -590,12 +625,7 @@ pub fn node_tool(args: &[String]) -> Option<std::process::ExitCode> {
 const DEFAULT_EXPORT_BUDGET: Duration = Duration::from_secs(5);
 
 fn signal_of(signal: u32) -> Result<Signal, Status> {
-    match signal {
-        0 => Ok(Signal::Traces),
-        1 => Ok(Signal::Metrics),
-        2 => Ok(Signal::Logs),
-        other => Err(Status::invalid_argument(format!("unknown signal {other}"))),
-    }
+    Signal::from_code(signal).ok_or_else(|| Status::invalid_argument(format!("unknown signal {signal}")))
 }
 
 /// A segment's refusal as a gRPC status, its kind in the trailer:

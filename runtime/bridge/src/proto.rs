@@ -107,6 +107,37 @@ pub struct StopSegmentRequest {
 pub struct StopSegmentResponse {}
 
 #[derive(Clone, PartialEq, prost::Message)]
+pub struct NextOutputRequest {
+    #[prost(uint64, tag = "1")]
+    pub segment_id: u64,
+    #[prost(uint64, tag = "2")]
+    pub timeout_ms: u64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct NextOutputResponse {
+    #[prost(uint64, tag = "1")]
+    pub output_id: u64,
+    #[prost(uint32, tag = "2")]
+    pub signal: u32,
+    #[prost(bytes = "bytes", tag = "3")]
+    pub otlp: bytes::Bytes,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AnswerOutputRequest {
+    #[prost(uint64, tag = "1")]
+    pub output_id: u64,
+    #[prost(uint32, tag = "2")]
+    pub refused: u32,
+    #[prost(string, tag = "3")]
+    pub reason: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AnswerOutputResponse {}
+
+#[derive(Clone, PartialEq, prost::Message)]
 pub struct HealthCheckRequest {
     #[prost(string, tag = "1")]
     pub service: String,

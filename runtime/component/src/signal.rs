@@ -22,6 +22,20 @@ impl Signal {
     /// Every signal, in this order.
     pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
 
+    /// The number the C ABI and the bridge protocol carry (0 traces, 1 metrics, 2 logs).
+    pub fn code(self) -> u32 {
+        match self {
+            Signal::Traces => 0,
+            Signal::Metrics => 1,
+            Signal::Logs => 2,
+        }
+    }
+
+    /// The signal of a [`Signal::code`].
+    pub fn from_code(code: u32) -> Option<Signal> {
+        Signal::ALL.into_iter().find(|s| s.code() == code)
+    }
+
     /// The lowercase name used in configs, manifests and the CLI (`traces`, `metrics`, `logs`).
     pub fn as_str(self) -> &'static str {
         match self {

@@ -74,6 +74,9 @@ pub struct FactoryInfo {
     /// connector in collector terms, so it has no place in a collector
     /// pipeline (nor in a segment, which is a straight line).
     pub routes: bool,
+    /// The application's own end of an embedded pipeline (its ingress or
+    /// egress): plumbing of segments, not a component to configure.
+    pub plumbing: bool,
 }
 
 /// The processors that route among named outputs (the engine's factory
@@ -97,6 +100,7 @@ pub fn factories() -> Vec<FactoryInfo> {
             urn: urn.to_string(),
             empty_config_valid: validate(&json!({})).is_ok(),
             routes: routes(kind, urn),
+            plumbing: [crate::EMBEDDED_RECEIVER_URN, crate::EMBEDDED_EXPORTER_URN].contains(&urn),
         });
     };
     for (urn, f) in factory.get_receiver_factory_map() {
@@ -451,7 +455,8 @@ mod tests {
         assert!(find(NodeKind::Processor, "wasm").is_some_and(|f| !f.empty_config_valid), "wasm needs a component");
         assert!(find(NodeKind::Receiver, "otlp").is_some());
         assert!(find(NodeKind::Processor, "type_router").is_some_and(|f| f.routes));
-        assert!(find(NodeKind::Processor, "batch").is_some_and(|f| !f.routes));
+        assert!(find(NodeKind::Processor, "batch").is_some_and(|f| !f.routes && !f.plumbing));
+        assert!(find(NodeKind::Exporter, "embedded").is_some_and(|f| f.plumbing));
         assert!(ROUTERS.iter().all(|urn| all.iter().any(|f| &f.urn == urn)), "every router is compiled in");
     }
 

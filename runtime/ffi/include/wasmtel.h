@@ -266,6 +266,33 @@ enum WasmtelStatus wasmtel_segment_metrics_json(const struct WasmtelSegment *seg
                                                 char **out_json,
                                                 struct WasmtelError *error);
 
+// The next batch a segment started with `"reply": true` hands back, waiting
+// at most `timeout_ns`: `*out` is NULL when none came in that time. The
+// batch is `*out_len` OTLP bytes at `*out_otlp`, of signal `*out_signal`;
+// its `wasmtel_segment_export` returns once it is answered.
+//
+// # Safety
+// `segment` is live; the out pointers and `error` are writable.
+enum WasmtelStatus wasmtel_segment_next_output(const struct WasmtelSegment *segment,
+                                               uint64_t timeout_ns,
+                                               struct WasmtelOutput **out,
+                                               uint32_t *out_signal,
+                                               const uint8_t **out_otlp,
+                                               size_t *out_len,
+                                               struct WasmtelError *error);
+
+// Answers a handed-back batch and frees it: `refused` 0 accepts it, 1
+// refuses it retryably, 2 permanently, with `reason` (`reason_len` bytes of
+// UTF-8) as the refusal's reason.
+//
+// # Safety
+// `output` came from `wasmtel_segment_next_output` and is not used again;
+// `reason` points to `reason_len` readable bytes (or is NULL with 0).
+void wasmtel_output_answer(struct WasmtelOutput *output,
+                           uint32_t refused,
+                           const uint8_t *reason,
+                           size_t reason_len);
+
 // Stops taking batches, lets those in flight finish and the exporters flush
 // (within `timeout_ns`), stops the pipeline and frees the handle, whatever
 // the outcome; an error says what did not finish.

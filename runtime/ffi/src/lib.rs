@@ -460,12 +460,7 @@ pub unsafe extern "C" fn wasmtel_chain_process(
 }
 
 fn signal_of(signal: u32) -> Option<Signal> {
-    match signal {
-        0 => Some(Signal::Traces),
-        1 => Some(Signal::Metrics),
-        2 => Some(Signal::Logs),
-        _ => None,
-    }
+    Signal::from_code(signal)
 }
 
 /// Writes a batch's outcome to `output` (a `replaced` output handed over, to

@@ -185,6 +185,80 @@ pub unsafe extern "C" fn wasmtel_segment_metrics_json(
     })
 }
 
+/// Opaque handle of a batch a replying segment handed back: its bytes stay
+/// valid until it is answered with `wasmtel_output_answer`, which frees it.
+pub struct WasmtelOutput(wasmtel_dataflow::Output);
+
+/// The next batch a segment started with `"reply": true` hands back, waiting
+/// at most `timeout_ns`: `*out` is NULL when none came in that time. The
+/// batch is `*out_len` OTLP bytes at `*out_otlp`, of signal `*out_signal`;
+/// its `wasmtel_segment_export` returns once it is answered.
+///
+/// # Safety
+/// `segment` is live; the out pointers and `error` are writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wasmtel_segment_next_output(
+    segment: *const WasmtelSegment,
+    timeout_ns: u64,
+    out: *mut *mut WasmtelOutput,
+    out_signal: *mut u32,
+    out_otlp: *mut *const u8,
+    out_len: *mut usize,
+    error: *mut WasmtelError,
+) -> WasmtelStatus {
+    guard(error, || {
+        if segment.is_null() || out.is_null() || out_signal.is_null() || out_otlp.is_null() || out_len.is_null() {
+            return invalid(error, "segment or an out pointer is NULL");
+        }
+        // SAFETY: `segment` is live.
+        let segment = unsafe { &(*segment).0 };
+        let output = segment.next_output(Duration::from_nanos(timeout_ns));
+        // SAFETY: the out pointers are non-null and writable.
+        unsafe {
+            *out = std::ptr::null_mut();
+            if let Some(output) = output {
+                *out_signal = output.signal.code();
+                *out_otlp = output.otlp.as_ptr();
+                *out_len = output.otlp.len();
+                LIVE_HANDLES.fetch_add(1, Ordering::SeqCst);
+                *out = Box::into_raw(Box::new(WasmtelOutput(output)));
+            }
+        }
+        WasmtelStatus::Ok
+    })
+}
+
+/// Answers a handed-back batch and frees it: `refused` 0 accepts it, 1
+/// refuses it retryably, 2 permanently, with `reason` (`reason_len` bytes of
+/// UTF-8) as the refusal's reason.
+///
+/// # Safety
+/// `output` came from `wasmtel_segment_next_output` and is not used again;
+/// `reason` points to `reason_len` readable bytes (or is NULL with 0).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wasmtel_output_answer(
+    output: *mut WasmtelOutput,
+    refused: u32,
+    reason: *const u8,
+    reason_len: usize,
+) {
+    if output.is_null() {
+        return;
+    }
+    LIVE_HANDLES.fetch_sub(1, Ordering::SeqCst);
+    // SAFETY: `output` came from `Box::into_raw` and is not used again.
+    let output = unsafe { Box::from_raw(output) }.0;
+    if refused == 0 {
+        return output.accept();
+    }
+    // SAFETY: upheld by the caller.
+    let reason = match unsafe { text(reason, reason_len, "reason") } {
+        Ok(reason) => reason.to_string(),
+        Err(_) => "the collector refused the batch".to_string(),
+    };
+    output.refuse(reason, refused == 2);
+}
+
 fn export_error_kind(error: &EmbeddedError) -> WasmtelErrorKind {
     match error {
         EmbeddedError::InvalidInput { .. } => WasmtelErrorKind::InvalidInput,
