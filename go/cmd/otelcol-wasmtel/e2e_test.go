@@ -248,6 +248,7 @@ receivers:
       grpc:
         endpoint: {{otlp}}
 processors:
+  batch:
   rust_batch: { max_batch_duration: 50ms }
   circuit_breaker: { failure_threshold: 3 }
 exporters:
