@@ -32,6 +32,7 @@ pub mod dashboard;
 pub mod embedded;
 mod embedded_exporter;
 mod embedded_receiver;
+mod otlp_encoder;
 pub mod sdk;
 pub mod segment;
 pub mod serve;

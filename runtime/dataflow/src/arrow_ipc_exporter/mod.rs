@@ -42,7 +42,6 @@ use std::time::{Instant, SystemTime};
 use arrow_array::RecordBatch;
 use arrow_ipc::writer::{IpcWriteOptions, StreamWriter};
 use async_trait::async_trait;
-use bytes::Bytes;
 use linkme::distributed_slice;
 use otel_arrow_dfe_config::SignalType;
 use otel_arrow_dfe_config::error::Error as ConfigError;
@@ -50,7 +49,7 @@ use otel_arrow_dfe_config::node::NodeUserConfig;
 use otel_arrow_dfe_engine::config::ExporterConfig;
 use otel_arrow_dfe_engine::context::PipelineContext;
 use otel_arrow_dfe_engine::control::{AckMsg, NackMsg, NodeControlMsg};
-use otel_arrow_dfe_engine::error::{Error, ExporterErrorKind};
+use otel_arrow_dfe_engine::error::Error;
 use otel_arrow_dfe_engine::exporter::ExporterWrapper;
 use otel_arrow_dfe_engine::local::exporter::{EffectHandler, Exporter};
 use otel_arrow_dfe_engine::message::{ExporterInbox, Message};
@@ -58,12 +57,12 @@ use otel_arrow_dfe_engine::node::NodeId;
 use otel_arrow_dfe_engine::terminal_state::TerminalState;
 use otel_arrow_dfe_engine::{ConsumerEffectHandlerExtension, ExporterFactory};
 use otel_arrow_dfe_otap::OTAP_EXPORTER_FACTORIES;
-use otel_arrow_dfe_otap::pdata::{OtapPdata, PdataEffectHandlerExtension};
-use otel_arrow_dfe_pdata_codec::{EncodePolicy, EncodingPlan, PdataEncoding};
+use otel_arrow_dfe_otap::pdata::OtapPdata;
 use otel_arrow_dfe_telemetry::metrics::MetricSet;
 use otel_arrow_dfe_telemetry::otel_warn;
 
 use crate::dashboard::board::{self, ExporterPost, Place, Written};
+use crate::otlp_encoder::{OtlpEncoder, Unencodable};
 use crate::{config_error, wasmtel_signal};
 
 mod config;
@@ -156,7 +155,7 @@ pub struct ArrowIpcExporter {
     options: IpcWriteOptions,
     signals: [SignalFiles; 3],
     metrics: MetricSet<ArrowIpcMetrics>,
-    otlp_plan: Option<EncodingPlan>,
+    otlp: OtlpEncoder,
     /// What the dashboard shows of this instance (when posted).
     written: Option<Arc<Written>>,
 }
@@ -193,7 +192,7 @@ impl ArrowIpcExporter {
             options,
             signals,
             metrics: ArrowIpcMetrics::register(pipeline_ctx),
-            otlp_plan: None,
+            otlp: OtlpEncoder::default(),
             written: None,
             config,
         };
@@ -339,43 +338,15 @@ impl ArrowIpcExporter {
         self.metrics.files_deleted.add(deleted);
     }
 
-    fn otlp_plan(&mut self, eh: &EffectHandler<OtapPdata>) -> Result<EncodingPlan, Error> {
-        if let Some(plan) = self.otlp_plan {
-            return Ok(plan);
-        }
-        let plan = eh.resolve_encoding_plan(&PdataEncoding::OTLP, EncodePolicy::default()).map_err(|e| {
-            Error::ExporterError {
-                exporter: eh.exporter_id(),
-                kind: ExporterErrorKind::Configuration,
-                error: format!("cannot resolve the OTLP codec: {e}"),
-                source_detail: String::new(),
-            }
-        })?;
-        self.otlp_plan = Some(plan);
-        Ok(plan)
-    }
-
     async fn export(&mut self, pdata: OtapPdata, eh: &EffectHandler<OtapPdata>) -> Result<(), Error> {
         let signal = pdata.signal_type();
-        let (context, mut payload) = pdata.into_parts();
-        let otlp: Bytes = match payload.encoded_bytes() {
-            Some(bytes) if payload.encoding() == Some(&PdataEncoding::OTLP) => bytes.clone(),
-            _ => {
-                let plan = self.otlp_plan(eh)?;
-                match eh.encode_owned(&mut payload, &plan).await {
-                    Ok(bytes) => bytes,
-                    Err(e) => {
-                        self.metrics.invalid.inc();
-                        let nack = NackMsg::new_permanent(
-                            format!("arrow_ipc: cannot encode as OTLP: {e}"),
-                            OtapPdata::new(context, payload),
-                        );
-                        return eh.notify_nack(nack).await;
-                    }
-                }
+        let (otlp, pdata) = match self.otlp.encode(pdata, eh).await? {
+            Ok(encoded) => encoded,
+            Err(Unencodable { reason, pdata }) => {
+                self.metrics.invalid.inc();
+                return eh.notify_nack(NackMsg::new_permanent(format!("arrow_ipc: {reason}"), pdata)).await;
             }
         };
-        let pdata = OtapPdata::new(context, payload);
         let index = Self::index(signal);
         let buffer = &self.config.buffer;
         let pending = &mut self.signals[index].pending;

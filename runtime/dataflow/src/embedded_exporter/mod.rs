@@ -22,7 +22,7 @@ use otel_arrow_dfe_config::node::NodeUserConfig;
 use otel_arrow_dfe_engine::config::ExporterConfig;
 use otel_arrow_dfe_engine::context::PipelineContext;
 use otel_arrow_dfe_engine::control::{AckMsg, NackMsg, NodeControlMsg};
-use otel_arrow_dfe_engine::error::{Error, ExporterErrorKind};
+use otel_arrow_dfe_engine::error::Error;
 use otel_arrow_dfe_engine::exporter::ExporterWrapper;
 use otel_arrow_dfe_engine::local::exporter::{EffectHandler, Exporter};
 use otel_arrow_dfe_engine::message::{ExporterInbox, Message};
@@ -30,11 +30,11 @@ use otel_arrow_dfe_engine::node::NodeId;
 use otel_arrow_dfe_engine::terminal_state::TerminalState;
 use otel_arrow_dfe_engine::{ConsumerEffectHandlerExtension, ExporterFactory};
 use otel_arrow_dfe_otap::OTAP_EXPORTER_FACTORIES;
-use otel_arrow_dfe_otap::pdata::{OtapPdata, PdataEffectHandlerExtension};
-use otel_arrow_dfe_pdata_codec::{EncodePolicy, EncodingPlan, PdataEncoding};
+use otel_arrow_dfe_otap::pdata::OtapPdata;
 use otel_arrow_dfe_telemetry::metrics::MetricSetSnapshot;
 use wasmtel_runtime::Signal;
 
+use crate::otlp_encoder::{OtlpEncoder, Unencodable};
 use crate::{config_error, wasmtel_signal};
 
 mod config;
@@ -118,44 +118,20 @@ type Answered = Pin<Box<dyn std::future::Future<Output = (OtapPdata, Result<(), 
 struct EmbeddedExporter {
     outbound: Arc<Outbound>,
     max_in_flight: usize,
-    otlp_plan: Option<EncodingPlan>,
+    otlp: OtlpEncoder,
 }
 
 impl EmbeddedExporter {
     /// Hands `pdata` over as OTLP; the returned future yields it back with the answer.
     async fn hand_over(&mut self, pdata: OtapPdata, eh: &EffectHandler<OtapPdata>) -> Result<Option<Answered>, Error> {
         let signal = wasmtel_signal(pdata.signal_type());
-        let (context, mut payload) = pdata.into_parts();
-        let otlp = match payload.encoded_bytes() {
-            Some(bytes) if payload.encoding() == Some(&PdataEncoding::OTLP) => bytes.clone(),
-            _ => {
-                let plan = match self.otlp_plan {
-                    Some(plan) => plan,
-                    None => {
-                        let plan =
-                            eh.resolve_encoding_plan(&PdataEncoding::OTLP, EncodePolicy::default()).map_err(|e| {
-                                Error::ExporterError {
-                                    exporter: eh.exporter_id(),
-                                    kind: ExporterErrorKind::Configuration,
-                                    error: format!("cannot resolve the OTLP codec: {e}"),
-                                    source_detail: String::new(),
-                                }
-                            })?;
-                        *self.otlp_plan.insert(plan)
-                    }
-                };
-                match eh.encode_owned(&mut payload, &plan).await {
-                    Ok(bytes) => bytes,
-                    Err(e) => {
-                        let reason = format!("cannot encode the batch as OTLP: {e}");
-                        let nack = NackMsg::new_permanent(reason, OtapPdata::new(context, payload));
-                        eh.notify_nack(nack).await?;
-                        return Ok(None);
-                    }
-                }
+        let (otlp, pdata) = match self.otlp.encode(pdata, eh).await? {
+            Ok(encoded) => encoded,
+            Err(Unencodable { reason, pdata }) => {
+                eh.notify_nack(NackMsg::new_permanent(reason, pdata)).await?;
+                return Ok(None);
             }
         };
-        let pdata = OtapPdata::new(context, payload);
         let (answer, answered) = tokio::sync::oneshot::channel();
         if self.outbound.tx.send(Output { signal, otlp, answer }).is_err() {
             let nack = NackMsg::new("the application's egress is gone", pdata);
@@ -233,7 +209,8 @@ pub static EMBEDDED_EXPORTER_FACTORY: ExporterFactory<OtapPdata> = ExporterFacto
                 config.channel
             ))
         })?;
-        let exporter = EmbeddedExporter { outbound, max_in_flight: config.max_in_flight.max(1), otlp_plan: None };
+        let exporter =
+            EmbeddedExporter { outbound, max_in_flight: config.max_in_flight.max(1), otlp: OtlpEncoder::default() };
         Ok(ExporterWrapper::local(exporter, node, node_config, exporter_config))
     },
     context_declarations: None,
