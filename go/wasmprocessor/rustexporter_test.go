@@ -324,7 +324,12 @@ func TestARustProcessorBeforeGoComponentsHandsItsOutputOn(t *testing.T) {
 			t.Fatal(err)
 		}
 		ctx := context.Background()
-		start := func(next consumer.Traces) processor.Traces {
+		holdingCfg := f.CreateDefaultConfig()
+		holdingSettings := map[string]any{"max_batch_duration": "1h", "otlp": map[string]any{"min_size": 1 << 30, "sizer": "bytes"}}
+		if err := confmap.NewFromStringMap(holdingSettings).Unmarshal(holdingCfg); err != nil {
+			t.Fatal(err)
+		}
+		startWith := func(cfg component.Config, next consumer.Traces) processor.Traces {
 			set := processortest.NewNopSettings(f.Type())
 			set.ID = component.NewIDWithName(f.Type(), fmt.Sprint(processorSeq.Add(1)))
 			p, err := f.CreateTraces(ctx, set, cfg, next)
@@ -336,6 +341,7 @@ func TestARustProcessorBeforeGoComponentsHandsItsOutputOn(t *testing.T) {
 			}
 			return p
 		}
+		start := func(next consumer.Traces) processor.Traces { return startWith(cfg, next) }
 		sink := new(consumertest.TracesSink)
 		p := start(sink)
 		errs := make(chan error, 2)
@@ -353,6 +359,25 @@ func TestARustProcessorBeforeGoComponentsHandsItsOutputOn(t *testing.T) {
 		}
 		if err := p.Shutdown(ctx); err != nil {
 			t.Fatal(err)
+		}
+
+		// Shutdown drains: a batch the Rust batch processor still holds (for
+		// an hour) is flushed to the next consumer. Its caller hears either
+		// nil or a retryable refusal (the engine stops the batch processor,
+		// and with it the flush, only after the ingress let go of its Acks):
+		// delivered, never silently lost nor reported as a permanent failure.
+		holding := startWith(holdingCfg, sink)
+		held := make(chan error, 1)
+		go func() { held <- holding.ConsumeTraces(ctx, traces("GET /held")) }()
+		time.Sleep(time.Second) // let it reach the processor (Shutdown refuses later ones)
+		shutdownCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		shutdownErr := holding.Shutdown(shutdownCtx)
+		if err := <-held; err != nil && consumererror.IsPermanent(err) {
+			t.Fatalf("the held batch: %v", err)
+		}
+		if sink.SpanCount() != 3 {
+			t.Fatalf("the held batch was not flushed to the next consumer: %d spans (shutdown: %v)", sink.SpanCount(), shutdownErr)
 		}
 
 		// The next consumer's refusal reaches the caller with its meaning.

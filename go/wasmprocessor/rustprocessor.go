@@ -118,13 +118,13 @@ func (p *rustProcessor) deliverOutputs(handle segmentHandle, stop <-chan struct{
 	for {
 		out, err := handle.nextOutput(outputPoll)
 		if err != nil {
+			// Once stopped there is nothing more to read; otherwise say so and retry.
 			select {
 			case <-stop:
 				return
-			default:
+			case <-time.After(outputPoll):
 			}
 			p.logger.Warn("a Rust processor's output could not be read", zap.String("processor", p.spec.ID), zap.Error(err))
-			time.Sleep(outputPoll)
 			continue
 		}
 		if out == nil {
@@ -140,7 +140,8 @@ func (p *rustProcessor) deliverOutputs(handle segmentHandle, stop <-chan struct{
 }
 
 // Shutdown drains the segment within ctx's deadline; outputs keep being
-// delivered until it has stopped.
+// delivered while it does (a batch processor's last flush reaches the next
+// consumer), so a batch in flight is delivered or answered with an error.
 func (p *rustProcessor) Shutdown(ctx context.Context) error {
 	p.mu.Lock()
 	handle, stop, done := p.handle, p.stopCh, p.done

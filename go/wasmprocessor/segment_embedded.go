@@ -87,63 +87,36 @@ func (s *embeddedSegment) nextOutput(timeout time.Duration) (*segmentOutput, err
 }
 
 func (s *embeddedSegment) stop(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.handle == nil {
-		return nil
-	}
 	timeout := 10 * time.Second
 	if deadline, ok := ctx.Deadline(); ok {
 		timeout = max(time.Until(deadline), time.Millisecond)
 	}
+	// Drain under the shared lock: a replying segment's outputs keep being
+	// taken and answered (nextOutput) until it has stopped.
+	s.mu.RLock()
+	if s.handle == nil {
+		s.mu.RUnlock()
+		return nil
+	}
 	var cerr C.WasmtelError
-	status := C.wasmtel_segment_shutdown(s.handle, C.uint64_t(timeout.Nanoseconds()), &cerr)
+	closed := C.wasmtel_segment_close(s.handle, C.uint64_t(timeout.Nanoseconds()), &cerr)
+	s.mu.RUnlock()
+	var err error
+	if closed != C.WASMTEL_STATUS_OK {
+		err = takeError(&cerr)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.handle == nil {
+		return err
+	}
+	// Closed already: this only frees the handle.
+	var ferr C.WasmtelError
+	status := C.wasmtel_segment_shutdown(s.handle, C.uint64_t(time.Second.Nanoseconds()), &ferr)
 	s.handle = nil
 	releaseRuntime()
-	if status != C.WASMTEL_STATUS_OK {
-		return takeError(&cerr)
+	if err == nil && status != C.WASMTEL_STATUS_OK {
+		err = takeError(&ferr)
 	}
-	return nil
-}
-
-func (s *embeddedSegment) metricsJSON() ([]byte, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.handle == nil {
-		return nil, errSegmentStopped
-	}
-	var out *C.char
-	var cerr C.WasmtelError
-	if C.wasmtel_segment_metrics_json(s.handle, &out, &cerr) != C.WASMTEL_STATUS_OK {
-		return nil, takeError(&cerr)
-	}
-	defer C.wasmtel_string_free(out)
-	return []byte(C.GoString(out)), nil
-}
-
-func validateNodeEmbedded(kind, urn string, configJSON []byte) error {
-	kindBytes, urnBytes := []byte(kind), []byte(urn)
-	kindPtr, kindLen := cBytes(kindBytes)
-	urnPtr, urnLen := cBytes(urnBytes)
-	cfgPtr, cfgLen := cBytes(configJSON)
-	var cerr C.WasmtelError
-	status := C.wasmtel_node_validate(kindPtr, kindLen, urnPtr, urnLen, cfgPtr, cfgLen, &cerr)
-	runtime.KeepAlive(kindBytes)
-	runtime.KeepAlive(urnBytes)
-	runtime.KeepAlive(configJSON)
-	if status != C.WASMTEL_STATUS_OK {
-		return takeError(&cerr)
-	}
-	return nil
-}
-
-// factoriesJSONEmbedded is the runtime's node factory list (wasmtel_factories_json).
-func factoriesJSONEmbedded() ([]byte, error) {
-	var out *C.char
-	var cerr C.WasmtelError
-	if C.wasmtel_factories_json(&out, &cerr) != C.WASMTEL_STATUS_OK {
-		return nil, takeError(&cerr)
-	}
-	defer C.wasmtel_string_free(out)
-	return []byte(C.GoString(out)), nil
+	return err
 }

@@ -76,7 +76,8 @@ func (s *remoteSegment) export(ctx context.Context, sig signal, input []byte) er
 }
 
 func (s *remoteSegment) nextOutput(timeout time.Duration) (*segmentOutput, error) {
-	id, conn, _, err := s.current()
+	// Outputs are taken while the segment stops, too.
+	id, conn, err := s.draining()
 	if err != nil {
 		return nil, err
 	}

@@ -387,6 +387,18 @@ func (h *remoteHandle) current(closedErr error) (uint64, *grpc.ClientConn, *slot
 	return h.id, conn, slots, nil
 }
 
+// draining is its ID and connection even once closed, for what the child
+// still hands back while it stops it (a replying segment's outputs).
+func (h *remoteHandle) draining() (uint64, *grpc.ClientConn, error) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	conn, _ := h.child.generation()
+	if h.id == 0 || conn == nil {
+		return 0, nil, errBridgeRestarting
+	}
+	return h.id, conn, nil
+}
+
 // close marks it closed and returns its ID; false when it already was.
 func (h *remoteHandle) close() (uint64, bool) {
 	h.mu.Lock()

@@ -479,12 +479,15 @@ impl Bridge for Service {
         request: Request<proto::StopSegmentRequest>,
     ) -> Result<Response<proto::StopSegmentResponse>, Status> {
         let request = request.into_inner();
-        let segment = self.segments.write().unwrap_or_else(PoisonError::into_inner).remove(&request.segment_id);
+        // It stays reachable while it drains: a replying segment's outputs
+        // are still taken and answered (NextOutput); new batches are refused.
+        let segment = self.segments.read().unwrap_or_else(PoisonError::into_inner).get(&request.segment_id).cloned();
         let Some(segment) = segment else { return Ok(Response::new(proto::StopSegmentResponse {})) };
         let timeout = Duration::from_millis(request.timeout_ms.max(1));
         let id = segment.id().to_string();
-        tokio::task::spawn_blocking(move || segment.shutdown(timeout))
-            .await
+        let stopped = tokio::task::spawn_blocking(move || segment.shutdown(timeout)).await;
+        self.segments.write().unwrap_or_else(PoisonError::into_inner).remove(&request.segment_id);
+        stopped
             .map_err(|e| Status::internal(format!("{id}: shutdown did not complete: {e}")))?
             .map_err(|e| Status::unavailable(format!("{id}: {e}")))?;
         Ok(Response::new(proto::StopSegmentResponse {}))

@@ -294,6 +294,19 @@ void wasmtel_output_answer(struct WasmtelOutput *output,
                            size_t reason_len);
 
 // Stops taking batches, lets those in flight finish and the exporters flush
+// (within `timeout_ns`) and stops the pipeline, keeping the handle: a
+// replying segment's outputs can still be taken and answered meanwhile
+// (`wasmtel_segment_next_output` from another thread). An error says what
+// did not finish. Free the handle with `wasmtel_segment_shutdown` (quick
+// once closed).
+//
+// # Safety
+// `segment` is live; `error` is writable or NULL.
+enum WasmtelStatus wasmtel_segment_close(const struct WasmtelSegment *segment,
+                                         uint64_t timeout_ns,
+                                         struct WasmtelError *error);
+
+// Stops taking batches, lets those in flight finish and the exporters flush
 // (within `timeout_ns`), stops the pipeline and frees the handle, whatever
 // the outcome; an error says what did not finish.
 //

@@ -270,6 +270,34 @@ fn export_error_kind(error: &EmbeddedError) -> WasmtelErrorKind {
 }
 
 /// Stops taking batches, lets those in flight finish and the exporters flush
+/// (within `timeout_ns`) and stops the pipeline, keeping the handle: a
+/// replying segment's outputs can still be taken and answered meanwhile
+/// (`wasmtel_segment_next_output` from another thread). An error says what
+/// did not finish. Free the handle with `wasmtel_segment_shutdown` (quick
+/// once closed).
+///
+/// # Safety
+/// `segment` is live; `error` is writable or NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wasmtel_segment_close(
+    segment: *const WasmtelSegment,
+    timeout_ns: u64,
+    error: *mut WasmtelError,
+) -> WasmtelStatus {
+    if segment.is_null() {
+        return WasmtelStatus::Ok;
+    }
+    guard(error, || {
+        // SAFETY: `segment` is live.
+        let segment = unsafe { &(*segment).0 };
+        match segment.shutdown(Duration::from_nanos(timeout_ns.max(1))) {
+            Ok(_) => WasmtelStatus::Ok,
+            Err(e) => fail(error, WasmtelErrorKind::Stopped, false, format!("{}: {e}", segment.id())),
+        }
+    })
+}
+
+/// Stops taking batches, lets those in flight finish and the exporters flush
 /// (within `timeout_ns`), stops the pipeline and frees the handle, whatever
 /// the outcome; an error says what did not finish.
 ///

@@ -38,6 +38,10 @@ use crate::config_error;
 mod config;
 use config::EmbeddedReceiverConfig;
 
+/// How long a draining receiver waits for the Acks of what it admitted
+/// before it lets the rest of the pipeline stop (which some batches need).
+const DRAIN_GRACE: Duration = Duration::from_secs(1);
+
 /// The node type of the embedded receiver.
 pub const EMBEDDED_RECEIVER_URN: &str = "urn:wasmtel:receiver:embedded";
 
@@ -225,13 +229,15 @@ impl Receiver<OtapPdata> for EmbeddedReceiver {
             if let Some(deadline) = draining
                 && (pending.is_empty() || Instant::now() >= deadline)
             {
-                // Everything admitted has completed (or the deadline passed).
+                // Everything admitted has completed, or the grace passed.
                 // Exiting drops this receiver's senders, which is what lets
-                // the downstream nodes drain and receive their Shutdown.
+                // the downstream nodes drain: a batch a processor holds
+                // until its shutdown (a batch processor's) goes on then, but
+                // its caller hears Stopped (retryable) — delivered or
+                // reported failed, never silently lost.
                 for (_, reply) in pending.drain() {
                     self.inbound.complete(reply, Completion::Stopped);
                 }
-                eh.notify_receiver_drained().await?;
                 return Ok(TerminalState::new::<[MetricSetSnapshot; 0]>(deadline, []));
             }
             let drain_wait = async {
@@ -252,7 +258,11 @@ impl Receiver<OtapPdata> for EmbeddedReceiver {
                         self.resolve(&nack.unwind.route.calldata, &mut pending, completion);
                     }
                     NodeControlMsg::DrainIngress { deadline, .. } if draining.is_none() => {
-                        draining = Some(deadline);
+                        // Intake closes now; what is in flight gets a short
+                        // grace to be acknowledged before the rest of the
+                        // pipeline is let to stop.
+                        draining = Some(deadline.min(Instant::now() + DRAIN_GRACE));
+                        eh.notify_receiver_drained().await?;
                     }
                     NodeControlMsg::DrainIngress { .. } => {}
                     NodeControlMsg::Shutdown { deadline, .. } => {
