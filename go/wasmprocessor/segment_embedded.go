@@ -120,3 +120,45 @@ func (s *embeddedSegment) stop(ctx context.Context) error {
 	}
 	return err
 }
+
+func (s *embeddedSegment) metricsJSON() ([]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.handle == nil {
+		return nil, errSegmentStopped
+	}
+	var out *C.char
+	var cerr C.WasmtelError
+	if C.wasmtel_segment_metrics_json(s.handle, &out, &cerr) != C.WASMTEL_STATUS_OK {
+		return nil, takeError(&cerr)
+	}
+	defer C.wasmtel_string_free(out)
+	return []byte(C.GoString(out)), nil
+}
+
+func validateNodeEmbedded(kind, urn string, configJSON []byte) error {
+	kindBytes, urnBytes := []byte(kind), []byte(urn)
+	kindPtr, kindLen := cBytes(kindBytes)
+	urnPtr, urnLen := cBytes(urnBytes)
+	cfgPtr, cfgLen := cBytes(configJSON)
+	var cerr C.WasmtelError
+	status := C.wasmtel_node_validate(kindPtr, kindLen, urnPtr, urnLen, cfgPtr, cfgLen, &cerr)
+	runtime.KeepAlive(kindBytes)
+	runtime.KeepAlive(urnBytes)
+	runtime.KeepAlive(configJSON)
+	if status != C.WASMTEL_STATUS_OK {
+		return takeError(&cerr)
+	}
+	return nil
+}
+
+// factoriesJSONEmbedded is the runtime's node factory list (wasmtel_factories_json).
+func factoriesJSONEmbedded() ([]byte, error) {
+	var out *C.char
+	var cerr C.WasmtelError
+	if C.wasmtel_factories_json(&out, &cerr) != C.WASMTEL_STATUS_OK {
+		return nil, takeError(&cerr)
+	}
+	defer C.wasmtel_string_free(out)
+	return []byte(C.GoString(out)), nil
+}
