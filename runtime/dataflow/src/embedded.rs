@@ -278,9 +278,9 @@ impl EmbeddedPipeline {
         let (dashboard, spec) = dashboard_and_spec.inspect_err(|_| board::clear(&channel))?;
 
         let inbound = Inbound::new(1024);
-        embedded_receiver::register(&channel, inbound.clone());
+        embedded_receiver::CHANNELS.register(&channel, inbound.clone());
         let outbound = Outbound::new();
-        embedded_exporter::register(&channel, outbound.clone());
+        embedded_exporter::CHANNELS.register(&channel, outbound.clone());
         let control: ControlSlot = Arc::new((Mutex::new(None), Condvar::new()));
         let mut extensions = ControllerExtensionRegistry::default();
         let slot = control.clone();
@@ -493,8 +493,8 @@ impl EmbeddedPipeline {
 
     /// Unregisters the pipeline's ingress, egress and board.
     fn forget_channel(&self) {
-        embedded_receiver::unregister(&self.channel);
-        embedded_exporter::unregister(&self.channel);
+        embedded_receiver::CHANNELS.unregister(&self.channel);
+        embedded_exporter::CHANNELS.unregister(&self.channel);
         board::clear(&self.channel);
     }
 

@@ -27,6 +27,7 @@
 //! the core nodes (this crate does that for `otel_arrow_dfe_core_nodes`).
 
 pub mod arrow_ipc_exporter;
+mod channels;
 pub mod circuit_breaker;
 pub mod dashboard;
 pub mod embedded;

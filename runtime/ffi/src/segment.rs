@@ -287,14 +287,15 @@ pub unsafe extern "C" fn wasmtel_segment_close(
     if segment.is_null() {
         return WasmtelStatus::Ok;
     }
-    guard(error, || {
-        // SAFETY: `segment` is live.
-        let segment = unsafe { &(*segment).0 };
-        match segment.shutdown(Duration::from_nanos(timeout_ns.max(1))) {
-            Ok(_) => WasmtelStatus::Ok,
-            Err(e) => fail(error, WasmtelErrorKind::Stopped, false, format!("{}: {e}", segment.id())),
-        }
-    })
+    // SAFETY: `segment` is live.
+    guard(error, || close(unsafe { &(*segment).0 }, timeout_ns, error))
+}
+
+fn close(segment: &Segment, timeout_ns: u64, error: *mut WasmtelError) -> WasmtelStatus {
+    match segment.shutdown(Duration::from_nanos(timeout_ns.max(1))) {
+        Ok(_) => WasmtelStatus::Ok,
+        Err(e) => fail(error, WasmtelErrorKind::Stopped, false, format!("{}: {e}", segment.id())),
+    }
 }
 
 /// Stops taking batches, lets those in flight finish and the exporters flush
@@ -317,10 +318,6 @@ pub unsafe extern "C" fn wasmtel_segment_shutdown(
         // SAFETY: upheld by the caller.
         let WasmtelSegment(segment) = *unsafe { Box::from_raw(segment) };
         LIVE_HANDLES.fetch_sub(1, Ordering::SeqCst);
-        let id = segment.id().to_string();
-        match segment.shutdown(Duration::from_nanos(timeout_ns.max(1))) {
-            Ok(_) => WasmtelStatus::Ok,
-            Err(e) => fail(error, WasmtelErrorKind::Stopped, false, format!("{id}: {e}")),
-        }
+        close(&segment, timeout_ns, error)
     })
 }

@@ -9,9 +9,8 @@
 //! its queue by name in a process-wide registry (`config: { channel }`,
 //! filled in by `EmbeddedPipeline::start`).
 
-use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -34,6 +33,7 @@ use otel_arrow_dfe_otap::pdata::OtapPdata;
 use otel_arrow_dfe_telemetry::metrics::MetricSetSnapshot;
 use wasmtel_runtime::Signal;
 
+use crate::channels::Channels;
 use crate::otlp_encoder::{OtlpEncoder, Unencodable};
 use crate::{config_error, wasmtel_signal};
 
@@ -96,22 +96,8 @@ impl Outbound {
     }
 }
 
-fn registry() -> &'static Mutex<HashMap<String, Arc<Outbound>>> {
-    static CHANNELS: OnceLock<Mutex<HashMap<String, Arc<Outbound>>>> = OnceLock::new();
-    CHANNELS.get_or_init(Mutex::default)
-}
-
-pub(crate) fn register(name: &str, outbound: Arc<Outbound>) {
-    registry().lock().unwrap_or_else(PoisonError::into_inner).insert(name.to_string(), outbound);
-}
-
-pub(crate) fn unregister(name: &str) {
-    registry().lock().unwrap_or_else(PoisonError::into_inner).remove(name);
-}
-
-fn lookup(name: &str) -> Option<Arc<Outbound>> {
-    registry().lock().unwrap_or_else(PoisonError::into_inner).get(name).cloned()
-}
+/// The application ends of the running pipelines, by channel name.
+pub(crate) static CHANNELS: Channels<Outbound> = Channels::new();
 
 type Answered = Pin<Box<dyn std::future::Future<Output = (OtapPdata, Result<(), Refusal>)>>>;
 
@@ -203,7 +189,7 @@ pub static EMBEDDED_EXPORTER_FACTORY: ExporterFactory<OtapPdata> = ExporterFacto
              _capabilities: &otel_arrow_dfe_engine::capability::registry::Capabilities| {
         let config: EmbeddedExporterConfig = serde_json::from_value(node_config.config.clone())
             .map_err(|e| config_error(format!("{EMBEDDED_EXPORTER_URN}: {e}")))?;
-        let outbound = lookup(&config.channel).ok_or_else(|| {
+        let outbound = CHANNELS.lookup(&config.channel).ok_or_else(|| {
             config_error(format!(
                 "{EMBEDDED_EXPORTER_URN}: no embedded pipeline named {:?} in this process (start it with EmbeddedPipeline)",
                 config.channel

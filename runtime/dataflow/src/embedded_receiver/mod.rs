@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -33,6 +33,7 @@ use otel_arrow_dfe_pdata::OtlpProtoBytes;
 use otel_arrow_dfe_pdata_codec::OtapPayload;
 use otel_arrow_dfe_telemetry::metrics::MetricSetSnapshot;
 
+use crate::channels::Channels;
 use crate::config_error;
 
 mod config;
@@ -149,22 +150,8 @@ impl Inbound {
     }
 }
 
-fn registry() -> &'static Mutex<HashMap<String, Arc<Inbound>>> {
-    static CHANNELS: OnceLock<Mutex<HashMap<String, Arc<Inbound>>>> = OnceLock::new();
-    CHANNELS.get_or_init(Mutex::default)
-}
-
-pub(crate) fn register(name: &str, inbound: Arc<Inbound>) {
-    registry().lock().unwrap_or_else(PoisonError::into_inner).insert(name.to_string(), inbound);
-}
-
-pub(crate) fn unregister(name: &str) {
-    registry().lock().unwrap_or_else(PoisonError::into_inner).remove(name);
-}
-
-fn lookup(name: &str) -> Option<Arc<Inbound>> {
-    registry().lock().unwrap_or_else(PoisonError::into_inner).get(name).cloned()
-}
+/// The application ends of the running pipelines, by channel name.
+pub(crate) static CHANNELS: Channels<Inbound> = Channels::new();
 
 struct EmbeddedReceiver {
     inbound: Arc<Inbound>,
@@ -295,7 +282,7 @@ pub static EMBEDDED_RECEIVER_FACTORY: ReceiverFactory<OtapPdata> = ReceiverFacto
              _capabilities: &otel_arrow_dfe_engine::capability::registry::Capabilities| {
         let config: EmbeddedReceiverConfig = serde_json::from_value(node_config.config.clone())
             .map_err(|e| config_error(format!("{EMBEDDED_RECEIVER_URN}: {e}")))?;
-        let inbound = lookup(&config.channel).ok_or_else(|| {
+        let inbound = CHANNELS.lookup(&config.channel).ok_or_else(|| {
             config_error(format!(
                 "{EMBEDDED_RECEIVER_URN}: no embedded pipeline named {:?} in this process (start it with EmbeddedPipeline)",
                 config.channel
