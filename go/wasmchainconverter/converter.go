@@ -21,6 +21,18 @@
 // anywhere else in another shape (an exporter shared with a pipeline whose
 // tail differs) keeps the pipeline as it is.
 //
+// Then each run of two or more wasm and Rust processors elsewhere, with at
+// least one Rust processor, becomes a `wasmtel_segment` processor
+// (go/rustprocessors/segmentprocessor) that runs them as one replying
+// engine pipeline: the batch crosses once and comes back once, as OTLP, for
+// the next Go component:
+//
+//	processors: [wasm/redact, rust_batch, circuit_breaker, attributes]
+//
+// becomes
+//
+//	processors: [wasmtel_segment/redact,rust_batch,circuit_breaker, attributes]
+//
 // Then consecutive `wasm` processors that remain cross once per batch:
 //
 //	processors: [batch, wasm/redact, wasm/filter, attributes]
@@ -66,11 +78,15 @@ func (converter) Convert(_ context.Context, conf *confmap.Conf) error {
 	if err := foldSegments(conf); err != nil {
 		return err
 	}
-	return chainWasm(conf)
+	if err := foldRuns(conf, segmentRuns, "segments"); err != nil {
+		return err
+	}
+	return foldRuns(conf, chainRuns, "chains")
 }
 
-// chainWasm replaces each run of consecutive wasm processors by a chain.
-func chainWasm(conf *confmap.Conf) error {
+// foldRuns replaces each run find finds in a pipeline's processors by the
+// one processor the run names, where every member is used only in that run.
+func foldRuns(conf *confmap.Conf, find func(list []any, processors map[string]any) []run, what string) error {
 	raw := conf.ToStringMap()
 	processors, _ := raw["processors"].(map[string]any)
 	service, _ := raw["service"].(map[string]any)
@@ -96,7 +112,7 @@ func chainWasm(conf *confmap.Conf) error {
 	for _, name := range names {
 		list := processorsOf(name)
 		as := make([]string, len(list)) // "" where a position is in no run
-		for _, r := range runs(list, processors) {
+		for _, r := range find(list, processors) {
 			for i := r.start; i < r.end; i++ {
 				as[i] = r.id
 			}
@@ -111,12 +127,12 @@ func chainWasm(conf *confmap.Conf) error {
 		list := processorsOf(name)
 		var out []any
 		changed, next := false, 0
-		for _, r := range runs(list, processors) {
+		for _, r := range find(list, processors) {
 			if !onlyIn(usedIn, list[r.start:r.end], r.id) {
 				continue
 			}
 			if existing, ok := processors[r.id]; ok && existing != nil {
-				return fmt.Errorf("pipeline %s: %s is defined already: rename it, the converter names chains so", name, r.id)
+				return fmt.Errorf("pipeline %s: %s is defined already: rename it, the converter names %s so", name, r.id, what)
 			}
 			newProcessors[r.id] = r.cfg
 			out = append(append(out, list[next:r.start]...), r.id)
@@ -135,15 +151,60 @@ func chainWasm(conf *confmap.Conf) error {
 	}))
 }
 
-// run is a candidate chain: list[start:end], two or more chainable wasm
-// processors that run in the same place, no ID twice.
+// run is a candidate for folding: list[start:end], no ID twice, becomes
+// the processor id with config cfg.
 type run struct {
 	start, end int
 	id         string
 	cfg        map[string]any
 }
 
-func runs(list []any, processors map[string]any) []run {
+// segmentRuns are the runs of two or more processors a segment can run
+// (wasm processors that run in one place, Rust engine processors) with at
+// least one Rust processor among them: one replying segment each.
+func segmentRuns(list []any, processors map[string]any) []run {
+	var found []run
+	for i := 0; i < len(list); {
+		j, rust := i, 0
+		seen := map[any]bool{}
+		var host any // the wasm processor whose place the others must share
+		for ; j < len(list) && !seen[list[j]]; j++ {
+			id := list[j]
+			if chainable(id, processors) {
+				if host != nil && !sameHost(id, host, processors) {
+					break
+				}
+				if host == nil {
+					host = id
+				}
+			} else if rustProcessor(id) {
+				rust++
+			} else {
+				break
+			}
+			seen[id] = true
+		}
+		if j-i < 2 || rust == 0 {
+			i++
+			continue
+		}
+		names := make([]string, j-i)
+		for k, id := range list[i:j] {
+			names[k] = memberName(id)
+		}
+		found = append(found, run{
+			start: i, end: j,
+			id:  wasmprocessor.SegmentType.String() + "/" + strings.Join(names, ","),
+			cfg: map[string]any{"processors": members(list[i:j], processors)},
+		})
+		i = j
+	}
+	return found
+}
+
+// chainRuns are the runs of two or more wasm processors that run in the
+// same place: one chain each.
+func chainRuns(list []any, processors map[string]any) []run {
 	var found []run
 	for i := 0; i < len(list); {
 		j := i

@@ -226,7 +226,7 @@ func TestRustEngineProcessorsBeforeRustExportersJoinTheSegment(t *testing.T) {
 		"service": map[string]any{"pipelines": map[string]any{
 			// The Go batch stays in Go; everything after it is Rust.
 			"traces": map[string]any{"processors": []any{"batch", "rust_batch", "wasm/redact", "circuit_breaker/primary"}, "exporters": []any{"otap"}},
-			// Before a Go exporter a Rust processor is left where it is (and refuses to start there).
+			// Before a Go exporter a lone Rust processor is left where it is (a replying segment of its own).
 			"logs": map[string]any{"processors": []any{"rust_batch/logs"}, "exporters": []any{"debug"}},
 		}},
 	})
@@ -250,5 +250,58 @@ func TestRustEngineProcessorsBeforeRustExportersJoinTheSegment(t *testing.T) {
 	}
 	if got := pipelineProcessors(t, conf, "logs"); !reflect.DeepEqual(got, []any{"rust_batch/logs"}) {
 		t.Fatalf("logs processors: %v", got)
+	}
+}
+
+func TestRunsOfWasmAndRustProcessorsBeforeGoComponentsBecomeOneSegmentProcessor(t *testing.T) {
+	conf := convert(t, map[string]any{
+		"processors": map[string]any{
+			"batch":           map[string]any{},
+			"rust_batch":      map[string]any{"max_batch_duration": "50ms"},
+			"circuit_breaker": map[string]any{"failure_threshold": 3},
+			"wasm/redact":     map[string]any{"component": "redact.wasm"},
+			"wasm/filter":     map[string]any{"component": "filter.wasm"},
+			"wasm/apart":      map[string]any{"component": "apart.wasm", "mode": "subprocess"},
+			"wasm/a":          map[string]any{"component": "a.wasm"},
+			"wasm/b":          map[string]any{"component": "b.wasm"},
+			"rust_batch/logs": map[string]any{},
+			"rust_batch/both": map[string]any{},
+			"retry":           map[string]any{},
+		},
+		"exporters": map[string]any{"debug": map[string]any{}},
+		"service": map[string]any{"pipelines": map[string]any{
+			// wasm and Rust processors between Go components: one crossing.
+			"traces": map[string]any{"processors": []any{"batch", "wasm/redact", "wasm/filter", "rust_batch", "circuit_breaker", "batch"}, "exporters": []any{"debug"}},
+			// A wasm processor that runs elsewhere ends the run (runs are taken
+			// from the left); what follows, wasm alone, is a chain.
+			"logs": map[string]any{"processors": []any{"wasm/apart", "rust_batch/logs", "retry", "wasm/a", "wasm/b"}, "exporters": []any{"debug"}},
+			// A member used in another pipeline stays where it is.
+			"metrics":   map[string]any{"processors": []any{"rust_batch/both", "batch"}, "exporters": []any{"debug"}},
+			"metrics/2": map[string]any{"processors": []any{"batch", "rust_batch/both"}, "exporters": []any{"debug"}},
+		}},
+	})
+	segment := "wasmtel_segment/redact,filter,rust_batch,circuit_breaker"
+	if got := pipelineProcessors(t, conf, "traces"); !reflect.DeepEqual(got, []any{"batch", segment, "batch"}) {
+		t.Fatalf("traces: %v", got)
+	}
+	var cfg wasmprocessor.SegmentProcessorConfig
+	if err := confmap.NewFromStringMap(conf["processors"].(map[string]any)[segment].(map[string]any)).Unmarshal(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{}
+	for _, m := range cfg.Processors {
+		ids = append(ids, m.ID)
+	}
+	if !reflect.DeepEqual(ids, []string{"wasm/redact", "wasm/filter", "rust_batch", "circuit_breaker"}) ||
+		cfg.Processors[3].Settings["failure_threshold"] != 3 || cfg.Processors[0].Settings["component"] != "redact.wasm" {
+		t.Fatalf("processors: %+v", cfg.Processors)
+	}
+	if got := pipelineProcessors(t, conf, "logs"); !reflect.DeepEqual(got, []any{"wasmtel_segment/apart,rust_batch.logs,retry", "wasm/chain(a,b)"}) {
+		t.Fatalf("logs: %v", got)
+	}
+	for _, name := range []string{"metrics", "metrics/2"} {
+		if got := pipelineProcessors(t, conf, name); len(got) != 2 {
+			t.Fatalf("%s: %v", name, got)
+		}
 	}
 }

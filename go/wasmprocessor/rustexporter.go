@@ -158,11 +158,9 @@ type sharedSegment struct {
 	logger *zap.Logger
 	meter  metric.Meter
 
-	mu          sync.Mutex
-	started     int
-	handle      segmentHandle
-	metrics     metric.Registration
-	nodeMetrics metric.Registration
+	mu      sync.Mutex
+	started int
+	running *runningSegment
 }
 
 var segments = struct {
@@ -194,29 +192,11 @@ func (u *segmentUse) Start(context.Context, component.Host) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.started == 0 {
-		for _, id := range s.plan.pluginIDs {
-			registerPluginLogger(id, s.logger)
-		}
-		handle, err := startSegment(s.plan.spec, s.plan.mode, s.plan.runtimeBinary, s.logger)
+		running, err := startPlan(s.plan, s.logger, s.meter)
 		if err != nil {
-			for _, id := range s.plan.pluginIDs {
-				unregisterPluginLogger(id)
-			}
 			return err
 		}
-		s.handle = handle
-		if len(s.plan.pluginIDs) > 0 {
-			registration, err := registerSegmentMetrics(s.meter, s.logger, handle, s.plan.pluginIDs)
-			if err != nil {
-				s.logger.Warn("the segment's plugin metrics are not exported", zap.Error(err))
-			}
-			s.metrics = registration
-		}
-		registration, err := registerNodeMetrics(s.meter, s.logger, handle)
-		if err != nil {
-			s.logger.Warn("the segment's node metrics are not exported", zap.Error(err))
-		}
-		s.nodeMetrics = registration
+		s.running = running
 	}
 	s.started++
 	u.started = true
@@ -237,18 +217,9 @@ func (u *segmentUse) Shutdown(ctx context.Context) error {
 		if s.started > 0 {
 			return
 		}
-		for _, registration := range []*metric.Registration{&s.metrics, &s.nodeMetrics} {
-			if *registration != nil {
-				_ = (*registration).Unregister()
-				*registration = nil
-			}
-		}
-		if s.handle != nil {
-			err = s.handle.stop(ctx)
-			s.handle = nil
-			for _, id := range s.plan.pluginIDs {
-				unregisterPluginLogger(id)
-			}
+		if s.running != nil {
+			err = s.running.stop(ctx)
+			s.running = nil
 		}
 		segments.Lock()
 		if segments.byID[u.id] == s {
@@ -266,12 +237,12 @@ func (u *segmentUse) Capabilities() consumer.Capabilities {
 func (u *segmentUse) export(ctx context.Context, sig signal, otlp []byte) error {
 	s := u.segment
 	s.mu.Lock()
-	handle := s.handle
+	running := s.running
 	s.mu.Unlock()
-	if handle == nil {
+	if running == nil {
 		return errSegmentStopped
 	}
-	return consumerError(handle.export(ctx, sig, otlp))
+	return consumerError(running.handle.export(ctx, sig, otlp))
 }
 
 // consumerError is a segment's refusal as the collector's: permanent ones
@@ -349,4 +320,55 @@ func registerSegmentMetrics(meter metric.Meter, logger *zap.Logger, handle segme
 		}
 		return nil
 	}, observables...)
+}
+
+// runningSegment is a started segment with its wasm members' loggers and
+// its plugin and node metrics registered.
+type runningSegment struct {
+	handle        segmentHandle
+	pluginIDs     []string
+	registrations []metric.Registration
+}
+
+// startPlan starts plan's segment. Its metrics go to meter, which the
+// collector scopes to the component (and, for a processor, its pipeline).
+func startPlan(plan segmentPlan, logger *zap.Logger, meter metric.Meter) (*runningSegment, error) {
+	for _, id := range plan.pluginIDs {
+		registerPluginLogger(id, logger)
+	}
+	handle, err := startSegment(plan.spec, plan.mode, plan.runtimeBinary, logger)
+	if err != nil {
+		for _, id := range plan.pluginIDs {
+			unregisterPluginLogger(id)
+		}
+		return nil, err
+	}
+	r := &runningSegment{handle: handle, pluginIDs: plan.pluginIDs}
+	if len(plan.pluginIDs) > 0 {
+		registration, err := registerSegmentMetrics(meter, logger, handle, plan.pluginIDs)
+		if err != nil {
+			logger.Warn("the segment's plugin metrics are not exported", zap.Error(err))
+		} else {
+			r.registrations = append(r.registrations, registration)
+		}
+	}
+	registration, err := registerNodeMetrics(meter, logger, handle)
+	if err != nil {
+		logger.Warn("the segment's node metrics are not exported", zap.Error(err))
+	} else {
+		r.registrations = append(r.registrations, registration)
+	}
+	return r, nil
+}
+
+// stop unregisters the metrics and drains the segment within ctx's deadline.
+func (r *runningSegment) stop(ctx context.Context) error {
+	for _, registration := range r.registrations {
+		_ = registration.Unregister()
+	}
+	err := r.handle.stop(ctx)
+	for _, id := range r.pluginIDs {
+		unregisterPluginLogger(id)
+	}
+	return err
 }

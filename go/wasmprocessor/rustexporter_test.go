@@ -21,8 +21,10 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exportertest"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processortest"
+	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
@@ -198,7 +200,7 @@ func TestASegmentRunsWasmProcessorsThenEveryExporterInEachMode(t *testing.T) {
 		}
 		// Each wasm processor's plugin metrics, read from the segment under its ID.
 		segments.Lock()
-		handle := segments.byID[set.ID].handle
+		handle := segments.byID[set.ID].running.handle
 		segments.Unlock()
 		redact, err := snapshot(segmentPlugin{segment: handle, id: "wasm/redact"})
 		if err != nil {
@@ -474,6 +476,108 @@ func TestASegmentsMembersEngineMetricsAreCollectorMetricsUnderTheirIDs(t *testin
 		// The wasm processor's plugin metrics are still read out of the same answer.
 		if got := value(data, "channel.receiver.messages", "wasm/redact"); got < 3 {
 			t.Errorf("the wasm node got %v messages", got)
+		}
+	})
+}
+
+// A run of wasm and Rust processors before Go components (what the
+// converter folds): one replying segment, the next consumer gets what the
+// run lets through, and every member's metrics are the processor's.
+func TestASegmentProcessorRunsWasmAndRustProcessorsInOneCrossing(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode string) {
+		f := NewSegmentProcessorFactory()
+		cfg := f.CreateDefaultConfig()
+		if err := confmap.NewFromStringMap(map[string]any{"processors": []any{
+			map[string]any{"id": "wasm/redact", "settings": map[string]any{
+				"component": componentPath(t, "wasmtel-redact"), "mode": mode,
+				"config": map[string]any{"keys": []any{"user.email"}, "action": "mask", "mask": "****"}}},
+			// Never full: two batches sent together leave as one, on the timer.
+			map[string]any{"id": "rust_batch", "settings": map[string]any{
+				"max_batch_duration": "100ms", "otlp": map[string]any{"min_size": 1 << 30, "sizer": "bytes"}}},
+			map[string]any{"id": "circuit_breaker", "settings": map[string]any{"failure_threshold": 3}},
+		}}).Unmarshal(cfg); err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.(*SegmentProcessorConfig).Validate(); err != nil {
+			t.Fatal(err)
+		}
+		set := processortest.NewNopSettings(f.Type())
+		set.ID = component.NewIDWithName(f.Type(), fmt.Sprint(processorSeq.Add(1)))
+		reader := sdkmetric.NewManualReader()
+		set.MeterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+		ctx := context.Background()
+		sink := new(consumertest.TracesSink)
+		p, err := f.CreateTraces(ctx, set, cfg, sink)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Start(ctx, componenttest.NewNopHost()); err != nil {
+			t.Fatal(err)
+		}
+		defer p.Shutdown(ctx)
+		errs := make(chan error, 2)
+		for _, name := range []string{"GET /1", "GET /2"} {
+			go func() { errs <- p.ConsumeTraces(ctx, traces(name)) }()
+		}
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if sink.SpanCount() != 2 || len(sink.AllTraces()) != 1 {
+			t.Fatalf("the next consumer got %d spans in %d batches, want 2 in 1", sink.SpanCount(), len(sink.AllTraces()))
+		}
+		var m ptrace.JSONMarshaler
+		out, err := m.MarshalTraces(sink.AllTraces()[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(out, []byte("ada@example.com")) || !bytes.Contains(out, []byte("****")) {
+			t.Fatalf("not redacted: %s", out)
+		}
+		// value sums an instrument's points whose attribute key is id.
+		value := func(data metricdata.ResourceMetrics, name string, key attribute.Key, id string) int64 {
+			var sum int64
+			for _, scope := range data.ScopeMetrics {
+				for _, metric := range scope.Metrics {
+					if metric.Name != name {
+						continue
+					}
+					switch d := metric.Data.(type) {
+					case metricdata.Sum[int64]:
+						for _, p := range d.DataPoints {
+							if v, ok := p.Attributes.Value(key); ok && v.AsString() == id {
+								sum += p.Value
+							}
+						}
+					case metricdata.Sum[float64]:
+						for _, p := range d.DataPoints {
+							if v, ok := p.Attributes.Value(key); ok && v.AsString() == id {
+								sum += int64(p.Value)
+							}
+						}
+					}
+				}
+			}
+			return sum
+		}
+		var data metricdata.ResourceMetrics
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			if err := reader.Collect(ctx, &data); err != nil {
+				t.Fatal(err)
+			}
+			// Nodes report to the engine's registry periodically.
+			if value(data, "channel.receiver.messages", componentIDKey, "rust_batch") >= 2 || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if got := value(data, "channel.receiver.messages", componentIDKey, "rust_batch"); got < 2 {
+			t.Errorf("the batch processor's node metrics: %d messages", got)
+		}
+		if got := value(data, "wasmtel.plugin.calls", "plugin", "wasm/redact"); got != 2 {
+			t.Errorf("the wasm member's plugin metrics: %d calls", got)
 		}
 	})
 }

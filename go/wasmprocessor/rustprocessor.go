@@ -1,10 +1,11 @@
 package wasmprocessor
 
 // Rust engine processors (batch, retry, circuit_breaker, …) as collector
-// processors. In a pipeline's Rust tail (before Rust exporters only) the
+// processors, and runs of them with wasm processors (the `wasmtel_segment`
+// processor the wasmchain converter writes). In a pipeline's Rust tail (before Rust exporters only) the
 // wasmchain converter folds them into the `wasmtel_segment` exporter, so the
-// batch crosses once and never comes back to pdata. Anywhere else each runs
-// as a replying segment of its own: the batch crosses in as the OTLP bytes
+// batch crosses once and never comes back to pdata. Anywhere else a run of them runs
+// as one replying segment: the batch crosses in as the OTLP bytes
 // pdata marshals, the engine processor runs, and what it lets through comes
 // back as OTLP for the next Go consumer (a batch processor's merged batch,
 // on its own schedule). Consume* returns when the engine acknowledged the
@@ -24,6 +25,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/processor"
+	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 )
 
@@ -36,18 +38,47 @@ func NewRustProcessorFactory(componentType string) processor.Factory {
 		// Only generated code calls this, with a type of the table generated beside it.
 		panic(fmt.Sprintf("no Rust processor %q in this runtime", componentType))
 	}
-	createDefault := func() component.Config { return &RustConfig{Settings: map[string]any{}, factory: f} }
-	create := func(set processor.Settings, cfg component.Config, deliver func(context.Context, segmentOutput) error) *rustProcessor {
-		node := segmentNode{ID: set.ID.String(), URN: f.urn, Config: cfg.(*RustConfig).Settings}
-		return &rustProcessor{
-			spec:    segmentSpec{ID: set.ID.String(), Processors: []segmentNode{node}, Reply: true},
-			logger:  set.Logger,
-			deliver: deliver,
+	return newReplyingFactory(component.MustNewType(componentType), func() component.Config {
+		return &RustConfig{Settings: map[string]any{}, factory: f}
+	}, func(id component.ID, cfg component.Config) (segmentPlan, error) {
+		node := segmentNode{ID: id.String(), URN: f.urn, Config: cfg.(*RustConfig).Settings}
+		return segmentPlan{spec: segmentSpec{ID: id.String(), Processors: []segmentNode{node}}}, nil
+	})
+}
+
+// NewSegmentProcessorFactory returns the factory of the `wasmtel_segment`
+// processor: a run of wasm and Rust processors before Go components, as
+// one replying segment (the wasmchain converter writes it).
+func NewSegmentProcessorFactory() processor.Factory {
+	return newReplyingFactory(SegmentType, func() component.Config { return &SegmentProcessorConfig{} },
+		func(id component.ID, cfg component.Config) (segmentPlan, error) {
+			return planProcessors(id.String(), cfg.(*SegmentProcessorConfig).Processors)
+		})
+}
+
+// newReplyingFactory is the factory of processors that run plan's segment
+// and hand what it lets through to the next Go consumer.
+func newReplyingFactory(typ component.Type, createDefault component.CreateDefaultConfigFunc,
+	plan func(component.ID, component.Config) (segmentPlan, error)) processor.Factory {
+	create := func(set processor.Settings, cfg component.Config, deliver func(context.Context, segmentOutput) error) (*rustProcessor, error) {
+		p, err := plan(set.ID, cfg)
+		if err != nil {
+			return nil, err
 		}
+		p.spec.Reply = true
+		if p.mode == "" {
+			p.mode = (&Config{}).effectiveMode()
+		}
+		return &rustProcessor{
+			plan:    p,
+			logger:  set.Logger,
+			meter:   set.MeterProvider.Meter(meterName),
+			deliver: deliver,
+		}, nil
 	}
-	return processor.NewFactory(component.MustNewType(componentType), createDefault,
+	return processor.NewFactory(typ, createDefault,
 		processor.WithTraces(func(_ context.Context, set processor.Settings, cfg component.Config, next consumer.Traces) (processor.Traces, error) {
-			p := create(set, cfg, func(ctx context.Context, out segmentOutput) error {
+			p, err := create(set, cfg, func(ctx context.Context, out segmentOutput) error {
 				var u ptrace.ProtoUnmarshaler
 				td, err := u.UnmarshalTraces(out.otlp)
 				if err != nil {
@@ -55,10 +86,13 @@ func NewRustProcessorFactory(componentType string) processor.Factory {
 				}
 				return next.ConsumeTraces(ctx, td)
 			})
+			if err != nil {
+				return nil, err
+			}
 			return &rustTracesProcessor{p}, nil
 		}, component.StabilityLevelAlpha),
 		processor.WithMetrics(func(_ context.Context, set processor.Settings, cfg component.Config, next consumer.Metrics) (processor.Metrics, error) {
-			p := create(set, cfg, func(ctx context.Context, out segmentOutput) error {
+			p, err := create(set, cfg, func(ctx context.Context, out segmentOutput) error {
 				var u pmetric.ProtoUnmarshaler
 				md, err := u.UnmarshalMetrics(out.otlp)
 				if err != nil {
@@ -66,10 +100,13 @@ func NewRustProcessorFactory(componentType string) processor.Factory {
 				}
 				return next.ConsumeMetrics(ctx, md)
 			})
+			if err != nil {
+				return nil, err
+			}
 			return &rustMetricsProcessor{p}, nil
 		}, component.StabilityLevelAlpha),
 		processor.WithLogs(func(_ context.Context, set processor.Settings, cfg component.Config, next consumer.Logs) (processor.Logs, error) {
-			p := create(set, cfg, func(ctx context.Context, out segmentOutput) error {
+			p, err := create(set, cfg, func(ctx context.Context, out segmentOutput) error {
 				var u plog.ProtoUnmarshaler
 				ld, err := u.UnmarshalLogs(out.otlp)
 				if err != nil {
@@ -77,6 +114,9 @@ func NewRustProcessorFactory(componentType string) processor.Factory {
 				}
 				return next.ConsumeLogs(ctx, ld)
 			})
+			if err != nil {
+				return nil, err
+			}
 			return &rustLogsProcessor{p}, nil
 		}, component.StabilityLevelAlpha),
 	)
@@ -89,25 +129,26 @@ const outputPoll = 200 * time.Millisecond
 // rustProcessor is one pipeline's instance of a Rust engine processor: a
 // replying segment of its own, and the loop that hands its output on.
 type rustProcessor struct {
-	spec    segmentSpec
+	plan    segmentPlan
 	logger  *zap.Logger
+	meter   metric.Meter
 	deliver func(context.Context, segmentOutput) error
 
-	mu     sync.RWMutex
-	handle segmentHandle
-	done   chan struct{} // closed when the delivery loop has ended
-	stopCh chan struct{}
+	mu      sync.RWMutex
+	running *runningSegment
+	done    chan struct{} // closed when the delivery loop has ended
+	stopCh  chan struct{}
 }
 
 func (p *rustProcessor) Start(context.Context, component.Host) error {
-	handle, err := startSegment(p.spec, (&Config{}).effectiveMode(), "", p.logger)
+	running, err := startPlan(p.plan, p.logger, p.meter)
 	if err != nil {
 		return err
 	}
 	p.mu.Lock()
-	p.handle, p.done, p.stopCh = handle, make(chan struct{}), make(chan struct{})
+	p.running, p.done, p.stopCh = running, make(chan struct{}), make(chan struct{})
 	p.mu.Unlock()
-	go p.deliverOutputs(handle, p.stopCh, p.done)
+	go p.deliverOutputs(running.handle, p.stopCh, p.done)
 	return nil
 }
 
@@ -124,7 +165,7 @@ func (p *rustProcessor) deliverOutputs(handle segmentHandle, stop <-chan struct{
 				return
 			case <-time.After(outputPoll):
 			}
-			p.logger.Warn("a Rust processor's output could not be read", zap.String("processor", p.spec.ID), zap.Error(err))
+			p.logger.Warn("a Rust processor's output could not be read", zap.String("processor", p.plan.spec.ID), zap.Error(err))
 			continue
 		}
 		if out == nil {
@@ -144,13 +185,13 @@ func (p *rustProcessor) deliverOutputs(handle segmentHandle, stop <-chan struct{
 // consumer), so a batch in flight is delivered or answered with an error.
 func (p *rustProcessor) Shutdown(ctx context.Context) error {
 	p.mu.Lock()
-	handle, stop, done := p.handle, p.stopCh, p.done
-	p.handle = nil
+	running, stop, done := p.running, p.stopCh, p.done
+	p.running = nil
 	p.mu.Unlock()
-	if handle == nil {
+	if running == nil {
 		return nil
 	}
-	err := handle.stop(ctx)
+	err := running.stop(ctx)
 	close(stop)
 	<-done
 	return err
@@ -166,12 +207,12 @@ func (p *rustProcessor) consume(ctx context.Context, sig signal, otlp []byte, er
 		return consumererror.NewPermanent(err)
 	}
 	p.mu.RLock()
-	handle := p.handle
+	running := p.running
 	p.mu.RUnlock()
-	if handle == nil {
+	if running == nil {
 		return errSegmentStopped
 	}
-	return consumerError(handle.export(ctx, sig, otlp))
+	return consumerError(running.handle.export(ctx, sig, otlp))
 }
 
 type rustTracesProcessor struct{ *rustProcessor }

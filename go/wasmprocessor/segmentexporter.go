@@ -80,13 +80,48 @@ func exporterMember(m SegmentMember) (rustFactory, error) {
 	return f, nil
 }
 
-// plan is the segment's engine description: the processors (wasm nodes with
-// each wasm processor's plugin settings as the Rust node reads them, engine
-// processors with theirs, checked by their factories), then the exporters.
+// plan is the segment's engine description: its processors, then its exporters.
 func (cfg *SegmentConfig) plan(id string) (segmentPlan, error) {
+	p, err := planProcessors(id, cfg.Processors)
+	if err != nil {
+		return p, err
+	}
+	for i, m := range cfg.Exporters {
+		f, err := exporterMember(m)
+		if err != nil {
+			return p, fmt.Errorf("exporters[%d]: %w", i, err)
+		}
+		p.spec.Exporters = append(p.spec.Exporters, segmentNode{ID: m.ID, URN: f.urn, Config: m.Settings})
+	}
+	return p, nil
+}
+
+// SegmentProcessorConfig lists the members of a `wasmtel_segment`
+// processor, in order, each under its own ID with its own settings
+// (written by the converter, not by hand).
+type SegmentProcessorConfig struct {
+	// Processors are `wasm` processors and Rust engine processors, run in order.
+	Processors []SegmentMember `mapstructure:"processors"`
+
+	_ struct{}
+}
+
+// Validate checks every member, naming it, as a segment exporter does.
+func (cfg *SegmentProcessorConfig) Validate() error {
+	if len(cfg.Processors) == 0 {
+		return errors.New("processors: a segment needs at least one")
+	}
+	_, err := planProcessors("", cfg.Processors)
+	return err
+}
+
+// planProcessors is the processors' part of a segment's plan: wasm nodes
+// with each wasm processor's plugin settings as the Rust node reads them,
+// engine processors with theirs, checked by their factories.
+func planProcessors(id string, processors []SegmentMember) (segmentPlan, error) {
 	p := segmentPlan{spec: segmentSpec{ID: id}}
 	placed := false // whether a wasm processor has set where the segment runs
-	for i, m := range cfg.Processors {
+	for i, m := range processors {
 		typ, err := memberType(m)
 		if err != nil {
 			return p, fmt.Errorf("processors[%d]: %w", i, err)
@@ -121,13 +156,6 @@ func (cfg *SegmentConfig) plan(id string) (segmentPlan, error) {
 		// The processor's plugin settings are the wasm node's, as they are.
 		p.spec.Processors = append(p.spec.Processors, segmentNode{ID: m.ID, URN: wasmNodeURN, Config: member.Plugin})
 		p.pluginIDs = append(p.pluginIDs, m.ID)
-	}
-	for i, m := range cfg.Exporters {
-		f, err := exporterMember(m)
-		if err != nil {
-			return p, fmt.Errorf("exporters[%d]: %w", i, err)
-		}
-		p.spec.Exporters = append(p.spec.Exporters, segmentNode{ID: m.ID, URN: f.urn, Config: m.Settings})
 	}
 	return p, nil
 }

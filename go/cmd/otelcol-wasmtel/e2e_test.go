@@ -235,9 +235,10 @@ func TestAKilledCollectorLeavesNoSocketTheNextStartKeeps(t *testing.T) {
 	}
 }
 
-// Rust engine processors between Go components: each batch crosses into the
-// engine and what its processors let through comes back for the Go exporter;
-// the client's call returns once the Go exporter has it.
+// wasm and Rust engine processors between Go components: the run crosses
+// into the engine once (the converter folds it into one segment processor)
+// and what its processors let through comes back for the Go exporter; the
+// client's call returns once the Go exporter has it.
 func TestRustProcessorsBetweenGoComponentsHandTheirOutputOn(t *testing.T) {
 	forEachBuild(t, func(t *testing.T, build collectorBuild) {
 		received, sinkAddr := startSink(t)
@@ -249,23 +250,27 @@ receivers:
         endpoint: {{otlp}}
 processors:
   batch:
+  wasm/redact:
+    component: %[1]s/wasmtel_redact.wasm
+    config: { keys: [user.email], action: mask, mask: "<redacted>" }
   rust_batch: { max_batch_duration: 50ms }
   circuit_breaker: { failure_threshold: 3 }
 exporters:
   otlp:
-    endpoint: %s
+    endpoint: %[2]s
     tls: { insecure: true }
     sending_queue: { enabled: false }
 service:
   telemetry: { metrics: { level: none } }
   pipelines:
-    traces: { receivers: [otlp], processors: [batch, rust_batch, circuit_breaker], exporters: [otlp] }
-`, sinkAddr))
+    traces: { receivers: [otlp], processors: [batch, wasm/redact, rust_batch, circuit_breaker], exporters: [otlp] }
+`, componentsDir(t), sinkAddr))
 		td := ptrace.NewTraces()
 		span := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
 		span.SetName("through the engine and back")
 		span.SetTraceID([16]byte{7})
 		span.SetSpanID([8]byte{7})
+		span.Attributes().PutStr("user.email", "ada@example.com")
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := c.exportTraces(ctx, td); err != nil {
@@ -284,6 +289,9 @@ service:
 		got := received.traces[0].ResourceSpans().At(0).ScopeSpans().At(0).Spans()
 		if got.Len() != 1 || got.At(0).Name() != "through the engine and back" {
 			t.Fatalf("the Go exporter got %d spans", got.Len())
+		}
+		if email, _ := got.At(0).Attributes().Get("user.email"); email.Str() != "<redacted>" {
+			t.Fatalf("the wasm member did not run: user.email = %q", email.Str())
 		}
 	})
 }

@@ -25,6 +25,7 @@ import (
 	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
 
 	"github.com/wasmtel/wasmtel/go/rustexporters/segmentexporter"
+	"github.com/wasmtel/wasmtel/go/rustprocessors/segmentprocessor"
 	"github.com/wasmtel/wasmtel/go/wasmchainconverter"
 	"github.com/wasmtel/wasmtel/go/wasmprocessor"
 )
@@ -39,6 +40,7 @@ func components() (otelcol.Factories, error) {
 		wasmprocessor.NewFactory(),
 		batchprocessor.NewFactory(),
 		memorylimiterprocessor.NewFactory(),
+		segmentprocessor.NewFactory(),
 	)...); err != nil {
 		return factories, err
 	}
