@@ -11,6 +11,11 @@
 //!                                           → fanout → exporters…   (several: each must Ack)
 //! ```
 //!
+//! A segment with `reply` also hands every batch back ([`Segment::next_output`],
+//! through the embedded exporter `egress`): a segment before Go components.
+//! Rust receivers (a collector receiver) feed the processors beside the
+//! ingress; what they receive comes back the same way.
+//!
 //! A batch crosses from Go once; the guests see OTLP; the first node that
 //! needs OTAP converts it once. [`Segment::export`] returns when every
 //! exporter has acknowledged the batch, or with the first refusal (permanent
@@ -74,8 +79,9 @@ pub struct FactoryInfo {
     /// connector in collector terms, so it has no place in a collector
     /// pipeline (nor in a segment, which is a straight line).
     pub routes: bool,
-    /// The application's own end of an embedded pipeline (its ingress or
-    /// egress): plumbing of segments, not a component to configure.
+    /// The engine's own wiring, not a component to configure: the
+    /// application's ends of an embedded pipeline (its ingress and egress)
+    /// and the source of the engine's own telemetry.
     pub plumbing: bool,
 }
 
@@ -83,6 +89,14 @@ pub struct FactoryInfo {
 /// does not say, so this list does).
 const ROUTERS: [&str; 3] =
     [FANOUT_PROCESSOR_URN, "urn:otel:processor:type_router", "urn:otel:processor:content_router"];
+
+/// The engine's own wiring: a segment's ends, and the source of the
+/// engine's own telemetry (a collector has its own).
+fn plumbing(urn: &str) -> bool {
+    [crate::EMBEDDED_RECEIVER_URN, crate::EMBEDDED_EXPORTER_URN, INTERNAL_TELEMETRY_RECEIVER_URN].contains(&urn)
+}
+
+const INTERNAL_TELEMETRY_RECEIVER_URN: &str = "urn:otel:receiver:internal_telemetry";
 
 fn routes(kind: NodeKind, urn: &str) -> bool {
     kind == NodeKind::Processor && ROUTERS.contains(&urn)
@@ -100,7 +114,7 @@ pub fn factories() -> Vec<FactoryInfo> {
             urn: urn.to_string(),
             empty_config_valid: validate(&json!({})).is_ok(),
             routes: routes(kind, urn),
-            plumbing: [crate::EMBEDDED_RECEIVER_URN, crate::EMBEDDED_EXPORTER_URN].contains(&urn),
+            plumbing: plumbing(urn),
         });
     };
     for (urn, f) in factory.get_receiver_factory_map() {
@@ -188,11 +202,14 @@ pub struct SegmentNode {
 }
 
 /// The Rust part of a collector pipeline.
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SegmentSpec {
     /// The collector component that runs the segment (errors, logs).
     pub id: String,
+    /// Feed the processors beside the ingress (a collector receiver).
+    #[serde(default)]
+    pub receivers: Vec<SegmentNode>,
     /// Run in order on every batch.
     #[serde(default)]
     pub processors: Vec<SegmentNode>,
@@ -223,6 +240,10 @@ pub enum SegmentError {
         /// The repeated member.
         id: String,
     },
+    /// A segment's own ends (the embedded receiver and exporter) and the
+    /// engine's own telemetry source are not members.
+    #[error("{0}: not a component a segment can hold")]
+    Plumbing(String),
     /// A router has several outputs; a segment is a straight line.
     #[error("{0}: a routing processor has no place in a segment (in a collector, routing is a connector's job)")]
     Router(String),
@@ -262,13 +283,15 @@ impl SegmentSpec {
             return Err(SegmentError::NoExporter(self.id.clone()));
         }
         let mut seen = std::collections::BTreeSet::new();
-        let members = self.processors.iter().map(|n| (NodeKind::Processor, n));
-        for (kind, node) in members.chain(self.exporters.iter().map(|n| (NodeKind::Exporter, n))) {
+        for (kind, node) in self.members() {
             if !seen.insert(node.node_name()) {
                 return Err(SegmentError::Duplicate { segment: self.id.clone(), id: node.id.clone() });
             }
             if routes(kind, &node.urn) {
                 return Err(SegmentError::Router(node.id.clone()));
+            }
+            if plumbing(&node.urn) {
+                return Err(SegmentError::Plumbing(node.id.clone()));
             }
             validate_node(kind, &node.urn, &node.config)
                 .map_err(|source| SegmentError::Node { id: node.id.clone(), source })?;
@@ -276,17 +299,31 @@ impl SegmentSpec {
         Ok(())
     }
 
-    /// The engine spec: one pipeline on one core, `ingress → processors → exporters`.
+    /// Every member with its kind: receivers, processors, exporters.
+    fn members(&self) -> impl Iterator<Item = (NodeKind, &SegmentNode)> {
+        let receivers = self.receivers.iter().map(|n| (NodeKind::Receiver, n));
+        let processors = self.processors.iter().map(|n| (NodeKind::Processor, n));
+        receivers.chain(processors).chain(self.exporters.iter().map(|n| (NodeKind::Exporter, n)))
+    }
+
+    /// The engine spec: one pipeline on one core, `ingress (+ receivers) →
+    /// processors → exporters (+ egress)`.
     pub fn engine_spec(&self) -> Value {
         let mut nodes = Map::new();
         let mut connections = Vec::new();
         nodes.insert(INGRESS.into(), json!({ "type": crate::EMBEDDED_RECEIVER_URN }));
-        let mut previous = INGRESS.to_string();
+        let mut sources = vec![INGRESS.to_string()];
+        for node in &self.receivers {
+            nodes.insert(node.node_name(), node.engine_node());
+            sources.push(node.node_name());
+        }
+        // Receivers join the ingress (fan-in); after them it is a straight line.
+        let mut previous = if let [only] = sources.as_slice() { json!(only) } else { json!(sources) };
         for node in &self.processors {
             let name = node.node_name();
             nodes.insert(name.clone(), node.engine_node());
             connections.push(json!({ "from": previous, "to": name }));
-            previous = name;
+            previous = json!(name);
         }
         let mut outputs: Vec<(String, Value)> =
             self.exporters.iter().map(|e| (e.node_name(), e.engine_node())).collect();
@@ -362,8 +399,7 @@ impl Segment {
         spec.validate()?;
         let pipeline = EmbeddedPipeline::start(spec.engine_spec())
             .map_err(|source| SegmentError::Start { id: spec.id.clone(), source })?;
-        let members = spec.processors.iter().chain(&spec.exporters);
-        let member_ids = members.map(|node| (node.node_name(), node.id.clone())).collect();
+        let member_ids = spec.members().map(|(_, node)| (node.node_name(), node.id.clone())).collect();
         let wasm_nodes = spec
             .processors
             .iter()
@@ -481,6 +517,7 @@ mod tests {
             processors: vec![redact.clone()],
             exporters: vec![files.clone()],
             reply: false,
+            ..Default::default()
         };
         let spec = single.engine_spec();
         let pipeline = &spec["groups"]["collector"]["pipelines"]["segment"];
@@ -494,6 +531,7 @@ mod tests {
             processors: vec![redact],
             exporters: vec![files.clone(), otap],
             reply: false,
+            ..Default::default()
         };
         let spec = double.engine_spec();
         let pipeline = &spec["groups"]["collector"]["pipelines"]["segment"];
@@ -505,12 +543,19 @@ mod tests {
         );
         crate::spec::to_engine_spec(&spec).expect("the engine accepts the spec");
         // A reply is one more output: the caller, behind the embedded exporter.
-        let both = SegmentSpec { reply: true, id: "s".into(), processors: vec![], exporters: vec![files.clone()] };
+        let both = SegmentSpec {
+            reply: true,
+            id: "s".into(),
+            processors: vec![],
+            exporters: vec![files.clone()],
+            ..Default::default()
+        };
         let spec = both.engine_spec();
         let pipeline = &spec["groups"]["collector"]["pipelines"]["segment"];
         assert_eq!(pipeline["nodes"]["egress"]["type"], crate::EMBEDDED_EXPORTER_URN);
         assert_eq!(pipeline["nodes"]["fanout"]["outputs"], json!(["arrow_ipc", "egress"]));
-        let reply_only = SegmentSpec { reply: true, id: "s".into(), processors: vec![], exporters: vec![] };
+        let reply_only =
+            SegmentSpec { reply: true, id: "s".into(), processors: vec![], exporters: vec![], ..Default::default() };
         assert!(reply_only.validate().is_ok());
         let spec = reply_only.engine_spec();
         let connections = &spec["groups"]["collector"]["pipelines"]["segment"]["connections"];
@@ -524,6 +569,7 @@ mod tests {
             id: "wasmtel_segment".into(),
             processors: vec![],
             exporters: vec![node("arrow_ipc/files", crate::ARROW_IPC_EXPORTER_URN, json!({ "rotate": 3 }))],
+            ..Default::default()
         };
         let error = spec.validate().unwrap_err().to_string();
         assert!(error.starts_with("arrow_ipc/files: ") && error.contains("rotate"), "{error}");
@@ -532,9 +578,11 @@ mod tests {
             id: "x".into(),
             processors: vec![node("fanout/copy", FANOUT_PROCESSOR_URN, json!({}))],
             exporters: vec![node("noop", "urn:otel:exporter:noop", Value::Null)],
+            ..Default::default()
         };
         assert!(matches!(router.validate(), Err(SegmentError::Router(id)) if id == "fanout/copy"));
-        let empty = SegmentSpec { id: "x".into(), processors: vec![], exporters: vec![], reply: false };
+        let empty =
+            SegmentSpec { id: "x".into(), processors: vec![], exporters: vec![], reply: false, ..Default::default() };
         assert!(matches!(empty.validate(), Err(SegmentError::NoExporter(_))));
     }
 }

@@ -49,6 +49,7 @@ fn every_exporter_of_a_segment_gets_the_processed_batch_before_it_is_acknowledge
             node("arrow_ipc/a", "urn:wasmtel:exporter:arrow_ipc", json!({ "directory": a.path() })),
             node("arrow_ipc/b", "urn:wasmtel:exporter:arrow_ipc", json!({ "directory": b.path() })),
         ],
+        ..Default::default()
     };
     let segment = Segment::start(&spec).expect("segment starts");
     let email = string_attr("user.email", "ann@example.com");
@@ -89,6 +90,7 @@ fn an_exporter_whose_upstream_is_down_refuses_retryably_within_the_budget() {
             "urn:otel:exporter:otlp_grpc",
             json!({ "grpc_endpoint": format!("http://{dead}") }),
         )],
+        ..Default::default()
     };
     let segment = Segment::start(&spec).expect("segment starts with its upstream down");
     let batch = traces(&[("GET /a", vec![])]).encode_to_vec();
@@ -108,6 +110,7 @@ fn a_segment_with_a_member_its_factory_refuses_does_not_start_and_names_it() {
             json!({ "component": "r.wasm", "limits": { "max_memory": "lots" } }),
         )],
         exporters: vec![node("arrow_ipc", "urn:wasmtel:exporter:arrow_ipc", json!({ "directory": "/tmp/x" }))],
+        ..Default::default()
     };
     let error = Segment::start(&spec).err().expect("refused").to_string();
     assert!(error.starts_with("wasm/redact: ") && error.contains("limits.max_memory"), "{error}");
@@ -129,6 +132,7 @@ fn engine_processors_run_in_a_segment_and_their_acks_reach_the_collector() {
         id: "wasmtel_segment".into(),
         processors,
         exporters: vec![node("arrow_ipc", "urn:wasmtel:exporter:arrow_ipc", json!({ "directory": files.path() }))],
+        ..Default::default()
     };
     let segment = Segment::start(&spec).expect("segment starts");
     let email = string_attr("user.email", "ann@example.com");
@@ -159,6 +163,7 @@ fn a_circuit_breaker_in_a_segment_opens_on_an_unreachable_upstream_and_refuses_r
             "urn:otel:exporter:otlp_grpc",
             json!({ "grpc_endpoint": format!("http://{dead}") }),
         )],
+        ..Default::default()
     };
     let segment = Segment::start(&spec).expect("segment starts with its upstream down");
     let members = |nodes: &[wasmtel_dataflow::NodeMetric]| {
@@ -204,7 +209,8 @@ fn a_circuit_breaker_in_a_segment_opens_on_an_unreachable_upstream_and_refuses_r
 }
 
 fn replying(processors: Vec<SegmentNode>) -> Segment {
-    let spec = SegmentSpec { reply: true, id: "wasm/chain".into(), processors, exporters: vec![] };
+    let spec =
+        SegmentSpec { reply: true, id: "wasm/chain".into(), processors, exporters: vec![], ..Default::default() };
     Segment::start(&spec).expect("segment starts")
 }
 
@@ -274,4 +280,71 @@ fn a_replying_segment_with_an_engine_batch_processor_answers_every_batch_it_merg
     first.join().unwrap().expect("first acknowledged");
     second.join().unwrap().expect("second acknowledged");
     drop(segment.shutdown(Duration::from_secs(10)));
+}
+
+/// A Rust receiver as a collector receiver: what it receives (here, OTAP
+/// from another segment's OTAP exporter) comes back as OTLP through the
+/// reply, and the sender's Ack waits for the answer.
+#[test]
+fn a_segment_with_a_receiver_hands_back_what_it_receives_and_the_sender_hears_the_answer() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let receiving = SegmentSpec {
+        reply: true,
+        id: "otap".into(),
+        receivers: vec![node(
+            "otap",
+            "urn:otel:receiver:otap",
+            json!({ "listening_addr": port.to_string(), "wait_for_result": true, "response_stream_channel_size": 64 }),
+        )],
+        processors: vec![redact_and_filter().remove(0)],
+        ..Default::default()
+    };
+    let receiving = Segment::start(&receiving).expect("the receiving segment starts");
+    let sending = SegmentSpec {
+        id: "otap_out".into(),
+        exporters: vec![node("otap", "urn:otel:exporter:otap", json!({ "grpc_endpoint": format!("http://{port}") }))],
+        ..Default::default()
+    };
+    let sending = std::sync::Arc::new(Segment::start(&sending).expect("the sending segment starts"));
+    let email = string_attr("user.email", "ann@example.com");
+    let exported = export_in_background(&sending, traces(&[("GET /a", vec![email])]).encode_to_vec());
+    let output = receiving.next_output(Duration::from_secs(20)).expect("what the receiver got comes back");
+    assert_eq!(output.signal, Signal::Traces);
+    let request = ExportTraceServiceRequest::decode(output.otlp.clone()).expect("OTLP");
+    let spans: Vec<_> = request.resource_spans.iter().flat_map(|r| &r.scope_spans).flat_map(|s| &s.spans).collect();
+    assert_eq!(spans.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["GET /a"]);
+    assert!(!output.otlp.windows(15).any(|w| w == b"ann@example.com"), "the processor ran after the receiver");
+    assert!(!exported.is_finished(), "the sender waits for the answer");
+    output.accept();
+    exported.join().unwrap().expect("the sender hears the Ack");
+
+    // The receiver is a member: its metrics are there under its ID.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !receiving.metrics().nodes.iter().any(|m| m.node == "otap") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(receiving.metrics().nodes.iter().any(|m| m.node == "otap"), "{:#?}", receiving.metrics().nodes);
+
+    // A refusal reaches the sender.
+    let exported = export_in_background(&sending, traces(&[("GET /b", vec![])]).encode_to_vec());
+    receiving.next_output(Duration::from_secs(20)).expect("output").refuse("downstream: bad data", true);
+    assert!(exported.join().unwrap().is_err(), "the sender hears the refusal");
+    drop(sending.shutdown(Duration::from_secs(10)));
+    drop(receiving.shutdown(Duration::from_secs(10)));
+}
+
+#[test]
+fn a_segment_refuses_plumbing_and_the_engines_own_telemetry_as_members() {
+    for (id, urn) in
+        [("embedded", "urn:wasmtel:receiver:embedded"), ("internal_telemetry", "urn:otel:receiver:internal_telemetry")]
+    {
+        let spec = SegmentSpec {
+            reply: true,
+            id: "r".into(),
+            receivers: vec![node(id, urn, json!({}))],
+            ..Default::default()
+        };
+        let error = spec.validate().unwrap_err().to_string();
+        assert!(error.contains(id) && error.contains("not a component"), "{error}");
+    }
 }
