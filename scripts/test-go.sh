@@ -8,7 +8,7 @@
 set -euo pipefail
 source "$(dirname "$0")/go-env.sh"
 cd "$root/go"
-test -z "$(gofmt -l cmd wasmprocessor wasmchainconverter rustexporters rustprocessors)" || { gofmt -l cmd wasmprocessor wasmchainconverter rustexporters rustprocessors; echo "test-go: gofmt would change the files above" >&2; exit 1; }
+test -z "$(gofmt -l cmd wasmprocessor wasmchainconverter rustexporters rustprocessors rustreceivers)" || { gofmt -l cmd wasmprocessor wasmchainconverter rustexporters rustprocessors rustreceivers; echo "test-go: gofmt would change the files above" >&2; exit 1; }
 # The Go side of the Rust factories is what the built runtime lists.
 "$root/target/debug/wasmtel-bridge" factories | CGO_ENABLED=0 go run ./cmd/rustfactorygen -check
 go vet ./...

@@ -5,7 +5,7 @@ package wasmprocessor
 // rustFactories are the node factories compiled into the runtime.
 var rustFactories = []rustFactory{
 	{kind: "receiver", componentType: "embedded", urn: "urn:wasmtel:receiver:embedded", emptyConfigValid: false, routes: false, plumbing: true},
-	{kind: "receiver", componentType: "internal_telemetry", urn: "urn:otel:receiver:internal_telemetry", emptyConfigValid: true, routes: false, plumbing: false},
+	{kind: "receiver", componentType: "internal_telemetry", urn: "urn:otel:receiver:internal_telemetry", emptyConfigValid: true, routes: false, plumbing: true},
 	{kind: "receiver", componentType: "otap", urn: "urn:otel:receiver:otap", emptyConfigValid: false, routes: false, plumbing: false},
 	{kind: "receiver", componentType: "rust_otlp", urn: "urn:otel:receiver:otlp", emptyConfigValid: false, routes: false, plumbing: false},
 	{kind: "processor", componentType: "attribute", urn: "urn:otel:processor:attribute", emptyConfigValid: true, routes: false, plumbing: false},

@@ -78,48 +78,63 @@ func newReplyingFactory(typ component.Type, createDefault component.CreateDefaul
 	}
 	return processor.NewFactory(typ, createDefault,
 		processor.WithTraces(func(_ context.Context, set processor.Settings, cfg component.Config, next consumer.Traces) (processor.Traces, error) {
-			p, err := create(set, cfg, func(ctx context.Context, out segmentOutput) error {
-				var u ptrace.ProtoUnmarshaler
-				td, err := u.UnmarshalTraces(out.otlp)
-				if err != nil {
-					return consumererror.NewPermanent(err)
-				}
-				return next.ConsumeTraces(ctx, td)
-			})
+			p, err := create(set, cfg, deliverTraces(next))
 			if err != nil {
 				return nil, err
 			}
 			return &rustTracesProcessor{p}, nil
 		}, component.StabilityLevelAlpha),
 		processor.WithMetrics(func(_ context.Context, set processor.Settings, cfg component.Config, next consumer.Metrics) (processor.Metrics, error) {
-			p, err := create(set, cfg, func(ctx context.Context, out segmentOutput) error {
-				var u pmetric.ProtoUnmarshaler
-				md, err := u.UnmarshalMetrics(out.otlp)
-				if err != nil {
-					return consumererror.NewPermanent(err)
-				}
-				return next.ConsumeMetrics(ctx, md)
-			})
+			p, err := create(set, cfg, deliverMetrics(next))
 			if err != nil {
 				return nil, err
 			}
 			return &rustMetricsProcessor{p}, nil
 		}, component.StabilityLevelAlpha),
 		processor.WithLogs(func(_ context.Context, set processor.Settings, cfg component.Config, next consumer.Logs) (processor.Logs, error) {
-			p, err := create(set, cfg, func(ctx context.Context, out segmentOutput) error {
-				var u plog.ProtoUnmarshaler
-				ld, err := u.UnmarshalLogs(out.otlp)
-				if err != nil {
-					return consumererror.NewPermanent(err)
-				}
-				return next.ConsumeLogs(ctx, ld)
-			})
+			p, err := create(set, cfg, deliverLogs(next))
 			if err != nil {
 				return nil, err
 			}
 			return &rustLogsProcessor{p}, nil
 		}, component.StabilityLevelAlpha),
 	)
+}
+
+// deliverTraces hands a segment's traces output to next as pdata.
+func deliverTraces(next consumer.Traces) func(context.Context, segmentOutput) error {
+	return func(ctx context.Context, out segmentOutput) error {
+		var u ptrace.ProtoUnmarshaler
+		td, err := u.UnmarshalTraces(out.otlp)
+		if err != nil {
+			return consumererror.NewPermanent(err)
+		}
+		return next.ConsumeTraces(ctx, td)
+	}
+}
+
+// deliverMetrics hands a segment's metrics output to next as pdata.
+func deliverMetrics(next consumer.Metrics) func(context.Context, segmentOutput) error {
+	return func(ctx context.Context, out segmentOutput) error {
+		var u pmetric.ProtoUnmarshaler
+		md, err := u.UnmarshalMetrics(out.otlp)
+		if err != nil {
+			return consumererror.NewPermanent(err)
+		}
+		return next.ConsumeMetrics(ctx, md)
+	}
+}
+
+// deliverLogs hands a segment's logs output to next as pdata.
+func deliverLogs(next consumer.Logs) func(context.Context, segmentOutput) error {
+	return func(ctx context.Context, out segmentOutput) error {
+		var u plog.ProtoUnmarshaler
+		ld, err := u.UnmarshalLogs(out.otlp)
+		if err != nil {
+			return consumererror.NewPermanent(err)
+		}
+		return next.ConsumeLogs(ctx, ld)
+	}
 }
 
 // outputPoll bounds one wait for a replying segment's next output, so the

@@ -17,7 +17,9 @@ import (
 
 // segmentSpec is runtime/dataflow's SegmentSpec.
 type segmentSpec struct {
-	ID         string        `json:"id"`
+	ID string `json:"id"`
+	// Receivers feed the processors beside the ingress (a Rust receiver).
+	Receivers  []segmentNode `json:"receivers,omitempty"`
 	Processors []segmentNode `json:"processors,omitempty"`
 	Exporters  []segmentNode `json:"exporters,omitempty"`
 	// Reply: the processors' output comes back (nextOutput) for Go consumers.

@@ -33,7 +33,7 @@ import (
 func components() (otelcol.Factories, error) {
 	var factories otelcol.Factories
 	var err error
-	if factories.Receivers, err = otelcol.MakeFactoryMap[receiver.Factory](otlpreceiver.NewFactory()); err != nil {
+	if factories.Receivers, err = otelcol.MakeFactoryMap[receiver.Factory](append(rustReceivers(), otlpreceiver.NewFactory())...); err != nil {
 		return factories, err
 	}
 	if factories.Processors, err = otelcol.MakeFactoryMap[processor.Factory](append(rustProcessors(),

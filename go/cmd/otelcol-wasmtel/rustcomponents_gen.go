@@ -5,6 +5,7 @@ package main
 import (
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/processor"
+	"go.opentelemetry.io/collector/receiver"
 
 	"github.com/wasmtel/wasmtel/go/rustexporters/arrowipcexporter"
 	"github.com/wasmtel/wasmtel/go/rustexporters/consoleexporter"
@@ -21,6 +22,8 @@ import (
 	"github.com/wasmtel/wasmtel/go/rustprocessors/rustdebugprocessor"
 	"github.com/wasmtel/wasmtel/go/rustprocessors/rustfilterprocessor"
 	"github.com/wasmtel/wasmtel/go/rustprocessors/temporalreaggregationprocessor"
+	"github.com/wasmtel/wasmtel/go/rustreceivers/otapreceiver"
+	"github.com/wasmtel/wasmtel/go/rustreceivers/rustotlpreceiver"
 )
 
 // rustExporters are the runtime's Rust exporters.
@@ -47,5 +50,13 @@ func rustProcessors() []processor.Factory {
 		logsamplingprocessor.NewFactory(),
 		retryprocessor.NewFactory(),
 		temporalreaggregationprocessor.NewFactory(),
+	}
+}
+
+// rustReceivers are the runtime's Rust receivers.
+func rustReceivers() []receiver.Factory {
+	return []receiver.Factory{
+		otapreceiver.NewFactory(),
+		rustotlpreceiver.NewFactory(),
 	}
 }

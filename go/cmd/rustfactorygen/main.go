@@ -1,10 +1,10 @@
 // Command rustfactorygen writes the Go side of the runtime's Rust node
 // factories: the table the `wasm` processor package looks types up in, and
-// one package per Rust exporter and per Rust processor with the NewFactory
+// one package per Rust exporter, processor and receiver with the NewFactory
 // the collector builder's `gomod` entries name (not for the `wasm`
 // processor, which is go/wasmprocessor, nor for routers, which would be
-// connectors, nor for the embedded receiver and exporter, a segment's own
-// ends). Its input is what the runtime binary prints:
+// connectors, nor for the engine's own wiring: the embedded receiver and
+// exporter, a segment's ends, and its internal telemetry receiver). Its input is what the runtime binary prints:
 //
 //	wasmtel-bridge factories | CGO_ENABLED=0 go run ./cmd/rustfactorygen
 //
@@ -43,6 +43,7 @@ type component struct {
 var components = map[string]component{
 	"exporter":  {dir: "rustexporters", constructor: "NewRustExporterFactory", goKind: "exporter"},
 	"processor": {dir: "rustprocessors", constructor: "NewRustProcessorFactory", goKind: "processor"},
+	"receiver":  {dir: "rustreceivers", constructor: "NewRustReceiverFactory", goKind: "receiver"},
 }
 
 // goPackage is the Go package of a Rust component: its collector type
@@ -139,12 +140,12 @@ func (c goComponent) importPath() string { return modulePath + "/" + c.dir + "/"
 func distributionList(packages []goComponent) []byte {
 	var b bytes.Buffer
 	b.WriteString(header)
-	b.WriteString("package main\n\nimport (\n\t\"go.opentelemetry.io/collector/exporter\"\n\t\"go.opentelemetry.io/collector/processor\"\n\n")
+	b.WriteString("package main\n\nimport (\n\t\"go.opentelemetry.io/collector/exporter\"\n\t\"go.opentelemetry.io/collector/processor\"\n\t\"go.opentelemetry.io/collector/receiver\"\n\n")
 	for _, p := range packages {
 		fmt.Fprintf(&b, "\t%q\n", p.importPath())
 	}
 	b.WriteString(")\n\n")
-	for _, kind := range []string{"exporter", "processor"} {
+	for _, kind := range []string{"exporter", "processor", "receiver"} {
 		fmt.Fprintf(&b, "// rust%ss are the runtime's Rust %ss.\n", strings.ToUpper(kind[:1])+kind[1:], kind)
 		fmt.Fprintf(&b, "func rust%ss() []%s.Factory {\n\treturn []%s.Factory{\n", strings.ToUpper(kind[:1])+kind[1:], kind, kind)
 		for _, p := range packages {
