@@ -403,3 +403,61 @@ service:
 		}
 	})
 }
+
+// A Rust receiver as a collector receiver: the collector's Rust `otap`
+// exporter sends OTel-Arrow to its own Rust `otap` receiver, whose pipeline
+// (a Go wasm processor, the Go OTLP exporter) gets it back as pdata. The
+// client's call returns once the sink has the span (wait_for_result).
+func TestARustReceiverFeedsAGoPipeline(t *testing.T) {
+	forEachBuild(t, func(t *testing.T, build collectorBuild) {
+		received, sinkAddr := startSink(t)
+		port := freePort(t)
+		c := startCollector(t, build, fmt.Sprintf(`
+receivers:
+  otlp:
+    protocols: { grpc: { endpoint: "{{otlp}}" } }
+  otap/in:
+    listening_addr: "127.0.0.1:%[1]d"
+    wait_for_result: true
+    response_stream_channel_size: 64
+processors:
+  wasm/redact:
+    component: %[2]s/wasmtel_redact.wasm
+    config: { keys: [user.email], action: mask, mask: "<redacted>" }
+exporters:
+  otap/out: { grpc_endpoint: "http://127.0.0.1:%[1]d" }
+  otlp:
+    endpoint: %[3]s
+    tls: { insecure: true }
+    sending_queue: { enabled: false }
+service:
+  telemetry: { metrics: { level: none } }
+  pipelines:
+    traces/send: { receivers: [otlp], exporters: [otap/out] }
+    traces/receive: { receivers: [otap/in], processors: [wasm/redact], exporters: [otlp] }
+`, port, componentsDir(t), sinkAddr))
+		td := ptrace.NewTraces()
+		span := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+		span.SetName("over OTel-Arrow into the collector")
+		span.SetTraceID([16]byte{9})
+		span.SetSpanID([8]byte{9})
+		span.Attributes().PutStr("user.email", "ada@example.com")
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := c.exportTraces(ctx, td); err != nil {
+			t.Fatalf("%v\n%s", err, c.output.String())
+		}
+		received.mu.Lock()
+		defer received.mu.Unlock()
+		if len(received.traces) != 1 {
+			t.Fatalf("the sink got %d batches before the client's call returned:\n%s", len(received.traces), c.output.String())
+		}
+		got := received.traces[0].ResourceSpans().At(0).ScopeSpans().At(0).Spans()
+		if got.Len() != 1 || got.At(0).Name() != "over OTel-Arrow into the collector" {
+			t.Fatalf("the sink got %d spans", got.Len())
+		}
+		if email, _ := got.At(0).Attributes().Get("user.email"); email.Str() != "<redacted>" {
+			t.Fatalf("user.email = %q", email.Str())
+		}
+	})
+}
