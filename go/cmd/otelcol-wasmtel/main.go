@@ -55,14 +55,16 @@ func components() (otelcol.Factories, error) {
 	return factories, nil
 }
 
-func main() {
-	settings := otelcol.CollectorSettings{
+// collectorSettings are this distribution's: its components, the file,
+// env and yaml providers, and the converter that folds the Rust parts.
+func collectorSettings(factories func() (otelcol.Factories, error)) otelcol.CollectorSettings {
+	return otelcol.CollectorSettings{
 		BuildInfo: component.BuildInfo{
 			Command:     "otelcol-wasmtel",
 			Description: "OpenTelemetry Collector with sandboxed WebAssembly processors",
 			Version:     "0.1.0",
 		},
-		Factories: components,
+		Factories: factories,
 		ConfigProviderSettings: otelcol.ConfigProviderSettings{
 			ResolverSettings: confmap.ResolverSettings{
 				ProviderFactories: []confmap.ProviderFactory{
@@ -75,6 +77,10 @@ func main() {
 			},
 		},
 	}
+}
+
+func main() {
+	settings := collectorSettings(components)
 	if err := otelcol.NewCommand(settings).Execute(); err != nil {
 		log.Fatal(err)
 	}

@@ -114,7 +114,7 @@ func (s *sink) containsText(text string) bool {
 	return false
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -124,7 +124,7 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func repoRoot(t *testing.T) string {
+func repoRoot(t testing.TB) string {
 	root, err := filepath.Abs(filepath.Join("..", "..", ".."))
 	if err != nil {
 		t.Fatal(err)
@@ -133,7 +133,7 @@ func repoRoot(t *testing.T) string {
 }
 
 // componentsDir is where scripts/build-components.sh puts the guests.
-func componentsDir(t *testing.T) string {
+func componentsDir(t testing.TB) string {
 	dir := filepath.Join(repoRoot(t), "target", "wasm32-wasip2", "release")
 	if _, err := os.Stat(filepath.Join(dir, "wasmtel_redact.wasm")); err != nil {
 		t.Fatalf("build the guests first with scripts/build-components.sh: %v", err)
