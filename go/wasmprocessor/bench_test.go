@@ -24,37 +24,16 @@ import (
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processortest"
 	"go.uber.org/zap"
+
+	"github.com/wasmtel/wasmtel/go/internal/benchdata"
 )
 
-// benchTraces builds n spans with HTTP attributes; every tenth carries an email.
-func benchTraces(n int) ptrace.Traces {
-	td := ptrace.NewTraces()
-	rs := td.ResourceSpans().AppendEmpty()
-	rs.Resource().Attributes().PutStr("service.name", "checkout")
-	spans := rs.ScopeSpans().AppendEmpty().Spans()
-	spans.EnsureCapacity(n)
-	for i := 0; i < n; i++ {
-		span := spans.AppendEmpty()
-		span.SetName(fmt.Sprintf("GET /api/orders/%d", i%50))
-		span.SetTraceID([16]byte{byte(i), byte(i >> 8), 3})
-		span.SetSpanID([8]byte{byte(i), byte(i >> 8), 4})
-		attrs := span.Attributes()
-		attrs.PutStr("http.request.method", "GET")
-		attrs.PutStr("http.route", fmt.Sprintf("/api/orders/%d", i%50))
-		attrs.PutStr("url.full", fmt.Sprintf("https://shop.example.com/api/orders/%d?page=2", i))
-		attrs.PutStr("user_agent.original", "Mozilla/5.0 (X11; Linux x86_64)")
-		if i%10 == 0 {
-			attrs.PutStr("user.email", fmt.Sprintf("user%d@example.com", i))
-		}
-	}
-	return td
-}
+// benchTraces is the benchmarks' batch of n spans (no health checks).
+func benchTraces(n int) ptrace.Traces { return benchdata.Traces(n, false) }
 
-// The redaction both benchmarked processors do: hash keys matching
-// secretKeyPattern (and user.email) whole, and the emails inside other values.
 const (
-	secretKeyPattern = "(?i)authorization|password|token"
-	emailPattern     = `[\w.+-]+@[\w-]+\.[\w.]+`
+	secretKeyPattern = benchdata.SecretKeyPattern
+	emailPattern     = benchdata.EmailPattern
 )
 
 var redactConfig = map[string]any{

@@ -158,8 +158,8 @@ type sharedSegment struct {
 	logger *zap.Logger
 	meter  metric.Meter
 
-	mu      sync.Mutex
-	started int
+	users   sharedUsers
+	mu      sync.Mutex // guards running
 	running *runningSegment
 }
 
@@ -172,8 +172,7 @@ var segments = struct {
 type segmentUse struct {
 	segment *sharedSegment
 	id      component.ID
-	once    sync.Once
-	started bool
+	hold    sharedHold
 }
 
 func acquireSegment(set exporter.Settings, plan segmentPlan) *segmentUse {
@@ -189,45 +188,38 @@ func acquireSegment(set exporter.Settings, plan segmentPlan) *segmentUse {
 
 func (u *segmentUse) Start(context.Context, component.Host) error {
 	s := u.segment
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.started == 0 {
+	return u.hold.start(&s.users, func() error {
 		running, err := startPlan(s.plan, s.logger, s.meter)
 		if err != nil {
 			return err
 		}
+		s.mu.Lock()
 		s.running = running
-	}
-	s.started++
-	u.started = true
-	return nil
+		s.mu.Unlock()
+		return nil
+	})
 }
 
 // Shutdown drains the segment with its last pipeline, within ctx's deadline:
 // batches in flight are delivered or answered with an error.
 func (u *segmentUse) Shutdown(ctx context.Context) error {
-	var err error
-	u.once.Do(func() {
-		s := u.segment
+	s := u.segment
+	return u.hold.stop(&s.users, func() error {
 		s.mu.Lock()
-		defer s.mu.Unlock()
-		if u.started {
-			s.started--
-		}
-		if s.started > 0 {
-			return
-		}
-		if s.running != nil {
-			err = s.running.stop(ctx)
-			s.running = nil
+		running := s.running
+		s.running = nil
+		s.mu.Unlock()
+		var err error
+		if running != nil {
+			err = running.stop(ctx)
 		}
 		segments.Lock()
 		if segments.byID[u.id] == s {
 			delete(segments.byID, u.id)
 		}
 		segments.Unlock()
+		return err
 	})
-	return err
 }
 
 func (u *segmentUse) Capabilities() consumer.Capabilities {
@@ -370,5 +362,47 @@ func (r *runningSegment) stop(ctx context.Context) error {
 	for _, id := range r.pluginIDs {
 		unregisterPluginLogger(id)
 	}
+	return err
+}
+
+// sharedUsers counts the pipelines that started one shared component (a
+// segment or a receiver of one ID): the first starts it, the last stops it.
+type sharedUsers struct {
+	mu      sync.Mutex
+	started int
+}
+
+// sharedHold is one pipeline's hold on a shared component: its Start
+// counts once, and its Shutdown releases once, whatever the collector calls.
+type sharedHold struct {
+	once    sync.Once
+	started bool
+}
+
+func (h *sharedHold) start(users *sharedUsers, first func() error) error {
+	users.mu.Lock()
+	defer users.mu.Unlock()
+	if users.started == 0 {
+		if err := first(); err != nil {
+			return err
+		}
+	}
+	users.started++
+	h.started = true
+	return nil
+}
+
+func (h *sharedHold) stop(users *sharedUsers, last func() error) error {
+	var err error
+	h.once.Do(func() {
+		users.mu.Lock()
+		defer users.mu.Unlock()
+		if h.started {
+			users.started--
+		}
+		if users.started == 0 {
+			err = last()
+		}
+	})
 	return err
 }

@@ -101,40 +101,27 @@ func newReplyingFactory(typ component.Type, createDefault component.CreateDefaul
 	)
 }
 
-// deliverTraces hands a segment's traces output to next as pdata.
+// deliverAs hands a segment's output to consume as the pdata unmarshal makes.
+func deliverAs[T any](unmarshal func([]byte) (T, error), consume func(context.Context, T) error) func(context.Context, segmentOutput) error {
+	return func(ctx context.Context, out segmentOutput) error {
+		data, err := unmarshal(out.otlp)
+		if err != nil {
+			return consumererror.NewPermanent(err)
+		}
+		return consume(ctx, data)
+	}
+}
+
 func deliverTraces(next consumer.Traces) func(context.Context, segmentOutput) error {
-	return func(ctx context.Context, out segmentOutput) error {
-		var u ptrace.ProtoUnmarshaler
-		td, err := u.UnmarshalTraces(out.otlp)
-		if err != nil {
-			return consumererror.NewPermanent(err)
-		}
-		return next.ConsumeTraces(ctx, td)
-	}
+	return deliverAs((&ptrace.ProtoUnmarshaler{}).UnmarshalTraces, next.ConsumeTraces)
 }
 
-// deliverMetrics hands a segment's metrics output to next as pdata.
 func deliverMetrics(next consumer.Metrics) func(context.Context, segmentOutput) error {
-	return func(ctx context.Context, out segmentOutput) error {
-		var u pmetric.ProtoUnmarshaler
-		md, err := u.UnmarshalMetrics(out.otlp)
-		if err != nil {
-			return consumererror.NewPermanent(err)
-		}
-		return next.ConsumeMetrics(ctx, md)
-	}
+	return deliverAs((&pmetric.ProtoUnmarshaler{}).UnmarshalMetrics, next.ConsumeMetrics)
 }
 
-// deliverLogs hands a segment's logs output to next as pdata.
 func deliverLogs(next consumer.Logs) func(context.Context, segmentOutput) error {
-	return func(ctx context.Context, out segmentOutput) error {
-		var u plog.ProtoUnmarshaler
-		ld, err := u.UnmarshalLogs(out.otlp)
-		if err != nil {
-			return consumererror.NewPermanent(err)
-		}
-		return next.ConsumeLogs(ctx, ld)
-	}
+	return deliverAs((&plog.ProtoUnmarshaler{}).UnmarshalLogs, next.ConsumeLogs)
 }
 
 // outputPoll bounds one wait for a replying segment's next output, so the

@@ -72,9 +72,9 @@ var receivers = struct {
 // of its pipelines to start and stopped by the last to shut down.
 type sharedReceiver struct {
 	processor *rustProcessor
+	users     sharedUsers
 
-	mu        sync.Mutex
-	started   int
+	mu        sync.Mutex // guards consumers
 	consumers map[signal]func(context.Context, segmentOutput) error
 }
 
@@ -94,47 +94,25 @@ func (r *sharedReceiver) deliver(ctx context.Context, out segmentOutput) error {
 type receiverUse struct {
 	receiver *sharedReceiver
 	id       component.ID
-	once     sync.Once
-	started  bool
+	hold     sharedHold
 }
 
 func (u *receiverUse) Start(ctx context.Context, host component.Host) error {
-	r := u.receiver
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.started == 0 {
-		if err := r.processor.Start(ctx, host); err != nil {
-			return err
-		}
-	}
-	r.started++
-	u.started = true
-	return nil
+	return u.hold.start(&u.receiver.users, func() error { return u.receiver.processor.Start(ctx, host) })
 }
 
 // Shutdown stops the segment with its last pipeline, within ctx's
 // deadline: what the receiver took in is delivered or answered with an
 // error, so its senders hear the outcome.
 func (u *receiverUse) Shutdown(ctx context.Context) error {
-	var err error
-	u.once.Do(func() {
-		r := u.receiver
-		r.mu.Lock()
-		if u.started {
-			r.started--
-		}
-		last := r.started == 0
-		r.mu.Unlock()
-		if !last {
-			return
-		}
-		// Not under r.mu: the outputs still flowing while it drains need it.
-		err = r.processor.Shutdown(ctx)
+	r := u.receiver
+	return u.hold.stop(&r.users, func() error {
+		err := r.processor.Shutdown(ctx)
 		receivers.Lock()
 		if receivers.byID[u.id] == r {
 			delete(receivers.byID, u.id)
 		}
 		receivers.Unlock()
+		return err
 	})
-	return err
 }

@@ -32,19 +32,19 @@ import (
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/redactionprocessor"
 	"go.opentelemetry.io/collector/otelcol"
-	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"go.opentelemetry.io/collector/processor"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/wasmtel/wasmtel/go/internal/benchdata"
 )
 
-// The redaction every variant that redacts does: hash user.email and keys
-// matching the secret pattern whole, and emails inside other values
-// (go/wasmprocessor/bench_test.go checks both processors change the same values).
+// The redaction every variant that redacts does (go/wasmprocessor/bench_test.go
+// checks wasm redact and contrib's processor change the same values).
 const (
-	benchSecretKeys = "(?i)authorization|password|token"
-	benchEmail      = `[\w.+-]+@[\w-]+\.[\w.]+`
+	benchSecretKeys = benchdata.SecretKeyPattern
+	benchEmail      = benchdata.EmailPattern
 )
 
 type benchVariant struct {
@@ -71,8 +71,8 @@ func wasmDefs(mode string) func(string) string {
     component: %[1]s/wasmtel_filter.wasm
     mode: %[2]s
     %[5]s
-    config: { spans: { names: ["GET /health"] } }
-`, components, mode, benchSecretKeys, benchEmail, runtime)
+    config: { spans: { names: ["%[6]s"] } }
+`, components, mode, benchSecretKeys, benchEmail, runtime, benchdata.HealthCheck)
 	}
 }
 
@@ -95,31 +95,9 @@ var benchVariants = []benchVariant{
 	{name: "wasm_redact+filter/subprocess", processors: "[wasm/redact, wasm/filter]", defs: wasmDefs("subprocess")},
 }
 
-// benchBatch is n spans like the processor benchmarks': HTTP attributes,
-// an email on every tenth, and a health check on every tenth (the filter's).
+// benchBatch is the benchmarks' batch of n spans, with health checks (the filter's).
 func benchBatch(n int) ptraceotlp.ExportRequest {
-	td := ptrace.NewTraces()
-	rs := td.ResourceSpans().AppendEmpty()
-	rs.Resource().Attributes().PutStr("service.name", "checkout")
-	spans := rs.ScopeSpans().AppendEmpty().Spans()
-	for i := range n {
-		span := spans.AppendEmpty()
-		span.SetName(fmt.Sprintf("GET /api/orders/%d", i%50))
-		if i%10 == 5 {
-			span.SetName("GET /health")
-		}
-		span.SetTraceID([16]byte{byte(i), byte(i >> 8), 3})
-		span.SetSpanID([8]byte{byte(i), byte(i >> 8), 4})
-		attrs := span.Attributes()
-		attrs.PutStr("http.request.method", "GET")
-		attrs.PutStr("http.route", fmt.Sprintf("/api/orders/%d", i%50))
-		attrs.PutStr("url.full", fmt.Sprintf("https://shop.example.com/api/orders/%d?page=2", i))
-		attrs.PutStr("user_agent.original", "Mozilla/5.0 (X11; Linux x86_64)")
-		if i%10 == 0 {
-			attrs.PutStr("user.email", fmt.Sprintf("user%d@example.com", i))
-		}
-	}
-	return ptraceotlp.NewExportRequestFromTraces(td)
+	return ptraceotlp.NewExportRequestFromTraces(benchdata.Traces(n, true))
 }
 
 // countingSink is the downstream OTLP server: it counts spans, no more.
