@@ -9,8 +9,11 @@ package main
 // this collector release is not served here: its ottl xprofile dependency
 // v0.165.1 is refused by the module proxy).
 //
-//	source scripts/go-env.sh && cd go
-//	go test -run '^$' -bench BenchmarkCollector -count=3 ./cmd/otelcol-wasmtel/
+//	source scripts/go-env.sh && cd go/cmd/otelcol-wasmtel && go test -c -o /tmp/col.test .
+//	for i in 1 2 3; do /tmp/col.test -test.run '^$' -test.bench BenchmarkCollector -test.benchtime 1500x; done
+//
+// (a fixed batch count: each round of b.N starts a collector; three
+// invocations interleave the variants, where -count would run them back to back).
 //
 // Reported per batch: ns/op (wall, 4 clients), spans/s, and the CPU the
 // process (and, in subprocess mode, its bridge child) spent per batch —
