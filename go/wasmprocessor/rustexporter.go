@@ -104,8 +104,9 @@ func NewRustExporterFactory(componentType string) exporter.Factory {
 	})
 }
 
-// segmentPlan is what a segment exporter starts: the spec, where it runs,
-// and the IDs of its wasm processors (their logs go to this exporter's logger).
+// segmentPlan is what a segment component starts: the spec, where it runs
+// ("" until a wasm member says: where the `wasm` processor runs by default),
+// and the IDs of its wasm processors (their logs go to the component's logger).
 type segmentPlan struct {
 	spec          segmentSpec
 	mode          string
@@ -119,9 +120,6 @@ func newSegmentFactory(typ component.Type, createDefault component.CreateDefault
 		p, err := plan(set.ID, cfg)
 		if err != nil {
 			return nil, err
-		}
-		if p.mode == "" {
-			p.mode = (&Config{}).effectiveMode()
 		}
 		return acquireSegment(set, p), nil
 	}
@@ -328,7 +326,11 @@ func startPlan(plan segmentPlan, logger *zap.Logger, meter metric.Meter) (*runni
 	for _, id := range plan.pluginIDs {
 		registerPluginLogger(id, logger)
 	}
-	handle, err := startSegment(plan.spec, plan.mode, plan.runtimeBinary, logger)
+	mode := plan.mode
+	if mode == "" {
+		mode = (&Config{}).effectiveMode()
+	}
+	handle, err := startSegment(plan.spec, mode, plan.runtimeBinary, logger)
 	if err != nil {
 		for _, id := range plan.pluginIDs {
 			unregisterPluginLogger(id)

@@ -2,10 +2,11 @@ package wasmprocessor
 
 // Rust engine processors (batch, retry, circuit_breaker, …) as collector
 // processors, and runs of them with wasm processors (the `wasmtel_segment`
-// processor the wasmchain converter writes). In a pipeline's Rust tail (before Rust exporters only) the
-// wasmchain converter folds them into the `wasmtel_segment` exporter, so the
-// batch crosses once and never comes back to pdata. Anywhere else a run of them runs
-// as one replying segment: the batch crosses in as the OTLP bytes
+// processor the wasmchain converter writes). In a pipeline's Rust tail
+// (before Rust exporters only) the converter folds them into the
+// `wasmtel_segment` exporter, so the batch crosses once and never comes back
+// to pdata. Anywhere else a run of them runs as one replying segment: the
+// batch crosses in as the OTLP bytes
 // pdata marshals, the engine processor runs, and what it lets through comes
 // back as OTLP for the next Go consumer (a batch processor's merged batch,
 // on its own schedule). Consume* returns when the engine acknowledged the
@@ -66,9 +67,6 @@ func newReplyingFactory(typ component.Type, createDefault component.CreateDefaul
 			return nil, err
 		}
 		p.spec.Reply = true
-		if p.mode == "" {
-			p.mode = (&Config{}).effectiveMode()
-		}
 		return &rustProcessor{
 			plan:    p,
 			logger:  set.Logger,
@@ -128,8 +126,9 @@ func deliverLogs(next consumer.Logs) func(context.Context, segmentOutput) error 
 // delivery loop notices shutdown.
 const outputPoll = 200 * time.Millisecond
 
-// rustProcessor is one pipeline's instance of a Rust engine processor: a
-// replying segment of its own, and the loop that hands its output on.
+// rustProcessor runs a replying segment and the loop that hands its output
+// on: one pipeline's instance of a Rust processor or of a segment processor,
+// or the segment of a Rust receiver.
 type rustProcessor struct {
 	plan    segmentPlan
 	logger  *zap.Logger

@@ -35,10 +35,7 @@ func NewRustReceiverFactory(componentType string) receiver.Factory {
 			r = &sharedReceiver{consumers: map[signal]func(context.Context, segmentOutput) error{}}
 			node := segmentNode{ID: set.ID.String(), URN: f.urn, Config: cfg.(*RustConfig).Settings}
 			r.processor = &rustProcessor{
-				plan: segmentPlan{
-					spec: segmentSpec{ID: set.ID.String(), Receivers: []segmentNode{node}, Reply: true},
-					mode: (&Config{}).effectiveMode(),
-				},
+				plan:    segmentPlan{spec: segmentSpec{ID: set.ID.String(), Receivers: []segmentNode{node}, Reply: true}},
 				logger:  set.Logger,
 				meter:   set.MeterProvider.Meter(meterName),
 				deliver: r.deliver,
